@@ -1,0 +1,13 @@
+// `intl diff`: placeholder until the command lands.
+#include "cli/command.h"
+#include "engine/error.h"
+
+namespace intl::cli {
+
+void add_diff_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("diff", "(not yet available)");
+  cmd->allow_extras();
+  cmd->callback([] { throw UsageError("'intl diff' is not available in this build yet"); });
+}
+
+}  // namespace intl::cli

@@ -1,0 +1,13 @@
+// `intl plot`: placeholder until the command lands.
+#include "cli/command.h"
+#include "engine/error.h"
+
+namespace intl::cli {
+
+void add_plot_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("plot", "(not yet available)");
+  cmd->allow_extras();
+  cmd->callback([] { throw UsageError("'intl plot' is not available in this build yet"); });
+}
+
+}  // namespace intl::cli

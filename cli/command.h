@@ -1,0 +1,31 @@
+// How the command line is put together: each command file defines one `add_*_command` that registers a
+// CLI11 subcommand and its callback. main.cpp calls them all. Callbacks throw intl::UsageError for bad
+// options (exit 2) and intl::Error for failures (exit 1); main prints "intl: <message>" on one line.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace intl::cli {
+
+void add_run_command(CLI::App& app);       // intl run toy2d | whiten-instability | iternorm-cifar
+void add_pretrain_command(CLI::App& app);  // intl pretrain cifar10 | cifar100 | imagenet100 | imagenet
+void add_eval_command(CLI::App& app);      // intl eval knn | linear | semi
+void add_diff_command(CLI::App& app);      // intl diff A.json B.json ...
+void add_plot_command(CLI::App& app);      // intl plot RESULT.json ... -o fig.svg
+void add_bench_command(CLI::App& app);     // intl bench iternorm | train | loader
+
+// Thrown by a callback that finished but wants a specific exit code (e.g. `intl diff` disagreeing: 1).
+struct ExitCode {
+  int code;
+};
+
+// Options every command takes. Filled by add_common_options; read by the command's callback.
+struct CommonOptions {
+  std::string device = "auto";   // cpu | cuda | auto
+  uint64_t seed = 0;
+  std::string out;               // result folder; empty: runs/<study>-<time>
+  std::string config;            // JSON file of options; the command line wins
+  bool verbose = false;
+};
+void add_common_options(CLI::App& cmd, CommonOptions& opts);
+
+}  // namespace intl::cli

@@ -1,0 +1,1 @@
+// Built without CUDA: see engine/cuda/stub.cpp once the backend table lands.

@@ -1,0 +1,24 @@
+// Errors that reach the user. Every message names the thing at fault (option, file, field, tensor) and
+// what was expected; the CLI maps UsageError to exit code 2 and any other Error to exit code 1.
+#pragma once
+#include <stdexcept>
+#include <string>
+
+namespace intl {
+
+// A failure of the program's input or environment: a bad file, a shape mismatch, a solver failure.
+struct Error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// The user asked for something impossible: unknown option value, malformed config, unwritable --out.
+struct UsageError : Error {
+  using Error::Error;
+};
+
+// Throws Error(message) unless cond holds. Used for contracts whose failure is the caller's fault.
+inline void check(bool cond, const std::string& message) {
+  if (!cond) throw Error(message);
+}
+
+}  // namespace intl
