@@ -1,0 +1,112 @@
+// The backend table: the short list of primitive kernels every device implements. Ops (engine/ops) are
+// written once on top of it; a device is one instance of this struct (engine/cpu, engine/cuda). Dispatch
+// happens once per kernel call, never per element. Kernels take tensors already allocated on their device;
+// unless an entry says otherwise, outputs are contiguous and inputs may be strided only where stated.
+// This is the only place that knows whether CUDA was built (engine/cuda/stub.cpp throws otherwise).
+#pragma once
+#include <cstdint>
+
+#include "engine/tensor.h"
+
+namespace intl {
+
+enum class UnaryOp : uint8_t {
+  neg, exp, log, sqrt, rsqrt, abs, relu, square,
+  pow,        // x^s
+  scale,      // s * x
+  add_scalar, // x + s
+  sign,
+};
+
+enum class BinaryOp : uint8_t {
+  add, sub, mul, div,
+  relu_mask,  // a * (b > 0): the gradient of relu
+  max, min,
+};
+
+// Row-major C (m x n) = alpha * op(A) (m x k) * op(B) (k x n) + beta * C, `batch` times with element strides.
+struct GemmArgs {
+  bool trans_a = false, trans_b = false;
+  int64_t m = 0, n = 0, k = 0;
+  double alpha = 1.0, beta = 0.0;
+  const void* a = nullptr; int64_t lda = 0, stride_a = 0;
+  const void* b = nullptr; int64_t ldb = 0, stride_b = 0;
+  void* c = nullptr;       int64_t ldc = 0, stride_c = 0;
+  int64_t batch = 1;
+  DType dtype = DType::f32;
+};
+
+// Batch statistics / normalisation of a (rows x features) matrix over its rows: what BatchNorm1d needs.
+struct BatchNormArgs {
+  int64_t rows = 0, features = 0;
+  double eps = 1e-5, momentum = 0.1;
+};
+
+struct Backend {
+  const char* name;
+
+  // Memory: a caching allocator; `free` receives the size given to `alloc`.
+  void* (*alloc)(size_t bytes);
+  void (*free)(void* ptr, size_t bytes);
+  // dst (contiguous) = src (any strides, same shape and device; dtype may differ: converts).
+  void (*copy)(const Tensor& src, const Tensor& dst);
+  void (*fill)(const Tensor& dst, double value);
+  // Standard normal (uniform when `uniform`: [lo, hi)) from Philox: element i uses counter block i.
+  void (*random)(const Tensor& dst, bool uniform, double lo, double hi, uint64_t seed, uint64_t stream);
+
+  // y = op(x, s); x and y contiguous with equal numel (y may alias x).
+  void (*unary)(UnaryOp op, const Tensor& x, const Tensor& y, double s);
+  // out = op(a, b) with broadcasting: a and b are views already expanded to out's shape (stride 0 on
+  // broadcast axes); out is contiguous.
+  void (*binary)(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out);
+  // out = sum of x over the axes where out has extent 1 and x does not (same rank; x contiguous).
+  void (*reduce_sum)(const Tensor& x, const Tensor& out);
+
+  void (*gemm)(const GemmArgs& args);
+  // Symmetric eigendecomposition of a (n x n), batched over leading axes: a is overwritten; on return
+  // `vectors` (n x n) holds eigenvectors as columns and `values` (n) ascending eigenvalues. Returns the
+  // solver's info (0 = success) of the first failing matrix.
+  int (*eigh)(const Tensor& a, const Tensor& values, const Tensor& vectors);
+  // Lower Cholesky factor in place (upper triangle zeroed). Returns info (0 = success, k > 0: not positive
+  // definite at k).
+  int (*cholesky)(const Tensor& a);
+  // Solves op(L) X = B in place of B for lower-triangular L (n x n), B (n x k); `transpose` uses L^T.
+  void (*trsm_lower)(const Tensor& l, const Tensor& b, bool transpose);
+
+  // BatchNorm1d over the rows of x (rows x features), training mode: writes y, saves mean and inverse std
+  // (features), updates running statistics (unbiased variance) when they are defined.
+  void (*batchnorm_forward_train)(const BatchNormArgs& args, const Tensor& x, const Tensor& gamma,
+                                  const Tensor& beta, const Tensor& y, const Tensor& save_mean,
+                                  const Tensor& save_invstd, const Tensor& running_mean,
+                                  const Tensor& running_var);
+  // dx (and dgamma, dbeta, written) from dy using the saved statistics.
+  void (*batchnorm_backward_train)(const BatchNormArgs& args, const Tensor& x, const Tensor& gamma,
+                                   const Tensor& save_mean, const Tensor& save_invstd, const Tensor& dy,
+                                   const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta);
+
+  // Row-wise log-softmax cross-entropy: logits (rows x classes), labels int64 (rows); writes the per-row
+  // loss (rows) and, when dlogits is defined, softmax - onehot (rows x classes).
+  void (*softmax_xent)(const Tensor& logits, const Tensor& labels, const Tensor& loss, const Tensor& dlogits);
+
+  // Optimizer steps over one parameter tensor (contiguous, same shape as grad and state).
+  void (*sgd_step)(const Tensor& param, const Tensor& grad, const Tensor& momentum_buf, double lr,
+                   double momentum, double weight_decay, bool nesterov, bool first_step);
+  void (*adam_step)(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+                    double lr, double beta1, double beta2, double eps, double weight_decay, bool decoupled,
+                    int64_t step);
+};
+
+const Backend& cpu_backend();
+const Backend& cuda_backend();  // throws "built without CUDA" or "no usable GPU" when unavailable
+inline const Backend& backend(Device device) {
+  return device == Device::cpu ? cpu_backend() : cuda_backend();
+}
+
+// True when this build has CUDA and a GPU answers; any start-up error counts as "no GPU".
+bool cuda_available();
+bool cuda_built();
+std::string cuda_device_name();  // "" when none
+// "cpu" / "cuda" / "auto" -> a device; asking for cuda where there is none is a UsageError.
+Device resolve_device(const std::string& name);
+
+}  // namespace intl

@@ -1,0 +1,120 @@
+// Dense linear algebra on the CPU: GEMM through OpenBLAS (row-major CBLAS), and the symmetric eigensolver,
+// Cholesky factorisation and triangular solves through LAPACK. LAPACK is column-major: a symmetric matrix is
+// its own transpose, so a row-major buffer can be handed over as it is; outputs are transposed back.
+#include <cblas.h>
+
+#include <vector>
+
+#include "engine/cpu/kernels.h"
+#include "engine/error.h"
+
+extern "C" {
+void ssyevd_(const char* jobz, const char* uplo, const int* n, float* a, const int* lda, float* w, float* work,
+             const int* lwork, int* iwork, const int* liwork, int* info);
+void dsyevd_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda, double* w, double* work,
+             const int* lwork, int* iwork, const int* liwork, int* info);
+void spotrf_(const char* uplo, const int* n, float* a, const int* lda, int* info);
+void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info);
+}
+
+namespace intl::cpu {
+namespace {
+
+template <class T> void gemm_typed(const GemmArgs& g) {
+  const CBLAS_TRANSPOSE ta = g.trans_a ? CblasTrans : CblasNoTrans;
+  const CBLAS_TRANSPOSE tb = g.trans_b ? CblasTrans : CblasNoTrans;
+  for (int64_t i = 0; i < g.batch; ++i) {
+    const T* a = static_cast<const T*>(g.a) + i * g.stride_a;
+    const T* b = static_cast<const T*>(g.b) + i * g.stride_b;
+    T* c = static_cast<T*>(g.c) + i * g.stride_c;
+    if constexpr (std::is_same_v<T, float>)
+      cblas_sgemm(CblasRowMajor, ta, tb, int(g.m), int(g.n), int(g.k), float(g.alpha), a, int(g.lda), b,
+                  int(g.ldb), float(g.beta), c, int(g.ldc));
+    else
+      cblas_dgemm(CblasRowMajor, ta, tb, int(g.m), int(g.n), int(g.k), g.alpha, a, int(g.lda), b, int(g.ldb),
+                  g.beta, c, int(g.ldc));
+  }
+}
+
+template <class T> int syevd(int n, T* a, T* w, std::vector<T>& work, std::vector<int>& iwork) {
+  const char jobz = 'V', uplo = 'L';
+  int lwork = -1, liwork = -1, info = 0;
+  T wq = 0;
+  int iq = 0;
+  if constexpr (std::is_same_v<T, float>) ssyevd_(&jobz, &uplo, &n, a, &n, w, &wq, &lwork, &iq, &liwork, &info);
+  else dsyevd_(&jobz, &uplo, &n, a, &n, w, &wq, &lwork, &iq, &liwork, &info);
+  lwork = int(wq);
+  liwork = iq;
+  if (int(work.size()) < lwork) work.resize(size_t(lwork));
+  if (int(iwork.size()) < liwork) iwork.resize(size_t(liwork));
+  if constexpr (std::is_same_v<T, float>)
+    ssyevd_(&jobz, &uplo, &n, a, &n, w, work.data(), &lwork, iwork.data(), &liwork, &info);
+  else
+    dsyevd_(&jobz, &uplo, &n, a, &n, w, work.data(), &lwork, iwork.data(), &liwork, &info);
+  return info;
+}
+
+}  // namespace
+
+void gemm(const GemmArgs& args) {
+  if (args.m == 0 || args.n == 0) return;
+  if (args.dtype == DType::f32) gemm_typed<float>(args);
+  else if (args.dtype == DType::f64) gemm_typed<double>(args);
+  else throw Error(std::string("gemm on ") + dtype_name(args.dtype));
+}
+
+int eigh(const Tensor& a, const Tensor& values, const Tensor& vectors) {
+  const int n = int(a.size(-1));
+  const int64_t batch = a.numel() / (int64_t(n) * n);
+  int first_info = 0;
+  auto run = [&](auto z) {
+    using T = decltype(z);
+    thread_local std::vector<T> work;
+    thread_local std::vector<int> iwork;
+    T* pa = static_cast<T*>(a.raw_data());
+    T* pw = static_cast<T*>(values.raw_data());
+    T* pv = static_cast<T*>(vectors.raw_data());
+    for (int64_t b = 0; b < batch; ++b) {
+      T* m = pa + b * n * n;
+      const int info = syevd<T>(n, m, pw + b * n, work, iwork);
+      if (info != 0 && first_info == 0) first_info = info;
+      // Column-major eigenvectors read row-major are V^T: transpose into `vectors`.
+      T* v = pv + b * n * n;
+      for (int i = 0; i < n; ++i)
+        for (int j = 0; j < n; ++j) v[i * n + j] = m[j * n + i];
+    }
+  };
+  if (a.dtype() == DType::f32) run(float());
+  else run(double());
+  return first_info;
+}
+
+int cholesky(const Tensor& a) {
+  const int n = int(a.size(-1));
+  const char uplo = 'U';  // column-major upper of the row-major buffer = row-major lower
+  int info = 0;
+  auto run = [&](auto z) {
+    using T = decltype(z);
+    T* p = static_cast<T*>(a.raw_data());
+    if constexpr (std::is_same_v<T, float>) spotrf_(&uplo, &n, p, &n, &info);
+    else dpotrf_(&uplo, &n, p, &n, &info);
+    for (int i = 0; i < n; ++i)
+      for (int j = i + 1; j < n; ++j) p[i * n + j] = T(0);
+  };
+  if (a.dtype() == DType::f32) run(float());
+  else run(double());
+  return info;
+}
+
+void trsm_lower(const Tensor& l, const Tensor& b, bool transpose) {
+  const int n = int(l.size(0)), k = int(b.size(1));
+  const CBLAS_TRANSPOSE t = transpose ? CblasTrans : CblasNoTrans;
+  if (l.dtype() == DType::f32)
+    cblas_strsm(CblasRowMajor, CblasLeft, CblasLower, t, CblasNonUnit, n, k, 1.0f, l.data<float>(), n,
+                b.data<float>(), k);
+  else
+    cblas_dtrsm(CblasRowMajor, CblasLeft, CblasLower, t, CblasNonUnit, n, k, 1.0, l.data<double>(), n,
+                b.data<double>(), k);
+}
+
+}  // namespace intl::cpu

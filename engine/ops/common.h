@@ -1,0 +1,30 @@
+// Shared by the op files: argument checks and the call that runs one backend kernel into a new tensor.
+#pragma once
+#include <string>
+
+#include "engine/autograd.h"
+#include "engine/backend.h"
+#include "engine/error.h"
+#include "engine/ops.h"
+
+namespace intl::ops {
+
+// Inputs of one op must share device and dtype.
+inline void check_same(const char* op, const Tensor& a, const Tensor& b) {
+  check(a.defined() && b.defined(), std::string(op) + ": undefined tensor");
+  check(a.device() == b.device(), std::string(op) + ": tensors on different devices (" + device_name(a.device()) +
+                                      " and " + device_name(b.device()) + "); move one with .to()");
+  check(a.dtype() == b.dtype(), std::string(op) + ": dtypes differ (" + dtype_name(a.dtype()) + " and " +
+                                    dtype_name(b.dtype()) + ")");
+}
+
+inline Tensor empty_like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); }
+
+// Numpy broadcasting of two shapes.
+Shape broadcast_shapes(const Shape& a, const Shape& b);
+// y = op(x, s) through the backend's unary kernel.
+Tensor unary_kernel(UnaryOp op, const Tensor& x, double s = 0.0);
+// out = op(a, b) with broadcasting, through the backend's binary kernel.
+Tensor binary_kernel(BinaryOp op, const Tensor& a, const Tensor& b);
+
+}  // namespace intl::ops

@@ -1,0 +1,30 @@
+// Losses: mean squared error and softmax cross-entropy.
+#include "engine/ops/common.h"
+
+namespace intl {
+using namespace ops;
+
+Tensor mse_loss(const Tensor& a, const Tensor& b) {
+  check(a.shape() == b.shape(), "mse_loss: shapes " + shape_str(a.shape()) + " and " + shape_str(b.shape()));
+  return mean(square(sub(a, b)));
+}
+
+Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels) {
+  check(logits.dim() == 2, "softmax_cross_entropy: logits must be (rows, classes), got " + shape_str(logits.shape()));
+  check(labels.dtype() == DType::i64 && labels.dim() == 1 && labels.size(0) == logits.size(0),
+        "softmax_cross_entropy: labels must be int64 (rows,)");
+  Tensor lc = logits.is_contiguous() ? logits.detach() : logits.detach().contiguous();
+  Tensor per_row = Tensor::empty({logits.size(0)}, logits.dtype(), logits.device());
+  Tensor dlogits = needs_grad({logits}) ? empty_like(lc) : Tensor();
+  backend(logits.device()).softmax_xent(lc, labels, per_row, dlogits);
+  Tensor loss = mean(per_row);
+  if (dlogits.defined()) {
+    const double inv_rows = 1.0 / double(logits.size(0));
+    record("softmax_cross_entropy", {logits}, loss, [dlogits, inv_rows](const Tensor& g) {
+      return std::vector<Tensor>{mul(dlogits, mul(g, inv_rows))};
+    });
+  }
+  return loss;
+}
+
+}  // namespace intl

@@ -1,0 +1,46 @@
+// The INTL losses, composed from engine ops.
+#include "losses/intl_loss.h"
+
+#include <cmath>
+
+#include "engine/error.h"
+#include "engine/ops.h"
+
+namespace intl {
+
+Tensor trace_loss(const Tensor& zhat, WhitenAxis axis) {
+  check(zhat.dim() == 2, "trace loss needs a 2-D input, got " + shape_str(zhat.shape()));
+  const int64_t reduce_axis = axis == WhitenAxis::channel ? 1 : 0;
+  const double denom = double(zhat.size(reduce_axis) - 1);
+  Tensor v = mul(sum(square(zhat), {reduce_axis}), 1.0 / denom);
+  return sum(square(add(neg(v), 1.0)));
+}
+
+Tensor norm_mse(const Tensor& a, const Tensor& b) {
+  Tensor cos = sum(mul(l2_normalize_rows(a), l2_normalize_rows(b)), {1});
+  return add(mul(mean(cos), -2.0), 2.0);
+}
+
+double intl_beta(int64_t K) { return 0.01 * (std::log2(double(K)) - 3.0); }
+
+Tensor intl_loss(const Tensor& z1, const Tensor& z2, int T, double beta) {
+  Tensor w1 = iternorm(z1, T, WhitenAxis::channel);
+  Tensor w2 = iternorm(z2, T, WhitenAxis::channel);
+  Tensor align = norm_mse(w1, w2);
+  if (beta == 0.0) return align;
+  return add(align, mul(add(trace_loss(w1, WhitenAxis::channel), trace_loss(w2, WhitenAxis::channel)), beta));
+}
+
+Tensor intl_multicrop_loss(const std::vector<Tensor>& online, const Tensor& target, int T, double beta) {
+  check(!online.empty(), "multi-crop loss needs at least one online crop");
+  Tensor k = iternorm(target.detach(), T, WhitenAxis::channel);
+  Tensor total;
+  for (const Tensor& z : online) {
+    Tensor q = iternorm(z, T, WhitenAxis::channel);
+    Tensor term = add(norm_mse(q, k), mul(trace_loss(q, WhitenAxis::channel), beta));
+    total = total.defined() ? add(total, term) : term;
+  }
+  return mul(total, 1.0 / double(online.size()));
+}
+
+}  // namespace intl

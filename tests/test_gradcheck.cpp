@@ -1,0 +1,108 @@
+// The gradient-check table: every differentiable op and loss, every differentiable input, in float64 against
+// central differences. Adding an op adds one line here.
+#include "tests/gradcheck.h"
+
+#include "losses/intl_loss.h"
+#include "losses/whitening.h"
+
+using namespace intl;
+using intl::testing::gradcheck;
+
+namespace {
+
+Tensor rnd(const Shape& s, uint64_t stream, double scale = 1.0, double shift = 0.0) {
+  Tensor t = Tensor::randn(s, 7, stream, DType::f64);
+  return add(mul(t, scale), shift);
+}
+Tensor pos(const Shape& s, uint64_t stream) { return Tensor::rand(s, 0.5, 2.0, 7, stream, DType::f64); }
+// A symmetric positive definite matrix with well-separated eigenvalues (no ties).
+Tensor spd(int64_t n, uint64_t stream) {
+  Tensor a = rnd({n, n}, stream);
+  Tensor s = add(matmul(a, transpose(a)), mul(eye(n, DType::f64), double(n)));
+  return s;
+}
+Tensor sym(const Tensor& x) { return mul(add(x, transpose(x)), 0.5); }
+
+struct Case {
+  const char* name;
+  intl::testing::Fn f;
+  std::vector<Tensor> inputs;
+};
+
+std::vector<Case> cases() {
+  using V = const std::vector<Tensor>&;
+  Tensor labels = Tensor::from_vector({0, 2, 1, 2}, {4}, DType::i64);
+  return {
+      {"add broadcast", [](V x) { return add(x[0], x[1]); }, {rnd({3, 4}, 1), rnd({1, 4}, 2)}},
+      {"sub broadcast", [](V x) { return sub(x[0], x[1]); }, {rnd({3, 4}, 1), rnd({3, 1}, 2)}},
+      {"mul broadcast", [](V x) { return mul(x[0], x[1]); }, {rnd({2, 3, 4}, 1), rnd({4}, 2)}},
+      {"div", [](V x) { return div(x[0], x[1]); }, {rnd({3, 4}, 1), pos({3, 4}, 2)}},
+      {"neg", [](V x) { return neg(x[0]); }, {rnd({5}, 1)}},
+      {"pow 2.5", [](V x) { return pow(x[0], 2.5); }, {pos({6}, 1)}},
+      {"sqrt", [](V x) { return sqrt(x[0]); }, {pos({6}, 1)}},
+      {"exp", [](V x) { return exp(x[0]); }, {rnd({6}, 1)}},
+      {"log", [](V x) { return log(x[0]); }, {pos({6}, 1)}},
+      {"abs", [](V x) { return abs(x[0]); }, {add(pos({6}, 1), -1.25)}},
+      {"relu", [](V x) { return relu(x[0]); }, {add(pos({8}, 1), -1.25)}},
+      {"matmul", [](V x) { return matmul(x[0], x[1]); }, {rnd({3, 4}, 1), rnd({4, 2}, 2)}},
+      {"matmul transposed", [](V x) { return matmul(transpose(x[0]), x[1]); }, {rnd({4, 3}, 1), rnd({4, 2}, 2)}},
+      {"matmul batched", [](V x) { return matmul(x[0], x[1]); }, {rnd({2, 3, 4}, 1), rnd({2, 4, 2}, 2)}},
+      {"transpose", [](V x) { return transpose(x[0]).contiguous(); }, {rnd({3, 4}, 1)}},
+      {"reshape", [](V x) { return reshape(x[0], {2, 6}); }, {rnd({3, 4}, 1)}},
+      {"slice", [](V x) { return slice(x[0], 1, 1, 3); }, {rnd({3, 4}, 1)}},
+      {"concat axis 0", [](V x) { return concat({x[0], x[1]}, 0); }, {rnd({2, 3}, 1), rnd({1, 3}, 2)}},
+      {"concat axis 1", [](V x) { return concat({x[0], x[1]}, 1); }, {rnd({2, 3}, 1), rnd({2, 2}, 2)}},
+      {"sum axis", [](V x) { return sum(x[0], {1}); }, {rnd({3, 4}, 1)}},
+      {"sum axes keepdim", [](V x) { return sum(x[0], {0, 2}, true); }, {rnd({2, 3, 4}, 1)}},
+      {"mean", [](V x) { return mean(x[0], {0}); }, {rnd({3, 4}, 1)}},
+      {"l2 normalize rows", [](V x) { return l2_normalize_rows(x[0]); }, {rnd({3, 4}, 1)}},
+      {"linear", [](V x) { return linear(x[0], x[1], x[2]); }, {rnd({3, 4}, 1), rnd({2, 4}, 2), rnd({2}, 3)}},
+      {"batch norm train", [](V x) { return batch_norm_1d(x[0], x[1], x[2], Tensor(), Tensor(), true); },
+       {rnd({5, 3}, 1), pos({3}, 2), rnd({3}, 3)}},
+      {"batch norm eval",
+       [](V x) {
+         return batch_norm_1d(x[0], x[1], x[2], Tensor::from_vector({0.1, -0.2, 0.3}, {3}, DType::f64),
+                              Tensor::from_vector({1.5, 0.7, 1.1}, {3}, DType::f64), false);
+       },
+       {rnd({5, 3}, 1), pos({3}, 2), rnd({3}, 3)}},
+      {"mse", [](V x) { return mse_loss(x[0], x[1]); }, {rnd({3, 4}, 1), rnd({3, 4}, 2)}},
+      {"softmax cross-entropy", [labels](V x) { return softmax_cross_entropy(x[0], labels); }, {rnd({4, 3}, 1)}},
+      {"eigh values", [](V x) { return eigh(sym(x[0])).values; }, {spd(4, 1)}},
+      {"eigh vectors (sign-fixed)",
+       [](V x) {
+         EighResult e = eigh(sym(x[0]));
+         // Eigenvectors are defined up to sign: use v v^T, which is not.
+         Tensor v = slice(e.vectors, 1, 0, 1);
+         return matmul(v, transpose(v));
+       },
+       {spd(4, 1)}},
+      {"cholesky", [](V x) { return cholesky(sym(x[0])); }, {spd(4, 1)}},
+      {"triangular solve", [](V x) { return triangular_solve(cholesky(sym(x[0])), x[1]); }, {spd(3, 1), rnd({3, 2}, 2)}},
+      {"triangular solve transposed",
+       [](V x) { return triangular_solve(cholesky(sym(x[0])), x[1], true); }, {spd(3, 1), rnd({3, 2}, 2)}},
+      {"iternorm CW T=4", [](V x) { return iternorm(x[0], 4, WhitenAxis::channel); }, {rnd({4, 6}, 1)}},
+      {"iternorm BW T=5", [](V x) { return iternorm(x[0], 5, WhitenAxis::batch); }, {rnd({8, 3}, 1)}},
+      {"spectral p=0.5 BW", [](V x) { return spectral_transform(x[0], 0.5, WhitenAxis::batch); }, {rnd({8, 3}, 1)}},
+      {"spectral p=0.25 CW", [](V x) { return spectral_transform(x[0], 0.25, WhitenAxis::channel); }, {rnd({3, 8}, 1)}},
+      {"cholesky whitening BW", [](V x) { return cholesky_whiten(x[0], WhitenAxis::batch); }, {rnd({8, 3}, 1)}},
+      {"cholesky whitening CW", [](V x) { return cholesky_whiten(x[0], WhitenAxis::channel); }, {rnd({3, 8}, 1)}},
+      {"trace loss", [](V x) { return trace_loss(x[0], WhitenAxis::channel); }, {rnd({4, 5}, 1)}},
+      {"norm_mse", [](V x) { return norm_mse(x[0], x[1]); }, {rnd({4, 5}, 1), rnd({4, 5}, 2)}},
+      {"INTL loss", [](V x) { return intl_loss(x[0], x[1], 4, 0.05); }, {rnd({4, 6}, 1), rnd({4, 6}, 2)}},
+      // The EMA target carries no gradient: it is a constant here.
+      {"INTL multi-crop", [target = rnd({4, 6}, 3)](V x) { return intl_multicrop_loss({x[0], x[1]}, target, 3, 0.05); },
+       {rnd({4, 6}, 1), rnd({4, 6}, 2)}},
+  };
+}
+
+}  // namespace
+
+TEST_CASE("gradients match central differences for every op") {
+  for (const Case& c : cases()) {
+    SUBCASE(c.name) {
+      const auto r = gradcheck(c.f, c.inputs);
+      INFO(std::string(c.name) + ": " + r.message);
+      CHECK(r.ok);
+    }
+  }
+}
