@@ -101,7 +101,8 @@ TEST_CASE("gradients match central differences for every op") {
   for (const Case& c : cases()) {
     SUBCASE(c.name) {
       const auto r = gradcheck(c.f, c.inputs);
-      INFO(std::string(c.name) + ": " + r.message);
+      const std::string what = std::string(c.name) + ": " + r.message;
+      INFO(what);
       CHECK(r.ok);
     }
   }
