@@ -36,10 +36,26 @@ struct GemmArgs {
   DType dtype = DType::f32;
 };
 
-// Batch statistics / normalisation of a (rows x features) matrix over its rows: what BatchNorm1d needs.
+// Batch normalisation per feature over (rows, spatial): x is (rows, features, spatial) contiguous, which is
+// BatchNorm1d for spatial = 1 and BatchNorm2d on NCHW activations for spatial = H * W.
 struct BatchNormArgs {
-  int64_t rows = 0, features = 0;
+  int64_t rows = 0, features = 0, spatial = 1;
   double eps = 1e-5, momentum = 0.1;
+};
+
+// 2-D convolution, groups = 1. x (n, c_in, h, w), weight (c_out, c_in, kh, kw) as PyTorch, y (n, c_out,
+// h_out, w_out); the activation layout is the engine's (see engine/cpu/conv_kernels.h).
+struct Conv2dArgs {
+  int64_t n = 0, c_in = 0, h = 0, w = 0, c_out = 0, kh = 1, kw = 1, stride = 1, pad = 0;
+  int64_t h_out() const { return (h + 2 * pad - kh) / stride + 1; }
+  int64_t w_out() const { return (w + 2 * pad - kw) / stride + 1; }
+};
+
+// Max pooling with a square window.
+struct Pool2dArgs {
+  int64_t n = 0, c = 0, h = 0, w = 0, k = 2, stride = 2, pad = 0;
+  int64_t h_out() const { return (h + 2 * pad - k) / stride + 1; }
+  int64_t w_out() const { return (w + 2 * pad - k) / stride + 1; }
 };
 
 struct Backend {
@@ -73,8 +89,8 @@ struct Backend {
   // Solves op(L) X = B in place of B for lower-triangular L (n x n), B (n x k); `transpose` uses L^T.
   void (*trsm_lower)(const Tensor& l, const Tensor& b, bool transpose);
 
-  // BatchNorm1d over the rows of x (rows x features), training mode: writes y, saves mean and inverse std
-  // (features), updates running statistics (unbiased variance) when they are defined.
+  // Batch norm in training mode: writes y, saves mean and inverse std (features), updates running statistics
+  // (unbiased variance, PyTorch's momentum) when they are defined. gamma/beta may be undefined (1 / 0).
   void (*batchnorm_forward_train)(const BatchNormArgs& args, const Tensor& x, const Tensor& gamma,
                                   const Tensor& beta, const Tensor& y, const Tensor& save_mean,
                                   const Tensor& save_invstd, const Tensor& running_mean,
@@ -83,6 +99,16 @@ struct Backend {
   void (*batchnorm_backward_train)(const BatchNormArgs& args, const Tensor& x, const Tensor& gamma,
                                    const Tensor& save_mean, const Tensor& save_invstd, const Tensor& dy,
                                    const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta);
+
+  // Convolution; the backward kernels write (beta = 0) their outputs; db may be undefined.
+  void (*conv2d_forward)(const Conv2dArgs& args, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                         const Tensor& y);
+  void (*conv2d_backward_data)(const Conv2dArgs& args, const Tensor& dy, const Tensor& weight, const Tensor& dx);
+  void (*conv2d_backward_filter)(const Conv2dArgs& args, const Tensor& x, const Tensor& dy, const Tensor& dweight,
+                                 const Tensor& dbias);
+  // Max pooling; `indices` (int32, y's shape) records the argmax within each input plane for the backward.
+  void (*maxpool2d_forward)(const Pool2dArgs& args, const Tensor& x, const Tensor& y, const Tensor& indices);
+  void (*maxpool2d_backward)(const Pool2dArgs& args, const Tensor& dy, const Tensor& indices, const Tensor& dx);
 
   // Row-wise log-softmax cross-entropy: logits (rows x classes), labels int64 (rows); writes the per-row
   // loss (rows) and, when dlogits is defined, softmax - onehot (rows x classes).

@@ -22,6 +22,11 @@ const Backend& cpu_backend() {
       cpu::trsm_lower,
       cpu::batchnorm_forward_train,
       cpu::batchnorm_backward_train,
+      nullptr,  // conv2d_forward (engine/cpu/conv_kernels.h)
+      nullptr,  // conv2d_backward_data
+      nullptr,  // conv2d_backward_filter
+      nullptr,  // maxpool2d_forward
+      nullptr,  // maxpool2d_backward
       cpu::softmax_xent,
       cpu::sgd_step,
       cpu::adam_step,

@@ -22,30 +22,37 @@ void batchnorm_forward_train(const BatchNormArgs& a, const Tensor& x, const Tens
     const T *px = ptr<T>(x), *pg = ptr<T>(gamma), *pb = ptr<T>(beta);
     T *py = ptr<T>(y), *pm = ptr<T>(save_mean), *ps = ptr<T>(save_invstd);
     T *rm = ptr<T>(running_mean), *rv = ptr<T>(running_var);
-    const int64_t R = a.rows, F = a.features;
+    const int64_t R = a.rows, F = a.features, S = a.spatial, count = R * S;
+#pragma omp parallel for if (count * F > (1 << 15))
     for (int64_t f = 0; f < F; ++f) {
       double s = 0;
-      for (int64_t r = 0; r < R; ++r) s += px[r * F + f];
-      const double mean = s / double(R);
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t k = 0; k < S; ++k) s += px[(r * F + f) * S + k];
+      const double mean = s / double(count);
       double v = 0;
-      for (int64_t r = 0; r < R; ++r) {
-        const double d = px[r * F + f] - mean;
-        v += d * d;
-      }
-      const double var = v / double(R);
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t k = 0; k < S; ++k) {
+          const double d = px[(r * F + f) * S + k] - mean;
+          v += d * d;
+        }
+      const double var = v / double(count);
       const double invstd = 1.0 / std::sqrt(var + a.eps);
       pm[f] = T(mean);
       ps[f] = T(invstd);
       const double g = pg ? double(pg[f]) : 1.0, b = pb ? double(pb[f]) : 0.0;
-      for (int64_t r = 0; r < R; ++r) py[r * F + f] = T((px[r * F + f] - mean) * invstd * g + b);
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t k = 0; k < S; ++k) {
+          const int64_t i = (r * F + f) * S + k;
+          py[i] = T((px[i] - mean) * invstd * g + b);
+        }
       if (rm) rm[f] = T((1 - a.momentum) * rm[f] + a.momentum * mean);
-      if (rv) rv[f] = T((1 - a.momentum) * rv[f] + a.momentum * (R > 1 ? v / double(R - 1) : var));
+      if (rv) rv[f] = T((1 - a.momentum) * rv[f] + a.momentum * (count > 1 ? v / double(count - 1) : var));
     }
   });
 }
 
-// With xhat = (x - mean) * invstd: dbeta = sum dy, dgamma = sum dy xhat,
-// dx = gamma * invstd / R * (R dy - dbeta - xhat dgamma).
+// With xhat = (x - mean) * invstd over the N = rows * spatial values of a feature: dbeta = sum dy,
+// dgamma = sum dy xhat, dx = gamma * invstd / N * (N dy - dbeta - xhat dgamma).
 void batchnorm_backward_train(const BatchNormArgs& a, const Tensor& x, const Tensor& gamma,
                               const Tensor& save_mean, const Tensor& save_invstd, const Tensor& dy,
                               const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta) {
@@ -54,23 +61,27 @@ void batchnorm_backward_train(const BatchNormArgs& a, const Tensor& x, const Ten
     const T *px = ptr<T>(x), *pg = ptr<T>(gamma), *pm = ptr<T>(save_mean), *ps = ptr<T>(save_invstd);
     const T* pdy = ptr<T>(dy);
     T *pdx = ptr<T>(dx), *pdg = ptr<T>(dgamma), *pdb = ptr<T>(dbeta);
-    const int64_t R = a.rows, F = a.features;
+    const int64_t R = a.rows, F = a.features, S = a.spatial, count = R * S;
+#pragma omp parallel for if (count * F > (1 << 15))
     for (int64_t f = 0; f < F; ++f) {
       const double mean = pm[f], invstd = ps[f];
       double sdy = 0, sdyx = 0;
-      for (int64_t r = 0; r < R; ++r) {
-        const double g = pdy[r * F + f];
-        sdy += g;
-        sdyx += g * (px[r * F + f] - mean) * invstd;
-      }
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t k = 0; k < S; ++k) {
+          const int64_t i = (r * F + f) * S + k;
+          sdy += pdy[i];
+          sdyx += pdy[i] * (px[i] - mean) * invstd;
+        }
       if (pdg) pdg[f] = T(sdyx);
       if (pdb) pdb[f] = T(sdy);
       if (pdx) {
-        const double k = (pg ? double(pg[f]) : 1.0) * invstd / double(R);
-        for (int64_t r = 0; r < R; ++r) {
-          const double xhat = (px[r * F + f] - mean) * invstd;
-          pdx[r * F + f] = T(k * (double(R) * pdy[r * F + f] - sdy - xhat * sdyx));
-        }
+        const double k0 = (pg ? double(pg[f]) : 1.0) * invstd / double(count);
+        for (int64_t r = 0; r < R; ++r)
+          for (int64_t k = 0; k < S; ++k) {
+            const int64_t i = (r * F + f) * S + k;
+            const double xhat = (px[i] - mean) * invstd;
+            pdx[i] = T(k0 * (double(count) * pdy[i] - sdy - xhat * sdyx));
+          }
       }
     }
   });

@@ -22,7 +22,7 @@ Tensor batch_norm_1d(const Tensor& x, const Tensor& gamma, const Tensor& beta, c
     return y;
   }
   check(rows > 1, "batch_norm_1d in training needs more than one row per batch");
-  BatchNormArgs args{rows, features, eps, momentum};
+  BatchNormArgs args{rows, features, 1, eps, momentum};
   Tensor xc = x.is_contiguous() ? x.detach() : x.detach().contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   Tensor mean = Tensor::empty({features}, x.dtype(), x.device());
