@@ -29,7 +29,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
   check(args.h + 2 * padding >= args.kh && args.w + 2 * padding >= args.kw,
         "conv2d: kernel " + shape_str(weight.shape()) + " is larger than the padded input " + shape_str(x.shape()));
   const Tensor xc = contiguous_detached(x), wc = contiguous_detached(weight);
-  Tensor y = Tensor::empty({args.n, args.c_out, args.h_out(), args.w_out()}, x.dtype(), x.device());  // (N, C_out, H_out, W_out)
+  // (N, C_out, H_out, W_out)
+  Tensor y = Tensor::empty({args.n, args.c_out, args.h_out(), args.w_out()}, x.dtype(), x.device());
   backend(x.device()).conv2d_forward(args, xc, wc, bias.defined() ? bias.detach() : Tensor(), y);
   if (needs_grad({x, weight, bias})) {
     const bool gx = x.requires_grad(), gw = weight.requires_grad(), gb = bias.defined() && bias.requires_grad();
