@@ -125,7 +125,7 @@ TEST_CASE("pretrain killed (SIGKILL) or stopped (SIGINT) and resumed ends bit fo
   REQUIRE(fs::exists(straight + final_name));
   CHECK(read_text(dir / "straight.log").find("epoch 1/8") != std::string::npos);
 
-  SUBCASE("SIGKILL after the first checkpoint") {
+  {  // SIGKILL after the first checkpoint
     const std::string killed = dir / "killed";
     const pid_t pid = spawn_intl(tiny_args(dir / "data", killed, epochs), dir / "killed.log");
     REQUIRE_MESSAGE(wait_for_file(killed + "/checkpoints/ckpt-e0001.safetensors", pid),
@@ -141,7 +141,7 @@ TEST_CASE("pretrain killed (SIGKILL) or stopped (SIGINT) and resumed ends bit fo
     check_same_checkpoint(straight + "/backbone.safetensors", killed + "/backbone.safetensors");
     CHECK(loss_curve(killed) == loss_curve(straight));
   }
-  SUBCASE("SIGINT writes a checkpoint and exits with 130") {
+  {  // SIGINT writes a checkpoint and exits with 130
     const std::string stopped = dir / "stopped";
     const pid_t pid = spawn_intl(tiny_args(dir / "data", stopped, epochs), dir / "stopped.log");
     REQUIRE(wait_for_file(stopped + "/checkpoints/ckpt-e0001.safetensors", pid));
@@ -157,11 +157,11 @@ TEST_CASE("pretrain killed (SIGKILL) or stopped (SIGINT) and resumed ends bit fo
     CHECK(partial.runs.at(0).first_event("note") != nullptr);
     std::vector<std::string> args = tiny_args(dir / "data", stopped, epochs);
     args.push_back("--resume");
-    REQUIRE_MESSAGE(run_intl(args, dir / "resumed.log") == 0, read_text(dir / "resumed.log"));
+    REQUIRE_MESSAGE(run_intl(args, dir / "resumed2.log") == 0, read_text(dir / "resumed2.log"));
     check_same_checkpoint(straight + final_name, stopped + final_name);
     CHECK(loss_curve(stopped) == loss_curve(straight));
   }
-  SUBCASE("resuming with other options is refused, naming them") {
+  {  // resuming with other options is refused, naming them
     std::vector<std::string> args = tiny_args(dir / "data", straight, epochs);
     args.insert(args.end(), {"--resume", "--lr", "0.5"});
     CHECK(run_intl(args, dir / "other.log") == 2);
@@ -209,7 +209,7 @@ TEST_CASE("the paper's recipe files load as --config, the command line winning")
 
 TEST_CASE("a short pre-training lifts the 5-NN accuracy well above the network at initialisation") {
   TempDir dir;
-  make_synthetic_cifar(dir / "data", CifarKind::cifar10, 400, 200, 2);
+  make_synthetic_cifar(dir / "data", CifarKind::cifar10, 400, 100, 1);
   train::PretrainOptions o;
   o.data_dir = dir / "data";
   o.out = dir / "out";
@@ -217,11 +217,11 @@ TEST_CASE("a short pre-training lifts the 5-NN accuracy well above the network a
   o.model.projector = {64, 64, 64};
   o.image_size = 16;
   o.batch_size = 64;
-  o.epochs = 6;
+  o.epochs = 4;
   o.lr = 1.0;
   o.warmup_epochs = 1;
   o.workers = 1;
-  o.eval_every = 3;
+  o.eval_every = 2;
   o.final_eval = {"knn"};
   o.log_every = 1000;
   o.seed = 4;
@@ -241,6 +241,6 @@ TEST_CASE("a short pre-training lifts the 5-NN accuracy well above the network a
   const double at_init = train::evaluate_backbone(untrained.backbone(), train_data, test_data, e).at("knn5_top1");
   MESSAGE("5-NN top-1: " << at_init << " % at initialisation, " << trained << " % after pre-training");
   CHECK(trained > at_init + 10.0);
-  CHECK(result.runs.at(0).curves.at("knn_top1").x == std::vector<double>{3, 6});
+  CHECK(result.runs.at(0).curves.at("knn_top1").x == std::vector<double>{2, 4});
   CHECK(fs::exists(dir / "out/pretrain.svg"));
 }

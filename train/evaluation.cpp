@@ -21,6 +21,12 @@ LoadedBackbone load_backbone(const std::string& path, const SslModelConfig& fall
     const CheckpointState state = read_checkpoint_state(path);
     out.config = ssl_model_config_from_json(state.model, "checkpoint '" + path + "'");
     out.dataset = state.recipe.value("dataset", "");
+  } else if (auto it = file.metadata.find(backbone_metadata_key); it != file.metadata.end()) {
+    try {  // backbone.safetensors of `intl pretrain` describes its network
+      out.config = ssl_model_config_from_json(nlohmann::json::parse(it->second), "'" + path + "'");
+    } catch (const nlohmann::json::exception& e) {
+      throw Error("'" + path + "': the \"" + backbone_metadata_key + "\" metadata is not valid JSON (" + e.what() + ")");
+    }
   }
   out.backbone = make_resnet(backbone_config(out.config));
   std::map<std::string, const Tensor*> by_name;

@@ -15,9 +15,12 @@
 
 namespace intl::train {
 
+inline constexpr const char* backbone_metadata_key = "intl_model";
+
 // A backbone read from a file: a training checkpoint of `intl pretrain` (tensors "model.backbone.*", the
-// network described in its metadata) or plain backbone weights with torchvision's names (as written to
-// backbone.safetensors, or by PyTorch), built from `fallback` (arch, stem, width).
+// network described in its metadata), or backbone weights with torchvision's names: backbone.safetensors of
+// `intl pretrain` (described by its metadata key "intl_model"), or a file from elsewhere (e.g. PyTorch),
+// built from `fallback` (arch, stem, width).
 struct LoadedBackbone {
   std::shared_ptr<ResNet> backbone;
   SslModelConfig config;        // the description used

@@ -222,7 +222,7 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
     run.metrics["epoch_time_s"] = s / double(times.size());
   }
   save_safetensors(model.backbone(), (fs::path(o.out) / "backbone.safetensors").string(),
-                   {{"intl_model", ssl_model_config_to_json(o.model).dump()}});
+                   {{backbone_metadata_key, ssl_model_config_to_json(o.model).dump()}});
   if (final_eval) {
     EvalOptions final_options = eval;
     final_options.knn = wants(o, "knn");
