@@ -166,6 +166,18 @@ TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, 
     return outcome;
   };
 
+  // After SIGINT / SIGTERM: a checkpoint where the run stands (its history noting the stop), then stop.
+  auto stop_for_signal = [&] {
+    const std::string name = signals.received() == SIGINT ? "SIGINT" : "SIGTERM";
+    run.events.push_back({"note", pos.global_step, name + ": stopped with a checkpoint", json::object()});
+    save(pos);
+    progress.line(config.label + ": " + name + " received" +
+                  (outcome.last_checkpoint.empty() ? "" : ", checkpoint written to " + outcome.last_checkpoint));
+    return finish(TrainStatus::interrupted,
+                  "stopped by " + name + " at global step " + std::to_string(pos.global_step) +
+                      (checkpoints ? "; continue with the same command and --resume" : ""));
+  };
+
   parts.model->train();
   while (pos.global_step < total_steps) {
     loader.start_epoch(pos.epoch, pos.step_in_epoch);
@@ -214,16 +226,7 @@ TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, 
                      std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
       if (parts.on_step) parts.on_step(pos.global_step, value, lr);
       progress.step(pos.epoch, pos.step_in_epoch, pos.global_step, value, lr);
-      if (signals.received()) {
-        save(pos);
-        const std::string name = signals.received() == SIGINT ? "SIGINT" : "SIGTERM";
-        run.events.push_back({"note", pos.global_step, name + ": stopped with a checkpoint", json::object()});
-        progress.line(config.label + ": " + name + " received, checkpoint written" +
-                      (outcome.last_checkpoint.empty() ? "" : " to " + outcome.last_checkpoint));
-        return finish(TrainStatus::interrupted,
-                      "stopped by " + name + " at global step " + std::to_string(pos.global_step) +
-                          (checkpoints ? "; continue with the same command and --resume" : ""));
-      }
+      if (signals.received()) return stop_for_signal();
     }
     if (pos.step_in_epoch < steps_per_epoch) {
       // max_steps reached inside an epoch: stop there as an interruption would, the partial epoch unrecorded
@@ -252,6 +255,7 @@ TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, 
     pos.step_in_epoch = 0;
     save(pos);
     publish();
+    if (signals.received()) return stop_for_signal();  // it came during the evaluation or the checkpoint
   }
   return finish(TrainStatus::finished, "");
 }
