@@ -293,20 +293,20 @@ void gaussian_blur(ImageF& img, int kernel_size, float sigma, BlurScratch& scrat
   const int half = kernel_size / 2, width = img.width, height = img.height;
   scratch.index_x.resize(width + kernel_size - 1);
   scratch.index_y.resize(height + kernel_size - 1);
+  scratch.padded.resize(width + kernel_size - 1);
   for (int i = 0; i < width + kernel_size - 1; ++i) scratch.index_x[i] = reflect(i - half, width);
   for (int i = 0; i < height + kernel_size - 1; ++i) scratch.index_y[i] = reflect(i - half, height);
   const float* w = scratch.weights.data();
   scratch.rows.reshape(img.channels, height, width);
   for (int c = 0; c < img.channels; ++c) {
-    for (int y = 0; y < height; ++y) {  // along x, into scratch
+    for (int y = 0; y < height; ++y) {  // along x, into scratch, through a reflect-padded copy of the row
       const float* in = img.plane(c) + size_t(y) * width;
-      float* out = scratch.rows.plane(c) + size_t(y) * width;
-      for (int x = 0; x < width; ++x) {
-        const int* idx = &scratch.index_x[x];
-        float acc = 0.0f;
-        for (int k = 0; k < kernel_size; ++k) acc += w[k] * in[idx[k]];
-        out[x] = acc;
-      }
+      float* __restrict padded = scratch.padded.data();
+      for (int i = 0; i < width + kernel_size - 1; ++i) padded[i] = in[scratch.index_x[i]];
+      float* __restrict out = scratch.rows.plane(c) + size_t(y) * width;
+      std::fill(out, out + width, 0.0f);
+      for (int k = 0; k < kernel_size; ++k)
+        for (int x = 0; x < width; ++x) out[x] += w[k] * padded[x + k];
     }
     for (int y = 0; y < height; ++y) {  // along y, back into img
       float* out = img.plane(c) + size_t(y) * width;

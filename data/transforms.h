@@ -107,6 +107,7 @@ struct BlurScratch {
   ImageF rows;
   std::vector<float> weights;
   std::vector<int> index_x, index_y;  // reflect-padded source index of each padded position
+  std::vector<float> padded;          // one reflect-padded row
 };
 // Separable Gaussian blur with reflect padding (torchvision gaussian_blur); kernel_size odd. Reflection
 // repeats when the kernel is wider than the image (torchvision refuses that case).
