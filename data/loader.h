@@ -47,7 +47,8 @@ struct LoaderConfig {
   bool drop_last = true; // drop the last partial batch
   TwoViewConfig views = cifar_two_views();    // in evaluation mode only view1.out_size is used
   // Multi-crop mode when not empty: one view per crop (at most 16), of each crop's own size, instead of
-  // `views`; Batch::view1 then points at crop 0, and view2 at crop 1 when it has crop 0's size.
+  // `views`; Batch::view1 then points at crop 0, and view2 at crop 1 when it has crop 0's size. Table B's
+  // six crops take 188416 floats per image and channel: about 580 MB per batch of 256, per ring slot.
   std::vector<AugmentConfig> crops;
   // Evaluation mode with an image folder: Resize + CenterCrop (ImageNet: 256 / 224). Empty: the image
   // resized to views.view1.out_size (CIFAR: as stored).

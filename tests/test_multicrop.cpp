@@ -218,3 +218,47 @@ TEST_CASE("evaluation view: a linear ramp lands where the geometry says") {
   CHECK(std::vector<float>(b->view1, b->view1 + out.size()) == out);  // sample 0 in dataset order
   check_normalised_range(b->view1, 2, 224);
 }
+
+TEST_CASE("every transform at 224 keeps the geometry and the [0, 1] range") {
+  const RampSource source(1);
+  ImageF image, view;
+  source.decode(0, image);
+  ResizeScratch resize;
+  BlurScratch blur;
+  RandomStream rng{3, kStreamAugment, 0};
+  const CropBox box = sample_resized_crop(image.height, image.width, 0.08, 1.0, 3.0 / 4.0, 4.0 / 3.0, rng);
+  resize_crop(image, box, 224, 224, Resample::bicubic_antialias, view, resize);
+  auto check_view = [&](const char* what) {
+    INFO(what);
+    CHECK(view.channels == 3);
+    CHECK(view.height == 224);
+    CHECK(view.width == 224);
+    CHECK(*std::min_element(view.data.begin(), view.data.end()) >= 0.0f);
+    CHECK(*std::max_element(view.data.begin(), view.data.end()) <= 1.0f);
+  };
+  check_view("resized crop");
+  flip_horizontal(view);
+  check_view("flip");
+  JitterDraw strong;
+  strong.brightness = 1.4f;
+  strong.contrast = 1.4f;
+  strong.saturation = 1.2f;
+  strong.hue = 0.1f;
+  color_jitter(view, strong);
+  check_view("color jitter");
+  gaussian_blur(view, 23, 2.0f, blur);
+  check_view("gaussian blur");
+  solarize(view);
+  check_view("solarize");
+  to_grayscale(view);
+  check_view("grayscale");
+  CHECK(view.at(0, 100, 100) == view.at(2, 100, 100));
+  std::vector<float> out(view.size());
+  normalize(view, kImageNetNormalization, out.data());
+  for (int c = 0; c < 3; ++c) {
+    const float* p = out.data() + size_t(c) * 224 * 224;
+    CHECK(*std::min_element(p, p + 224 * 224) >= -kImageNetNormalization.mean[c] / kImageNetNormalization.std[c]);
+    CHECK(*std::max_element(p, p + 224 * 224) <=
+          (1.0f - kImageNetNormalization.mean[c]) / kImageNetNormalization.std[c] + 1e-6f);
+  }
+}
