@@ -1,0 +1,90 @@
+// Optimizer steps and schedules against values computed by hand (PyTorch's update rules).
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "engine/ops.h"
+#include "engine/optim/optimizer.h"
+#include "engine/optim/schedule.h"
+
+using namespace intl;
+
+namespace {
+Tensor param(std::vector<double> v) {
+  Tensor t = Tensor::from_vector(v, {int64_t(v.size())}, DType::f64);
+  t.requires_grad_(true);
+  return t;
+}
+void set_grad(Tensor& p, std::vector<double> g) {
+  p.zero_grad();
+  p.backward(Tensor::from_vector(g, {int64_t(g.size())}, DType::f64));
+}
+}  // namespace
+
+TEST_CASE("SGD with momentum and weight decay follows PyTorch's rule") {
+  Tensor w = param({1.0, -2.0});
+  Sgd sgd({{"w", w}}, SgdOptions{0.9, 0.1, false, true});
+  set_grad(w, {0.5, 0.5});
+  sgd.step(0.1);
+  // d = g + 0.1 w = (0.6, 0.3); buf = d; w -= 0.1 d
+  CHECK(w.to_vector()[0] == doctest::Approx(1.0 - 0.06));
+  CHECK(w.to_vector()[1] == doctest::Approx(-2.0 - 0.03));
+  set_grad(w, {0.5, 0.5});
+  sgd.step(0.1);
+  // d = 0.5 + 0.1 * 0.94 = 0.594; buf = 0.9 * 0.6 + 0.594 = 1.134; w = 0.94 - 0.1134
+  CHECK(w.to_vector()[0] == doctest::Approx(0.94 - 0.1134));
+}
+
+TEST_CASE("SGD can exclude 1-D parameters from weight decay") {
+  Tensor b = param({1.0});
+  Tensor m = Tensor::from_vector({1.0, 1.0, 1.0, 1.0}, {2, 2}, DType::f64);
+  m.requires_grad_(true);
+  Sgd sgd({{"b", b}, {"m", m}}, SgdOptions{0.0, 0.5, false, false});
+  set_grad(b, {0.0});
+  m.backward(Tensor::zeros({2, 2}, DType::f64));
+  sgd.step(1.0);
+  CHECK(b.to_vector()[0] == doctest::Approx(1.0));  // no decay on 1-D
+  CHECK(m.to_vector()[0] == doctest::Approx(0.5));  // 1 - 1.0 * 0.5 * 1
+}
+
+TEST_CASE("Adam and AdamW first steps") {
+  Tensor w = param({1.0});
+  Adam adam({{"w", w}}, AdamOptions{0.9, 0.999, 1e-8, 0.0, false});
+  set_grad(w, {2.0});
+  adam.step(0.01);
+  // Bias-corrected first step moves by lr * g / |g| = 0.01.
+  CHECK(w.to_vector()[0] == doctest::Approx(0.99).epsilon(1e-9));
+  set_grad(w, {-1.0});
+  adam.step(0.01);
+  const double m = 0.9 * 0.2 + 0.1 * -1.0, v = 0.999 * 0.004 + 0.001 * 1.0;
+  const double mhat = m / (1 - 0.81), vhat = v / (1 - 0.999 * 0.999);
+  CHECK(w.to_vector()[0] == doctest::Approx(0.99 - 0.01 * mhat / (std::sqrt(vhat) + 1e-8)).epsilon(1e-9));
+
+  Tensor u = param({1.0});
+  Adam adamw({{"u", u}}, AdamOptions{0.9, 0.999, 1e-8, 0.1, true});
+  set_grad(u, {2.0});
+  adamw.step(0.01);
+  CHECK(u.to_vector()[0] == doctest::Approx(1.0 * (1 - 0.001) - 0.01).epsilon(1e-9));
+}
+
+TEST_CASE("warm-up then cosine schedule") {
+  WarmupCosine s{0.3, 10, 110, 0.001};
+  CHECK(s.at(0) == doctest::Approx(0.03));
+  CHECK(s.at(9) == doctest::Approx(0.3));
+  CHECK(s.at(10) == doctest::Approx(0.3));
+  CHECK(s.at(60) == doctest::Approx(0.0003 + (0.3 - 0.0003) * 0.5));
+  CHECK(s.at(110) == doctest::Approx(0.0003));
+  CHECK(s.at(500) == doctest::Approx(0.0003));
+}
+
+TEST_CASE("multi-step drops and exponential decay") {
+  MultiStep m{3e-3, 500, {900, 950}, 0.2};
+  CHECK(m.at(0) == doctest::Approx(3e-3 / 500));
+  CHECK(m.at(899) == doctest::Approx(3e-3));
+  CHECK(m.at(900) == doctest::Approx(6e-4));
+  CHECK(m.at(960) == doctest::Approx(1.2e-4));
+  ExponentialDecay e{1e-2, 1e-6, 500};
+  CHECK(e.at(0) == doctest::Approx(1e-2));
+  CHECK(e.at(250) == doctest::Approx(1e-4));
+  CHECK(e.at(500) == doctest::Approx(1e-6));
+}

@@ -1,0 +1,111 @@
+// The paper's closed forms as oracles: Theorem 1 (IterNorm is the spectral transformation x -> x f_T(x)^2),
+// hard whitening gives the identity covariance, and the trace loss of Theorem 2.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "engine/ops.h"
+#include "losses/intl_loss.h"
+#include "losses/whitening.h"
+
+using namespace intl;
+
+namespace {
+
+double f_T(double x, int T) {
+  double f = 1.0;
+  for (int k = 0; k < T; ++k) f = 1.5 * f - 0.5 * x * f * f * f;
+  return f;
+}
+
+// Samples (m x d) whose BW covariance is exactly diag(lambda) in a rotated basis: Z = Q diag(sqrt(l)) R with
+// orthonormal columns Q (m x d) centred over the batch.
+Tensor data_with_spectrum(const std::vector<double>& lambda, int64_t m) {
+  const int64_t d = int64_t(lambda.size());
+  Tensor a = Tensor::randn({m, d}, 3, 1, DType::f64);
+  a = sub(a, mean(a, {0}, true));
+  // Orthonormalise the columns by whitening them with their own covariance (ZCA).
+  Tensor q = spectral_transform(a, 0.5, WhitenAxis::batch);  // cov(q) = I
+  Tensor rot = eigh(add(matmul(transpose(a), a), eye(d, DType::f64))).vectors;  // some orthogonal matrix
+  std::vector<double> sq;
+  for (double l : lambda) sq.push_back(std::sqrt(l));
+  return matmul(mul(q, reshape(Tensor::from_vector(sq, {d}, DType::f64), {1, d})), rot);
+}
+
+std::vector<double> cov_eigenvalues(const Tensor& z) {
+  return eigh(center_and_covariance(z, WhitenAxis::batch).sigma).values.to_vector();
+}
+
+}  // namespace
+
+TEST_CASE("Theorem 1: the scalar map x f_T(x)^2 matches the published values") {
+  CHECK(0.1 * std::pow(f_T(0.1, 4), 2) == doctest::Approx(0.919).epsilon(1e-3));
+  CHECK(0.01 * std::pow(f_T(0.01, 4), 2) == doctest::Approx(0.226).epsilon(2e-3));
+  CHECK(0.1 * std::pow(f_T(0.1, 5), 2) == doctest::Approx(0.995).epsilon(1e-3));
+}
+
+TEST_CASE("Theorem 1: IterNorm's output covariance has eigenvalues x f_T(x)^2") {
+  // tr = 1 so x = lambda directly.
+  const std::vector<double> lambda = {0.01, 0.1, 0.29, 0.6};
+  Tensor z = data_with_spectrum(lambda, 64);
+  const std::vector<double> in = cov_eigenvalues(z);
+  for (size_t i = 0; i < lambda.size(); ++i) CHECK(in[i] == doctest::Approx(lambda[i]).epsilon(1e-9));
+  for (int T : {1, 3, 4, 5}) {
+    const std::vector<double> out = cov_eigenvalues(iternorm(z, T, WhitenAxis::batch));
+    for (size_t i = 0; i < lambda.size(); ++i) {
+      const double x = lambda[i];
+      CHECK(out[i] == doctest::Approx(x * f_T(x, T) * f_T(x, T)).epsilon(1e-9));
+    }
+  }
+}
+
+TEST_CASE("Theorem 1 in channel whitening: the m x m covariance maps the same way") {
+  const std::vector<double> lambda = {0.05, 0.15, 0.3, 0.5};
+  Tensor zt = data_with_spectrum(lambda, 40);  // (40 x 4): transpose to 4 samples x 40 features
+  Tensor z = transpose(zt).contiguous();
+  Tensor w = iternorm(z, 4, WhitenAxis::channel);
+  Tensor sigma = center_and_covariance(w, WhitenAxis::channel).sigma;
+  const std::vector<double> out = eigh(sigma).values.to_vector();
+  // CW centring is over features, which the construction already satisfies up to the tiny column means.
+  const std::vector<double> in = eigh(center_and_covariance(z, WhitenAxis::channel).sigma).values.to_vector();
+  double tr = 0;
+  for (double v : in) tr += v;
+  for (size_t i = 0; i < in.size(); ++i) {
+    const double x = in[i] / tr;
+    CHECK(out[i] == doctest::Approx(x * f_T(x, 4) * f_T(x, 4)).epsilon(1e-8));
+  }
+}
+
+TEST_CASE("hard whitening (ST p = 0.5) gives the identity covariance on full-rank input") {
+  Tensor z = add(matmul(Tensor::randn({50, 6}, 5, 1, DType::f64), Tensor::randn({6, 6}, 5, 2, DType::f64)), 3.0);
+  for (const Tensor& w : {spectral_transform(z, 0.5, WhitenAxis::batch), cholesky_whiten(z, WhitenAxis::batch)}) {
+    const std::vector<double> c = center_and_covariance(w, WhitenAxis::batch).sigma.to_vector();
+    for (int i = 0; i < 6; ++i)
+      for (int j = 0; j < 6; ++j) CHECK(c[size_t(i * 6 + j)] == doctest::Approx(i == j ? 1.0 : 0.0).epsilon(1e-9));
+  }
+  // In float32 too, to single precision.
+  Tensor w32 = spectral_transform(z.to(DType::f32), 0.5, WhitenAxis::batch);
+  const std::vector<double> c32 = center_and_covariance(w32, WhitenAxis::batch).sigma.to_vector();
+  for (int i = 0; i < 6; ++i) CHECK(c32[size_t(i * 7)] == doctest::Approx(1.0).epsilon(1e-4));
+}
+
+TEST_CASE("trace loss: zero for a whitened batch, positive otherwise; minimised by equal eigenvalues") {
+  Tensor z = Tensor::randn({64, 8}, 9, 1, DType::f64);
+  Tensor white = spectral_transform(z, 0.5, WhitenAxis::batch);
+  CHECK(trace_loss(white, WhitenAxis::batch).item() == doctest::Approx(0.0).epsilon(1e-12));
+  // IterNorm with few steps leaves an ill-conditioned spectrum away from 1: the trace loss sees it.
+  Tensor ill = mul(z, reshape(Tensor::from_vector({10, 1, 1, 1, 1, 1, 1, 0.01}, {8}, DType::f64), {1, 8}));
+  const double t1 = trace_loss(iternorm(ill, 1, WhitenAxis::batch), WhitenAxis::batch).item();
+  const double t5 = trace_loss(iternorm(ill, 5, WhitenAxis::batch), WhitenAxis::batch).item();
+  CHECK(t1 > t5);
+  CHECK(t5 > 1e-3);
+  CHECK(intl_beta(256) == doctest::Approx(0.05));
+}
+
+TEST_CASE("norm_mse: 0 for identical, 2 for orthogonal, 4 for opposite rows") {
+  Tensor a = Tensor::from_vector({1, 0, 0, 2}, {2, 2}, DType::f64);
+  Tensor b = Tensor::from_vector({0, 3, 5, 0}, {2, 2}, DType::f64);
+  CHECK(norm_mse(a, a).item() == doctest::Approx(0.0));
+  CHECK(norm_mse(a, b).item() == doctest::Approx(2.0));
+  CHECK(norm_mse(a, neg(a)).item() == doctest::Approx(4.0));
+}
