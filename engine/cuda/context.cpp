@@ -19,7 +19,7 @@ struct Probe {
 };
 
 const Probe& probe_result() {
-  static const Probe p = [] {
+  static const Probe* p = new Probe([] {  // never destroyed: tensors freed at exit still ask
     Probe r;
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
@@ -39,8 +39,8 @@ const Probe& probe_result() {
     r.ok = true;
     r.name = prop.name;
     return r;
-  }();
-  return p;
+  }());
+  return *p;
 }
 
 struct Handles {
