@@ -1,13 +1,13 @@
-// `intl bench`: placeholder until the command lands.
+// `intl bench`: the benchmarks behind the speed claims (run by hand, reported in notes; never timed tests).
+#include "bench/bench_iternorm.h"
 #include "cli/command.h"
-#include "engine/error.h"
 
 namespace intl::cli {
 
 void add_bench_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("bench", "(not yet available)");
-  cmd->allow_extras();
-  cmd->callback([] { throw UsageError("'intl bench' is not available in this build yet"); });
+  auto* bench = app.add_subcommand("bench", "benchmarks: iternorm, train, loader");
+  bench->require_subcommand(1);
+  bench::add_bench_iternorm(*bench);
 }
 
 }  // namespace intl::cli

@@ -1,13 +1,70 @@
-// `intl diff`: placeholder until the command lands.
+// `intl diff A.json B.json [C.json ...]`: compares result files (or a result with experiments/paper/*.json).
+// Exit 0 when every metric held by the first file and another agrees within tolerance, 1 when some do not,
+// 2 for bad options or unreadable files.
+#include <cstdio>
+#include <memory>
+
 #include "cli/command.h"
 #include "engine/error.h"
+#include "results/diff.h"
 
 namespace intl::cli {
 
 void add_diff_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("diff", "(not yet available)");
-  cmd->allow_extras();
-  cmd->callback([] { throw UsageError("'intl diff' is not available in this build yet"); });
+  struct Options {
+    std::vector<std::string> files;
+    results::DiffOptions diff;
+    std::string format = "text";
+  };
+  auto opts = std::make_shared<Options>();
+  auto* cmd = app.add_subcommand("diff", "compare result files, or a result with experiments/paper/*.json");
+  cmd->footer(
+      "Metrics match by \"run/metric\"; a file with one run matches by the metric name alone. The first file is\n"
+      "the reference: x agrees when |x - first| <= atol + rtol * |first|. Metrics missing from some files are\n"
+      "listed but not compared; curves and configuration are reported, never judged.\n"
+      "Exit status: 0 all compared metrics agree, 1 some differ, 2 bad options or unreadable files.");
+  cmd->add_option("files", opts->files, "result files (two or more); the first is the reference")->required();
+  cmd->add_option("--rtol", opts->diff.rtol, "relative tolerance, times |reference|")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--atol", opts->diff.atol, "absolute tolerance")->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--keys", opts->diff.key_patterns,
+                  "only metrics and curves whose \"run/metric\" key or metric name matches one of these shell globs "
+                  "(comma-separated, may be repeated; e.g. 'linear_*,knn*')")
+      ->expected(1)  // one word per --keys, so files may follow it; split at commas below
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  cmd->add_option("--format", opts->format, "text | markdown | csv (metrics only) | json")
+      ->check(CLI::IsMember({"text", "markdown", "csv", "json"}))
+      ->capture_default_str();
+  cmd->callback([opts] {
+    if (opts->files.size() < 2)
+      throw UsageError("diff: give at least two result files (found " + std::to_string(opts->files.size()) + ")");
+    std::vector<std::string> patterns;
+    for (const std::string& word : opts->diff.key_patterns)
+      for (size_t start = 0, comma = 0; comma != std::string::npos; start = comma + 1) {
+        comma = word.find(',', start);
+        const std::string p = word.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (!p.empty()) patterns.push_back(p);
+      }
+    opts->diff.key_patterns = patterns;
+    std::vector<results::Result> loaded;
+    for (const std::string& path : opts->files) {
+      try {
+        loaded.push_back(results::load_result(path));
+      } catch (const UsageError&) {
+        throw;
+      } catch (const Error& e) {
+        throw UsageError(e.what());
+      }
+    }
+    const auto comparison =
+        results::compare_results(loaded, results::column_names(opts->files), opts->diff);
+    const std::string report = results::format_comparison(comparison, opts->format);
+    std::fwrite(report.data(), 1, report.size(), stdout);
+    std::fflush(stdout);
+    if (!comparison.agree()) throw ExitCode{1};
+  });
 }
 
 }  // namespace intl::cli

@@ -23,7 +23,6 @@ struct CommonOptions {
   std::string device = "auto";   // cpu | cuda | auto
   uint64_t seed = 0;
   std::string out;               // result folder; empty: runs/<study>-<time>
-  std::string config;            // JSON file of options; the command line wins
   bool verbose = false;
 };
 void add_common_options(CLI::App& cmd, CommonOptions& opts);

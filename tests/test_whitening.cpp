@@ -6,6 +6,9 @@
 
 #include "engine/ops.h"
 #include "losses/intl_loss.h"
+#include "losses/intl_spectral.h"
+#include <algorithm>
+#include <tuple>
 #include "losses/whitening.h"
 
 using namespace intl;
@@ -108,4 +111,28 @@ TEST_CASE("norm_mse: 0 for identical, 2 for orthogonal, 4 for opposite rows") {
   CHECK(norm_mse(a, a).item() == doctest::Approx(0.0));
   CHECK(norm_mse(a, b).item() == doctest::Approx(2.0));
   CHECK(norm_mse(a, neg(a)).item() == doctest::Approx(4.0));
+}
+
+TEST_CASE("the spectral INTL loss equals the literal Newton form, value and gradients") {
+  for (auto [m, d, T] : std::vector<std::tuple<int64_t, int64_t, int>>{{6, 10, 4}, {8, 5, 5}, {16, 40, 1}}) {
+    Tensor z1 = Tensor::randn({m, d}, 11, 1, DType::f64), z2 = Tensor::randn({m, d}, 11, 2, DType::f64);
+    z1.requires_grad_(true);
+    z2.requires_grad_(true);
+    const double beta = intl_beta(m);
+    Tensor lit = intl_loss(z1, z2, T, beta);
+    lit.backward();
+    const std::vector<double> g1 = z1.grad().to_vector(), g2 = z2.grad().to_vector();
+    z1.zero_grad();
+    z2.zero_grad();
+    Tensor fast = intl_loss_spectral(z1, z2, T, beta);
+    fast.backward();
+    CHECK(fast.item() == doctest::Approx(lit.item()).epsilon(1e-10));
+    const std::vector<double> f1 = z1.grad().to_vector(), f2 = z2.grad().to_vector();
+    double err = 0, scale = 0;
+    for (size_t i = 0; i < g1.size(); ++i) {
+      err = std::max({err, std::abs(f1[i] - g1[i]), std::abs(f2[i] - g2[i])});
+      scale = std::max({scale, std::abs(g1[i]), std::abs(g2[i])});
+    }
+    CHECK(err <= 1e-9 * scale);
+  }
 }

@@ -1,0 +1,77 @@
+// The IterNorm benchmark. Besides the median it prints the FLOPs of the work and the rate achieved, next to
+// an sgemm measured in the same process, so the figure can be read against the machine's GEMM peak.
+#include "bench/bench_iternorm.h"
+
+#include <cstdio>
+
+#include "bench/timing.h"
+#include "cli/command.h"
+#include "engine/backend.h"
+#include "engine/ops.h"
+#include "losses/intl_loss.h"
+#include "losses/intl_spectral.h"
+
+namespace intl::bench {
+namespace {
+
+struct Options {
+  int64_t m = 256, d = 2048;
+  int T = 4;
+  double budget = 3.0;
+  std::string impl = "spectral";
+  cli::CommonOptions common;
+};
+
+double sgemm_gflops(Device device) {
+  const int64_t n = 1024;
+  Tensor a = Tensor::randn({n, n}, 1, 1, DType::f32, device), b = Tensor::randn({n, n}, 1, 2, DType::f32, device);
+  Timing t = time_median([&] { matmul(a, b).to_floats(); }, 1, 5, 1.0);
+  return 2.0 * double(n * n * n) / (t.median_ms * 1e-3) / 1e9;
+}
+
+void run(const Options& o) {
+  const Device device = resolve_device(o.common.device);
+  Tensor z1 = Tensor::randn({o.m, o.d}, o.common.seed, 1, DType::f32, device);
+  Tensor z2 = add(z1, mul(Tensor::randn({o.m, o.d}, o.common.seed, 2, DType::f32, device), 0.1));
+  z1.requires_grad_(true);
+  z2.requires_grad_(true);
+  const double beta = intl_beta(o.m);
+  double loss_value = 0;
+  auto step = [&] {
+    z1.zero_grad();
+    z2.zero_grad();
+    Tensor loss = o.impl == "newton" ? intl_loss(z1, z2, o.T, beta) : intl_loss_spectral(z1, z2, o.T, beta);
+    loss.backward();
+    loss_value = loss.item();
+    z1.grad().to_floats();  // make sure the device finished
+  };
+  const Timing t = time_median(step, 2, 5, o.budget);
+  // FLOPs of the literal algorithm per view: covariance 2 m^2 d, T Newton steps of three m^3 GEMMs, output
+  // 2 m^2 d; backward twice the forward.
+  const double m = double(o.m), d = double(o.d);
+  const double fwd = 2 * m * m * d + o.T * 3 * 2 * m * m * m + 2 * m * m * d;
+  const double flops = 2 * 3 * fwd;
+  std::printf("intl bench iternorm: m=%lld d=%lld T=%d float32 impl=%s device=%s loss=%.6g reps=%d\n",
+              (long long)o.m, (long long)o.d, o.T, o.impl.c_str(), device_name(device), loss_value, t.reps);
+  std::printf("work (literal algorithm, fwd+bwd, two views): %.2f GFLOP -> %.1f GFLOP/s; sgemm 1024^3 here: %.1f GFLOP/s\n",
+              flops / 1e9, flops / (t.median_ms * 1e-3) / 1e9, sgemm_gflops(device));
+  std::printf("min_ms: %.3f\nmedian_ms: %.3f\n", t.min_ms, t.median_ms);
+}
+
+}  // namespace
+
+void add_bench_iternorm(CLI::App& bench) {
+  auto opts = std::make_shared<Options>();
+  auto* cmd = bench.add_subcommand("iternorm", "INTL loss (CW IterNorm + trace loss + norm_mse), fwd+bwd, two views");
+  cmd->add_option("--m", opts->m, "batch size (rows)")->capture_default_str()->check(CLI::Range(2, 1 << 16));
+  cmd->add_option("--d", opts->d, "embedding dimension")->capture_default_str()->check(CLI::Range(2, 1 << 20));
+  cmd->add_option("--T", opts->T, "Newton iterations")->capture_default_str()->check(CLI::Range(0, 100));
+  cmd->add_option("--budget", opts->budget, "seconds of timed repetitions")->capture_default_str();
+  cmd->add_option("--impl", opts->impl, "spectral (one eigensolve per view, exact gradient) or newton (literal)")
+      ->check(CLI::IsMember({"spectral", "newton"}))
+      ->capture_default_str();
+  cli::add_common_options(*cmd, opts->common);
+  cmd->callback([opts] { run(*opts); });
+}
+
+}  // namespace intl::bench

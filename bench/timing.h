@@ -1,0 +1,30 @@
+// Benchmark timing: warm-up, then repeated runs until both a minimum count and a time budget are reached;
+// the median is reported (these machines are shared and noisy).
+#pragma once
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <vector>
+
+namespace intl::bench {
+
+struct Timing {
+  double median_ms = 0, min_ms = 0;
+  int reps = 0;
+};
+
+inline Timing time_median(const std::function<void()>& fn, int warmup, int min_reps, double budget_s) {
+  for (int i = 0; i < warmup; ++i) fn();
+  std::vector<double> ms;
+  const auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  while (int(ms.size()) < min_reps || (elapsed() < budget_s && ms.size() < 10000)) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return {ms[ms.size() / 2], ms.front(), int(ms.size())};
+}
+
+}  // namespace intl::bench

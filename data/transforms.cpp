@@ -1,0 +1,389 @@
+// The augmentations of data/transforms.h. Loops run over whole planes or rows so the compiler vectorises
+// them; no function allocates once its scratch has seen the largest image.
+#include "data/transforms.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "engine/error.h"
+
+namespace intl {
+namespace {
+
+float clamp01(float v) { return std::min(1.0f, std::max(0.0f, v)); }
+
+// Keys' cubic convolution kernel with parameter a (PIL: -0.5, PyTorch's non-antialiased bicubic: -0.75).
+double cubic(double x, double a) {
+  x = std::fabs(x);
+  if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
+  if (x < 2.0) return (((x - 5.0) * x + 8.0) * x - 4.0) * a;
+  return 0.0;
+}
+
+float uniform(RandomStream& rng, double lo, double hi) { return float(lo + (hi - lo) * rng.next_uniform()); }
+bool happens(RandomStream& rng, float p) { return rng.next_uniform() <= double(p); }
+
+// Mirror index without repeating the edge (torch "reflect" padding), repeated for wide kernels.
+int reflect(int i, int n) {
+  if (n == 1) return 0;
+  while (i < 0 || i >= n) i = i < 0 ? -i : 2 * (n - 1) - i;
+  return i;
+}
+
+}  // namespace
+
+CropBox sample_resized_crop(int height, int width, double scale_min, double scale_max, double ratio_min,
+                            double ratio_max, RandomStream& rng) {
+  check(height > 0 && width > 0, "sample_resized_crop: empty image");
+  const double area = double(height) * width;
+  const double log_min = std::log(ratio_min), log_max = std::log(ratio_max);
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const double target_area = area * (scale_min + (scale_max - scale_min) * rng.next_uniform());
+    const double ratio = std::exp(log_min + (log_max - log_min) * rng.next_uniform());
+    // nearbyint in the default rounding mode rounds half to even, as Python's round().
+    const int w = int(std::nearbyint(std::sqrt(target_area * ratio)));
+    const int h = int(std::nearbyint(std::sqrt(target_area / ratio)));
+    if (0 < w && w <= width && 0 < h && h <= height) {
+      CropBox box;
+      box.height = h;
+      box.width = w;
+      box.top = int(rng.next_below(uint64_t(height - h + 1)));
+      box.left = int(rng.next_below(uint64_t(width - w + 1)));
+      return box;
+    }
+  }
+  CropBox box;  // central crop fallback
+  const double in_ratio = double(width) / height;
+  if (in_ratio < std::min(ratio_min, ratio_max)) {
+    box.width = width;
+    box.height = int(std::nearbyint(width / std::min(ratio_min, ratio_max)));
+  } else if (in_ratio > std::max(ratio_min, ratio_max)) {
+    box.height = height;
+    box.width = int(std::nearbyint(height * std::max(ratio_min, ratio_max)));
+  } else {
+    box.width = width;
+    box.height = height;
+  }
+  box.top = (height - box.height) / 2;
+  box.left = (width - box.width) / 2;
+  return box;
+}
+
+namespace {
+
+// Stores the taps of output i: weights w[0..count) for source samples first..first+count-1, shifted left
+// where needed so that all outputs read taps.taps samples inside the input.
+void place_taps(ResizeTaps& taps, int i, int first, int count, const double* w, int in_size) {
+  const int start = std::min(first, in_size - taps.taps);
+  taps.first[i] = start;
+  const size_t out_size = taps.first.size();
+  for (int k = 0; k < count; ++k) taps.weights[size_t(first - start + k) * out_size + i] += float(w[k]);
+}
+
+}  // namespace
+
+void resize_taps(int in_size, int out_size, Resample mode, ResizeTaps& taps) {
+  check(in_size > 0 && out_size > 0, "resize: empty input or output size");
+  const double scale = double(in_size) / out_size;
+  const bool antialias = mode == Resample::bicubic_antialias;
+  // PIL's precompute_coeffs: when shrinking, the kernel widens by the scale factor.
+  const double filter_scale = antialias ? std::max(scale, 1.0) : 1.0;
+  const double support = 2.0 * filter_scale;
+  const int max_taps = antialias ? int(std::ceil(support)) * 2 + 1 : 4;
+  taps.taps = std::min(max_taps, in_size);
+  taps.first.resize(out_size);
+  taps.weights.assign(size_t(out_size) * taps.taps, 0.0f);
+  std::vector<double>& w = taps.scratch;
+  w.resize(max_taps);
+  for (int i = 0; i < out_size; ++i) {
+    if (antialias) {
+      const double center = (i + 0.5) * scale;
+      const int lo = std::max(0, int(center - support + 0.5));
+      const int hi = std::min(in_size, int(center + support + 0.5));
+      double sum = 0.0;
+      for (int k = 0; k < hi - lo; ++k) {
+        w[k] = cubic((k + lo - center + 0.5) / filter_scale, -0.5);
+        sum += w[k];
+      }
+      for (int k = 0; k < hi - lo; ++k) w[k] = sum != 0.0 ? w[k] / sum : 0.0;
+      place_taps(taps, i, lo, hi - lo, w.data(), in_size);
+    } else {
+      // PyTorch upsample_bicubic2d (align_corners=False): 4 taps around floor(x), indices clamped to the edge.
+      const double x = (i + 0.5) * scale - 0.5;
+      const int f = int(std::floor(x));
+      const double t = x - f;
+      const double c[4] = {cubic(t + 1.0, -0.75), cubic(t, -0.75), cubic(1.0 - t, -0.75), cubic(2.0 - t, -0.75)};
+      const int lo = std::clamp(f - 1, 0, in_size - 1), hi = std::clamp(f + 2, 0, in_size - 1);
+      std::fill(w.begin(), w.end(), 0.0);
+      for (int k = 0; k < 4; ++k) w[std::clamp(f - 1 + k, 0, in_size - 1) - lo] += c[k];
+      place_taps(taps, i, lo, hi - lo + 1, w.data(), in_size);
+    }
+  }
+}
+
+namespace {
+
+// One row of the horizontal pass: out[x] = sum_k w[k][x] * in[first[x] + k], one tap at a time.
+void resize_row(const float* __restrict in, float* __restrict out, int out_width, const ResizeTaps& taps) {
+  const int* __restrict first = taps.first.data();
+  for (int x = 0; x < out_width; ++x) out[x] = 0.0f;
+  for (int k = 0; k < taps.taps; ++k) {
+    const float* __restrict w = taps.weights.data() + size_t(k) * out_width;
+    const float* __restrict s = in + k;
+    for (int x = 0; x < out_width; ++x) out[x] += w[x] * s[first[x]];
+  }
+}
+
+}  // namespace
+
+void resize_crop(const ImageF& src, const CropBox& box, int out_height, int out_width, Resample mode,
+                 ImageF& dst, ResizeScratch& scratch) {
+  check(box.top >= 0 && box.left >= 0 && box.height > 0 && box.width > 0 && box.top + box.height <= src.height &&
+            box.left + box.width <= src.width,
+        "resize_crop: crop box outside the image");
+  const ResizeTaps& taps_x = scratch.taps_x;
+  const ResizeTaps& taps_y = scratch.taps_y;
+  resize_taps(box.width, out_width, mode, scratch.taps_x);
+  resize_taps(box.height, out_height, mode, scratch.taps_y);
+  scratch.rows.resize(size_t(box.height) * out_width);
+  dst.reshape(src.channels, out_height, out_width);
+  for (int c = 0; c < src.channels; ++c) {
+    for (int y = 0; y < box.height; ++y)  // rows: (box.height, out_width)
+      resize_row(src.plane(c) + size_t(box.top + y) * src.width + box.left, &scratch.rows[size_t(y) * out_width],
+                 out_width, taps_x);
+    for (int y = 0; y < out_height; ++y) {
+      float* __restrict out = dst.plane(c) + size_t(y) * out_width;
+      const float* in = &scratch.rows[size_t(taps_y.first[y]) * out_width];
+      for (int x = 0; x < out_width; ++x) out[x] = 0.0f;
+      for (int k = 0; k < taps_y.taps; ++k) {
+        const float w = taps_y.weights[size_t(k) * out_height + y];
+        const float* __restrict row = in + size_t(k) * out_width;
+        for (int x = 0; x < out_width; ++x) out[x] += w * row[x];
+      }
+      for (int x = 0; x < out_width; ++x) out[x] = clamp01(out[x]);
+    }
+  }
+}
+
+void flip_horizontal(ImageF& img) {
+  for (int c = 0; c < img.channels; ++c)
+    for (int y = 0; y < img.height; ++y) {
+      float* row = img.plane(c) + size_t(y) * img.width;
+      std::reverse(row, row + img.width);
+    }
+}
+
+void to_grayscale(ImageF& img) {
+  check(img.channels == 3, "to_grayscale: expected 3 channels, found " + std::to_string(img.channels));
+  float *r = img.plane(0), *g = img.plane(1), *b = img.plane(2);
+  for (size_t p = 0; p < img.plane_size(); ++p) r[p] = g[p] = b[p] = 0.299f * r[p] + 0.587f * g[p] + 0.114f * b[p];
+}
+
+void adjust_brightness(ImageF& img, float factor) {
+  for (float& v : img.data) v = clamp01(factor * v);
+}
+
+void adjust_contrast(ImageF& img, float factor) {
+  check(img.channels == 3, "adjust_contrast: expected 3 channels, found " + std::to_string(img.channels));
+  const float *r = img.plane(0), *g = img.plane(1), *b = img.plane(2);
+  double sum = 0.0;
+  for (size_t p = 0; p < img.plane_size(); ++p) sum += 0.299f * r[p] + 0.587f * g[p] + 0.114f * b[p];
+  const float offset = (1.0f - factor) * float(sum / double(img.plane_size()));
+  for (float& v : img.data) v = clamp01(factor * v + offset);
+}
+
+void adjust_saturation(ImageF& img, float factor) {
+  check(img.channels == 3, "adjust_saturation: expected 3 channels, found " + std::to_string(img.channels));
+  float *r = img.plane(0), *g = img.plane(1), *b = img.plane(2);
+  for (size_t p = 0; p < img.plane_size(); ++p) {
+    const float gray = (1.0f - factor) * (0.299f * r[p] + 0.587f * g[p] + 0.114f * b[p]);
+    r[p] = clamp01(factor * r[p] + gray);
+    g[p] = clamp01(factor * g[p] + gray);
+    b[p] = clamp01(factor * b[p] + gray);
+  }
+}
+
+namespace {
+
+// floor for |x| < 2^31 that GCC vectorises (std::floor is not, under the default -ftrapping-math).
+inline float floor_small(float x) {
+  const float t = float(int(x));
+  return t > x ? t - 1.0f : t;
+}
+
+// torchvision's _rgb2hsv for one pixel, with selects instead of branches so loops vectorise. The hue
+// before wrapping, x = hue / 6 + 1, lies in [5/6, 11/6], where x - floor(x) equals torch.fmod(x, 1) exactly.
+inline void rgb_to_hsv_pixel(float r, float g, float b, float& h, float& s, float& v) {
+  const float maxc = std::max(r, std::max(g, b)), minc = std::min(r, std::min(g, b));
+  const bool equal = maxc == minc;
+  const float cr = maxc - minc;
+  s = cr / (equal ? 1.0f : maxc);
+  const float divisor = equal ? 1.0f : cr;
+  const float rc = (maxc - r) / divisor, gc = (maxc - g) / divisor, bc = (maxc - b) / divisor;
+  const float hue = maxc == r ? bc - gc : (maxc == g ? 2.0f + rc - bc : 4.0f + gc - rc);
+  const float x = hue / 6.0f + 1.0f;
+  h = x - floor_small(x);
+  v = maxc;
+}
+
+// torchvision's _hsv2rgb for one pixel; `sector` is floor(6 h) mod 6.
+inline void hsv_to_rgb_pixel(float h, float s, float v, float sector, float& r, float& g, float& b) {
+  const float f = h * 6.0f - floor_small(h * 6.0f);
+  const float p = clamp01(v * (1.0f - s)), q = clamp01(v * (1.0f - s * f)), t = clamp01(v * (1.0f - s * (1.0f - f)));
+  r = (sector == 0.0f || sector == 5.0f) ? v : sector == 1.0f ? q : sector == 4.0f ? t : p;
+  g = sector == 0.0f ? t : (sector == 1.0f || sector == 2.0f) ? v : sector == 3.0f ? q : p;
+  b = sector <= 1.0f ? p : sector == 2.0f ? t : sector == 5.0f ? q : v;
+}
+
+}  // namespace
+
+void rgb_to_hsv(float r, float g, float b, float& h, float& s, float& v) { rgb_to_hsv_pixel(r, g, b, h, s, v); }
+
+void hsv_to_rgb(float h, float s, float v, float& r, float& g, float& b) {
+  const int sector = ((int(std::floor(h * 6.0f)) % 6) + 6) % 6;
+  hsv_to_rgb_pixel(h, s, v, float(sector), r, g, b);
+}
+
+void adjust_hue(ImageF& img, float shift) {
+  check(img.channels == 3, "adjust_hue: expected 3 channels, found " + std::to_string(img.channels));
+  float* __restrict r = img.plane(0);
+  float* __restrict g = img.plane(1);
+  float* __restrict b = img.plane(2);
+  const size_t n = img.plane_size();
+  for (size_t p = 0; p < n; ++p) {
+    float h, s, v;
+    rgb_to_hsv_pixel(r[p], g[p], b[p], h, s, v);
+    h += shift;
+    h -= floor_small(h);  // Python's %: the result takes the divisor's sign
+    const float i = floor_small(h * 6.0f);
+    hsv_to_rgb_pixel(h, s, v, i >= 6.0f ? i - 6.0f : i, r[p], g[p], b[p]);
+  }
+}
+
+void solarize(ImageF& img, float threshold) {
+  for (float& v : img.data) v = v >= threshold ? 1.0f - v : v;
+}
+
+void gaussian_kernel(int kernel_size, float sigma, float* weights) {
+  check(kernel_size > 0 && kernel_size % 2 == 1 && sigma > 0.0f,
+        "gaussian_kernel: kernel size must be odd and positive and sigma positive (found " +
+            std::to_string(kernel_size) + ", " + std::to_string(sigma) + ")");
+  const float half = (kernel_size - 1) * 0.5f;
+  float sum = 0.0f;
+  for (int k = 0; k < kernel_size; ++k) {
+    const float x = (k - half) / sigma;
+    weights[k] = std::exp(-0.5f * x * x);
+    sum += weights[k];
+  }
+  for (int k = 0; k < kernel_size; ++k) weights[k] /= sum;
+}
+
+void gaussian_blur(ImageF& img, int kernel_size, float sigma, BlurScratch& scratch) {
+  scratch.weights.resize(kernel_size);
+  gaussian_kernel(kernel_size, sigma, scratch.weights.data());
+  const int half = kernel_size / 2, width = img.width, height = img.height;
+  scratch.index_x.resize(width + kernel_size - 1);
+  scratch.index_y.resize(height + kernel_size - 1);
+  for (int i = 0; i < width + kernel_size - 1; ++i) scratch.index_x[i] = reflect(i - half, width);
+  for (int i = 0; i < height + kernel_size - 1; ++i) scratch.index_y[i] = reflect(i - half, height);
+  const float* w = scratch.weights.data();
+  scratch.rows.reshape(img.channels, height, width);
+  for (int c = 0; c < img.channels; ++c) {
+    for (int y = 0; y < height; ++y) {  // along x, into scratch
+      const float* in = img.plane(c) + size_t(y) * width;
+      float* out = scratch.rows.plane(c) + size_t(y) * width;
+      for (int x = 0; x < width; ++x) {
+        const int* idx = &scratch.index_x[x];
+        float acc = 0.0f;
+        for (int k = 0; k < kernel_size; ++k) acc += w[k] * in[idx[k]];
+        out[x] = acc;
+      }
+    }
+    for (int y = 0; y < height; ++y) {  // along y, back into img
+      float* out = img.plane(c) + size_t(y) * width;
+      std::fill(out, out + width, 0.0f);
+      for (int k = 0; k < kernel_size; ++k) {
+        const float* in = scratch.rows.plane(c) + size_t(scratch.index_y[y + k]) * width;
+        for (int x = 0; x < width; ++x) out[x] += w[k] * in[x];
+      }
+    }
+  }
+}
+
+void normalize(const ImageF& img, const Normalization& norm, float* out) {
+  check(img.channels <= 3, "normalize: at most 3 channels, found " + std::to_string(img.channels));
+  const size_t plane = img.plane_size();
+  for (int c = 0; c < img.channels; ++c) {
+    const float* in = img.plane(c);
+    const float mean = norm.mean[c], std = norm.std[c];
+    float* o = out + c * plane;
+    for (size_t p = 0; p < plane; ++p) o[p] = (in[p] - mean) / std;
+  }
+}
+
+JitterDraw sample_color_jitter(const ColorJitter& jitter, RandomStream& rng) {
+  JitterDraw draw;
+  for (int i = 3; i > 0; --i) std::swap(draw.order[i], draw.order[rng.next_below(uint64_t(i) + 1)]);
+  if (jitter.brightness > 0) draw.brightness = uniform(rng, std::max(0.0f, 1 - jitter.brightness), 1 + jitter.brightness);
+  if (jitter.contrast > 0) draw.contrast = uniform(rng, std::max(0.0f, 1 - jitter.contrast), 1 + jitter.contrast);
+  if (jitter.saturation > 0) draw.saturation = uniform(rng, std::max(0.0f, 1 - jitter.saturation), 1 + jitter.saturation);
+  if (jitter.hue > 0) draw.hue = uniform(rng, -jitter.hue, jitter.hue);
+  return draw;
+}
+
+void color_jitter(ImageF& img, const JitterDraw& draw) {
+  for (int k = 0; k < 4; ++k) {
+    switch (draw.order[k]) {
+      case 0: if (draw.brightness != 1.0f) adjust_brightness(img, draw.brightness); break;
+      case 1: if (draw.contrast != 1.0f) adjust_contrast(img, draw.contrast); break;
+      case 2: if (draw.saturation != 1.0f) adjust_saturation(img, draw.saturation); break;
+      default: if (draw.hue != 0.0f) adjust_hue(img, draw.hue); break;
+    }
+  }
+}
+
+TwoViewConfig cifar_two_views() {
+  TwoViewConfig views;
+  views.view2.solarize_p = 0.2f;
+  return views;
+}
+
+TwoViewConfig imagenet_two_views() {
+  TwoViewConfig views;
+  for (AugmentConfig* v : {&views.view1, &views.view2}) {
+    v->out_size = 224;
+    v->blur_kernel = 23;
+  }
+  views.view1.blur_p = 1.0f;
+  views.view2.blur_p = 0.1f;
+  views.view2.solarize_p = 0.2f;
+  return views;
+}
+
+void Augmenter::augment(const ImageF& src, const AugmentConfig& config, const Normalization& norm,
+                        RandomStream& rng, float* out) {
+  check(src.channels == 3, "augment: expected a 3-channel image, found " + std::to_string(src.channels));
+  const CropBox box = sample_resized_crop(src.height, src.width, config.crop_scale_min, config.crop_scale_max,
+                                          config.crop_ratio_min, config.crop_ratio_max, rng);
+  resize_crop(src, box, config.out_size, config.out_size, config.resample, view_, resize_);
+  if (happens(rng, config.flip_p)) flip_horizontal(view_);
+  if (happens(rng, config.jitter_p)) color_jitter(view_, sample_color_jitter(config.jitter, rng));
+  if (happens(rng, config.grayscale_p)) to_grayscale(view_);
+  if (happens(rng, config.blur_p))
+    gaussian_blur(view_, config.blur_kernel, uniform(rng, config.blur_sigma_min, config.blur_sigma_max), blur_);
+  if (happens(rng, config.solarize_p)) solarize(view_);
+  normalize(view_, norm, out);
+}
+
+void Augmenter::evaluate(const ImageF& src, int out_size, const Normalization& norm, float* out) {
+  if (src.height == out_size && src.width == out_size) {
+    normalize(src, norm, out);
+    return;
+  }
+  const CropBox whole{0, 0, src.height, src.width};
+  resize_crop(src, whole, out_size, out_size, Resample::bicubic_antialias, view_, resize_);
+  normalize(view_, norm, out);
+}
+
+}  // namespace intl

@@ -1,0 +1,212 @@
+// `intl diff`: tolerances, matching a one-run result with the paper's numbers by metric name, the Markdown
+// table's shape, more than two files, curve summaries, and the executable's exit codes (0 / 1 / 2).
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "engine/error.h"
+#include "results/diff.h"
+
+namespace fs = std::filesystem;
+using namespace intl::results;
+
+namespace {
+
+const std::string paper_cifar10 = std::string(INTL_SOURCE_DIR) + "/experiments/paper/cifar10.json";
+
+fs::path fresh_temp_dir() {
+  std::string pattern = (fs::temp_directory_path() / "intl-test-diff-XXXXXX").string();
+  REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+  return pattern;
+}
+
+Result one_run(const std::string& run_name, std::map<std::string, double> metrics) {
+  Result r;
+  r.header = make_header("pretrain cifar10", "pretrain");
+  r.config = {{"epochs", 1000}, {"lr", 0.3}};
+  Run run;
+  run.name = run_name;
+  run.metrics = std::move(metrics);
+  r.runs.push_back(run);
+  return r;
+}
+
+const MetricRow* find_row(const Comparison& c, const std::string& key) {
+  for (const MetricRow& row : c.metrics)
+    if (row.key == key) return &row;
+  return nullptr;
+}
+
+// Runs the intl executable; returns its exit status and fills `out` with stdout and stderr.
+int run_intl(const std::string& args, const fs::path& dir, std::string& out) {
+  const fs::path log = dir / "out.txt";
+  const std::string cmd = std::string("'") + INTL_BINARY + "' " + args + " > '" + log.string() + "' 2>&1";
+  const int status = std::system(cmd.c_str());
+  std::ifstream in(log);
+  std::stringstream s;
+  s << in.rdbuf();
+  out = s.str();
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+TEST_CASE("within_tolerance is |x - r| <= atol + rtol * |r|, with NaN and inf") {
+  CHECK(within_tolerance(1.0, 1.0, 0, 0));
+  CHECK(!within_tolerance(1.0 + 1e-12, 1.0, 0, 0));
+  CHECK(within_tolerance(101.0, 100.0, 0, 0.01));
+  CHECK(!within_tolerance(101.5, 100.0, 0, 0.01));
+  CHECK(within_tolerance(92.3, 92.6, 0.5, 0));
+  CHECK(!within_tolerance(92.0, 92.6, 0.5, 0));
+  CHECK(within_tolerance(NAN, NAN, 0, 0));
+  CHECK(!within_tolerance(NAN, 1.0, 1e9, 1e9));
+  CHECK(within_tolerance(INFINITY, INFINITY, 0, 0));
+  CHECK(!within_tolerance(INFINITY, -INFINITY, 0, 0));
+  CHECK(!within_tolerance(1.0, INFINITY, 1e9, 1e9));
+}
+
+TEST_CASE("a one-run result matches the paper's numbers by metric name") {
+  Result paper = load_result(paper_cifar10);
+  Result mine = one_run("cifar10", {{"linear_top1", 92.31}, {"knn5_top1", 90.03}, {"final_loss", -0.7}});
+  DiffOptions opts;
+  Comparison exact = compare_results({mine, paper}, {"RESULT", "cifar10"}, opts);
+  const MetricRow* top1 = find_row(exact, "linear_top1");
+  REQUIRE(top1 != nullptr);
+  CHECK(*top1->values[0] == 92.31);
+  CHECK(*top1->values[1] == doctest::Approx(92.60));
+  CHECK(top1->compared);
+  CHECK(!top1->agree);
+  CHECK(find_row(exact, "knn5_top1")->agree);
+  CHECK(!find_row(exact, "final_loss")->compared);   // only in mine: listed, not compared
+  CHECK(!find_row(exact, "linear_top5")->compared);  // only in the paper
+  CHECK(exact.compared == 2);
+  CHECK(exact.differing == 1);
+  CHECK(!exact.agree());
+
+  opts.atol = 0.5;
+  CHECK(compare_results({mine, paper}, {"RESULT", "cifar10"}, opts).agree());
+  opts.atol = 0;
+  opts.rtol = 0.01;
+  CHECK(compare_results({mine, paper}, {"RESULT", "cifar10"}, opts).agree());
+
+  opts.rtol = 0;
+  opts.key_patterns = {"knn*"};
+  Comparison only_knn = compare_results({mine, paper}, {"RESULT", "cifar10"}, opts);
+  CHECK(only_knn.metrics.size() == 1);
+  CHECK(only_knn.agree());
+}
+
+TEST_CASE("runs of several-run files match by run/metric") {
+  Result a = load_result(std::string(INTL_SOURCE_DIR) + "/experiments/paper/imagenet.json");
+  Result b = a;
+  b.runs[0].metrics["linear_top1_100ep"] = 70.0;
+  Comparison c = compare_results({a, b}, {"paper", "mine"}, DiffOptions{});
+  const MetricRow* row = find_row(c, "intl bs512/linear_top1_100ep");
+  REQUIRE(row != nullptr);
+  CHECK(!row->agree);
+  CHECK(find_row(c, "intl multicrop+ema bs256/linear_top1_800ep")->agree);
+  CHECK(c.differing == 1);
+  CHECK(c.config.empty());
+}
+
+TEST_CASE("configuration differences are flattened dotted keys") {
+  Result a = one_run("r", {{"m", 1}});
+  Result b = a;
+  b.config["lr"] = 0.6;
+  b.config["optimizer"] = {{"momentum", 0.9}};
+  b.runs[0].config["T"] = 5;
+  Comparison c = compare_results({a, b}, {"a", "b"}, DiffOptions{});
+  std::vector<std::string> keys;
+  for (const ConfigRow& row : c.config) keys.push_back(row.key);
+  CHECK(keys == std::vector<std::string>{"config.lr", "config.optimizer.momentum", "run.config.T"});
+  CHECK(!c.config[1].values[0].has_value());
+  CHECK(*c.config[1].values[1] == 0.9);
+}
+
+TEST_CASE("markdown output is a table ready to paste") {
+  Result paper = load_result(paper_cifar10);
+  Result mine = one_run("cifar10", {{"linear_top1", 92.31}, {"knn5_top1", 90.03}, {"linear_top5", 99.8}});
+  Comparison c = compare_results({mine, paper}, {"RESULT", "cifar10"}, DiffOptions{});
+  std::istringstream md(format_comparison(c, "markdown"));
+  std::vector<std::string> table;
+  for (std::string line; std::getline(md, line);) {
+    if (!line.empty() && line[0] == '|') table.push_back(line);
+    else if (!table.empty()) break;  // the first table only
+  }
+  REQUIRE(table.size() == 2 + 3);  // header, separator, three metrics
+  CHECK(table[0] == "| metric | RESULT | cifar10 | cifar10 - RESULT | rel | status |");
+  CHECK(table[1] == "| --- | ---: | ---: | ---: | ---: | --- |");
+  for (const std::string& line : table) CHECK(std::count(line.begin(), line.end(), '|') == 7);
+  CHECK(table[3].find("| linear_top1 | 92.31 | 92.6 | +0.29 | +0.314% | DIFFERS |") == 0);
+  const std::string csv = format_comparison(c, "csv");
+  CHECK(csv.rfind("metric,RESULT,cifar10,cifar10 - RESULT,rel,status\n", 0) == 0);
+  CHECK(json::parse(format_comparison(c, "json")).at("differing") == 1);
+  CHECK_THROWS_AS(format_comparison(c, "html"), intl::UsageError);
+}
+
+TEST_CASE("more than two files: each compared with the first") {
+  Result a = one_run("x", {{"m", 1.0}});
+  Result b = one_run("y", {{"m", 1.0}});
+  Result c = one_run("z", {{"m", 2.0}, {"extra", 3.0}});
+  Comparison cmp = compare_results({a, b, c}, {"a", "b", "c"}, DiffOptions{});
+  const MetricRow* m = find_row(cmp, "m");
+  REQUIRE(m != nullptr);
+  CHECK(m->values.size() == 3);
+  CHECK(!m->agree);
+  CHECK(cmp.compared == 1);
+  const std::string text = format_comparison(cmp, "text");
+  CHECK(text.find("b - a") != std::string::npos);
+  CHECK(text.find("c - a") != std::string::npos);
+  CHECK(text.find("rel") == std::string::npos);  // relative difference only for two files
+  CHECK(compare_results({a, b}, {"a", "b"}, DiffOptions{}).agree());
+}
+
+TEST_CASE("curves: summary, crash step and the largest difference where steps match") {
+  Result a = one_run("r", {});
+  a.runs[0].curves["loss"] = Curve{"iteration", {0, 1, 2, 3}, {4, 3, 2, 1}};
+  Result b = a;
+  b.runs[0].curves["loss"] = Curve{"iteration", {1, 2, 3, 4}, {3, 2.5, NAN, NAN}};
+  b.runs[0].events.push_back(Event{"crash", 3, "non-finite loss", json::object()});
+  Comparison c = compare_results({a, b}, {"a", "b"}, DiffOptions{});
+  REQUIRE(c.curves.size() == 1);
+  const CurveRow& row = c.curves[0];
+  CHECK(row.summaries[0]->final_value == 1);
+  CHECK(row.summaries[0]->min == 1);
+  CHECK(row.summaries[0]->max == 4);
+  CHECK(row.summaries[1]->crash_step == 3);
+  CHECK(std::isnan(row.summaries[1]->final_value));
+  REQUIRE(row.vs_reference[1].has_value());
+  CHECK(row.vs_reference[1]->matched == 3);
+  CHECK(std::isinf(row.vs_reference[1]->max_abs));
+  CHECK(row.vs_reference[1]->at_x == 3);
+  CHECK(c.agree());  // curves are reported, never judged
+  CHECK(format_comparison(c, "text").find("crash at 3") != std::string::npos);
+}
+
+TEST_CASE("intl diff exits 0 when metrics agree, 1 when they do not, 2 on bad files or options") {
+  fs::path dir = fresh_temp_dir();
+  const std::string mine = (dir / "RESULT.json").string();
+  save_result(one_run("cifar10", {{"linear_top1", 92.31}, {"knn5_top1", 90.0}}), mine);
+  std::string out;
+  CHECK(run_intl("diff '" + mine + "' '" + paper_cifar10 + "'", dir, out) == 1);
+  CHECK(out.find("linear_top1") != std::string::npos);
+  CHECK(run_intl("diff '" + mine + "' '" + paper_cifar10 + "' --atol 0.5", dir, out) == 0);
+  CHECK(run_intl("diff --keys knn5_top1 --atol 0.05 --format csv '" + mine + "' '" + paper_cifar10 + "'", dir, out) == 0);
+  CHECK(out == "metric,RESULT,cifar10,cifar10 - RESULT,rel,status\nknn5_top1,90,90.03,+0.03,+0.0333%,ok\n");
+  CHECK(run_intl("diff '" + mine + "' '" + mine + "'", dir, out) == 0);
+
+  std::ofstream(dir / "bad.json") << "{\"format\": \"intl-result\", \"runs\": [";
+  CHECK(run_intl("diff '" + mine + "' '" + (dir / "bad.json").string() + "'", dir, out) == 2);
+  CHECK(out.find("bad.json: not valid JSON") != std::string::npos);
+  CHECK(run_intl("diff '" + mine + "' '" + (dir / "missing.json").string() + "'", dir, out) == 2);
+  CHECK(run_intl("diff '" + mine + "'", dir, out) == 2);
+  CHECK(run_intl("diff '" + mine + "' '" + mine + "' --format xml", dir, out) == 2);
+  CHECK(run_intl("diff '" + mine + "' '" + mine + "' --rtol -1", dir, out) == 2);
+  fs::remove_all(dir);
+}

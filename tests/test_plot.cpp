@@ -1,0 +1,248 @@
+// SVG charts and study figures: a golden toy2d figure compared structurally (elements, classes, texts), that
+// every coordinate is finite and tags balance, XML escaping, the log-axis choice, NaN breaking a line,
+// Figure IV's crash markers and table, and `intl plot` writing its files. INTL_UPDATE_GOLDEN=1 rewrites
+// tests/golden/toy2d_figure.svg after a deliberate change of the drawing.
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "engine/error.h"
+#include "plot/figures.h"
+
+namespace fs = std::filesystem;
+using namespace intl::plot;
+using intl::results::Curve;
+using intl::results::Result;
+using intl::results::Run;
+
+namespace {
+
+const fs::path golden_path = fs::path(INTL_SOURCE_DIR) / "tests" / "golden" / "toy2d_figure.svg";
+
+fs::path fresh_temp_dir() {
+  std::string pattern = (fs::temp_directory_path() / "intl-test-plot-XXXXXX").string();
+  REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+  return pattern;
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+size_t count(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t p = text.find(what); p != std::string::npos; p = text.find(what, p + what.size())) ++n;
+  return n;
+}
+
+// A small toy2d result: two runs, four eigenvalue curves each; the second run has a NaN and a crash.
+Result toy2d_result() {
+  Result r;
+  r.header.command = "run toy2d";
+  r.header.study = "toy2d";
+  const std::vector<double> it{0, 1, 2, 3, 4, 5, 6, 7};
+  const char* names[] = {"z_eig_min", "z_eig_max", "zhat_eig_min", "zhat_eig_max"};
+  for (const char* run_name : {"iternorm T=5 init=well", "ill <cond> & \"quoted\""}) {
+    Run run;
+    run.name = run_name;
+    for (int k = 0; k < 4; ++k) {
+      Curve c{"iteration", it, {}};
+      for (double x : it) c.y.push_back(std::pow(10.0, -double(k % 2 == 0 ? 4 : 0)) * (1 + x) / (k + 1));
+      run.curves[names[k]] = c;
+    }
+    run.arrays["points"] = intl::results::Array::matrix(2, {1, 2, -3, 4, 5, -6});
+    r.runs.push_back(run);
+  }
+  r.runs[1].curves["zhat_eig_min"].y[5] = NAN;
+  r.runs[1].events.push_back({"crash", 6, "non-finite loss", intl::results::json::object()});
+  return r;
+}
+
+// Start tags, end tags and self-closing tags balance; returns the first problem or "".
+std::string tag_balance_problem(const std::string& svg) {
+  std::vector<std::string> open;
+  for (size_t p = svg.find('<'); p != std::string::npos; p = svg.find('<', p + 1)) {
+    const size_t end = svg.find('>', p);
+    if (end == std::string::npos) return "unterminated tag at " + std::to_string(p);
+    const std::string tag = svg.substr(p + 1, end - p - 1);
+    if (tag.empty() || tag[0] == '?' || tag[0] == '!') continue;
+    if (tag.find('<') != std::string::npos) return "'<' inside a tag at " + std::to_string(p);
+    const std::string name = tag.substr(tag[0] == '/', tag.find_first_of(" />", 1) - (tag[0] == '/'));
+    if (tag[0] == '/') {
+      if (open.empty() || open.back() != name) return "</" + name + "> does not close <" + (open.empty() ? "" : open.back()) + ">";
+      open.pop_back();
+    } else if (tag.back() != '/') {
+      open.push_back(name);
+    }
+  }
+  return open.empty() ? "" : "<" + open.back() + "> is never closed";
+}
+
+// Every number in a coordinate-bearing attribute parses and is finite.
+bool coordinates_finite(const std::string& svg) {
+  static const std::regex attr(R"re(\s(x|y|x1|y1|x2|y2|cx|cy|r|width|height|d|transform|viewBox)="([^"]*)")re");
+  static const std::regex number(R"([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)");
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), attr); it != std::sregex_iterator(); ++it) {
+    const std::string value = (*it)[2];
+    std::string lower = value;
+    for (char& ch : lower) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+    if (lower.find("nan") != std::string::npos || lower.find("inf") != std::string::npos) return false;
+    for (auto n = std::sregex_iterator(value.begin(), value.end(), number); n != std::sregex_iterator(); ++n)
+      if (!std::isfinite(std::stod((*n)[0]))) return false;
+  }
+  return true;
+}
+
+// The structure of an SVG: element names with their class, and the texts, one per line; no coordinates.
+std::string structure(const std::string& svg) {
+  static const std::regex element(R"re(<([a-zA-Z]+)(?:[^>]*?class="([^"]*)")?[^>]*>([^<]*))re");
+  std::string out;
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), element); it != std::sregex_iterator(); ++it)
+    out += (*it)[1].str() + ((*it)[2].matched ? "." + (*it)[2].str() : "") +
+           ((*it)[1] == "text" || (*it)[1] == "tspan" || (*it)[1] == "title" ? " " + (*it)[3].str() : "") + "\n";
+  return out;
+}
+
+int run_intl(const std::string& args) {
+  const int status = std::system((std::string("'") + INTL_BINARY + "' " + args + " > /dev/null 2>&1").c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+TEST_CASE("the toy2d figure matches the golden SVG in structure") {
+  const std::string svg = render_svg(study_figure({toy2d_result()}));
+  CHECK(tag_balance_problem(svg) == "");
+  CHECK(coordinates_finite(svg));
+  CHECK(count(svg, "<path") == 8);  // one per curve: 2 runs x 4 eigenvalue curves
+  CHECK(count(svg, "<polyline") == 0);
+  CHECK(count(svg, "stroke-dasharray=\"6 4\"") == 4);  // cov(Z) dashed
+  CHECK(count(svg, ">λmin cov(Z)</text>") == 2);
+  CHECK(count(svg, ">λmax cov(Ẑ)</text>") == 2);
+  CHECK(count(svg, ">crash</text>") == 1);
+  CHECK(count(svg, "class=\"marker\"") == 2);  // the crash and its legend entry
+  CHECK(svg.find("ill &lt;cond&gt; &amp; &quot;quoted&quot;") != std::string::npos);
+  CHECK(svg.find("<cond>") == std::string::npos);
+  CHECK(svg.find("(log scale)") != std::string::npos);  // values span four decades
+  if (std::getenv("INTL_UPDATE_GOLDEN")) {
+    fs::create_directories(golden_path.parent_path());
+    std::ofstream(golden_path, std::ios::binary) << svg;
+  }
+  REQUIRE(fs::exists(golden_path));
+  CHECK(structure(svg) == structure(read_text(golden_path)));
+}
+
+TEST_CASE("a NaN breaks the line into two sub-paths") {
+  const std::string svg = render_svg(study_figure({toy2d_result()}));
+  static const std::regex path(R"re(<path class="series" d="([^"]*)")re");
+  std::vector<size_t> moves;
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), path); it != std::sregex_iterator(); ++it)
+    moves.push_back(count((*it)[1].str(), "M"));
+  REQUIRE(moves.size() == 8);
+  CHECK(std::count(moves.begin(), moves.end(), 2) == 1);
+  CHECK(std::count(moves.begin(), moves.end(), 1) == 7);
+}
+
+TEST_CASE("the y axis is log10 when positive values span more than two decades, or when forced") {
+  Chart c;
+  c.series.push_back(Series{"a", {0, 1, 2}, {1e-6, 1e-3, 1.0}});
+  CHECK(uses_log_axis(c));
+  c.series[0].y = {1, 20, 50};
+  CHECK(!uses_log_axis(c));
+  c.series[0].y = {-1, 1e-6, 1};
+  CHECK(!uses_log_axis(c));
+  c.series[0].y = {NAN, 1e-6, 1, INFINITY};
+  CHECK(uses_log_axis(c));
+  c.y_scale = YScale::linear;
+  CHECK(!uses_log_axis(c));
+  c.series[0].y = {1, 2, 3};
+  c.y_scale = YScale::log10;
+  CHECK(uses_log_axis(c));
+  CHECK(linear_ticks(0, 6000, 6) == std::vector<double>{0, 1000, 2000, 3000, 4000, 5000, 6000});
+  CHECK(linear_ticks(-0.3, 0.9, 6) == std::vector<double>{-0.4, -0.2, 0, 0.2, 0.4, 0.6, 0.8, 1.0});
+}
+
+TEST_CASE("a chart of only non-finite values still renders a valid, finite SVG") {
+  Figure f;
+  Chart c;
+  c.title = "empty";
+  c.series.push_back(Series{"nothing", {0, 1}, {NAN, INFINITY}});
+  c.markers.push_back(Marker{NAN, 1, 0, "crash", ""});
+  f.panels.push_back(c);
+  const std::string svg = render_svg(f);
+  CHECK(tag_balance_problem(svg) == "");
+  CHECK(coordinates_finite(svg));
+  CHECK(count(svg, "<path") == 0);
+}
+
+TEST_CASE("Figure IV: one line per run, crashes marked, a crash table for several seeds") {
+  Result r;
+  r.header.study = "whiten-instability";
+  for (int d : {64, 1024})
+    for (int seed = 0; seed < 2; ++seed) {
+      Run run;
+      run.name = "d=" + std::to_string(d) + " seed=" + std::to_string(seed);
+      run.config = {{"d", d}, {"seed", seed}};
+      run.curves["log10_inv_cond"] = Curve{"iteration", {0, 1, 2, 3}, {-2, -2.5, -3, d > 512 ? NAN : -3.2}};
+      if (d > 512) run.events.push_back({"crash", 3, "eigensolver failed", intl::results::json::object()});
+      r.runs.push_back(run);
+    }
+  Figure f = study_figure({r});
+  REQUIRE(f.panels.size() == 1);
+  CHECK(f.panels[0].series.size() == 4);
+  CHECK(f.panels[0].markers.size() == 2);
+  CHECK(f.panels[0].markers[0].x == 2);  // the last finite point before the crash
+  CHECK(f.panels[0].notes == std::vector<std::string>{"d=64: 0 of 2 runs crashed",
+                                                      "d=1024: 2 of 2 runs crashed (at steps 3, 3)"});
+  const std::string svg = render_svg(f);
+  CHECK(tag_balance_problem(svg) == "");
+  CHECK(count(svg, "<path") == 4);
+  CHECK(count(svg, ">d=64</text>") == 1);  // one legend entry per d
+}
+
+TEST_CASE("overlaid results prefix legend entries; unknown studies draw every curve") {
+  Result a;
+  a.header.study = "something-new";
+  Run run;
+  run.name = "r";
+  run.curves["alpha"] = Curve{"step", {0, 1}, {1, 2}};
+  run.curves["beta"] = Curve{"step", {0, 1}, {3, 4}};
+  a.runs.push_back(run);
+  Figure f = study_figure({a, a}, {"first", "second"});
+  REQUIRE(f.panels.size() == 2);
+  CHECK(f.panels[0].title == "alpha");
+  REQUIRE(f.panels[0].series.size() == 2);
+  CHECK(f.panels[0].series[0].label == "first: r");
+  CHECK(f.panels[0].series[1].label == "second: r");
+  Result empty;
+  CHECK_THROWS_AS(study_figure({empty}), intl::Error);
+}
+
+TEST_CASE("write_study_figures and intl plot write their SVG files") {
+  fs::path dir = fresh_temp_dir();
+  const auto written = write_study_figures(toy2d_result(), dir.string());
+  CHECK(written == std::vector<std::string>{(dir / "toy2d.svg").string(), (dir / "toy2d-data.svg").string()});
+  CHECK(tag_balance_problem(read_text(dir / "toy2d-data.svg")) == "");
+  CHECK(count(read_text(dir / "toy2d-data.svg"), "<circle") == 3 + 1);  // shared points drawn once, a legend dot
+  CHECK(write_study_figures(Result{}, dir.string()).empty());
+
+  intl::results::save_result(toy2d_result(), (dir / "RESULT.json").string());
+  CHECK(run_intl("plot '" + (dir / "RESULT.json").string() + "' -o '" + (dir / "fig.svg").string() + "'") == 0);
+  CHECK(fs::exists(dir / "fig.svg"));
+  CHECK(fs::exists(dir / "fig-data.svg"));
+  std::ofstream(dir / "foreign.json") << R"({"name": "x"})";
+  CHECK(run_intl("plot '" + (dir / "foreign.json").string() + "' -o '" + (dir / "f.svg").string() + "'") == 2);
+  intl::results::save_result(Result{}, (dir / "empty.json").string());
+  CHECK(run_intl("plot '" + (dir / "empty.json").string() + "' -o '" + (dir / "e.svg").string() + "'") == 1);
+  fs::remove_all(dir);
+}
