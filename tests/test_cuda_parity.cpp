@@ -124,7 +124,8 @@ std::vector<Case> op_cases() {
        },
        {spd(4, 1)}, {1e-3, 1e-2}},
       {"cholesky", [](V x) { return cholesky(sym(x[0])); }, {spd(4, 1)}},
-      {"triangular solve", [](V x) { return triangular_solve(cholesky(sym(x[0])), x[1]); }, {spd(3, 1), rnd({3, 2}, 2)}},
+      {"triangular solve", [](V x) { return triangular_solve(cholesky(sym(x[0])), x[1]); },
+       {spd(3, 1), rnd({3, 2}, 2)}},
       {"triangular solve transposed",
        [](V x) { return triangular_solve(cholesky(sym(x[0])), x[1], true); }, {spd(3, 1), rnd({3, 2}, 2)}},
       {"iternorm CW T=4", [](V x) { return iternorm(x[0], 4, WhitenAxis::channel); }, {rnd({4, 6}, 1)}},
@@ -177,7 +178,8 @@ Tensor on(Device d, const Tensor& t) { return d == Device::cpu ? t.clone().detac
 
 std::vector<Primitive> primitive_cases() {
   return {
-      {"random normal f32", [](Device d) { return std::vector<Tensor>{Tensor::randn({4099}, 5, kStreamKernel, DType::f32, d)}; },
+      {"random normal f32",
+       [](Device d) { return std::vector<Tensor>{Tensor::randn({4099}, 5, kStreamKernel, DType::f32, d)}; },
        {1e-6, 1e-6}},
       {"random uniform f64",
        [](Device d) { return std::vector<Tensor>{Tensor::rand({1000}, -2.0, 3.0, 5, 7, DType::f64, d)}; }, {1e-12, 0}},

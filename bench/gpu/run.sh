@@ -62,7 +62,8 @@ CMAKE_ARGS=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DINTL_CUDA=ON -DCMAKE_CUDA_ARCH
 LIBPATH=""
 
 # cuDNN: the toolkit's or the system's first, else pip's.
-if [ -f "$CUDA_HOME/include/cudnn.h" ] || [ -f /usr/include/cudnn.h ] || [ -f /usr/include/x86_64-linux-gnu/cudnn.h ]; then
+any_file() { for f; do [ -f "$f" ] && return 0; done; return 1; }
+if any_file "$CUDA_HOME/include/cudnn.h" /usr/include/cudnn.h /usr/include/x86_64-linux-gnu/cudnn.h; then
   note "cuDNN: system"
 else
   h=$(find_site cudnn.h)
@@ -87,7 +88,8 @@ fi
 
 # The Debian build dependencies, unpacked from the carried .debs (never into /).
 # INTL_USE_DEBS=1 takes them even where the system has its own (to test this path off the device).
-if [ -n "${INTL_USE_DEBS:-}" ] || [ ! -f /usr/include/nlohmann/json.hpp ] || [ ! -f /usr/include/doctest/doctest.h ]; then
+if [ -n "${INTL_USE_DEBS:-}" ] || ! ls /usr/include/nlohmann/json.hpp /usr/include/doctest/doctest.h >/dev/null 2>&1
+then
   if ! ls "$DEBS"/*.deb >/dev/null 2>&1; then
     note "build dependencies missing and no .debs carried: run 'bash bench/gpu/run.sh fetch' here, carry .debs"
     exit 1
@@ -107,7 +109,8 @@ export LD_LIBRARY_PATH="$LIBPATH${LD_LIBRARY_PATH:-}"
 # ---- build and test ----
 BUILD=$ROOT/build-gpu
 JOBS=${INTL_JOBS:-16}  # the H200 machine has 16 cores
-step "configure" "$OUT/build.log" 120 cmake -S "$ROOT" -B "$BUILD" "${CMAKE_ARGS[@]}" || { tail -30 "$OUT/build.log"; exit 1; }
+step "configure" "$OUT/build.log" 120 cmake -S "$ROOT" -B "$BUILD" "${CMAKE_ARGS[@]}" ||
+  { tail -30 "$OUT/build.log"; exit 1; }
 step "build (ninja -j$JOBS)" "$OUT/build.log" 360 ninja -C "$BUILD" -j"$JOBS" || { tail -40 "$OUT/build.log"; exit 1; }
 step "ctest" "$OUT/tests.log" 180 ctest --test-dir "$BUILD" --output-on-failure
 step "parity table (durations)" "$OUT/tests.log" 120 "$BUILD/intl_tests" --source-file='*test_cuda_parity*' \

@@ -1,8 +1,7 @@
-// Device memory for tensors: a caching allocator with one free list per size class. Blocks come back to their
-// list when freed and are handed out again; cudaMalloc is called only when a list is empty, so after the
-// first training step no step calls it. Every kernel runs on the one backend stream, so a block freed by the
-// host while a queued kernel still uses it is only reused by work queued after that kernel.
-// This header is plain C++: the CPU-only build implements cuda_allocator_stats() (all zeros) in stub.cpp.
+// Device memory for tensors: a caching allocator with one free list per size class; cudaMalloc is called only
+// when a list is empty, so after the first training step no step calls it. All work runs on the one backend
+// stream, so a block freed while a queued kernel still reads it is reused only by work queued after that.
+// Plain C++: the CPU-only build implements cuda_allocator_stats() (all zeros) in stub.cpp.
 #pragma once
 #include <cstddef>
 

@@ -136,7 +136,8 @@ void conv2d_forward(const Conv2dArgs& a, const Tensor& x, const Tensor& weight, 
   const Scale s(x.dtype());
   CUDNN_CHECK(cudnnConvolutionForward(cudnn(), s.one(), p.x, x.raw_data(), p.w, weight.raw_data(), p.forward.conv,
                                       p.forward.algo, ws.get(), ws.bytes(), s.zero(), p.y, y.raw_data()));
-  if (bias.defined()) CUDNN_CHECK(cudnnAddTensor(cudnn(), s.one(), p.bias, bias.raw_data(), s.one(), p.y, y.raw_data()));
+  if (bias.defined())
+    CUDNN_CHECK(cudnnAddTensor(cudnn(), s.one(), p.bias, bias.raw_data(), s.one(), p.y, y.raw_data()));
 }
 
 void conv2d_backward_data(const Conv2dArgs& a, const Tensor& dy, const Tensor& weight, const Tensor& dx) {

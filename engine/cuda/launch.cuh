@@ -1,5 +1,5 @@
 // Device-side building blocks shared by the .cu files: launch geometry for grid-stride loops, dtype dispatch
-// on the host, typed math overloads, and a block-wide sum. Included only by .cu files.
+// on the host, typed math overloads, and block-wide reductions. Included only by .cu files.
 #pragma once
 #include <cuda_runtime.h>
 

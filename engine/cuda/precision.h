@@ -1,8 +1,7 @@
-// The precision of float32 matrix products and convolutions on the GPU. fp32 (the default) computes in
-// full float32, so GPU results match the CPU reference to rounding; bf16 lets cuBLAS round the inputs of
-// float32 GEMMs to bfloat16 on tensor cores (float32 accumulation and output) and lets cuDNN use tensor-core
-// (TF32) convolutions. float64 and the CPU backend ignore the setting. Plain C++ (the CPU-only build keeps
-// the flag in stub.cpp so that `--precision` parses everywhere).
+// The precision of float32 GEMMs and convolutions on the GPU: fp32 (default) matches the CPU to rounding;
+// bf16 lets cuBLAS round GEMM inputs to bfloat16 on tensor cores (float32 accumulation and output) and cuDNN
+// use TF32 tensor-core convolutions. float64 and the CPU backend ignore it. Plain C++: the CPU-only build
+// keeps the flag in stub.cpp, so `--precision` parses in every build.
 #pragma once
 #include <string>
 

@@ -64,10 +64,10 @@ template <class T> int cholesky_typed(const Tensor& a) {
   DeviceBuffer work(size_t(lwork) * sizeof(T));
   DeviceBuffer infos(size_t(batch) * sizeof(int));
   for (int64_t b = 0; b < batch; ++b) {
-    if constexpr (f32)
-      CUSOLVER_CHECK(cusolverDnSpotrf(cusolver(), uplo, n, pa + b * n * n, n, work.as<T>(), lwork, infos.as<int>() + b));
-    else
-      CUSOLVER_CHECK(cusolverDnDpotrf(cusolver(), uplo, n, pa + b * n * n, n, work.as<T>(), lwork, infos.as<int>() + b));
+    T* m = pa + b * n * n;
+    int* info = infos.as<int>() + b;
+    if constexpr (f32) CUSOLVER_CHECK(cusolverDnSpotrf(cusolver(), uplo, n, m, n, work.as<T>(), lwork, info));
+    else CUSOLVER_CHECK(cusolverDnDpotrf(cusolver(), uplo, n, m, n, work.as<T>(), lwork, info));
   }
   zero_upper_triangle(a);
   return first_info(infos, batch);
