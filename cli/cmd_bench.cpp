@@ -1,5 +1,6 @@
 // `intl bench`: the benchmarks behind the speed claims (run by hand, reported in notes; never timed tests).
 #include "bench/bench_iternorm.h"
+#include "bench/bench_loader.h"
 #include "cli/command.h"
 
 namespace intl::cli {
@@ -8,6 +9,7 @@ void add_bench_command(CLI::App& app) {
   auto* bench = app.add_subcommand("bench", "benchmarks: iternorm, train, loader");
   bench->require_subcommand(1);
   bench::add_bench_iternorm(*bench);
+  bench::add_bench_loader(*bench);
 }
 
 }  // namespace intl::cli

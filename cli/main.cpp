@@ -1,12 +1,26 @@
 // The `intl` executable: registers every command and turns exceptions into one-line messages and exit codes
 // (0 success, 1 failure, 2 usage error; `intl diff` also returns 1 when results disagree).
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 
 #include "cli/command.h"
 #include "engine/allocator.h"
 #include "engine/error.h"
 
+// OpenMP threads that spin while waiting steal the cores from the threads doing work whenever the machine
+// is shared (a 2-core VM running anything else was measured 90x slower with spinning). libgomp reads its
+// wait policy when it loads, before main, so the policy is set by re-executing once; a user's own
+// OMP_WAIT_POLICY is left alone.
+static void ensure_passive_openmp_wait(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY")) return;
+  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  execv("/proc/self/exe", argv);  // returns only on failure: then run on with the default policy
+}
+
 int main(int argc, char** argv) {
+  ensure_passive_openmp_wait(argv);
   intl::configure_process_memory();
   CLI::App app{"intl: Spectral Transformation and INTL (ICLR 2024), reproduced and extended"};
   app.require_subcommand(1);

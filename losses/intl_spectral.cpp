@@ -52,22 +52,35 @@ struct View {
   Tensor v;      // (m,) row variances of Zhat
 };
 
-View view_forward(const Tensor& z, int T) {
-  View V;
-  const int64_t m = z.size(0), d = z.size(1);
-  V.zc = sub(z, mean(z, {1}, true));
-  Tensor s = mul(matmul(V.zc, transpose(V.zc)), 1.0 / double(d - 1));
-  V.t = sum(diagonal(s)).item();
-  check(std::isfinite(V.t) && V.t > 0, "IterNorm: the embedding's covariance has trace " + std::to_string(V.t) +
-                                           " (all rows constant, or non-finite values)");
-  EighResult e = eigh(mul(s, 1.0 / V.t));
-  V.u = e.vectors;
-  V.x = e.values;
-  V.sf = spectral_factors(V.x, T);
-  V.w = mul(matmul(mul(V.u, reshape(V.sf.f, {1, m})), transpose(V.u)), 1.0 / std::sqrt(V.t));
-  Tensor phi = mul(V.x, square(V.sf.f));
-  V.v = sum(mul(square(V.u), reshape(phi, {1, m})), {1});
-  return V;
+// Both views' eigendecompositions in one batched call (the CPU backend solves the two on separate threads).
+std::pair<View, View> views_forward(const Tensor& z1, const Tensor& z2, int T) {
+  View V[2];
+  const Tensor* z[2] = {&z1, &z2};
+  const int64_t m = z1.size(0), d = z1.size(1);
+  Tensor sn = Tensor::empty({2, m, m}, z1.dtype(), z1.device());
+  for (int k = 0; k < 2; ++k) {
+    V[k].zc = sub(*z[k], mean(*z[k], {1}, true));
+    Tensor s = mul(matmul(V[k].zc, transpose(V[k].zc)), 1.0 / double(d - 1));
+    V[k].t = sum(diagonal(s)).item();
+    check(std::isfinite(V[k].t) && V[k].t > 0, "IterNorm: the embedding's covariance has trace " +
+                                                    std::to_string(V[k].t) +
+                                                    " (all rows constant, or non-finite values)");
+    backend(s.device()).copy(mul(s, 1.0 / V[k].t), make_view(sn, {m, m}, {m, 1}, k * m * m));
+  }
+  Tensor values = Tensor::empty({2, m}, z1.dtype(), z1.device());
+  Tensor vectors = Tensor::empty({2, m, m}, z1.dtype(), z1.device());
+  const int info = backend(z1.device()).eigh(sn, values, vectors);
+  if (info != 0) throw Error("IterNorm: the eigensolver failed (info " + std::to_string(info) + ")");
+  for (int k = 0; k < 2; ++k) {
+    View& v = V[k];
+    v.u = make_view(vectors, {m, m}, {m, 1}, k * m * m);
+    v.x = make_view(values, {m}, {1}, k * m);
+    v.sf = spectral_factors(v.x, T);
+    v.w = mul(matmul(mul(v.u, reshape(v.sf.f, {1, m})), transpose(v.u)), 1.0 / std::sqrt(v.t));
+    Tensor phi = mul(v.x, square(v.sf.f));
+    v.v = sum(mul(square(v.u), reshape(phi, {1, m})), {1});
+  }
+  return {V[0], V[1]};
 }
 
 // Gradient with respect to Zc of the view's inputs to the loss, given the gradients of W (gw) and of the
@@ -80,11 +93,10 @@ Tensor view_backward_gram(const View& V, const Tensor& gw, const Tensor& gv, int
   Tensor b = matmul(mul(ut, reshape(gv, {1, m})), V.u);           // U^T diag(gv) U
   Tensor inner = add(mul(V.sf.dd_f, mul(a, 1.0 / std::sqrt(V.t))), mul(V.sf.dd_phi, b));
   Tensor g_sn = matmul(matmul(V.u, inner), ut);
-  // W = f_T(Sn) t^{-1/2}: dL/dt from the scale is -1/(2t) <gW, W>.  Sn = S / t with t = tr S:
-  // dL/dS = gSn / t - (<gSn, S> / t^2 + 1/(2t) <gW, W>) I ... written with Sn = S / t.
+  // W = f_T(Sn) t^{-1/2} with Sn = S / t and t = tr S. Through the scale, dL/dt = -<gW, W> / (2t); through
+  // Sn, dL/dS = gSn / t - <gSn, Sn> / t^2 I, where <gSn, Sn> = sum_i inner_ii x_i in the eigenbasis.
   const double gw_dot_w = sum(mul(gw, V.w)).item();
-  Tensor sn = matmul(mul(V.u, reshape(V.x, {1, m})), ut);
-  const double gsn_dot_sn = sum(mul(g_sn, sn)).item();
+  const double gsn_dot_sn = sum(mul(diagonal(inner), V.x)).item();
   const double g_t = -gsn_dot_sn / V.t - 0.5 * gw_dot_w / V.t;
   Tensor g_s = add(mul(g_sn, 1.0 / V.t), mul(eye(m, V.u.dtype(), V.u.device()), g_t));
   return mul(g_s, 1.0 / double(d - 1));
@@ -101,7 +113,7 @@ Tensor intl_loss_spectral(const Tensor& z1, const Tensor& z2, int T, double beta
   Tensor loss, gz1, gz2;
   {
     NoGradGuard no_grad;
-    View a = view_forward(z1.detach(), T), b = view_forward(z2.detach(), T);
+    auto [a, b] = views_forward(z1.detach(), z2.detach(), T);
     Tensor c_mat = matmul(a.zc, transpose(b.zc));                  // C = Zc1 Zc2^T
     Tensor mw = matmul(a.w, c_mat);                                 // W1 C
     Tensor c = sum(mul(mw, b.w), {1});                              // c_i = (W1 C W2)_ii

@@ -1,5 +1,6 @@
 // The CPU instance of the backend table.
 #include "engine/allocator.h"
+#include "engine/cpu/conv_reference.h"
 #include "engine/cpu/kernels.h"
 #include "engine/error.h"
 
@@ -22,11 +23,11 @@ const Backend& cpu_backend() {
       cpu::trsm_lower,
       cpu::batchnorm_forward_train,
       cpu::batchnorm_backward_train,
-      nullptr,  // conv2d_forward (engine/cpu/conv_kernels.h)
-      nullptr,  // conv2d_backward_data
-      nullptr,  // conv2d_backward_filter
-      nullptr,  // maxpool2d_forward
-      nullptr,  // maxpool2d_backward
+      cpu::reference::conv2d_forward,
+      cpu::reference::conv2d_backward_data,
+      cpu::reference::conv2d_backward_filter,
+      cpu::reference::maxpool2d_forward,
+      cpu::reference::maxpool2d_backward,
       cpu::softmax_xent,
       cpu::sgd_step,
       cpu::adam_step,

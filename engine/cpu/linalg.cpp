@@ -74,15 +74,20 @@ int eigh(const Tensor& a, const Tensor& values, const Tensor& vectors) {
   int first_info = 0;
   auto run = [&](auto z) {
     using T = decltype(z);
-    thread_local std::vector<T> work;
-    thread_local std::vector<int> iwork;
     T* pa = static_cast<T*>(a.raw_data());
     T* pw = static_cast<T*>(values.raw_data());
     T* pv = static_cast<T*>(vectors.raw_data());
+    // Several matrices: one per thread (LAPACK then runs single-threaded inside the parallel region).
+#pragma omp parallel for schedule(dynamic) if (batch > 1)
     for (int64_t b = 0; b < batch; ++b) {
+      thread_local std::vector<T> work;
+      thread_local std::vector<int> iwork;
       T* m = pa + b * n * n;
       const int info = syevd<T>(n, m, pw + b * n, work, iwork);
-      if (info != 0 && first_info == 0) first_info = info;
+      if (info != 0) {
+#pragma omp critical(intl_eigh_info)
+        if (first_info == 0) first_info = info;
+      }
       // Column-major eigenvectors read row-major are V^T: transpose into `vectors`.
       T* v = pv + b * n * n;
       for (int i = 0; i < n; ++i)
