@@ -17,8 +17,8 @@ set -u
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 DEBS="$ROOT/.debs"
-PACKAGES="nlohmann-json3-dev libcli11-dev doctest-dev libstb-dev libstb0 libopenblas-pthread-dev libopenblas-dev
-  libopenblas0-pthread libgfortran5 libquadmath0 libdnnl-dev libdnnl2 ocl-icd-libopencl1"
+PACKAGES="nlohmann-json3-dev libcli11-dev doctest-dev libstb-dev libstb0 libopenblas-openmp-dev libopenblas-dev
+  libopenblas0-openmp libgfortran5 libquadmath0 libdnnl-dev libdnnl2 ocl-icd-libopencl1"
 
 if [ "${1:-}" = fetch ]; then
   mkdir -p "$DEBS" && cd "$DEBS" && apt-get download $PACKAGES || exit 1
@@ -98,10 +98,10 @@ then
   for f in "$DEBS"/*.deb; do dpkg -x "$f" "$DEP"; done
   A=$DEP/usr/lib/x86_64-linux-gnu
   CMAKE_ARGS+=(-DCMAKE_PREFIX_PATH="$DEP/usr" -DSTB_INCLUDE="$DEP/usr/include/stb"
-    -DOPENBLAS_INCLUDE="$DEP/usr/include/x86_64-linux-gnu/openblas-pthread"
-    -DOPENBLAS_LIB="$A/openblas-pthread/libopenblas.so" -DDNNL_LIB="$A/libdnnl.so"
+    -DOPENBLAS_INCLUDE="$DEP/usr/include/x86_64-linux-gnu/openblas-openmp"
+    -DOPENBLAS_LIB="$A/openblas-openmp/libopenblas.so" -DDNNL_LIB="$A/libdnnl.so"
     -DDOCTEST_INCLUDE="$DEP/usr/include")
-  LIBPATH="$A/openblas-pthread:$A:$LIBPATH"
+  LIBPATH="$A/openblas-openmp:$A:$LIBPATH"
   note "build dependencies: carried .debs unpacked into $DEP"
 fi
 export LD_LIBRARY_PATH="$LIBPATH${LD_LIBRARY_PATH:-}"

@@ -1,6 +1,7 @@
 // 2-D convolution on cuDNN's legacy API (cuDNN 9 still ships it in libcudnn_cnn). One plan per shape, dtype
 // and precision holds the descriptors and the algorithm of each pass, chosen once by cuDNN's heuristics
 // (deterministic algorithms first, so a fixed seed gives fixed results); workspaces come from our allocator.
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -90,18 +91,20 @@ Plan& plan_for(const Conv2dArgs& a, DType dtype) {
   return *p;
 }
 
-// The best-ranked usable algorithm: succeeded, of the allowed math type, deterministic when one is.
+// The best-ranked usable algorithm: succeeded, deterministic when one is, and in strict fp32 not a tensor-core
+// one (the descriptor then keeps CUDNN_FMA_MATH, which cuDNN honours when running it).
 template <class Perf, class Algo>
 void choose(Pass<Algo>& pass, const Perf* perfs, int count, bool strict, const char* what, const Conv2dArgs& a) {
   for (int deterministic_only = 1; deterministic_only >= 0; --deterministic_only) {
     for (int i = 0; i < count; ++i) {
       const Perf& p = perfs[i];
       if (p.status != CUDNN_STATUS_SUCCESS) continue;
-      if (strict && p.mathType != CUDNN_FMA_MATH) continue;
+      if (strict && (p.mathType == CUDNN_TENSOR_OP_MATH || p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))
+        continue;
       if (deterministic_only && p.determinism != CUDNN_DETERMINISTIC) continue;
       pass.algo = p.algo;
       pass.workspace = p.memory;
-      CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, p.mathType));
+      if (!strict) CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, p.mathType));
       pass.chosen = true;
       return;
     }
@@ -131,6 +134,10 @@ void conv2d_forward(const Conv2dArgs& a, const Tensor& x, const Tensor& weight, 
     int count = 0;
     CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(cudnn(), p.x, p.w, p.forward.conv, p.y, kMax, &count, perfs));
     choose(p.forward, perfs, count, p.strict, "forward", a);
+    size_t bytes = 0;  // the workspace under the descriptor's final math type
+    CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(cudnn(), p.x, p.w, p.forward.conv, p.y, p.forward.algo,
+                                                        &bytes));
+    p.forward.workspace = std::max(p.forward.workspace, bytes);
   }
   DeviceBuffer ws(p.forward.workspace);
   const Scale s(x.dtype());
@@ -150,6 +157,10 @@ void conv2d_backward_data(const Conv2dArgs& a, const Tensor& dy, const Tensor& w
     CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnn(), p.w, p.y, p.backward_data.conv, p.x, kMax, &count,
                                                             perfs));
     choose(p.backward_data, perfs, count, p.strict, "backward-data", a);
+    size_t bytes = 0;
+    CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn(), p.w, p.y, p.backward_data.conv, p.x,
+                                                             p.backward_data.algo, &bytes));
+    p.backward_data.workspace = std::max(p.backward_data.workspace, bytes);
   }
   DeviceBuffer ws(p.backward_data.workspace);
   const Scale s(dy.dtype());
@@ -169,6 +180,10 @@ void conv2d_backward_filter(const Conv2dArgs& a, const Tensor& x, const Tensor& 
     CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnn(), p.x, p.y, p.backward_filter.conv, p.w, kMax,
                                                               &count, perfs));
     choose(p.backward_filter, perfs, count, p.strict, "backward-filter", a);
+    size_t bytes = 0;
+    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn(), p.x, p.y, p.backward_filter.conv, p.w,
+                                                               p.backward_filter.algo, &bytes));
+    p.backward_filter.workspace = std::max(p.backward_filter.workspace, bytes);
   }
   DeviceBuffer ws(p.backward_filter.workspace);
   const Scale s(x.dtype());

@@ -78,7 +78,7 @@ __global__ void maxpool_forward_kernel(const T* x, T* y, int32_t* indices, int64
   INTL_GRID_STRIDE(t, total) {
     const int64_t ow = t % w_out, oh = (t / w_out) % h_out, plane = t / (w_out * h_out);
     const T* xp = x + plane * a.h * a.w;
-    T best = T(0);
+    T best = T(-INFINITY);  // stays so (index -1) only for a window entirely in the padding
     int64_t arg = -1;
     for (int64_t i = 0; i < a.k; ++i) {
       const int64_t ih = oh * a.stride - a.pad + i;
