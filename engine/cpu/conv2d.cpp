@@ -41,15 +41,18 @@ struct Buffer {
 
 enum class Direction { forward, backward_data, backward_filter };
 
+// Which oneDNN kernel family serves a (shape, direction); the blocked ones stage activations in nChw16c.
+enum class Kernel { nhwc_direct, blocked_direct, blocked_winograd };
+
 struct PlanKey {
   Direction direction;
   Conv2dShape s;
   bool bias;
-  bool winograd;
+  Kernel kernel;
   bool operator==(const PlanKey& o) const {
     const Conv2dShape& a = s;
     const Conv2dShape& b = o.s;
-    return direction == o.direction && bias == o.bias && winograd == o.winograd && a.n == b.n && a.c_in == b.c_in &&
+    return direction == o.direction && bias == o.bias && kernel == o.kernel && a.n == b.n && a.c_in == b.c_in &&
            a.h == b.h && a.w == b.w && a.c_out == b.c_out && a.kh == b.kh && a.kw == b.kw && a.stride == b.stride &&
            a.pad == b.pad;
   }
@@ -58,7 +61,7 @@ struct PlanKey {
 struct PlanKeyHash {
   size_t operator()(const PlanKey& k) const {
     const Conv2dShape& s = k.s;
-    size_t h = size_t(k.direction) * 4 + size_t(k.bias) * 2 + size_t(k.winograd);
+    size_t h = (size_t(k.direction) * 3 + size_t(k.kernel)) * 2 + size_t(k.bias);
     for (int v : {s.n, s.c_in, s.h, s.w, s.c_out, s.kh, s.kw, s.stride, s.pad}) h = h * 1000003u ^ size_t(v);
     return h;
   }
@@ -181,15 +184,25 @@ std::string describe(const Conv2dShape& s) {
          std::to_string(s.kw) + ", stride " + std::to_string(s.stride) + ", pad " + std::to_string(s.pad) + ")";
 }
 
-// Winograd F(4x4, 3x3) (oneDNN's jit_wino_4x3, blocked activations) does 3x3 stride-1 layers with 16k channels
-// in well under half the time of the direct kernels even counting the NHWC <-> nChw16c copies around it.
-bool wants_winograd(const Conv2dShape& s) {
-  return s.kh == 3 && s.kw == 3 && s.stride == 1 && s.c_in % 16 == 0 && s.c_out % 16 == 0;
+// The kernel family, by measurement (CPU time of one thread per CIFAR ResNet-18 layer, NHWC <-> nChw16c copies
+// included, batch 32 and 256):
+// - Winograd F(4x4, 3x3) (jit_wino_4x3) runs 3x3 stride-1 layers with 16k channels in 0.3-0.75 of the time of
+//   the direct kernels once there are enough 4x4 output tiles to share out; at batch 32 the 4x4-pixel stage has
+//   32 tiles and is faster direct;
+// - the NHWC direct forward (brgconv) is slow on tiny outputs (4x4 pixels: 1.6x the blocked jit kernel), so the
+//   forward of such layers uses the blocked layout; elsewhere NHWC direct is the fastest (1x1, strided, stem).
+Kernel choose_kernel(Direction dir, const Conv2dShape& s, bool allow_winograd) {
+  const bool blockable = s.c_in % 16 == 0 && s.c_out % 16 == 0;
+  const int64_t tiles = int64_t(s.n) * ((s.h_out() + 3) / 4) * ((s.w_out() + 3) / 4);
+  if (allow_winograd && blockable && s.kh == 3 && s.kw == 3 && s.stride == 1 && tiles >= 64)
+    return Kernel::blocked_winograd;
+  if (dir == Direction::forward && blockable && s.h_out() * s.w_out() <= 16) return Kernel::blocked_direct;
+  return Kernel::nhwc_direct;
 }
 
 Plan& plan_for(Context& ctx, Direction dir, const Conv2dShape& s, bool with_bias) {
-  const bool winograd = ctx.winograd && wants_winograd(s);
-  const PlanKey key{dir, s, with_bias, winograd};
+  const Kernel kernel = choose_kernel(dir, s, ctx.winograd);
+  const PlanKey key{dir, s, with_bias, kernel};
   auto it = ctx.plans.find(key);
   if (it != ctx.plans.end()) return *it->second;
   check(s.n > 0 && s.c_in > 0 && s.c_out > 0 && s.h > 0 && s.w > 0 && s.kh > 0 && s.kw > 0 && s.stride > 0 &&
@@ -205,15 +218,15 @@ Plan& plan_for(Context& ctx, Direction dir, const Conv2dShape& s, bool with_bias
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
 
-  // Winograd first when wanted; the direct NHWC kernels otherwise or when oneDNN declines.
+  // The chosen kernel first; the direct NHWC kernels when oneDNN declines it.
   std::unique_ptr<dnnl::convolution_forward::primitive_desc> fwd_pd;
   dnnl::algorithm alg = dnnl::algorithm::convolution_direct;
   const memory::desc w_any(w_dims, dt::f32, tag::any);
-  for (const bool wino : {winograd, false}) {
-    if (!wino && fwd_pd) break;
-    alg = wino ? dnnl::algorithm::convolution_winograd : dnnl::algorithm::convolution_direct;
-    const memory::desc src_md(src_dims, dt::f32, wino ? tag::any : tag::nhwc);
-    const memory::desc dst_md(dst_dims, dt::f32, wino ? tag::any : tag::nhwc);
+  for (const Kernel k : {kernel, Kernel::nhwc_direct}) {
+    if (fwd_pd) break;
+    alg = k == Kernel::blocked_winograd ? dnnl::algorithm::convolution_winograd : dnnl::algorithm::convolution_direct;
+    const tag act = k == Kernel::nhwc_direct ? tag::nhwc : tag::any;
+    const memory::desc src_md(src_dims, dt::f32, act), dst_md(dst_dims, dt::f32, act);
     try {
       const auto d = with_bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg, src_md,
                                                                  w_any, bias_md, dst_md, strides, pads, pads)
@@ -221,7 +234,7 @@ Plan& plan_for(Context& ctx, Direction dir, const Conv2dShape& s, bool with_bias
                                                                  w_any, dst_md, strides, pads, pads);
       fwd_pd = std::make_unique<dnnl::convolution_forward::primitive_desc>(d, attr, ctx.engine);
     } catch (const dnnl::error&) {
-      if (!wino) throw Error("conv2d: oneDNN has no kernel for shape " + describe(s));
+      if (k == Kernel::nhwc_direct) throw Error("conv2d: oneDNN has no kernel for shape " + describe(s));
     }
   }
   const memory::desc src_md = fwd_pd->src_desc(), dst_md = fwd_pd->dst_desc();
