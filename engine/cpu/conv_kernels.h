@@ -31,7 +31,8 @@ struct Conv2dShape {
 // y = conv(x, weight) + bias (bias may be null). `weight_version` lets the kernel keep oneDNN's reordered copy of
 // the weight: pass a value that changes whenever the values at `weight` change and is never reused for other
 // contents at the same address (e.g. a process-wide counter bumped on every optimizer step); 0 means "unknown" and
-// re-reads the weight on every call.
+// re-reads the weight on every call. One copy is kept per weight address, shape and direction until
+// conv2d_release_cache. The first call with a shape creates (JIT-compiles) its oneDNN primitive.
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* weight, uint64_t weight_version,
                     const float* bias, float* y);
 // dx = conv_transpose(dy, weight) + beta * dx (beta = 0 writes dx without reading it; beta = 1 accumulates).
@@ -51,8 +52,7 @@ void conv2d_backward_filter_reference(const Conv2dShape& s, const double* x, con
 
 // Winograd F(4x4, 3x3) for 3x3 stride-1 layers whose channel counts are multiples of 16 and that have at least 64
 // output tiles of 4x4: on by default (1.3-3x faster; its transforms about double the float rounding error, ~2e-6
-// of the largest output on ResNet shapes).
-// Off: every layer uses the direct kernels. Applies to the calling thread.
+// of the largest output on ResNet shapes). Off: every layer uses the direct kernels. Applies to the calling thread.
 void conv2d_set_winograd(bool allowed);
 // Drops every cached oneDNN primitive, reordered weight and scratch buffer of the calling thread.
 void conv2d_release_cache();
