@@ -1,7 +1,7 @@
 // `intl pretrain` end to end on tiny synthetic CIFAR data written by the test: a run killed with SIGKILL
 // after its first checkpoint, or stopped by SIGINT, and resumed ends with the same weights as an
-// uninterrupted run, bit for bit; a diverging run stops with an event; the paper's recipe files load; and a
-// short pre-training lifts the 5-NN accuracy clearly above that of the same network at initialisation.
+// uninterrupted run, bit for bit; `intl eval` reads what it wrote; a diverging run stops with an event;
+// option files load; a short pre-training lifts the 5-NN accuracy clearly above the network at initialisation.
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
@@ -160,6 +160,22 @@ TEST_CASE("pretrain killed (SIGKILL) or stopped (SIGINT) and resumed ends bit fo
     REQUIRE_MESSAGE(run_intl(args, dir / "resumed2.log") == 0, read_text(dir / "resumed2.log"));
     check_same_checkpoint(straight + final_name, stopped + final_name);
     CHECK(loss_curve(stopped) == loss_curve(straight));
+  }
+  {  // `intl eval` reads the checkpoint (and the backbone file) and writes the paper's metric names
+    const std::string ckpt = straight + final_name;
+    REQUIRE(run_intl({"eval", "knn", "--checkpoint", ckpt, "--data-dir", dir / "data", "--image-size", "8", "--out",
+                      dir / "knn"},
+                     dir / "eval.log") == 0);
+    const results::Result knn = results::load_result(dir / "knn/RESULT.json");
+    CHECK(knn.runs.at(0).metrics.count("knn5_top1") == 1);
+    CHECK(knn.config.at("dataset") == "cifar10");
+    REQUIRE(run_intl({"eval", "linear", "--checkpoint", straight + "/backbone.safetensors", "--data-dir",
+                      dir / "data", "--image-size", "8", "--epochs", "3", "--dataset", "cifar10", "--out",
+                      dir / "linear"},
+                     dir / "eval.log") == 0);
+    const results::Result linear = results::load_result(dir / "linear/RESULT.json");
+    CHECK(linear.runs.at(0).metrics.count("linear_top1") == 1);
+    CHECK(linear.runs.at(0).metrics.count("linear_top5") == 1);
   }
   {  // resuming with other options is refused, naming them
     std::vector<std::string> args = tiny_args(dir / "data", straight, epochs);
