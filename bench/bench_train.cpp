@@ -66,7 +66,8 @@ double peak_rss_mb() {
 }
 
 void run(const Options& o) {
-  if (o.arch != "resnet18-cifar") throw UsageError("bench train: --arch must be resnet18-cifar, found '" + o.arch + "'");
+  if (o.arch != "resnet18-cifar")
+    throw UsageError("bench train: --arch must be resnet18-cifar, found '" + o.arch + "'");
   if (o.batch < 2 || o.steps < 1) throw UsageError("bench train: --batch must be >= 2 and --steps >= 1");
   const Device device = resolve_device(o.common.device);
   train::SslModelConfig config;

@@ -55,7 +55,8 @@ void one_step(MLP& mlp, Sgd& sgd, uint64_t seed) {
 
 bool same_bytes(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && a.dtype() == b.dtype() &&
-         std::memcmp(a.contiguous().raw_data(), b.contiguous().raw_data(), size_t(a.numel()) * dtype_size(a.dtype())) == 0;
+         std::memcmp(a.contiguous().raw_data(), b.contiguous().raw_data(),
+                     size_t(a.numel()) * dtype_size(a.dtype())) == 0;
 }
 
 }  // namespace

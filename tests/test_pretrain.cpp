@@ -211,8 +211,9 @@ TEST_CASE("options come from --config files, the command line winning; the paper
   make_synthetic_cifar(dir / "data", CifarKind::cifar100, 32, 10, 1);
   std::ofstream(dir / "recipe.json") << R"({"momentum": 0.8, "projector": [8, 8, 8], "batch-size": 8,
                                             "final-eval": ["none"], "_note": "skipped"})";
-  const std::vector<std::string> configs{dir / "recipe.json", std::string(INTL_SOURCE_DIR) + "/experiments/cifar10.json",
-                                         std::string(INTL_SOURCE_DIR) + "/experiments/cifar100.json"};
+  const std::string experiments = std::string(INTL_SOURCE_DIR) + "/experiments/";
+  const std::vector<std::string> configs{dir / "recipe.json", experiments + "cifar10.json",
+                                         experiments + "cifar100.json"};
   for (size_t i = 0; i < configs.size(); ++i) {
     const std::string out = dir / ("out" + std::to_string(i));
     std::vector<std::string> args = tiny_args(dir / "data", out, 1);

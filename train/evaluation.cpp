@@ -25,7 +25,8 @@ LoadedBackbone load_backbone(const std::string& path, const SslModelConfig& fall
     try {  // backbone.safetensors of `intl pretrain` describes its network
       out.config = ssl_model_config_from_json(nlohmann::json::parse(it->second), "'" + path + "'");
     } catch (const nlohmann::json::exception& e) {
-      throw Error("'" + path + "': the \"" + backbone_metadata_key + "\" metadata is not valid JSON (" + e.what() + ")");
+      throw Error("'" + path + "': the \"" + backbone_metadata_key + "\" metadata is not valid JSON (" + e.what() +
+                  ")");
     }
   }
   out.backbone = make_resnet(backbone_config(out.config));

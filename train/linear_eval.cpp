@@ -42,7 +42,8 @@ LinearEvalResult linear_eval(const FeatureSet& train, const FeatureSet& test, co
   const int classes = std::max(train.num_classes, test.num_classes);
   check(n > 0 && classes > 0, "linear eval: no training features");
   Linear classifier(d, classes, true, o.seed, kClassifierStream);
-  Adam adam({{"weight", classifier.weight()}, {"bias", classifier.bias()}}, AdamOptions{0.9, 0.999, 1e-8, o.weight_decay});
+  Adam adam({{"weight", classifier.weight()}, {"bias", classifier.bias()}},
+            AdamOptions{0.9, 0.999, 1e-8, o.weight_decay});
   const ExponentialDecay schedule{o.lr_start, o.lr_end, o.epochs};
 
   const float* features = train.features.data<float>();

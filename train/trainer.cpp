@@ -161,7 +161,8 @@ TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, 
     outcome.message = std::move(message);
     outcome.step_seconds = progress.step_seconds();
     outcome.images_per_s = progress.step_seconds() > 0 ? double(progress.images()) / progress.step_seconds() : 0;
-    if (outcome.last_checkpoint.empty() && checkpoints) outcome.last_checkpoint = latest_checkpoint(config.checkpoint_dir);
+    if (outcome.last_checkpoint.empty() && checkpoints)
+      outcome.last_checkpoint = latest_checkpoint(config.checkpoint_dir);
     publish();
     return outcome;
   };
