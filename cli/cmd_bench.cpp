@@ -1,6 +1,7 @@
 // `intl bench`: the benchmarks behind the speed claims (run by hand, reported in notes; never timed tests).
 #include "bench/bench_iternorm.h"
 #include "bench/bench_loader.h"
+#include "bench/bench_train.h"
 #include "cli/command.h"
 
 namespace intl::cli {
@@ -10,6 +11,7 @@ void add_bench_command(CLI::App& app) {
   bench->require_subcommand(1);
   bench::add_bench_iternorm(*bench);
   bench::add_bench_loader(*bench);
+  bench::add_bench_train(*bench);
 }
 
 }  // namespace intl::cli

@@ -1,0 +1,142 @@
+// The training-step benchmark. Reports the median step, the rate in images per second (both views counted),
+// the arithmetic rate from the network's FLOPs, peak resident memory (getrusage), and the CPU allocator's
+// system allocations after the first step and at the end: a step that reuses its memory leaves them equal.
+#include "bench/bench_train.h"
+
+#include <omp.h>
+#include <sys/resource.h>
+
+#include <cstdio>
+#include <string>
+
+#include "bench/timing.h"
+#include "cli/command.h"
+#include "engine/allocator.h"
+#include "engine/autograd.h"
+#include "engine/backend.h"
+#include "engine/error.h"
+#include "engine/ops.h"
+#include "engine/optim/optimizer.h"
+#include "losses/intl_loss.h"
+#include "train/ssl_model.h"
+
+namespace intl::bench {
+namespace {
+
+struct Options {
+  std::string arch = "resnet18-cifar";
+  int64_t batch = 256;
+  int steps = 5;
+  int64_t base_width = 64;
+  int image_size = 32;
+  bool forward_only = false;
+  cli::CommonOptions common;
+};
+
+// Forward FLOPs (2 per multiply-add) of one image through the CIFAR ResNet-18 (BasicBlocks [2, 2, 2, 2],
+// conv 3x3 stem at stride 1) and the projector: 1.11 GFLOP at width 64 and 32 x 32 images. Batch norm,
+// ReLU and pooling are left out (under 1%).
+double forward_flops_per_image(int64_t w, int64_t side, const std::vector<int64_t>& projector) {
+  auto conv = [](double c_in, double c_out, double k, double out_side) {
+    return 2.0 * c_in * c_out * k * k * out_side * out_side;
+  };
+  double s = double(side), c = double(w);
+  double flops = conv(3, c, 3, s);  // stem
+  for (int stage = 0; stage < 4; ++stage) {
+    const double c_out = double(w) * (1 << stage);
+    const double s_out = stage == 0 ? s : s / 2;
+    flops += conv(c, c_out, 3, s_out) + conv(c_out, c_out, 3, s_out);  // block 0
+    if (stage > 0) flops += conv(c, c_out, 1, s_out);                   // its downsample
+    flops += 2 * conv(c_out, c_out, 3, s_out);                          // block 1
+    c = c_out;
+    s = s_out;
+  }
+  double in = c;
+  for (int64_t width : projector) {
+    flops += 2.0 * in * double(width);
+    in = double(width);
+  }
+  return flops;
+}
+
+double peak_rss_mb() {
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return double(usage.ru_maxrss) / 1024.0;  // Linux reports kilobytes
+}
+
+void run(const Options& o) {
+  if (o.arch != "resnet18-cifar") throw UsageError("bench train: --arch must be resnet18-cifar, found '" + o.arch + "'");
+  if (o.batch < 2 || o.steps < 1) throw UsageError("bench train: --batch must be >= 2 and --steps >= 1");
+  const Device device = resolve_device(o.common.device);
+  train::SslModelConfig config;
+  config.base_width = o.base_width;
+  config.seed = o.common.seed;
+  train::SslModel model(config);
+  model.to(device);
+  model.train();
+  std::vector<NamedTensor> params;
+  for (auto& [name, t] : model.named_parameters()) params.push_back({name, t});
+  Sgd sgd(params, SgdOptions{0.9, 1e-4, false, true});
+  const Shape shape{o.batch, 3, o.image_size, o.image_size};  // (N, 3, H, W)
+  const Tensor x1 = Tensor::randn(shape, o.common.seed, 11, DType::f32, device);
+  const Tensor x2 = Tensor::randn(shape, o.common.seed, 12, DType::f32, device);
+  const double beta = intl_beta(o.batch);
+  double first_loss = 0, last_loss = 0;
+  bool first = true;
+  auto step = [&] {
+    if (o.forward_only) {
+      NoGradGuard no_grad;
+      last_loss = train::intl_two_view_loss(model, x1, x2, 4, beta).item();
+    } else {
+      sgd.zero_grad();
+      Tensor loss = train::intl_two_view_loss(model, x1, x2, 4, beta);
+      loss.backward();
+      sgd.step(0.05);
+      last_loss = loss.item();
+    }
+    if (first) first_loss = last_loss;
+    first = false;
+  };
+  step();  // warm-up: caches filled, kernels chosen
+  const AllocatorStats after_first = cpu_allocator_stats();
+  const Timing t = time_median(step, 0, o.steps, 0.0);
+  const AllocatorStats at_end = cpu_allocator_stats();
+
+  const double per_image = forward_flops_per_image(o.base_width, o.image_size, config.projector) *
+                           (o.forward_only ? 1.0 : 3.0);
+  const double images_per_s = 2.0 * double(o.batch) / (t.median_ms * 1e-3);
+  std::printf("intl bench train: %s (base width %lld) + projector %lld-2048-2048-2048, INTL loss (spectral, T=4)%s, "
+              "batch %lld x 2 views, %dx%d, float32, device %s, threads %d\n",
+              o.arch.c_str(), (long long)o.base_width, (long long)(8 * o.base_width),
+              o.forward_only ? ", forward only" : " + SGD step", (long long)o.batch, o.image_size, o.image_size,
+              device_name(device), omp_get_max_threads());
+  std::printf("steps: %d timed after 1 warm-up; median %.1f ms, min %.1f ms; loss %.6g -> %.6g\n", t.reps,
+              t.median_ms, t.min_ms, first_loss, last_loss);
+  std::printf("peak_rss_mb: %.0f\n", peak_rss_mb());
+  std::printf("system_allocs: %zu after the first step, %zu at the end%s\n", after_first.system_allocs,
+              at_end.system_allocs,
+              at_end.system_allocs == after_first.system_allocs ? " (the step allocates nothing new)"
+                                                                 : " (GREW: the step allocates from the system)");
+  std::printf("gflop_per_s: %.1f (%.2f GFLOP per image per %s)\n", images_per_s * per_image / 1e9, per_image / 1e9,
+              o.forward_only ? "forward" : "training step");
+  std::printf("images_per_s: %.1f\n", images_per_s);
+}
+
+}  // namespace
+
+void add_bench_train(CLI::App& bench) {
+  auto o = std::make_shared<Options>();
+  auto* cmd = bench.add_subcommand("train", "INTL pre-training step: ResNet-18 (CIFAR) + projector + loss + SGD");
+  cmd->add_option("--arch", o->arch, "network (resnet18-cifar)")->capture_default_str();
+  cmd->add_option("--batch", o->batch, "images per view")->capture_default_str();
+  cmd->add_option("--steps", o->steps, "timed steps (after one warm-up step)")->capture_default_str();
+  cmd->add_option("--base-width", o->base_width, "channels of the stem and layer1 (64: ResNet-18)")
+      ->capture_default_str();
+  cmd->add_option("--image-size", o->image_size, "side of the random views")->capture_default_str();
+  cmd->add_flag("--forward-only", o->forward_only, "time the forward pass and loss only (no gradients)");
+  cli::add_common_options(*cmd, o->common);
+  cmd->callback([o] { run(*o); });
+}
+
+}  // namespace intl::bench

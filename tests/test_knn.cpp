@@ -1,0 +1,124 @@
+// kNN and linear evaluation on features whose answers are known by hand: the majority vote with its tie rule
+// (the smallest label wins) and neighbour order (equal distances: the lower training index first), the
+// weighted cosine vote, metric names, and a linear classifier that must separate separable clusters.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "engine/error.h"
+#include "engine/random.h"
+#include "train/knn.h"
+#include "train/linear_eval.h"
+
+using namespace intl;
+using namespace intl::train;
+
+namespace {
+
+Tensor rows(const std::vector<std::vector<double>>& values) {
+  std::vector<double> flat;
+  for (const auto& r : values) flat.insert(flat.end(), r.begin(), r.end());
+  return Tensor::from_vector(flat, {int64_t(values.size()), int64_t(values[0].size())});
+}
+
+int32_t predict_one(const Tensor& train, const std::vector<int32_t>& labels, const std::vector<double>& query,
+                    int classes, KnnOptions options) {
+  return knn_predict(train, labels, rows({query}), classes, options)[0];
+}
+
+}  // namespace
+
+TEST_CASE("5-NN majority vote: Euclidean order, ties to the smallest label") {
+  // Squared distances from the origin: 0, 1, 4, 9, 16, 25.
+  const Tensor train = rows({{0, 0}, {1, 0}, {0, 2}, {3, 0}, {0, 4}, {5, 0}});
+  const std::vector<int32_t> labels{2, 1, 1, 0, 0, 0};
+  KnnOptions o;
+  o.k = 1;
+  CHECK(predict_one(train, labels, {0, 0}, 3, o) == 2);
+  o.k = 3;  // votes 2, 1, 1
+  CHECK(predict_one(train, labels, {0, 0}, 3, o) == 1);
+  o.k = 4;  // 2, 1, 1, 0
+  CHECK(predict_one(train, labels, {0, 0}, 3, o) == 1);
+  o.k = 5;  // 2, 1, 1, 0, 0: labels 0 and 1 tie with two votes, 0 wins
+  CHECK(predict_one(train, labels, {0, 0}, 3, o) == 0);
+  o.k = 6;  // 0 has three votes
+  CHECK(predict_one(train, labels, {0, 0}, 3, o) == 0);
+  // Far along +x: nearest are (5,0), (3,0), (1,0) -> 0, 0, 1.
+  o.k = 3;
+  CHECK(predict_one(train, labels, {10, 0}, 3, o) == 0);
+}
+
+TEST_CASE("kNN: neighbours at equal distance are taken in training order") {
+  const Tensor train = rows({{1, 0}, {0, 1}, {-1, 0}});
+  KnnOptions o;
+  o.k = 1;
+  CHECK(predict_one(train, {3, 4, 5}, {0, 0}, 6, o) == 3);
+  CHECK(predict_one(train, {4, 3, 5}, {0, 0}, 6, o) == 4);
+  o.k = 2;  // indices 0 and 1, one vote each: the smaller label
+  CHECK(predict_one(train, {4, 3, 5}, {0, 0}, 6, o) == 3);
+}
+
+TEST_CASE("weighted cosine kNN: votes exp(cos / T) can overrule the majority") {
+  // Unit directions: (1, 0) label 0; (0, 1) and (1, 1)/sqrt2 label 1. Query (1, 0.2):
+  // cos = 0.98058, 0.19612, 0.83205; weights e^9.8058 = 18138 for 0, e^1.9612 + e^8.3205 = 4116 for 1.
+  const Tensor train = rows({{2, 0}, {0, 3}, {1, 1}});
+  const std::vector<int32_t> labels{0, 1, 1};
+  KnnOptions o;
+  o.k = 3;
+  o.distance = KnnDistance::cosine;
+  CHECK(predict_one(train, labels, {1, 0.2}, 2, o) == 1);  // majority
+  o.weighted = true;
+  o.temperature = 0.1;
+  CHECK(predict_one(train, labels, {1, 0.2}, 2, o) == 0);
+  o.temperature = 10.0;  // nearly equal weights: the majority again
+  CHECK(predict_one(train, labels, {1, 0.2}, 2, o) == 1);
+  // Cosine ignores length, Euclidean does not: (3, 3) is nearest to (2, 0) but points along (1, 1).
+  o = KnnOptions{};
+  o.k = 1;
+  CHECK(predict_one(rows({{2, 0}, {0.1, 0.1}}), {0, 1}, {3, 3}, 2, o) == 0);
+  o.distance = KnnDistance::cosine;
+  CHECK(predict_one(rows({{2, 0}, {0.1, 0.1}}), {0, 1}, {3, 3}, 2, o) == 1);
+}
+
+TEST_CASE("kNN accuracy, metric names and errors") {
+  const Tensor train = rows({{0, 0}, {10, 10}});
+  const Tensor test = rows({{1, 1}, {9, 9}, {1, 0}, {10, 9}});
+  KnnOptions o;
+  o.k = 1;
+  CHECK(knn_accuracy(train, {0, 1}, test, {0, 1, 1, 1}, 2, o) == doctest::Approx(75.0));
+  CHECK(knn_metric_name(KnnOptions{}) == "knn5_top1");
+  KnnOptions w;
+  w.k = 200;
+  w.distance = KnnDistance::cosine;
+  w.weighted = true;
+  CHECK(knn_metric_name(w) == "wknn200_top1");
+  o.k = 3;  // more neighbours than training features
+  CHECK_THROWS_AS(knn_predict(train, {0, 1}, test, 2, o), Error);
+  CHECK_THROWS_AS(parse_knn_distance("manhattan"), UsageError);
+}
+
+TEST_CASE("linear evaluation separates separable clusters (top-1 and top-5)") {
+  // Four classes, centred at +-3 on two of 6 axes, unit noise: a linear classifier gets them all.
+  const int classes = 4, d = 6, per_class_train = 60, per_class_test = 20;
+  auto make = [&](int per_class, uint64_t stream) {
+    FeatureSet set;
+    set.num_classes = classes;
+    std::vector<double> values;
+    RandomStream rng{5, stream, 0};
+    for (int i = 0; i < per_class * classes; ++i) {
+      const int y = i % classes;
+      for (int j = 0; j < d; ++j) values.push_back(rng.next_normal() * 0.5 + (j == y % 2 ? (y < 2 ? 3 : -3) : 0));
+      set.labels.push_back(y);
+    }
+    set.features = Tensor::from_vector(values, {int64_t(set.labels.size()), d});
+    return set;
+  };
+  const FeatureSet train = make(per_class_train, 1), test = make(per_class_test, 2);
+  LinearEvalOptions o;
+  o.epochs = 100;
+  o.batch_size = 24;
+  const LinearEvalResult r = linear_eval(train, test, o);
+  CHECK(r.top1 == doctest::Approx(100.0));
+  CHECK(r.top5 == doctest::Approx(100.0));
+  CHECK(r.final_loss < 0.2);
+}

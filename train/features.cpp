@@ -1,0 +1,38 @@
+// Feature extraction over the evaluation loader (data/loader.h in evaluation mode).
+#include "train/features.h"
+
+#include <cstring>
+
+#include "data/loader.h"
+#include "engine/autograd.h"
+
+namespace intl::train {
+
+FeatureSet extract_features(ResNet& backbone, const CifarDataset& data, const FeatureOptions& options) {
+  LoaderConfig config = cifar_eval_loader_config(options.batch_size, options.workers);
+  config.views.view1.out_size = options.image_size;
+  Loader loader(data, config);
+  const bool was_training = backbone.training();
+  backbone.eval();
+  NoGradGuard no_grad;
+  const int64_t d = backbone.feature_dim();
+  FeatureSet out;
+  out.features = Tensor::empty({int64_t(data.size()), d});  // (n, d)
+  out.labels = data.labels;
+  out.num_classes = data.num_classes();
+  float* dst = out.features.data<float>();
+  loader.start_epoch(0);
+  int64_t row = 0;
+  while (const Batch* batch = loader.next()) {
+    // (n, 3, H, W)
+    Tensor x = Tensor::from_floats(batch->view1, {batch->n, batch->channels, batch->height, batch->width});
+    if (options.device != Device::cpu) x = x.to(options.device);
+    const std::vector<float> f = backbone.forward(x).to_floats();  // (n, d)
+    std::memcpy(dst + row * d, f.data(), f.size() * sizeof(float));
+    row += batch->n;
+  }
+  backbone.train(was_training);
+  return out;
+}
+
+}  // namespace intl::train

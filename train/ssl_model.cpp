@@ -1,0 +1,56 @@
+// The pre-training network and its description.
+#include "train/ssl_model.h"
+
+#include "engine/error.h"
+#include "losses/intl_spectral.h"
+#include "models/projector.h"
+
+namespace intl::train {
+
+nlohmann::json ssl_model_config_to_json(const SslModelConfig& c) {
+  return {{"arch", c.arch},
+          {"stem", c.stem},
+          {"base_width", c.base_width},
+          {"projector", c.projector},
+          {"zero_init_residual", c.zero_init_residual},
+          {"seed", c.seed}};
+}
+
+SslModelConfig ssl_model_config_from_json(const nlohmann::json& j, const std::string& where) {
+  SslModelConfig c;
+  try {
+    c.arch = j.at("arch").get<std::string>();
+    c.stem = j.at("stem").get<std::string>();
+    c.base_width = j.at("base_width").get<int64_t>();
+    c.projector = j.at("projector").get<std::vector<int64_t>>();
+    c.zero_init_residual = j.value("zero_init_residual", false);
+    c.seed = j.value("seed", uint64_t(0));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(where + ": the network description lacks a field or has a wrong type (" + e.what() + ")");
+  }
+  return c;
+}
+
+ResNetConfig backbone_config(const SslModelConfig& c) {
+  ResNetConfig r;
+  r.depth = resnet_depth(c.arch);
+  r.stem = resnet_stem(c.stem);
+  r.base_width = c.base_width;
+  r.zero_init_residual = c.zero_init_residual;
+  r.seed = c.seed;
+  return r;
+}
+
+SslModel::SslModel(const SslModelConfig& config) : config_(config) {
+  check(config.base_width >= 1, "--base-width must be >= 1, found " + std::to_string(config.base_width));
+  backbone_ = register_module("backbone", make_resnet(backbone_config(config)));
+  projector_ = register_module("projector", make_projector(backbone_->feature_dim(), config.projector, config.seed));
+}
+
+Tensor SslModel::embed(const Tensor& x) const { return projector_->forward(backbone_->forward(x)); }
+
+Tensor intl_two_view_loss(const SslModel& model, const Tensor& view1, const Tensor& view2, int T, double beta) {
+  return intl_loss_spectral(model.embed(view1), model.embed(view2), T, beta);
+}
+
+}  // namespace intl::train

@@ -1,0 +1,50 @@
+// The INTL pre-training network (SPEC 3.4): a ResNet backbone, the projector, and the INTL loss of two
+// views (channel-whitening IterNorm with T iterations, trace loss weighted by beta, norm_mse), each view
+// passed through the network on its own as in the authors' code. Parameter names are "backbone.<torchvision
+// name>" and "projector.<Sequential index>".
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "models/layers.h"
+#include "models/resnet.h"
+
+namespace intl::train {
+
+struct SslModelConfig {
+  std::string arch = "resnet18";
+  std::string stem = "cifar";
+  int64_t base_width = 64;
+  std::vector<int64_t> projector = {2048, 2048, 2048};
+  bool zero_init_residual = false;
+  uint64_t seed = 0;
+};
+
+// The network description stored in checkpoints, and back (intl::Error naming the field when malformed).
+nlohmann::json ssl_model_config_to_json(const SslModelConfig& config);
+SslModelConfig ssl_model_config_from_json(const nlohmann::json& j, const std::string& where);
+// The backbone part of a model description (arch, stem, width, seed).
+ResNetConfig backbone_config(const SslModelConfig& config);
+
+class SslModel : public Module {
+ public:
+  explicit SslModel(const SslModelConfig& config);
+  ResNet& backbone() { return *backbone_; }
+  MLP& projector() { return *projector_; }
+  const SslModelConfig& config() const { return config_; }
+  // x (N, 3, H, W) -> embedding (N, projector.back()).
+  Tensor embed(const Tensor& x) const;
+
+ private:
+  SslModelConfig config_;
+  std::shared_ptr<ResNet> backbone_;
+  std::shared_ptr<MLP> projector_;
+};
+
+// The INTL objective of two views' embeddings: intl_loss_spectral(z1, z2, T, beta) (losses/intl_spectral.h).
+Tensor intl_two_view_loss(const SslModel& model, const Tensor& view1, const Tensor& view2, int T, double beta);
+
+}  // namespace intl::train

@@ -1,0 +1,263 @@
+// The training loop of train/trainer.h.
+#include "train/trainer.h"
+
+#include <chrono>
+#include <csignal>
+#include <cmath>
+#include <filesystem>
+
+#include "engine/error.h"
+#include "train/progress.h"
+
+namespace intl::train {
+namespace {
+
+using json = nlohmann::json;
+
+// ---- SIGINT / SIGTERM: the first one asks the loop to stop after its step; a second one kills as usual ----
+
+volatile std::sig_atomic_t g_stop_signal = 0;
+
+extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+class StopSignals {
+ public:
+  explicit StopSignals(bool enable) : enabled_(enable) {
+    g_stop_signal = 0;
+    if (!enabled_) return;
+    struct sigaction action {};
+    action.sa_handler = on_stop_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESETHAND;  // the second signal gets the default action
+    sigaction(SIGINT, &action, &old_int_);
+    sigaction(SIGTERM, &action, &old_term_);
+  }
+  ~StopSignals() {
+    if (!enabled_) return;
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+  int received() const { return g_stop_signal; }
+
+ private:
+  bool enabled_;
+  struct sigaction old_int_ {}, old_term_ {};
+};
+
+// Sums of the epoch in progress; checkpointed so that a resumed epoch's record equals the uninterrupted one.
+struct EpochSums {
+  double loss_sum = 0;
+  int64_t count = 0;
+  double seconds = 0;  // wall time of the epoch's steps so far (not reproducible, only reported)
+  double last_lr = 0;
+};
+
+void append_point(results::Run& run, const std::string& name, double x, double y) {
+  results::Curve& c = run.curves[name];
+  c.x_label = "epoch";
+  c.x.push_back(x);
+  c.y.push_back(y);
+}
+
+json progress_to_json(const results::Run& run, const EpochSums& sums) {
+  json curves = json::object();
+  for (const auto& [name, curve] : run.curves) curves[name] = curve;
+  json events = json::array();
+  for (const auto& e : run.events) events.push_back(e);
+  return {{"curves", curves},
+          {"events", events},
+          {"epoch_loss_sum", results::number_to_json(sums.loss_sum)},
+          {"epoch_steps", sums.count},
+          {"epoch_seconds", sums.seconds},
+          {"last_lr", sums.last_lr}};
+}
+
+void progress_from_json(const json& j, const std::string& where, results::Run& run, EpochSums& sums) {
+  try {
+    run.curves.clear();
+    for (const auto& [name, curve] : j.at("curves").items()) run.curves[name] = curve.get<results::Curve>();
+    run.events.clear();
+    for (const auto& e : j.at("events")) run.events.push_back(e.get<results::Event>());
+    sums.loss_sum = results::number_from_json(j.at("epoch_loss_sum"), "epoch_loss_sum");
+    sums.count = j.at("epoch_steps").get<int64_t>();
+    sums.seconds = j.at("epoch_seconds").get<double>();
+    sums.last_lr = j.at("last_lr").get<double>();
+  } catch (const std::exception& e) {
+    throw Error(where + ": the saved training history is malformed (" + e.what() + ")");
+  }
+}
+
+std::string dump_value(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+}  // namespace
+
+std::string recipe_differences(const json& saved, const json& now) {
+  std::string out;
+  auto describe = [](const json& obj, const std::string& key) {
+    return obj.contains(key) ? dump_value(obj.at(key)) : std::string("(not set)");
+  };
+  json keys = json::object();
+  for (const auto& [k, v] : saved.items()) keys[k] = true;
+  for (const auto& [k, v] : now.items()) keys[k] = true;
+  for (const auto& [k, unused] : keys.items()) {
+    const bool same = saved.contains(k) && now.contains(k) && saved.at(k) == now.at(k);
+    if (!same) out += "  " + k + ": checkpoint " + describe(saved, k) + ", now " + describe(now, k) + "\n";
+  }
+  return out;
+}
+
+TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, results::Run& run,
+                        const std::function<void()>& publish) {
+  check(parts.model && parts.optimizer && parts.loader && parts.learning_rate && parts.loss,
+        "train_loop: model, optimizer, loader, learning_rate and loss are required");
+  check(config.epochs >= 1, "--epochs must be at least 1, found " + std::to_string(config.epochs));
+  Loader& loader = *parts.loader;
+  const int steps_per_epoch = loader.steps_per_epoch();
+  int64_t total_steps = int64_t(config.epochs) * steps_per_epoch;
+  if (config.max_steps >= 0) total_steps = std::min(total_steps, config.max_steps);
+  const bool checkpoints = !config.checkpoint_dir.empty();
+
+  TrainPosition pos;
+  EpochSums sums;
+  if (!config.resume_from.empty()) {
+    CheckpointState state = load_checkpoint(config.resume_from, *parts.model, parts.optimizer);
+    const std::string diff = recipe_differences(state.recipe, config.recipe);
+    if (!diff.empty())
+      throw UsageError("cannot resume from '" + config.resume_from + "': it was trained with other options:\n" +
+                       diff + "resume with the same options (or --config), or start a new run in another --out");
+    pos = state.position;
+    progress_from_json(state.progress, "checkpoint '" + config.resume_from + "'", run, sums);
+    run.events.push_back({"note", pos.global_step, "resumed from " + config.resume_from, json::object()});
+  } else if (checkpoints && !latest_checkpoint(config.checkpoint_dir).empty()) {
+    throw UsageError("'" + config.checkpoint_dir + "' already holds checkpoints of a run: pass --resume to continue "
+                     "it, or choose another --out");
+  }
+  check(pos.step_in_epoch <= steps_per_epoch,
+        "the checkpoint is at step " + std::to_string(pos.step_in_epoch) + " of an epoch of only " +
+            std::to_string(steps_per_epoch) + " steps: was it made with another batch size or dataset?");
+
+  TrainOutcome outcome;
+  StopSignals signals(config.handle_signals);
+  Progress progress(config.label, config.epochs, steps_per_epoch, total_steps, config.images_per_step,
+                    config.log_every_s);
+  auto save = [&](const TrainPosition& at) {
+    if (!checkpoints) return;
+    CheckpointState state;
+    state.position = at;
+    state.optimizer_steps = parts.optimizer->steps();
+    state.recipe = config.recipe;
+    state.progress = progress_to_json(run, sums);
+    state.model = config.model_description;
+    const std::string path = (std::filesystem::path(config.checkpoint_dir) / checkpoint_file_name(at)).string();
+    save_checkpoint(path, *parts.model, parts.optimizer, state);
+    prune_checkpoints(config.checkpoint_dir, config.keep);
+    outcome.last_checkpoint = path;
+  };
+  auto finish = [&](TrainStatus status, std::string message) {
+    outcome.status = status;
+    outcome.position = pos;
+    outcome.message = std::move(message);
+    outcome.step_seconds = progress.step_seconds();
+    outcome.images_per_s = progress.step_seconds() > 0 ? double(progress.images()) / progress.step_seconds() : 0;
+    if (outcome.last_checkpoint.empty() && checkpoints) outcome.last_checkpoint = latest_checkpoint(config.checkpoint_dir);
+    publish();
+    return outcome;
+  };
+
+  // After SIGINT / SIGTERM: a checkpoint where the run stands (its history noting the stop), then stop.
+  auto stop_for_signal = [&] {
+    const std::string name = signals.received() == SIGINT ? "SIGINT" : "SIGTERM";
+    run.events.push_back({"note", pos.global_step, name + ": stopped with a checkpoint", json::object()});
+    save(pos);
+    progress.line(config.label + ": " + name + " received" +
+                  (outcome.last_checkpoint.empty() ? "" : ", checkpoint written to " + outcome.last_checkpoint));
+    return finish(TrainStatus::interrupted,
+                  "stopped by " + name + " at global step " + std::to_string(pos.global_step) +
+                      (checkpoints ? "; continue with the same command and --resume" : ""));
+  };
+
+  parts.model->train();
+  while (pos.global_step < total_steps) {
+    loader.start_epoch(pos.epoch, pos.step_in_epoch);
+    progress.restart_clock();
+    const auto epoch_start = std::chrono::steady_clock::now();
+    const double seconds_before = sums.seconds;
+    while (pos.global_step < total_steps) {
+      const Batch* batch = loader.next();
+      if (!batch) break;
+      const double lr = parts.learning_rate(pos.global_step);
+      // A non-finite loss, or a numerical failure inside the step (a whitening of non-finite values, an
+      // eigensolver that does not converge) after the network has been updated at least once, is a divergence.
+      // At global step 0 nothing has been trained yet, so a failure there is a setup error and propagates.
+      std::string failure;
+      double value = 0;
+      parts.optimizer->zero_grad();
+      try {
+        Tensor loss = parts.loss(*batch);
+        value = loss.item();
+        if (std::isfinite(value)) loss.backward();
+        else failure = "the loss became " + std::to_string(value);
+      } catch (const Error& e) {
+        if (pos.global_step == 0) throw;
+        failure = std::string("the step failed (") + e.what() + ")";
+      }
+      if (!failure.empty()) {
+        const std::string where = "epoch " + std::to_string(pos.epoch + 1) + " step " +
+                                  std::to_string(pos.step_in_epoch + 1) + " (global step " +
+                                  std::to_string(pos.global_step + 1) + ", lr " + std::to_string(lr) + ")";
+        const std::string last = latest_checkpoint(config.checkpoint_dir);
+        run.events.push_back({"divergence", pos.global_step + 1, failure + " at " + where, json::object()});
+        progress.line(config.label + ": diverged at " + where);
+        return finish(TrainStatus::diverged,
+                      "training diverged: " + failure + " at " + where + "; " +
+                          (last.empty() ? std::string("no checkpoint had been written yet")
+                                        : "the last good checkpoint is " + last) +
+                          ". Lower --lr (or raise --warmup-epochs) and start again");
+      }
+      parts.optimizer->step(lr);
+      ++pos.step_in_epoch;
+      ++pos.global_step;
+      sums.loss_sum += value;
+      ++sums.count;
+      sums.last_lr = lr;
+      sums.seconds = seconds_before +
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+      if (parts.on_step) parts.on_step(pos.global_step, value, lr);
+      progress.step(pos.epoch, pos.step_in_epoch, pos.global_step, value, lr);
+      if (signals.received()) return stop_for_signal();
+    }
+    if (pos.step_in_epoch < steps_per_epoch) {
+      // max_steps reached inside an epoch: stop there as an interruption would, the partial epoch unrecorded
+      // (its sums are in the checkpoint, so a resumed run records the whole epoch).
+      save(pos);
+      return finish(TrainStatus::finished, "");
+    }
+    // The epoch is done: record, evaluate, checkpoint, publish.
+    const double x = pos.epoch + 1;
+    append_point(run, "loss", x, sums.loss_sum / double(sums.count));
+    append_point(run, "lr", x, sums.last_lr);
+    append_point(run, "epoch_time_s", x, sums.seconds);
+    std::string summary = config.label + " epoch " + std::to_string(pos.epoch + 1) + "/" +
+                          std::to_string(config.epochs) + " loss " + std::to_string(sums.loss_sum / sums.count) +
+                          " time " + format_duration(sums.seconds);
+    if (parts.evaluate && config.eval_every > 0 && (pos.epoch + 1) % config.eval_every == 0) {
+      for (const auto& [name, value] : parts.evaluate(pos.epoch)) {
+        append_point(run, name, x, value);
+        summary += " " + name + " " + std::to_string(value);
+      }
+      parts.model->train();
+    }
+    progress.line(summary);
+    sums = EpochSums{};
+    ++pos.epoch;
+    pos.step_in_epoch = 0;
+    save(pos);
+    publish();
+    if (signals.received()) return stop_for_signal();  // it came during the evaluation or the checkpoint
+  }
+  return finish(TrainStatus::finished, "");
+}
+
+}  // namespace intl::train
