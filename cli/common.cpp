@@ -1,10 +1,12 @@
 // Options shared by every command (--device, --seed, --out, --config, --verbose), and the JSON reader behind
 // --config: a flat object whose keys are option names without dashes ("T", "method", "init-cond"); a list
 // value gives several values; the command line wins over the file.
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "cli/command.h"
+#include "engine/error.h"
 
 namespace intl::cli {
 namespace {
@@ -54,6 +56,32 @@ class JsonConfig : public CLI::Config {
   }
 };
 
+// CLI11 2.1.2 reads a config file for the top-level app only, and every intl command is a subcommand; so the
+// command reads its own file once its command line is parsed (before its callback), filling only the options
+// the command line left unset.
+void apply_config_file(CLI::App& cmd) {
+  CLI::Option* config = cmd.get_config_ptr();
+  if (!config || config->count() == 0) return;
+  const std::string path = config->as<std::string>();
+  std::ifstream in(path);
+  if (!in) throw UsageError("--config: cannot read '" + path + "'; give a JSON file of options");
+  std::vector<CLI::ConfigItem> items;
+  try {
+    items = JsonConfig().from_config(in);
+  } catch (const CLI::ConversionError& e) {
+    throw UsageError(std::string(e.what()) + " in '" + path + "'");
+  }
+  for (const CLI::ConfigItem& item : items) {
+    CLI::Option* opt = cmd.get_option_no_throw("--" + item.name);
+    if (!opt || opt == config)
+      throw UsageError("--config: '" + path + "' sets '" + item.name + "', which is not an option of 'intl " +
+                       cmd.get_parent()->get_name() + " " + cmd.get_name() + "' (see --help)");
+    if (opt->count() > 0) continue;  // the command line wins
+    opt->add_result(item.inputs);
+    opt->run_callback();
+  }
+}
+
 }  // namespace
 
 void add_common_options(CLI::App& cmd, CommonOptions& opts) {
@@ -65,6 +93,7 @@ void add_common_options(CLI::App& cmd, CommonOptions& opts) {
   cmd.config_formatter(std::make_shared<JsonConfig>());
   cmd.set_config("--config", "", "JSON file with any of this command's options (keys without dashes); the command line wins");
   cmd.allow_config_extras(CLI::config_extras_mode::error);
+  cmd.parse_complete_callback([&cmd] { apply_config_file(cmd); });
   cmd.add_flag("--verbose,-v", opts.verbose, "print allocator counters and more detail");
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "data/image_source.h"
 #include "data/transforms.h"
 
 namespace intl {
@@ -23,7 +24,7 @@ const Normalization& cifar_normalization(CifarKind kind);  // SPEC 3.4 mean / st
 std::vector<std::string> cifar_file_names(CifarKind kind, Split split);
 
 // A whole split in memory, images kept in the files' planar layout.
-struct CifarDataset {
+struct CifarDataset : ImageSource {
   static constexpr int kChannels = 3, kHeight = 32, kWidth = 32;
   static constexpr int kImageBytes = kChannels * kHeight * kWidth;  // 3072
 
@@ -32,8 +33,14 @@ struct CifarDataset {
   std::vector<uint8_t> pixels;  // (size, 3, 32, 32): R, G, B planes, row-major, as stored in the files
   std::vector<int32_t> labels;  // (size) class in [0, num_classes); the fine label for CIFAR-100
 
-  int size() const { return int(labels.size()); }
-  int num_classes() const { return cifar_num_classes(kind); }
+  int size() const override { return int(labels.size()); }
+  int num_classes() const override { return cifar_num_classes(kind); }
+  int32_t label(int index) const override { return labels[index]; }
+  Normalization normalization() const override { return cifar_normalization(kind); }
+  int decode(int index, ImageF& image) const override {
+    planar_u8_to_float(this->image(index), kChannels, kHeight, kWidth, image);
+    return index;
+  }
   const uint8_t* image(int i) const { return pixels.data() + size_t(i) * kImageBytes; }
 };
 

@@ -13,6 +13,8 @@ namespace {
 
 constexpr int kEpochBits = 20;        // epochs below 2^20 (the view stream keeps 20 bits for the epoch)
 constexpr uint64_t kDrawsPerView = 256;
+constexpr int kMaxViews = 16;         // 4 bits of the view stream's counter
+constexpr uint64_t kMaxPositions = uint64_t(1) << 32;
 
 void check_view(const AugmentConfig& v, const char* name) {
   const std::string where = std::string("loader: ") + name + ": ";
@@ -47,36 +49,77 @@ LoaderConfig cifar_eval_loader_config(int batch_size, int workers) {
   return config;
 }
 
-Loader::Loader(const CifarDataset& data, LoaderConfig config) : data_(data), config_(std::move(config)) {
+LoaderConfig imagenet_train_loader_config(int batch_size, uint64_t seed, int workers) {
+  LoaderConfig config = cifar_train_loader_config(batch_size, seed, workers);
+  config.views = imagenet_two_views();
+  config.chunk = 4;  // a decoded 224 view costs about 100 CIFAR views
+  return config;
+}
+
+LoaderConfig imagenet_multi_crop_loader_config(int batch_size, uint64_t seed, int workers) {
+  LoaderConfig config = imagenet_train_loader_config(batch_size, seed, workers);
+  config.crops = imagenet_multi_crop().crops;
+  return config;
+}
+
+LoaderConfig imagenet_eval_loader_config(int batch_size, int workers) {
+  LoaderConfig config = cifar_eval_loader_config(batch_size, workers);
+  config.center_crop = CenterCropConfig{};
+  config.views.view1.out_size = config.center_crop->crop;
+  config.chunk = 4;
+  return config;
+}
+
+Loader::Loader(const ImageSource& data, LoaderConfig config) : data_(data), config_(std::move(config)) {
   const LoaderConfig& c = config_;
   check(c.batch_size > 0 && c.workers >= 0 && c.prefetch >= 1 && c.chunk >= 1,
         "loader: batch_size, chunk and prefetch must be positive and workers non-negative (found " +
             std::to_string(c.batch_size) + ", " + std::to_string(c.chunk) + ", " + std::to_string(c.prefetch) +
             ", " + std::to_string(c.workers) + ")");
-  check(data.size() > 0 && data.pixels.size() == size_t(data.size()) * CifarDataset::kImageBytes,
-        "loader: the dataset is empty or its pixels do not match its labels");
-  check_view(c.views.view1, "view 1");
-  if (c.augment) {
+  check(data.size() > 0, "loader: the dataset is empty");
+  check(uint64_t(data.size()) < kMaxPositions, "loader: more than 2^32 images");
+  std::vector<int> sides;  // of each view
+  if (!c.augment) {
+    if (c.center_crop) {
+      check(c.center_crop->crop > 0 && c.center_crop->resize >= c.center_crop->crop,
+            "loader: center crop: need 0 < crop <= resize, found crop " + std::to_string(c.center_crop->crop) +
+                " and resize " + std::to_string(c.center_crop->resize));
+      sides.push_back(c.center_crop->crop);
+    } else {
+      check_view(c.views.view1, "view 1");
+      sides.push_back(c.views.view1.out_size);
+    }
+  } else if (!c.crops.empty()) {
+    check(c.crops.size() <= size_t(kMaxViews), "loader: at most " + std::to_string(kMaxViews) +
+                                                   " crops, found " + std::to_string(c.crops.size()));
+    for (size_t v = 0; v < c.crops.size(); ++v) check_view(c.crops[v], ("crop " + std::to_string(v)).c_str());
+    view_configs_ = c.crops;
+  } else {
+    check_view(c.views.view1, "view 1");
     check_view(c.views.view2, "view 2");
     check(c.views.view1.out_size == c.views.view2.out_size, "loader: both views must have the same out_size");
+    view_configs_ = {c.views.view1, c.views.view2};
   }
-  normalization_ = c.normalization ? *c.normalization : cifar_normalization(data.kind);
+  for (const AugmentConfig& v : view_configs_) sides.push_back(v.out_size);
+  normalization_ = c.normalization ? *c.normalization : data.normalization();
   steps_ = c.drop_last ? data.size() / c.batch_size : (data.size() + c.batch_size - 1) / c.batch_size;
   check(steps_ > 0, "loader: " + std::to_string(data.size()) + " images make no full batch of " +
                         std::to_string(c.batch_size) + " (lower the batch size or keep the last partial batch)");
   order_.resize(data.size());
-  const int side = c.views.view1.out_size;
-  const size_t view_floats = size_t(c.batch_size) * CifarDataset::kChannels * side * side;
   slots_.resize(c.workers == 0 ? 1 : c.prefetch + 1);
   for (Slot& slot : slots_) {
-    slot.view1.resize(view_floats);
-    if (c.augment) slot.view2.resize(view_floats);
+    slot.views.resize(sides.size());
+    slot.batch.views.resize(sides.size());
+    for (size_t v = 0; v < sides.size(); ++v) {
+      slot.views[v].resize(size_t(c.batch_size) * 3 * sides[v] * sides[v]);
+      slot.batch.views[v] = BatchView{slot.views[v].data(), sides[v], sides[v]};
+    }
     slot.labels.resize(c.batch_size);
     slot.indices.resize(c.batch_size);
-    slot.batch.channels = CifarDataset::kChannels;
-    slot.batch.height = slot.batch.width = side;
-    slot.batch.view1 = slot.view1.data();
-    slot.batch.view2 = c.augment ? slot.view2.data() : nullptr;
+    slot.batch.channels = 3;
+    slot.batch.height = slot.batch.width = sides[0];
+    slot.batch.view1 = slot.views[0].data();
+    slot.batch.view2 = sides.size() > 1 && sides[1] == sides[0] ? slot.views[1].data() : nullptr;
     slot.batch.labels = slot.labels.data();
     slot.batch.indices = slot.indices.data();
   }
@@ -189,25 +232,26 @@ void Loader::worker_loop() {
 }
 
 void Loader::make_samples(int epoch, int step, int lo, int hi, Slot& slot, Scratch& scratch) const {
-  const int side = config_.views.view1.out_size;
-  const size_t view_floats = size_t(CifarDataset::kChannels) * side * side;
   for (int k = lo; k < hi; ++k) {
     const uint64_t position = uint64_t(step) * config_.batch_size + k;
-    const int index = order_[position];
-    slot.labels[k] = data_.labels[index];
+    const int index = data_.decode(order_[position], scratch.image);
+    slot.labels[k] = data_.label(index);
     slot.indices[k] = index;
-    planar_u8_to_float(data_.image(index), CifarDataset::kChannels, CifarDataset::kHeight, CifarDataset::kWidth,
-                       scratch.image);
     if (!config_.augment) {
-      scratch.augmenter.evaluate(scratch.image, side, normalization_, slot.view1.data() + k * view_floats);
+      const int side = slot.batch.views[0].height;
+      float* out = slot.views[0].data() + size_t(k) * 3 * side * side;
+      if (config_.center_crop)
+        scratch.augmenter.evaluate_center_crop(scratch.image, *config_.center_crop, normalization_, out);
+      else
+        scratch.augmenter.evaluate(scratch.image, side, normalization_, out);
       continue;
     }
-    for (int v = 0; v < 2; ++v) {
+    for (size_t v = 0; v < view_configs_.size(); ++v) {
       const uint64_t base = (uint64_t(epoch) << 44) | (position << 12) | (uint64_t(v) << 8);
       RandomStream rng{config_.seed, kStreamAugment, base};
-      float* out = (v == 0 ? slot.view1 : slot.view2).data() + k * view_floats;
-      scratch.augmenter.augment(scratch.image, v == 0 ? config_.views.view1 : config_.views.view2, normalization_,
-                                rng, out);
+      const int side = view_configs_[v].out_size;
+      float* out = slot.views[v].data() + size_t(k) * 3 * side * side;
+      scratch.augmenter.augment(scratch.image, view_configs_[v], normalization_, rng, out);
       check(rng.offset - base <= kDrawsPerView, "loader: a view used " + std::to_string(rng.offset - base) +
                                                     " random draws, more than its " +
                                                     std::to_string(kDrawsPerView));

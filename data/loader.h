@@ -1,14 +1,17 @@
-// Batches of CIFAR images for training (two augmented views per image) or feature extraction (one
-// normalised view), made on worker threads ahead of the step that consumes them.
+// Batches of images from any ImageSource (CIFAR in memory, an image folder decoded on the workers) for
+// training (two augmented views per image, or the crops of a multi-crop configuration) or feature
+// extraction (one normalised view), made on worker threads ahead of the step that consumes them.
 //
 // Determinism. Every random choice is a pure function of (seed, epoch, position in the epoch), never of a
 // generator shared between threads, so the batches are bytewise the same for any number of workers:
 // - order: epoch e's permutation is a Fisher-Yates shuffle drawing from
 //   RandomStream{seed, kStreamData, 2^63 + e * 2^40} (the upper half of the data stream's counters, clear of
 //   data generation, which counts from 0);
-// - views: view v (0, 1) of the sample at position p of epoch e draws from
+// - views: view v (0, 1; multi-crop: the crop, 0..15) of the sample at position p of epoch e draws from
 //   RandomStream{seed, kStreamAugment, e * 2^44 + p * 2^12 + v * 2^8}, room for 256 draws per view (a view
 //   uses at most 4 per crop attempt and about 20 more; exceeding 256 throws).
+// - a bad image that the source replaces (ImageFolder's skip policy) is replaced by the same image whichever
+//   worker meets it, and its views keep the stream of the position.
 // The data position of a run is (epoch, step): start_epoch(e, s) yields exactly the batches s, s + 1, ... of
 // an uninterrupted epoch e, so a killed run resumes where its checkpoint says.
 //
@@ -28,6 +31,7 @@
 
 #include "data/cifar.h"
 #include "data/image.h"
+#include "data/image_source.h"
 #include "data/transforms.h"
 
 namespace intl {
@@ -42,28 +46,47 @@ struct LoaderConfig {
   bool shuffle = true;   // reshuffle every epoch; ignored in evaluation mode
   bool drop_last = true; // drop the last partial batch
   TwoViewConfig views = cifar_two_views();    // in evaluation mode only view1.out_size is used
-  std::optional<Normalization> normalization; // empty: the dataset's (cifar_normalization)
+  // Multi-crop mode when not empty: one view per crop (at most 16), of each crop's own size, instead of
+  // `views`; Batch::view1 then points at crop 0, and view2 at crop 1 when it has crop 0's size. Table B's
+  // six crops take 188416 floats per image and channel: about 580 MB per batch of 256, per ring slot.
+  std::vector<AugmentConfig> crops;
+  // Evaluation mode with an image folder: Resize + CenterCrop (ImageNet: 256 / 224). Empty: the image
+  // resized to views.view1.out_size (CIFAR: as stored).
+  std::optional<CenterCropConfig> center_crop;
+  std::optional<Normalization> normalization; // empty: the source's (CIFAR: cifar_normalization)
 };
 
 // SPEC 3.4 training views (shuffled, last partial batch dropped) and evaluation (in order, all images).
 LoaderConfig cifar_train_loader_config(int batch_size, uint64_t seed, int workers);
 LoaderConfig cifar_eval_loader_config(int batch_size, int workers);
+// The same for ImageNet-size images: two views at 224 (SPEC 3.4), the six crops of Table B, and
+// Resize(256) + CenterCrop(224) for evaluation.
+LoaderConfig imagenet_train_loader_config(int batch_size, uint64_t seed, int workers);
+LoaderConfig imagenet_multi_crop_loader_config(int batch_size, uint64_t seed, int workers);
+LoaderConfig imagenet_eval_loader_config(int batch_size, int workers);
+
+// One view of every sample of a batch.
+struct BatchView {
+  const float* data = nullptr;  // (n, channels, height, width), normalised
+  int height = 0, width = 0;
+};
 
 // One batch; the pointers stay valid until the next call to next() or start_epoch().
 struct Batch {
   int n = 0;                         // samples (batch_size, or fewer in a last partial batch)
   int epoch = 0, step = 0;
-  int channels = 3, height = 0, width = 0;  // of each view
+  int channels = 3, height = 0, width = 0;  // of view1 and view2
   const float* view1 = nullptr;      // (n, channels, height, width), normalised
   const float* view2 = nullptr;      // (n, channels, height, width); nullptr in evaluation mode
+  std::vector<BatchView> views;      // every view: {view1, view2}, {view1} or the crops in order
   const int32_t* labels = nullptr;   // (n)
-  const int32_t* indices = nullptr;  // (n) index of each sample in the dataset
+  const int32_t* indices = nullptr;  // (n) index in the source of each sample's image (after replacement)
 };
 
 class Loader {
  public:
   // `data` must outlive the loader. Throws intl::Error for an invalid configuration.
-  Loader(const CifarDataset& data, LoaderConfig config);
+  Loader(const ImageSource& data, LoaderConfig config);
   ~Loader();
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
@@ -79,7 +102,7 @@ class Loader {
 
  private:
   struct Slot {
-    std::vector<float> view1, view2;  // (batch_size, C, H, W)
+    std::vector<std::vector<float>> views;  // per view (batch_size, C, H, W)
     std::vector<int32_t> labels, indices;
     Batch batch;
     int step = -1;
@@ -98,9 +121,10 @@ class Loader {
   void make_samples(int epoch, int step, int lo, int hi, Slot& slot, Scratch& scratch) const;
   void worker_loop();
 
-  const CifarDataset& data_;
+  const ImageSource& data_;
   LoaderConfig config_;
   Normalization normalization_;
+  std::vector<AugmentConfig> view_configs_;  // the augmented views in order (empty in evaluation mode)
   int steps_ = 0;
   std::vector<int32_t> order_;  // (size) dataset index at each position of the current epoch
   std::vector<Slot> slots_;

@@ -21,6 +21,12 @@ double cubic(double x, double a) {
   return 0.0;
 }
 
+// PIL's bilinear filter: the triangle 1 - |x| on [-1, 1].
+double triangle(double x) {
+  x = std::fabs(x);
+  return x < 1.0 ? 1.0 - x : 0.0;
+}
+
 float uniform(RandomStream& rng, double lo, double hi) { return float(lo + (hi - lo) * rng.next_uniform()); }
 bool happens(RandomStream& rng, float p) { return rng.next_uniform() <= double(p); }
 
@@ -86,10 +92,11 @@ void place_taps(ResizeTaps& taps, int i, int first, int count, const double* w, 
 void resize_taps(int in_size, int out_size, Resample mode, ResizeTaps& taps) {
   check(in_size > 0 && out_size > 0, "resize: empty input or output size");
   const double scale = double(in_size) / out_size;
-  const bool antialias = mode == Resample::bicubic_antialias;
+  const bool antialias = mode != Resample::bicubic_legacy;
   // PIL's precompute_coeffs: when shrinking, the kernel widens by the scale factor.
   const double filter_scale = antialias ? std::max(scale, 1.0) : 1.0;
-  const double support = 2.0 * filter_scale;
+  const double kernel_support = mode == Resample::bilinear_antialias ? 1.0 : 2.0;
+  const double support = kernel_support * filter_scale;
   const int max_taps = antialias ? int(std::ceil(support)) * 2 + 1 : 4;
   taps.taps = std::min(max_taps, in_size);
   taps.first.resize(out_size);
@@ -103,7 +110,8 @@ void resize_taps(int in_size, int out_size, Resample mode, ResizeTaps& taps) {
       const int hi = std::min(in_size, int(center + support + 0.5));
       double sum = 0.0;
       for (int k = 0; k < hi - lo; ++k) {
-        w[k] = cubic((k + lo - center + 0.5) / filter_scale, -0.5);
+        const double x = (k + lo - center + 0.5) / filter_scale;
+        w[k] = mode == Resample::bilinear_antialias ? triangle(x) : cubic(x, -0.5);
         sum += w[k];
       }
       for (int k = 0; k < hi - lo; ++k) w[k] = sum != 0.0 ? w[k] / sum : 0.0;
@@ -285,20 +293,20 @@ void gaussian_blur(ImageF& img, int kernel_size, float sigma, BlurScratch& scrat
   const int half = kernel_size / 2, width = img.width, height = img.height;
   scratch.index_x.resize(width + kernel_size - 1);
   scratch.index_y.resize(height + kernel_size - 1);
+  scratch.padded.resize(width + kernel_size - 1);
   for (int i = 0; i < width + kernel_size - 1; ++i) scratch.index_x[i] = reflect(i - half, width);
   for (int i = 0; i < height + kernel_size - 1; ++i) scratch.index_y[i] = reflect(i - half, height);
   const float* w = scratch.weights.data();
   scratch.rows.reshape(img.channels, height, width);
   for (int c = 0; c < img.channels; ++c) {
-    for (int y = 0; y < height; ++y) {  // along x, into scratch
+    for (int y = 0; y < height; ++y) {  // along x, into scratch, through a reflect-padded copy of the row
       const float* in = img.plane(c) + size_t(y) * width;
-      float* out = scratch.rows.plane(c) + size_t(y) * width;
-      for (int x = 0; x < width; ++x) {
-        const int* idx = &scratch.index_x[x];
-        float acc = 0.0f;
-        for (int k = 0; k < kernel_size; ++k) acc += w[k] * in[idx[k]];
-        out[x] = acc;
-      }
+      float* __restrict padded = scratch.padded.data();
+      for (int i = 0; i < width + kernel_size - 1; ++i) padded[i] = in[scratch.index_x[i]];
+      float* __restrict out = scratch.rows.plane(c) + size_t(y) * width;
+      std::fill(out, out + width, 0.0f);
+      for (int k = 0; k < kernel_size; ++k)
+        for (int x = 0; x < width; ++x) out[x] += w[k] * padded[x + k];
     }
     for (int y = 0; y < height; ++y) {  // along y, back into img
       float* out = img.plane(c) + size_t(y) * width;
@@ -361,6 +369,43 @@ TwoViewConfig imagenet_two_views() {
   return views;
 }
 
+MultiCropConfig imagenet_multi_crop() {
+  const int sizes[6] = {224, 224, 192, 160, 128, 96};
+  const double scale_min[6] = {0.2, 0.2, 0.171, 0.143, 0.114, 0.086};
+  const double scale_max[6] = {1.0, 1.0, 0.857, 0.714, 0.571, 0.429};
+  MultiCropConfig config;
+  for (int i = 0; i < 6; ++i) {
+    AugmentConfig crop;
+    crop.out_size = sizes[i];
+    crop.crop_scale_min = scale_min[i];
+    crop.crop_scale_max = scale_max[i];
+    crop.blur_p = 0.5f;
+    crop.blur_kernel = 23;
+    crop.solarize_p = 0.1f;
+    config.crops.push_back(crop);
+  }
+  return config;
+}
+
+void resized_shorter_side(int height, int width, int resize, int& out_height, int& out_width) {
+  check(height > 0 && width > 0 && resize > 0, "resize: empty image or size");
+  const int shorter = std::min(height, width), longer = std::max(height, width);
+  const int new_longer = int(double(int64_t(resize) * longer) / shorter);
+  out_height = height <= width ? resize : new_longer;
+  out_width = height <= width ? new_longer : resize;
+}
+
+CropBox center_crop_box(int height, int width, int crop) {
+  check(crop > 0 && crop <= height && crop <= width,
+        "center crop: " + std::to_string(crop) + " does not fit a " + std::to_string(height) + "x" +
+            std::to_string(width) + " image");
+  CropBox box;
+  box.height = box.width = crop;
+  box.top = int(std::nearbyint((height - crop) / 2.0));
+  box.left = int(std::nearbyint((width - crop) / 2.0));
+  return box;
+}
+
 void Augmenter::augment(const ImageF& src, const AugmentConfig& config, const Normalization& norm,
                         RandomStream& rng, float* out) {
   check(src.channels == 3, "augment: expected a 3-channel image, found " + std::to_string(src.channels));
@@ -383,6 +428,24 @@ void Augmenter::evaluate(const ImageF& src, int out_size, const Normalization& n
   }
   const CropBox whole{0, 0, src.height, src.width};
   resize_crop(src, whole, out_size, out_size, Resample::bicubic_antialias, view_, resize_);
+  normalize(view_, norm, out);
+}
+
+void Augmenter::evaluate_center_crop(const ImageF& src, const CenterCropConfig& config, const Normalization& norm,
+                                     float* out) {
+  check(config.resize >= config.crop && config.crop > 0,
+        "evaluation view: resize " + std::to_string(config.resize) + " must be at least the crop " +
+            std::to_string(config.crop));
+  int height = 0, width = 0;
+  resized_shorter_side(src.height, src.width, config.resize, height, width);
+  const CropBox whole{0, 0, src.height, src.width};
+  resize_crop(src, whole, height, width, config.resample, resized_, resize_);
+  const CropBox box = center_crop_box(height, width, config.crop);
+  view_.reshape(src.channels, box.height, box.width);
+  for (int c = 0; c < src.channels; ++c)
+    for (int y = 0; y < box.height; ++y)
+      std::copy_n(resized_.plane(c) + size_t(box.top + y) * width + box.left, box.width,
+                  view_.plane(c) + size_t(y) * box.width);
   normalize(view_, norm, out);
 }
 

@@ -17,7 +17,9 @@
 //   always 4 taps, indices clamped to the crop's edge. Both sample output pixel i at source coordinate
 //   (i + 0.5) * in / out - 0.5 inside the crop, and clamp the result to [0, 1] as an 8-bit pipeline would.
 //   Both passes run in float (PIL rounds to 8 bits between its two passes).
-//   The authors' pipeline ran on PIL images, hence the default.
+//   The authors' pipeline ran on PIL images, hence the default. `Resample::bilinear_antialias` is PIL's
+//   bilinear (a triangle of support 1, stretched when shrinking): torchvision's default interpolation, which
+//   the evaluation transform Resize(256) + CenterCrop(224) uses.
 // - Solarize inverts v -> 1 - v where v >= 0.5. For an 8-bit value q = round(255 v) this is exactly
 //   PIL.ImageOps.solarize(threshold=128) (q >= 128 -> 255 - q); on floats it is torchvision's rule with 0.5.
 // - No quantisation to 8 bits between steps (PIL would round after each); all arithmetic is in float.
@@ -52,7 +54,7 @@ struct CropBox {
 CropBox sample_resized_crop(int height, int width, double scale_min, double scale_max, double ratio_min,
                             double ratio_max, RandomStream& rng);
 
-enum class Resample { bicubic_antialias, bicubic_legacy };
+enum class Resample { bicubic_antialias, bicubic_legacy, bilinear_antialias };
 
 // Filter taps of a 1D resize, reused between images. Every output reads the same number of consecutive
 // source samples (zero weights pad the short ones), which keeps the inner loops fixed-length.
@@ -105,6 +107,7 @@ struct BlurScratch {
   ImageF rows;
   std::vector<float> weights;
   std::vector<int> index_x, index_y;  // reflect-padded source index of each padded position
+  std::vector<float> padded;          // one reflect-padded row
 };
 // Separable Gaussian blur with reflect padding (torchvision gaussian_blur); kernel_size odd. Reflection
 // repeats when the kernel is wider than the image (torchvision refuses that case).
@@ -155,6 +158,31 @@ struct TwoViewConfig {
 TwoViewConfig cifar_two_views();
 TwoViewConfig imagenet_two_views();
 
+// Multi-crop (SPEC 3.4, Table B; the authors' `multicrop 3`): 2 x 224 (scale 0.2-1.0), then 192 (0.171-0.857),
+// 160 (0.143-0.714), 128 (0.114-0.571) and 96 (0.086-0.429); every crop has blur p 0.5 and solarize p 0.1,
+// and the two-view settings otherwise. Crop 0 is the one the EMA network sees (the target).
+struct MultiCropConfig {
+  std::vector<AugmentConfig> crops;
+};
+MultiCropConfig imagenet_multi_crop();
+
+// ---- The evaluation view ----
+
+// torchvision Resize(resize) then CenterCrop(crop): the shorter side becomes `resize`, the longer
+// int(resize * long / short) (truncated, as torchvision), then the central crop x crop. The ImageNet
+// protocol is 256 / 224 with torchvision's default interpolation, bilinear (PIL's, antialiased).
+struct CenterCropConfig {
+  int resize = 256;
+  int crop = 224;
+  Resample resample = Resample::bilinear_antialias;
+};
+
+// (height, width) after Resize(resize) of a (height, width) image.
+void resized_shorter_side(int height, int width, int resize, int& out_height, int& out_width);
+// torchvision CenterCrop's box: top = round((height - crop) / 2) with Python's rounding (half to even), as
+// left; the image must be at least crop x crop.
+CropBox center_crop_box(int height, int width, int crop);
+
 // Scratch memory for producing views on one thread; keep one per thread and reuse it.
 class Augmenter {
  public:
@@ -163,9 +191,12 @@ class Augmenter {
                float* out);
   // No randomness: src resized to out_size (if it differs) and normalised, for feature extraction.
   void evaluate(const ImageF& src, int out_size, const Normalization& norm, float* out);
+  // Resize + CenterCrop (CenterCropConfig) and Normalize; out holds 3 x crop x crop floats.
+  void evaluate_center_crop(const ImageF& src, const CenterCropConfig& config, const Normalization& norm,
+                            float* out);
 
  private:
-  ImageF view_;
+  ImageF resized_, view_;
   ResizeScratch resize_;
   BlurScratch blur_;
 };

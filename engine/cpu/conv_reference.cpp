@@ -6,17 +6,12 @@
 #include <limits>
 #include <string>
 
+#include "engine/cpu/dispatch.h"
 #include "engine/cpu/kernels.h"
 #include "engine/error.h"
 
 namespace intl::cpu::reference {
 namespace {
-
-template <class F> void dispatch_float(DType dtype, const char* kernel, F&& f) {
-  if (dtype == DType::f32) f(float());
-  else if (dtype == DType::f64) f(double());
-  else throw Error(std::string(kernel) + " needs a float32 or float64 tensor, got " + dtype_name(dtype));
-}
 
 bool is_pointwise(const Conv2dArgs& a) { return a.kh == 1 && a.kw == 1 && a.stride == 1 && a.pad == 0; }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "engine/cpu/dispatch.h"
 #include "engine/cpu/kernels.h"
 #include "engine/cpu/strided.h"
 #include "engine/error.h"
@@ -14,22 +15,6 @@ namespace intl::cpu {
 namespace {
 
 constexpr int64_t kParallelGrain = 1 << 15;  // elements below which threads cost more than they give
-
-template <class F> void dispatch_float(DType dtype, F&& f) {
-  if (dtype == DType::f32) f(float());
-  else if (dtype == DType::f64) f(double());
-  else throw Error(std::string("kernel needs a floating tensor, got ") + dtype_name(dtype));
-}
-
-template <class F> void dispatch_all(DType dtype, F&& f) {
-  switch (dtype) {
-    case DType::f32: f(float()); break;
-    case DType::f64: f(double()); break;
-    case DType::i32: f(int32_t()); break;
-    case DType::i64: f(int64_t()); break;
-    case DType::u8: f(uint8_t()); break;
-  }
-}
 
 template <class Src, class Dst> void copy_typed(const Tensor& src, const Tensor& dst) {
   const Src* s = static_cast<const Src*>(src.raw_data());
@@ -122,7 +107,7 @@ void fill(const Tensor& dst, double value) {
 void random(const Tensor& dst, bool uniform, double lo, double hi, uint64_t seed, uint64_t stream) {
   const RandomStream rs{seed, stream, 0};
   const int64_t n = dst.numel();
-  dispatch_float(dst.dtype(), [&](auto z) {
+  dispatch_float(dst.dtype(), "random", [&](auto z) {
     using T = decltype(z);
     T* p = static_cast<T*>(dst.raw_data());
     // Block i gives element i: the value does not depend on thread count or device.
@@ -143,7 +128,7 @@ void random(const Tensor& dst, bool uniform, double lo, double hi, uint64_t seed
 void unary(UnaryOp op, const Tensor& x, const Tensor& y, double s) {
   check(x.is_contiguous() && y.is_contiguous(), "unary kernel needs contiguous tensors");
   const int64_t n = x.numel();
-  dispatch_float(x.dtype(), [&](auto z) {
+  dispatch_float(x.dtype(), "unary", [&](auto z) {
     using T = decltype(z);
     const T* px = static_cast<const T*>(x.raw_data());
     T* py = static_cast<T*>(y.raw_data());
@@ -166,7 +151,7 @@ void unary(UnaryOp op, const Tensor& x, const Tensor& y, double s) {
 }
 
 void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
-  dispatch_float(out.dtype(), [&](auto z) {
+  dispatch_float(out.dtype(), "binary", [&](auto z) {
     using T = decltype(z);
     switch (op) {
       case BinaryOp::add: map_binary<T>(a, b, out, [](T u, T v) { return u + v; }); break;
@@ -183,7 +168,7 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
 // out has x's rank with extent 1 on reduced axes. Accumulates in the tensor's own type.
 void reduce_sum(const Tensor& x, const Tensor& out) {
   check(x.is_contiguous() && out.is_contiguous() && x.dim() == out.dim(), "reduce_sum: bad operands");
-  dispatch_float(x.dtype(), [&](auto z) {
+  dispatch_float(x.dtype(), "reduce_sum", [&](auto z) {
     using T = decltype(z);
     const T* px = static_cast<const T*>(x.raw_data());
     T* po = static_cast<T*>(out.raw_data());

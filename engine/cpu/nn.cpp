@@ -1,23 +1,19 @@
 // CPU kernels for BatchNorm1d, softmax cross-entropy and the optimizer steps.
 #include <cmath>
 
+#include "engine/cpu/dispatch.h"
 #include "engine/cpu/kernels.h"
 #include "engine/error.h"
 
 namespace intl::cpu {
 namespace {
-template <class F> void dispatch_float(DType dtype, F&& f) {
-  if (dtype == DType::f32) f(float());
-  else if (dtype == DType::f64) f(double());
-  else throw Error(std::string("kernel needs a floating tensor, got ") + dtype_name(dtype));
-}
 template <class T> T* ptr(const Tensor& t) { return t.defined() ? static_cast<T*>(t.raw_data()) : nullptr; }
 }  // namespace
 
 void batchnorm_forward_train(const BatchNormArgs& a, const Tensor& x, const Tensor& gamma, const Tensor& beta,
                              const Tensor& y, const Tensor& save_mean, const Tensor& save_invstd,
                              const Tensor& running_mean, const Tensor& running_var) {
-  dispatch_float(x.dtype(), [&](auto z) {
+  dispatch_float(x.dtype(), "batchnorm forward", [&](auto z) {
     using T = decltype(z);
     const T *px = ptr<T>(x), *pg = ptr<T>(gamma), *pb = ptr<T>(beta);
     T *py = ptr<T>(y), *pm = ptr<T>(save_mean), *ps = ptr<T>(save_invstd);
@@ -56,7 +52,7 @@ void batchnorm_forward_train(const BatchNormArgs& a, const Tensor& x, const Tens
 void batchnorm_backward_train(const BatchNormArgs& a, const Tensor& x, const Tensor& gamma,
                               const Tensor& save_mean, const Tensor& save_invstd, const Tensor& dy,
                               const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta) {
-  dispatch_float(x.dtype(), [&](auto z) {
+  dispatch_float(x.dtype(), "batchnorm backward", [&](auto z) {
     using T = decltype(z);
     const T *px = ptr<T>(x), *pg = ptr<T>(gamma), *pm = ptr<T>(save_mean), *ps = ptr<T>(save_invstd);
     const T* pdy = ptr<T>(dy);
@@ -90,7 +86,7 @@ void batchnorm_backward_train(const BatchNormArgs& a, const Tensor& x, const Ten
 void softmax_xent(const Tensor& logits, const Tensor& labels, const Tensor& loss, const Tensor& dlogits) {
   const int64_t R = logits.size(0), C = logits.size(1);
   const int64_t* lab = labels.data<int64_t>();
-  dispatch_float(logits.dtype(), [&](auto z) {
+  dispatch_float(logits.dtype(), "softmax_xent", [&](auto z) {
     using T = decltype(z);
     const T* pl = ptr<T>(logits);
     T *pout = ptr<T>(loss), *pd = ptr<T>(dlogits);
@@ -115,7 +111,7 @@ void softmax_xent(const Tensor& logits, const Tensor& labels, const Tensor& loss
 void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buf, double lr, double momentum,
               double weight_decay, bool nesterov, bool first_step) {
   const int64_t n = param.numel();
-  dispatch_float(param.dtype(), [&](auto z) {
+  dispatch_float(param.dtype(), "optimizer step", [&](auto z) {
     using T = decltype(z);
     T *p = ptr<T>(param), *buf = ptr<T>(momentum_buf);
     const T* g = ptr<T>(grad);
@@ -139,7 +135,7 @@ void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, c
   const int64_t n = param.numel();
   const double bc1 = 1 - std::pow(beta1, double(step)), bc2 = 1 - std::pow(beta2, double(step));
   const double step_size = lr / bc1, sqrt_bc2 = std::sqrt(bc2);
-  dispatch_float(param.dtype(), [&](auto z) {
+  dispatch_float(param.dtype(), "optimizer step", [&](auto z) {
     using T = decltype(z);
     T *p = ptr<T>(param), *m = ptr<T>(exp_avg), *v = ptr<T>(exp_avg_sq);
     const T* g = ptr<T>(grad);

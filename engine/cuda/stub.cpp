@@ -1,5 +1,8 @@
-// The CUDA backend of a build without CUDA: every entry throws, so no op file needs an #ifdef.
+// The CUDA backend of a build without CUDA: every entry throws, so no op file needs an #ifdef. The precision
+// flag and the (empty) device allocator counters exist here too, so the CLI reads them in every build.
 #include "engine/backend.h"
+#include "engine/cuda/allocator.h"
+#include "engine/cuda/precision.h"
 #include "engine/error.h"
 
 namespace intl {
@@ -11,5 +14,13 @@ std::string cuda_device_name() { return ""; }
 const Backend& cuda_backend() {
   throw Error("this intl was built without CUDA (configure with -DINTL_CUDA=ON where nvcc and cuDNN exist)");
 }
+
+AllocatorStats cuda_allocator_stats() { return {}; }
+
+namespace {
+MatmulPrecision g_precision = MatmulPrecision::fp32;
+}
+void set_matmul_precision(MatmulPrecision precision) { g_precision = precision; }
+MatmulPrecision matmul_precision() { return g_precision; }
 
 }  // namespace intl

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# The GPU check for a lent H200 machine, as one script: build intl with CUDA for sm_90, run the test suite
+# (the CPU/GPU parity table among it), then `intl bench iternorm` and `intl bench train` in fp32 and bf16 when
+# those commands exist. Logs land in $OUT (at most 8 files come back): summary.txt, build.log, tests.log and
+# one bench_*.log per benchmark. Budget: about 8 minutes of a 15-minute device allowance; every step has a
+# timeout, and a failed step is recorded in summary.txt and the next one still runs.
+#
+# The device image ('cuda') has nvcc, CMake and ninja (pip) and PyTorch's cuDNN/cuBLAS wheels, but not the
+# Debian packages this project builds against. So, once, on the development machine, from the repo root:
+#     bash bench/gpu/run.sh fetch        # apt-get download of those .debs into .debs/ (git-ignored), ~21 MB
+# and on the device (carry ".debs" and, if you want it, nothing else):
+#     bash bench/gpu/run.sh              # run(command="bash bench/gpu/run.sh", carry=[".debs"], timeout_s=540)
+# cuDNN is taken from the CUDA toolkit or /usr when present, else from site-packages/nvidia (pip's
+# nvidia-cudnn-cu13) through -DINTL_CUDNN_ROOT; cuBLAS/cuSOLVER likewise from the toolkit, else from pip's
+# nvidia-cublas / nvidia-cusolver through unversioned links in a scratch folder.
+set -u
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+DEBS="$ROOT/.debs"
+PACKAGES="nlohmann-json3-dev libcli11-dev doctest-dev libstb-dev libstb0 libopenblas-openmp-dev libopenblas-dev
+  libopenblas0-openmp libgfortran5 libquadmath0 libdnnl-dev libdnnl2 ocl-icd-libopencl1"
+
+if [ "${1:-}" = fetch ]; then
+  mkdir -p "$DEBS" && cd "$DEBS" && apt-get download $PACKAGES || exit 1
+  exclude="$(git -C "$ROOT" rev-parse --git-common-dir)/info/exclude"
+  grep -qx '/.debs/' "$exclude" 2>/dev/null || echo '/.debs/' >>"$exclude"
+  du -sh "$DEBS"
+  exit 0
+fi
+
+OUT=${OUT:-$ROOT/gpu-out}
+mkdir -p "$OUT"
+SUMMARY="$OUT/summary.txt"
+: >"$SUMMARY"
+note() { echo "$*" | tee -a "$SUMMARY"; }
+# step NAME LOG SECONDS COMMAND...: runs with a timeout, records ok / FAILED (exit code) in the summary.
+step() {
+  local name=$1 log=$2 secs=$3
+  shift 3
+  local t0=$SECONDS
+  timeout "$secs" "$@" >>"$log" 2>&1
+  local rc=$?
+  note "$(printf '%-28s %s (%ds)' "$name" "$([ $rc = 0 ] && echo ok || echo "FAILED rc=$rc")" $((SECONDS - t0)))"
+  return $rc
+}
+
+# ---- environment ----
+note "== intl GPU check, $(date -u +%FT%TZ), git $(git rev-parse --short=12 HEAD 2>/dev/null || echo '?')"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >>"$SUMMARY" 2>&1
+NVCC=$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+[ -n "$NVCC" ] || { note "no nvcc found: cannot build"; exit 1; }
+CUDA_HOME=$(dirname "$(dirname "$(readlink -f "$NVCC")")")
+note "nvcc: $NVCC ($("$NVCC" --version | grep -o 'release [0-9.]*'))"
+SITE=$(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null)
+find_site() { for s in $SITE; do find "$s/nvidia" -name "$1" 2>/dev/null | head -1; done | head -1; }
+command -v ninja >/dev/null || PATH="$(python3 -c 'import ninja; print(ninja.BIN_DIR)' 2>/dev/null):$PATH"
+command -v cmake >/dev/null || PATH="$(python3 -c 'import cmake; print(cmake.CMAKE_BIN_DIR)' 2>/dev/null):$PATH"
+note "cmake: $(cmake --version 2>/dev/null | head -1), ninja: $(ninja --version 2>/dev/null)"
+
+CMAKE_ARGS=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DINTL_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90
+  -DCMAKE_CUDA_COMPILER="$NVCC" -DCUDAToolkit_ROOT="$CUDA_HOME" -DCMAKE_POLICY_VERSION_MINIMUM=3.5)
+LIBPATH=""
+
+# cuDNN: the toolkit's or the system's first, else pip's.
+any_file() { for f; do [ -f "$f" ] && return 0; done; return 1; }
+if any_file "$CUDA_HOME/include/cudnn.h" /usr/include/cudnn.h /usr/include/x86_64-linux-gnu/cudnn.h; then
+  note "cuDNN: system"
+else
+  h=$(find_site cudnn.h)
+  [ -n "$h" ] || { note "cuDNN: not found (no cudnn.h in the toolkit, /usr or site-packages/nvidia)"; exit 1; }
+  CUDNN_ROOT=$(dirname "$(dirname "$h")")
+  CMAKE_ARGS+=(-DINTL_CUDNN_ROOT="$CUDNN_ROOT")
+  LIBPATH="$CUDNN_ROOT/lib:$LIBPATH"
+  note "cuDNN: $CUDNN_ROOT (pip)"
+fi
+
+# cuBLAS / cuSOLVER / cudart: pip wheels ship only versioned names; link unversioned ones for find_library.
+if ! ls "$CUDA_HOME"/lib*/libcublas.so* "$CUDA_HOME"/targets/x86_64-linux/lib/libcublas.so* >/dev/null 2>&1; then
+  LINKS=/tmp/intl-cuda-libs
+  mkdir -p "$LINKS"
+  for lib in cublas cublasLt cusolver cudart cusparse nvJitLink; do
+    f=$(find_site "lib$lib.so.*[0-9]")
+    [ -n "$f" ] && ln -sf "$f" "$LINKS/lib$lib.so" && LIBPATH="$(dirname "$f"):$LIBPATH"
+  done
+  export CMAKE_LIBRARY_PATH="$LINKS:${CMAKE_LIBRARY_PATH:-}"
+  note "cuBLAS/cuSOLVER: pip ($(ls "$LINKS" | tr '\n' ' '))"
+fi
+
+# The Debian build dependencies, unpacked from the carried .debs (never into /).
+# INTL_USE_DEBS=1 takes them even where the system has its own (to test this path off the device).
+if [ -n "${INTL_USE_DEBS:-}" ] || ! ls /usr/include/nlohmann/json.hpp /usr/include/doctest/doctest.h >/dev/null 2>&1
+then
+  if ! ls "$DEBS"/*.deb >/dev/null 2>&1; then
+    note "build dependencies missing and no .debs carried: run 'bash bench/gpu/run.sh fetch' here, carry .debs"
+    exit 1
+  fi
+  DEP=/tmp/intl-deps
+  for f in "$DEBS"/*.deb; do dpkg -x "$f" "$DEP"; done
+  A=$DEP/usr/lib/x86_64-linux-gnu
+  CMAKE_ARGS+=(-DCMAKE_PREFIX_PATH="$DEP/usr" -DSTB_INCLUDE="$DEP/usr/include/stb"
+    -DOPENBLAS_INCLUDE="$DEP/usr/include/x86_64-linux-gnu/openblas-openmp"
+    -DOPENBLAS_LIB="$A/openblas-openmp/libopenblas.so" -DDNNL_LIB="$A/libdnnl.so"
+    -DDOCTEST_INCLUDE="$DEP/usr/include")
+  LIBPATH="$A/openblas-openmp:$A:$LIBPATH"
+  note "build dependencies: carried .debs unpacked into $DEP"
+fi
+export LD_LIBRARY_PATH="$LIBPATH${LD_LIBRARY_PATH:-}"
+
+# ---- build and test ----
+BUILD=$ROOT/build-gpu
+JOBS=${INTL_JOBS:-16}  # the H200 machine has 16 cores
+step "configure" "$OUT/build.log" 120 cmake -S "$ROOT" -B "$BUILD" "${CMAKE_ARGS[@]}" ||
+  { tail -30 "$OUT/build.log"; exit 1; }
+step "build (ninja -j$JOBS)" "$OUT/build.log" 360 ninja -C "$BUILD" -j"$JOBS" || { tail -40 "$OUT/build.log"; exit 1; }
+step "ctest" "$OUT/tests.log" 180 ctest --test-dir "$BUILD" --output-on-failure
+step "parity table (durations)" "$OUT/tests.log" 120 "$BUILD/intl_tests" --source-file='*test_cuda_parity*' \
+  --duration=true
+grep -q "SKIP: no usable GPU" "$OUT/tests.log" && note "WARNING: the CUDA tests SKIPPED: no usable GPU seen"
+
+# ---- benchmarks, when the commands exist ----
+has() { timeout 20 "$BUILD/intl" bench --help 2>/dev/null | grep -qE "^ +$1( |$)"; }
+cd "$OUT"
+if has iternorm; then
+  step "bench iternorm" "$OUT/bench_iternorm.log" 90 "$BUILD/intl" bench iternorm --device cuda
+else
+  note "bench iternorm: not available in this build"
+fi
+if has train; then
+  for p in fp32 bf16; do
+    step "bench train $p" "$OUT/bench_train_$p.log" 90 "$BUILD/intl" bench train --device cuda --precision $p
+  done
+else
+  note "bench train: not available in this build"
+fi
+note "== done in ${SECONDS}s"

@@ -1,0 +1,436 @@
+// Convolution: float32 through oneDNN with NHWC activations, one cached primitive per shape and direction
+// (scratchpad, reordered weights and staging buffers kept with it); the float64 reference as direct loops.
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <initializer_list>
+#include <memory>
+#include <unordered_map>
+
+#include "engine/allocator.h"
+#include "engine/cpu/conv_kernels.h"
+#include "engine/error.h"
+
+namespace intl::cpu {
+namespace {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+
+// A grow-only block from the caching allocator.
+struct Buffer {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  Buffer() = default;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer() { cpu_free(ptr, bytes); }
+  void release() {
+    cpu_free(ptr, bytes);
+    ptr = nullptr;
+    bytes = 0;
+  }
+  float* reserve(size_t n) {
+    if (n > bytes) {
+      cpu_free(ptr, bytes);
+      ptr = cpu_alloc(n);
+      bytes = n;
+    }
+    return static_cast<float*>(ptr);
+  }
+};
+
+enum class Direction { forward, backward_data, backward_filter };
+
+// Which oneDNN kernel family serves a (shape, direction); the blocked ones stage activations in nChw16c.
+enum class Kernel { nhwc_direct, blocked_direct, blocked_winograd };
+
+struct PlanKey {
+  Direction direction;
+  Conv2dShape s;
+  bool bias;
+  Kernel kernel;
+  bool operator==(const PlanKey& o) const {
+    const Conv2dShape& a = s;
+    const Conv2dShape& b = o.s;
+    return direction == o.direction && bias == o.bias && kernel == o.kernel && a.n == b.n && a.c_in == b.c_in &&
+           a.h == b.h && a.w == b.w && a.c_out == b.c_out && a.kh == b.kh && a.kw == b.kw && a.stride == b.stride &&
+           a.pad == b.pad;
+  }
+};
+
+struct PlanKeyHash {
+  size_t operator()(const PlanKey& k) const {
+    const Conv2dShape& s = k.s;
+    size_t h = (size_t(k.direction) * 3 + size_t(k.kernel)) * 2 + size_t(k.bias);
+    for (int v : {s.n, s.c_in, s.h, s.w, s.c_out, s.kh, s.kw, s.stride, s.pad}) h = h * 1000003u ^ size_t(v);
+    return h;
+  }
+};
+
+// An activation argument of a primitive: the caller's NHWC memory and, when the primitive wants oneDNN's blocked
+// nChw16c layout, a staging copy plus the reorders between the two.
+struct ActivationPort {
+  memory user;     // NHWC, the caller's pointer
+  memory staged;   // the primitive's format (same as `user` when plain)
+  bool plain = true;
+  int staging_slot = 0;           // which shared staging buffer holds `staged`
+  dnnl::reorder to_staged;        // inputs
+  dnnl::reorder from_staged;      // outputs, beta = 0
+  dnnl::reorder from_staged_add;  // outputs, dst = result + beta_add * dst
+  float beta_add = 0.f;
+};
+
+// oneDNN's copy of one weight tensor in the primitive's preferred format.
+struct BlockedWeight {
+  uint64_t version = 0;
+  Buffer data;
+};
+
+// Everything one (shape, direction) needs, created on its first call.
+struct Plan {
+  dnnl::primitive primitive;
+  // forward: src -> dst; backward-data: diff_dst -> diff_src; backward-filter: src and diff_dst, both inputs.
+  ActivationPort in, out;
+  memory weights, bias, scratchpad;
+  size_t scratchpad_bytes = 0;
+  bool weights_plain = true;      // the primitive reads / writes OIHW weights directly
+  dnnl::reorder weights_reorder;  // OIHW -> the primitive's format (backward-filter: the other way)
+  memory weights_user;            // OIHW
+  std::unordered_map<const float*, BlockedWeight> blocked;  // forward / backward-data: per weight address
+  Buffer staging;       // the fresh result before it is added to the caller's (beta != 0, plain layouts)
+  Buffer staging_bias;  // same for the bias gradient
+  Buffer diff_blocked;  // backward-filter: dweight in the primitive's format
+};
+
+struct Context {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+  std::unordered_map<PlanKey, std::unique_ptr<Plan>, PlanKeyHash> plans;
+  Buffer scratchpad;     // shared by all plans: kernels run one at a time
+  Buffer activation[2];  // blocked staging copies of activations, shared likewise
+  bool winograd = true;
+};
+
+Context& context() {
+  thread_local Context c;
+  return c;
+}
+
+void execute(Context& ctx, const dnnl::primitive& p, std::initializer_list<dnnl_exec_arg_t> args) {
+  const dnnl_status_t st = dnnl_primitive_execute(p.get(), ctx.stream.get(), int(args.size()), args.begin());
+  check(st == dnnl_success, "oneDNN failed to execute a convolution primitive (status " + std::to_string(int(st)) +
+                                ")");
+}
+
+void reorder(Context& ctx, const dnnl::reorder& r, const memory& from, const memory& to) {
+  execute(ctx, r, {{DNNL_ARG_FROM, from.get()}, {DNNL_ARG_TO, to.get()}});
+}
+
+// dst = src + beta * dst over n floats.
+void add_scaled(float* dst, const float* src, size_t n, float beta) {
+#pragma omp parallel for simd schedule(static) if (n > (size_t(1) << 16))
+  for (size_t i = 0; i < n; ++i) dst[i] = src[i] + beta * dst[i];
+}
+
+void make_port(Context& ctx, ActivationPort& port, const memory::desc& user_md, const memory::desc& prim_md,
+               bool is_output, int slot) {
+  port.user = memory(user_md, ctx.engine, DNNL_MEMORY_NONE);
+  port.plain = prim_md == user_md;
+  port.staged = port.plain ? port.user : memory(prim_md, ctx.engine, DNNL_MEMORY_NONE);
+  port.staging_slot = slot;
+  if (port.plain) return;
+  if (is_output) {
+    port.from_staged = dnnl::reorder(port.staged, port.user);
+  } else {
+    port.to_staged = dnnl::reorder(port.user, port.staged);
+  }
+}
+
+// Points an input port at x, staging it in the primitive's layout when that differs.
+void bind_input(Context& ctx, ActivationPort& port, const float* x) {
+  port.user.set_data_handle(const_cast<float*>(x));
+  if (port.plain) return;
+  port.staged.set_data_handle(ctx.activation[port.staging_slot].reserve(port.staged.get_desc().get_size()));
+  reorder(ctx, port.to_staged, port.user, port.staged);
+}
+
+// Points an output port at its destination (a staged one is copied there by finish_output).
+void bind_output(Context& ctx, ActivationPort& port, float* y) {
+  port.user.set_data_handle(y);
+  if (!port.plain)
+    port.staged.set_data_handle(ctx.activation[port.staging_slot].reserve(port.staged.get_desc().get_size()));
+}
+
+// Moves a staged output into the caller's NHWC memory: y = result + beta * y.
+void finish_output(Context& ctx, ActivationPort& port, float beta) {
+  if (beta == 0.f) {
+    reorder(ctx, port.from_staged, port.staged, port.user);
+    return;
+  }
+  if (port.beta_add != beta || !port.from_staged_add) {
+    dnnl::post_ops ops;
+    ops.append_sum(beta);
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(ops);
+    port.from_staged_add = dnnl::reorder(port.staged, port.user, attr);
+    port.beta_add = beta;
+  }
+  reorder(ctx, port.from_staged_add, port.staged, port.user);
+}
+
+std::string describe(const Conv2dShape& s) {
+  return "(n " + std::to_string(s.n) + ", c_in " + std::to_string(s.c_in) + ", h " + std::to_string(s.h) + ", w " +
+         std::to_string(s.w) + ", c_out " + std::to_string(s.c_out) + ", kernel " + std::to_string(s.kh) + "x" +
+         std::to_string(s.kw) + ", stride " + std::to_string(s.stride) + ", pad " + std::to_string(s.pad) + ")";
+}
+
+// The kernel family, by measurement (CPU time of one thread per CIFAR ResNet-18 layer, NHWC <-> nChw16c copies
+// included, batch 32 and 256):
+// - Winograd F(4x4, 3x3) (jit_wino_4x3) runs 3x3 stride-1 layers with 16k channels in 0.3-0.75 of the time of
+//   the direct kernels once there are enough 4x4 output tiles to share out; at batch 32 the 4x4-pixel stage has
+//   32 tiles and is faster direct;
+// - the NHWC direct forward (brgconv) is slow on tiny outputs (4x4 pixels: 1.6x the blocked jit kernel), so the
+//   forward of such layers uses the blocked layout; elsewhere NHWC direct is the fastest (1x1, strided, stem).
+Kernel choose_kernel(Direction dir, const Conv2dShape& s, bool allow_winograd) {
+  const bool blockable = s.c_in % 16 == 0 && s.c_out % 16 == 0;
+  const int64_t tiles = int64_t(s.n) * ((s.h_out() + 3) / 4) * ((s.w_out() + 3) / 4);
+  if (allow_winograd && blockable && s.kh == 3 && s.kw == 3 && s.stride == 1 && tiles >= 64)
+    return Kernel::blocked_winograd;
+  if (dir == Direction::forward && blockable && s.h_out() * s.w_out() <= 16) return Kernel::blocked_direct;
+  return Kernel::nhwc_direct;
+}
+
+Plan& plan_for(Context& ctx, Direction dir, const Conv2dShape& s, bool with_bias) {
+  const Kernel kernel = choose_kernel(dir, s, ctx.winograd);
+  const PlanKey key{dir, s, with_bias, kernel};
+  auto it = ctx.plans.find(key);
+  if (it != ctx.plans.end()) return *it->second;
+  check(s.n > 0 && s.c_in > 0 && s.c_out > 0 && s.h > 0 && s.w > 0 && s.kh > 0 && s.kw > 0 && s.stride > 0 &&
+            s.pad >= 0 && s.h_out() > 0 && s.w_out() > 0,
+        "conv2d: invalid shape " + describe(s));
+  auto plan = std::make_unique<Plan>();
+  using dt = memory::data_type;
+  const memory::dims src_dims{s.n, s.c_in, s.h, s.w}, dst_dims{s.n, s.c_out, s.h_out(), s.w_out()};
+  const memory::dims w_dims{s.c_out, s.c_in, s.kh, s.kw};
+  const memory::desc src_user(src_dims, dt::f32, tag::nhwc), dst_user(dst_dims, dt::f32, tag::nhwc);
+  const memory::desc w_user(w_dims, dt::f32, tag::oihw), bias_md(memory::dims{s.c_out}, dt::f32, tag::x);
+  const memory::dims strides{s.stride, s.stride}, pads{s.pad, s.pad};
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+
+  // The chosen kernel first; the direct NHWC kernels when oneDNN declines it.
+  std::unique_ptr<dnnl::convolution_forward::primitive_desc> fwd_pd;
+  dnnl::algorithm alg = dnnl::algorithm::convolution_direct;
+  const memory::desc w_any(w_dims, dt::f32, tag::any);
+  for (const Kernel k : {kernel, Kernel::nhwc_direct}) {
+    if (fwd_pd) break;
+    alg = k == Kernel::blocked_winograd ? dnnl::algorithm::convolution_winograd : dnnl::algorithm::convolution_direct;
+    const tag act = k == Kernel::nhwc_direct ? tag::nhwc : tag::any;
+    const memory::desc src_md(src_dims, dt::f32, act), dst_md(dst_dims, dt::f32, act);
+    try {
+      const auto d = with_bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg, src_md,
+                                                                 w_any, bias_md, dst_md, strides, pads, pads)
+                               : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg, src_md,
+                                                                 w_any, dst_md, strides, pads, pads);
+      fwd_pd = std::make_unique<dnnl::convolution_forward::primitive_desc>(d, attr, ctx.engine);
+    } catch (const dnnl::error&) {
+      if (k == Kernel::nhwc_direct) throw Error("conv2d: oneDNN has no kernel for shape " + describe(s));
+    }
+  }
+  const memory::desc src_md = fwd_pd->src_desc(), dst_md = fwd_pd->dst_desc();
+  memory::desc prim_w;
+  dnnl::primitive_desc_base pd_base = *fwd_pd;
+  if (dir == Direction::forward) {
+    plan->primitive = dnnl::convolution_forward(*fwd_pd);
+    prim_w = fwd_pd->weights_desc();
+    make_port(ctx, plan->in, src_user, src_md, false, 0);
+    make_port(ctx, plan->out, dst_user, dst_md, true, 1);
+  } else if (dir == Direction::backward_data) {
+    const dnnl::convolution_backward_data::desc d(alg, src_md, w_any, dst_md, strides, pads, pads);
+    const dnnl::convolution_backward_data::primitive_desc pd(d, attr, ctx.engine, *fwd_pd);
+    plan->primitive = dnnl::convolution_backward_data(pd);
+    prim_w = pd.weights_desc();
+    make_port(ctx, plan->in, dst_user, pd.diff_dst_desc(), false, 0);
+    make_port(ctx, plan->out, src_user, pd.diff_src_desc(), true, 1);
+    pd_base = pd;
+  } else {
+    const auto d = with_bias
+                       ? dnnl::convolution_backward_weights::desc(alg, src_md, w_any, bias_md, dst_md, strides, pads,
+                                                                  pads)
+                       : dnnl::convolution_backward_weights::desc(alg, src_md, w_any, dst_md, strides, pads, pads);
+    const dnnl::convolution_backward_weights::primitive_desc pd(d, attr, ctx.engine, *fwd_pd);
+    plan->primitive = dnnl::convolution_backward_weights(pd);
+    prim_w = pd.diff_weights_desc();
+    make_port(ctx, plan->in, src_user, pd.src_desc(), false, 0);
+    make_port(ctx, plan->out, dst_user, pd.diff_dst_desc(), false, 1);  // dy: a second input
+    pd_base = pd;
+  }
+  const memory::desc scratch_md = pd_base.scratchpad_desc();
+  plan->scratchpad_bytes = scratch_md.get_size();
+  plan->weights = memory(prim_w, ctx.engine, DNNL_MEMORY_NONE);
+  plan->bias = memory(bias_md, ctx.engine, DNNL_MEMORY_NONE);
+  plan->scratchpad = memory(scratch_md, ctx.engine, DNNL_MEMORY_NONE);
+  plan->weights_user = memory(w_user, ctx.engine, DNNL_MEMORY_NONE);
+  plan->weights_plain = prim_w == w_user;
+  if (!plan->weights_plain) {
+    plan->weights_reorder = dir == Direction::backward_filter ? dnnl::reorder(plan->weights, plan->weights_user)
+                                                              : dnnl::reorder(plan->weights_user, plan->weights);
+  }
+  return *ctx.plans.emplace(key, std::move(plan)).first->second;
+}
+
+void bind_scratchpad(Context& ctx, Plan& p) {
+  p.scratchpad.set_data_handle(ctx.scratchpad.reserve(p.scratchpad_bytes));
+}
+
+// The primitive's copy of `weight`, reordered once per (address, version).
+const float* weights_for(Context& ctx, Plan& p, const float* weight, uint64_t version) {
+  if (p.weights_plain) return weight;
+  BlockedWeight& b = p.blocked[weight];
+  if (version != 0 && b.version == version && b.data.ptr) return static_cast<const float*>(b.data.ptr);
+  float* dst = b.data.reserve(p.weights.get_desc().get_size());
+  p.weights_user.set_data_handle(const_cast<float*>(weight));
+  p.weights.set_data_handle(dst);
+  reorder(ctx, p.weights_reorder, p.weights_user, p.weights);
+  b.version = version;
+  return dst;
+}
+
+}  // namespace
+
+void conv2d_forward(const Conv2dShape& s, const float* x, const float* weight, uint64_t weight_version,
+                    const float* bias, float* y) {
+  Context& ctx = context();
+  Plan& p = plan_for(ctx, Direction::forward, s, bias != nullptr);
+  p.weights.set_data_handle(const_cast<float*>(weights_for(ctx, p, weight, weight_version)));
+  bind_scratchpad(ctx, p);
+  bind_input(ctx, p.in, x);
+  bind_output(ctx, p.out, y);
+  if (bias) {
+    p.bias.set_data_handle(const_cast<float*>(bias));
+    execute(ctx, p.primitive,
+            {{DNNL_ARG_SRC, p.in.staged.get()}, {DNNL_ARG_WEIGHTS, p.weights.get()}, {DNNL_ARG_BIAS, p.bias.get()},
+             {DNNL_ARG_DST, p.out.staged.get()}, {DNNL_ARG_SCRATCHPAD, p.scratchpad.get()}});
+  } else {
+    execute(ctx, p.primitive,
+            {{DNNL_ARG_SRC, p.in.staged.get()}, {DNNL_ARG_WEIGHTS, p.weights.get()},
+             {DNNL_ARG_DST, p.out.staged.get()}, {DNNL_ARG_SCRATCHPAD, p.scratchpad.get()}});
+  }
+  if (!p.out.plain) finish_output(ctx, p.out, 0.f);
+}
+
+void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* weight, uint64_t weight_version,
+                          float* dx, float beta) {
+  Context& ctx = context();
+  Plan& p = plan_for(ctx, Direction::backward_data, s, false);
+  p.weights.set_data_handle(const_cast<float*>(weights_for(ctx, p, weight, weight_version)));
+  const size_t dx_count = size_t(s.n) * s.h * s.w * s.c_in;
+  // A plain output with beta != 0 is computed aside and added; a staged one is added by its reorder.
+  const bool aside = p.out.plain && beta != 0.f;
+  bind_scratchpad(ctx, p);
+  bind_input(ctx, p.in, dy);
+  bind_output(ctx, p.out, aside ? p.staging.reserve(dx_count * sizeof(float)) : dx);
+  execute(ctx, p.primitive,
+          {{DNNL_ARG_DIFF_DST, p.in.staged.get()}, {DNNL_ARG_WEIGHTS, p.weights.get()},
+           {DNNL_ARG_DIFF_SRC, p.out.staged.get()}, {DNNL_ARG_SCRATCHPAD, p.scratchpad.get()}});
+  if (!p.out.plain) finish_output(ctx, p.out, beta);
+  if (aside) add_scaled(dx, static_cast<const float*>(p.staging.ptr), dx_count, beta);
+}
+
+void conv2d_backward_filter(const Conv2dShape& s, const float* x, const float* dy, float* dweight, float* dbias,
+                            float beta) {
+  Context& ctx = context();
+  Plan& p = plan_for(ctx, Direction::backward_filter, s, dbias != nullptr);
+  const size_t w_count = size_t(s.c_out) * s.c_in * s.kh * s.kw;
+  // Where the OIHW result lands before it is added to dweight (beta != 0).
+  float* w_plain = beta == 0.f ? dweight : p.staging.reserve(w_count * sizeof(float));
+  float* w_prim = p.weights_plain ? w_plain : p.diff_blocked.reserve(p.weights.get_desc().get_size());
+  float* b_out = dbias ? (beta == 0.f ? dbias : p.staging_bias.reserve(size_t(s.c_out) * sizeof(float))) : nullptr;
+  bind_scratchpad(ctx, p);
+  bind_input(ctx, p.in, x);
+  bind_input(ctx, p.out, dy);
+  p.weights.set_data_handle(w_prim);
+  if (dbias) {
+    p.bias.set_data_handle(b_out);
+    execute(ctx, p.primitive,
+            {{DNNL_ARG_SRC, p.in.staged.get()}, {DNNL_ARG_DIFF_DST, p.out.staged.get()},
+             {DNNL_ARG_DIFF_WEIGHTS, p.weights.get()}, {DNNL_ARG_DIFF_BIAS, p.bias.get()},
+             {DNNL_ARG_SCRATCHPAD, p.scratchpad.get()}});
+  } else {
+    execute(ctx, p.primitive,
+            {{DNNL_ARG_SRC, p.in.staged.get()}, {DNNL_ARG_DIFF_DST, p.out.staged.get()},
+             {DNNL_ARG_DIFF_WEIGHTS, p.weights.get()}, {DNNL_ARG_SCRATCHPAD, p.scratchpad.get()}});
+  }
+  if (!p.weights_plain) {
+    p.weights_user.set_data_handle(w_plain);
+    reorder(ctx, p.weights_reorder, p.weights, p.weights_user);
+  }
+  if (beta != 0.f) {
+    add_scaled(dweight, w_plain, w_count, beta);
+    if (dbias) add_scaled(dbias, b_out, size_t(s.c_out), beta);
+  }
+}
+
+void conv2d_set_winograd(bool allowed) { context().winograd = allowed; }
+
+void conv2d_release_cache() {
+  Context& ctx = context();
+  ctx.plans.clear();
+  ctx.scratchpad.release();
+  for (Buffer& b : ctx.activation) b.release();
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reference: y[n, oh, ow, co] = b[co] + sum_{ci, i, j} x[n, oh*stride - pad + i, ow*stride - pad + j, ci]
+// * w[co, ci, i, j]; the backward kernels visit the same index pairs and move the product the other way.
+
+namespace {
+template <class F>
+void for_each_tap(const Conv2dShape& s, F&& f) {
+  for (int n = 0; n < s.n; ++n)
+    for (int oh = 0; oh < s.h_out(); ++oh)
+      for (int ow = 0; ow < s.w_out(); ++ow)
+        for (int i = 0; i < s.kh; ++i)
+          for (int j = 0; j < s.kw; ++j) {
+            const int ih = oh * s.stride - s.pad + i, iw = ow * s.stride - s.pad + j;
+            if (ih < 0 || ih >= s.h || iw < 0 || iw >= s.w) continue;
+            const size_t x_at = ((size_t(n) * s.h + ih) * s.w + iw) * s.c_in;
+            const size_t y_at = ((size_t(n) * s.h_out() + oh) * s.w_out() + ow) * s.c_out;
+            for (int co = 0; co < s.c_out; ++co)
+              for (int ci = 0; ci < s.c_in; ++ci)
+                f(x_at + ci, (((size_t(co) * s.c_in + ci) * s.kh + i) * s.kw + j), y_at + co);
+          }
+}
+
+void scale_or_zero(double* p, size_t n, double beta) {
+  for (size_t i = 0; i < n; ++i) p[i] = beta == 0.0 ? 0.0 : beta * p[i];
+}
+}  // namespace
+
+void conv2d_forward_reference(const Conv2dShape& s, const double* x, const double* weight, const double* bias,
+                              double* y) {
+  const size_t rows = size_t(s.n) * s.h_out() * s.w_out();
+  for (size_t r = 0; r < rows; ++r)
+    for (int co = 0; co < s.c_out; ++co) y[r * s.c_out + co] = bias ? bias[co] : 0.0;
+  for_each_tap(s, [&](size_t xi, size_t wi, size_t yi) { y[yi] += x[xi] * weight[wi]; });
+}
+
+void conv2d_backward_data_reference(const Conv2dShape& s, const double* dy, const double* weight, double* dx,
+                                    double beta) {
+  scale_or_zero(dx, size_t(s.n) * s.h * s.w * s.c_in, beta);
+  for_each_tap(s, [&](size_t xi, size_t wi, size_t yi) { dx[xi] += dy[yi] * weight[wi]; });
+}
+
+void conv2d_backward_filter_reference(const Conv2dShape& s, const double* x, const double* dy, double* dweight,
+                                      double* dbias, double beta) {
+  scale_or_zero(dweight, size_t(s.c_out) * s.c_in * s.kh * s.kw, beta);
+  for_each_tap(s, [&](size_t xi, size_t wi, size_t yi) { dweight[wi] += x[xi] * dy[yi]; });
+  if (dbias) {
+    scale_or_zero(dbias, size_t(s.c_out), beta);
+    const size_t rows = size_t(s.n) * s.h_out() * s.w_out();
+    for (size_t r = 0; r < rows; ++r)
+      for (int co = 0; co < s.c_out; ++co) dbias[co] += dy[r * s.c_out + co];
+  }
+}
+
+}  // namespace intl::cpu

@@ -1,0 +1,197 @@
+// 2-D convolution on cuDNN's legacy API (cuDNN 9 still ships it in libcudnn_cnn). One plan per shape, dtype
+// and precision holds the descriptors and the algorithm of each pass, chosen once by cuDNN's heuristics
+// (deterministic algorithms first, so a fixed seed gives fixed results); workspaces come from our allocator.
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
+
+#include "engine/cuda/allocator.h"
+#include "engine/cuda/check.h"
+#include "engine/cuda/context.h"
+#include "engine/cuda/kernels.h"
+#include "engine/cuda/precision.h"
+
+namespace intl::cuda {
+namespace {
+
+// The activation layout, in one place: NCHW activations with OIHW (KCRS) weights, as engine/cpu does. Switching
+// to CUDNN_TENSOR_NHWC makes cuDNN read NHWC activations and OHWI weights.
+constexpr cudnnTensorFormat_t kLayout = CUDNN_TENSOR_NCHW;
+
+// One pass (forward, backward data, backward filter): its descriptor (carrying the math type) and algorithm.
+template <class Algo> struct Pass {
+  cudnnConvolutionDescriptor_t conv = nullptr;
+  Algo algo{};
+  size_t workspace = 0;
+  bool chosen = false;
+};
+
+struct Plan {
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr, bias = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  Pass<cudnnConvolutionFwdAlgo_t> forward;
+  Pass<cudnnConvolutionBwdDataAlgo_t> backward_data;
+  Pass<cudnnConvolutionBwdFilterAlgo_t> backward_filter;
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
+  bool strict = false;  // float32 without tensor cores: only FMA-math algorithms
+};
+
+using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int>;
+
+std::string shape_of(const Conv2dArgs& a) {
+  return "x (" + std::to_string(a.n) + ", " + std::to_string(a.c_in) + ", " + std::to_string(a.h) + ", " +
+         std::to_string(a.w) + "), weight (" + std::to_string(a.c_out) + ", " + std::to_string(a.c_in) + ", " +
+         std::to_string(a.kh) + ", " + std::to_string(a.kw) + "), stride " + std::to_string(a.stride) + ", pad " +
+         std::to_string(a.pad);
+}
+
+void set_tensor(cudnnTensorDescriptor_t d, cudnnDataType_t t, int64_t n, int64_t c, int64_t h, int64_t w) {
+  CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, kLayout, t, int(n), int(c), int(h), int(w)));
+}
+
+cudnnConvolutionDescriptor_t make_conv(const Conv2dArgs& a, cudnnDataType_t t, cudnnMathType_t math) {
+  cudnnConvolutionDescriptor_t c;
+  CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&c));
+  CUDNN_CHECK(cudnnSetConvolution2dDescriptor(c, int(a.pad), int(a.pad), int(a.stride), int(a.stride), 1, 1,
+                                              CUDNN_CROSS_CORRELATION, t));
+  CUDNN_CHECK(cudnnSetConvolutionMathType(c, math));
+  return c;
+}
+
+// Plans live for the process (descriptors are a few hundred bytes each; shapes are few).
+Plan& plan_for(const Conv2dArgs& a, DType dtype) {
+  static std::mutex mutex;
+  static auto* plans = new std::map<Key, std::unique_ptr<Plan>>();
+  const bool bf16 = matmul_precision() == MatmulPrecision::bf16;
+  const Key key{a.n, a.c_in, a.h, a.w, a.c_out, a.kh, a.kw, a.stride, a.pad, int(dtype), int(bf16)};
+  std::lock_guard<std::mutex> lock(mutex);
+  std::unique_ptr<Plan>& p = (*plans)[key];
+  if (p) return *p;
+  check(dtype == DType::f32 || dtype == DType::f64, std::string("conv2d on ") + dtype_name(dtype));
+  for (int64_t v : {a.n, a.c_in, a.h, a.w, a.c_out, a.kh, a.kw, a.stride, a.pad})
+    check(v >= 0 && v <= 0x7fffffff, "conv2d: an extent exceeds cuDNN's 32-bit limit in " + shape_of(a));
+  auto plan = std::make_unique<Plan>();
+  const cudnnDataType_t t = dtype == DType::f32 ? CUDNN_DATA_FLOAT : CUDNN_DATA_DOUBLE;
+  plan->strict = dtype == DType::f32 && !bf16;
+  plan->math = plan->strict ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;  // DEFAULT allows TF32 tensor cores
+  CUDNN_CHECK(cudnnCreateTensorDescriptor(&plan->x));
+  CUDNN_CHECK(cudnnCreateTensorDescriptor(&plan->y));
+  CUDNN_CHECK(cudnnCreateTensorDescriptor(&plan->bias));
+  CUDNN_CHECK(cudnnCreateFilterDescriptor(&plan->w));
+  set_tensor(plan->x, t, a.n, a.c_in, a.h, a.w);
+  set_tensor(plan->y, t, a.n, a.c_out, a.h_out(), a.w_out());
+  set_tensor(plan->bias, t, 1, a.c_out, 1, 1);
+  CUDNN_CHECK(cudnnSetFilter4dDescriptor(plan->w, t, kLayout, int(a.c_out), int(a.c_in), int(a.kh), int(a.kw)));
+  plan->forward.conv = make_conv(a, t, plan->math);
+  plan->backward_data.conv = make_conv(a, t, plan->math);
+  plan->backward_filter.conv = make_conv(a, t, plan->math);
+  p = std::move(plan);
+  return *p;
+}
+
+// The best-ranked usable algorithm: succeeded, deterministic when one is, and in strict fp32 not a tensor-core
+// one (the descriptor then keeps CUDNN_FMA_MATH, which cuDNN honours when running it).
+template <class Perf, class Algo>
+void choose(Pass<Algo>& pass, const Perf* perfs, int count, bool strict, const char* what, const Conv2dArgs& a) {
+  for (int deterministic_only = 1; deterministic_only >= 0; --deterministic_only) {
+    for (int i = 0; i < count; ++i) {
+      const Perf& p = perfs[i];
+      if (p.status != CUDNN_STATUS_SUCCESS) continue;
+      if (strict && (p.mathType == CUDNN_TENSOR_OP_MATH || p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))
+        continue;
+      if (deterministic_only && p.determinism != CUDNN_DETERMINISTIC) continue;
+      pass.algo = p.algo;
+      pass.workspace = p.memory;
+      if (!strict) CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, p.mathType));
+      pass.chosen = true;
+      return;
+    }
+  }
+  throw Error(std::string("cuDNN has no usable ") + what + " algorithm for " + shape_of(a) +
+              (strict ? " in fp32 (try --precision bf16)" : ""));
+}
+
+// cuDNN's scaling factors are float for float data and double for double data.
+struct Scale {
+  float f[2] = {1.0f, 0.0f};
+  double d[2] = {1.0, 0.0};
+  bool is_double;
+  explicit Scale(DType t) : is_double(t == DType::f64) {}
+  const void* one() const { return is_double ? static_cast<const void*>(&d[0]) : &f[0]; }
+  const void* zero() const { return is_double ? static_cast<const void*>(&d[1]) : &f[1]; }
+};
+
+}  // namespace
+
+void conv2d_forward(const Conv2dArgs& a, const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y) {
+  if (y.numel() == 0) return;
+  Plan& p = plan_for(a, x.dtype());
+  if (!p.forward.chosen) {
+    constexpr int kMax = CUDNN_CONVOLUTION_FWD_ALGO_COUNT;
+    cudnnConvolutionFwdAlgoPerf_t perfs[kMax];
+    int count = 0;
+    CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(cudnn(), p.x, p.w, p.forward.conv, p.y, kMax, &count, perfs));
+    choose(p.forward, perfs, count, p.strict, "forward", a);
+    size_t bytes = 0;  // the workspace under the descriptor's final math type
+    CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(cudnn(), p.x, p.w, p.forward.conv, p.y, p.forward.algo,
+                                                        &bytes));
+    p.forward.workspace = std::max(p.forward.workspace, bytes);
+  }
+  DeviceBuffer ws(p.forward.workspace);
+  const Scale s(x.dtype());
+  CUDNN_CHECK(cudnnConvolutionForward(cudnn(), s.one(), p.x, x.raw_data(), p.w, weight.raw_data(), p.forward.conv,
+                                      p.forward.algo, ws.get(), ws.bytes(), s.zero(), p.y, y.raw_data()));
+  if (bias.defined())
+    CUDNN_CHECK(cudnnAddTensor(cudnn(), s.one(), p.bias, bias.raw_data(), s.one(), p.y, y.raw_data()));
+}
+
+void conv2d_backward_data(const Conv2dArgs& a, const Tensor& dy, const Tensor& weight, const Tensor& dx) {
+  if (dx.numel() == 0) return;
+  Plan& p = plan_for(a, dy.dtype());
+  if (!p.backward_data.chosen) {
+    constexpr int kMax = CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT;
+    cudnnConvolutionBwdDataAlgoPerf_t perfs[kMax];
+    int count = 0;
+    CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnn(), p.w, p.y, p.backward_data.conv, p.x, kMax, &count,
+                                                            perfs));
+    choose(p.backward_data, perfs, count, p.strict, "backward-data", a);
+    size_t bytes = 0;
+    CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn(), p.w, p.y, p.backward_data.conv, p.x,
+                                                             p.backward_data.algo, &bytes));
+    p.backward_data.workspace = std::max(p.backward_data.workspace, bytes);
+  }
+  DeviceBuffer ws(p.backward_data.workspace);
+  const Scale s(dy.dtype());
+  CUDNN_CHECK(cudnnConvolutionBackwardData(cudnn(), s.one(), p.w, weight.raw_data(), p.y, dy.raw_data(),
+                                           p.backward_data.conv, p.backward_data.algo, ws.get(), ws.bytes(), s.zero(),
+                                           p.x, dx.raw_data()));
+}
+
+void conv2d_backward_filter(const Conv2dArgs& a, const Tensor& x, const Tensor& dy, const Tensor& dweight,
+                            const Tensor& dbias) {
+  if (dweight.numel() == 0) return;
+  Plan& p = plan_for(a, x.dtype());
+  if (!p.backward_filter.chosen) {
+    constexpr int kMax = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT;
+    cudnnConvolutionBwdFilterAlgoPerf_t perfs[kMax];
+    int count = 0;
+    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnn(), p.x, p.y, p.backward_filter.conv, p.w, kMax,
+                                                              &count, perfs));
+    choose(p.backward_filter, perfs, count, p.strict, "backward-filter", a);
+    size_t bytes = 0;
+    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn(), p.x, p.y, p.backward_filter.conv, p.w,
+                                                               p.backward_filter.algo, &bytes));
+    p.backward_filter.workspace = std::max(p.backward_filter.workspace, bytes);
+  }
+  DeviceBuffer ws(p.backward_filter.workspace);
+  const Scale s(x.dtype());
+  CUDNN_CHECK(cudnnConvolutionBackwardFilter(cudnn(), s.one(), p.x, x.raw_data(), p.y, dy.raw_data(),
+                                             p.backward_filter.conv, p.backward_filter.algo, ws.get(), ws.bytes(),
+                                             s.zero(), p.w, dweight.raw_data()));
+  if (dbias.defined())
+    CUDNN_CHECK(cudnnConvolutionBackwardBias(cudnn(), s.one(), p.y, dy.raw_data(), s.zero(), p.bias, dbias.raw_data()));
+}
+
+}  // namespace intl::cuda

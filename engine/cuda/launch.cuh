@@ -1,0 +1,82 @@
+// Device-side building blocks shared by the .cu files: launch geometry for grid-stride loops, dtype dispatch
+// on the host, typed math overloads, and block-wide reductions. Included only by .cu files.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "engine/cuda/check.h"
+#include "engine/cuda/context.h"
+#include "engine/tensor.h"
+
+namespace intl::cuda {
+
+constexpr int kThreads = 256;
+
+// Blocks for a grid-stride loop over n elements (capped: the loop covers the rest).
+inline unsigned grid_for(int64_t n) {
+  const int64_t blocks = (n + kThreads - 1) / kThreads;
+  return unsigned(blocks < 1 ? 1 : blocks > 65535 * 8 ? 65535 * 8 : blocks);
+}
+
+#define INTL_GRID_STRIDE(i, n) \
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
+
+template <class F> void dispatch_float(DType dtype, F&& f) {
+  if (dtype == DType::f32) f(float());
+  else if (dtype == DType::f64) f(double());
+  else throw Error(std::string("CUDA kernel needs a floating tensor, got ") + dtype_name(dtype));
+}
+
+template <class F> void dispatch_all(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::f32: f(float()); break;
+    case DType::f64: f(double()); break;
+    case DType::i32: f(int32_t()); break;
+    case DType::i64: f(int64_t()); break;
+    case DType::u8: f(uint8_t()); break;
+  }
+}
+
+template <class T> T* ptr(const Tensor& t) { return t.defined() ? static_cast<T*>(t.raw_data()) : nullptr; }
+
+// Typed math: float calls the single-precision function, double the double one, as std:: does on the CPU.
+__device__ __forceinline__ float dev_exp(float x) { return expf(x); }
+__device__ __forceinline__ double dev_exp(double x) { return exp(x); }
+__device__ __forceinline__ float dev_log(float x) { return logf(x); }
+__device__ __forceinline__ double dev_log(double x) { return log(x); }
+__device__ __forceinline__ float dev_sqrt(float x) { return sqrtf(x); }
+__device__ __forceinline__ double dev_sqrt(double x) { return sqrt(x); }
+__device__ __forceinline__ float dev_abs(float x) { return fabsf(x); }
+__device__ __forceinline__ double dev_abs(double x) { return fabs(x); }
+__device__ __forceinline__ float dev_pow(float x, float y) { return powf(x, y); }
+__device__ __forceinline__ double dev_pow(double x, double y) { return pow(x, y); }
+
+// Reduction of v over the block with `combine` (blockDim.x a multiple of 32, at most 1024), returned to
+// every thread; `identity` is combine's neutral element and `shared` holds 32 values. The order is fixed, so
+// the same inputs give the same bits.
+template <class T, class Combine> __device__ T block_reduce(T v, T identity, T* shared, Combine combine) {
+  for (int o = 16; o > 0; o >>= 1) v = combine(v, __shfl_down_sync(0xffffffffu, v, o));
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __syncthreads();  // `shared` may still be read by a previous call
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < int(blockDim.x >> 5) ? shared[lane] : identity;
+    for (int o = 16; o > 0; o >>= 1) v = combine(v, __shfl_down_sync(0xffffffffu, v, o));
+    if (lane == 0) shared[0] = v;
+  }
+  __syncthreads();
+  return shared[0];
+}
+
+struct SumOp {
+  template <class T> __device__ T operator()(T a, T b) const { return a + b; }
+};
+struct MaxOp {
+  template <class T> __device__ T operator()(T a, T b) const { return b > a ? b : a; }
+};
+template <class T> __device__ T block_sum(T v, T* shared) { return block_reduce(v, T(0), shared, SumOp()); }
+
+}  // namespace intl::cuda

@@ -1,0 +1,383 @@
+// The CPU/GPU parity table: every op runs with autograd on the CPU and on CUDA from the same float32 inputs,
+// and the outputs and input gradients must agree (default atol 1e-4 + rtol 1e-3, looser where stated); then
+// the backend primitives the ops do not reach, and three training steps of a tiny MLP + BN + INTL loss.
+// Adding an op adds one line here. Without a usable GPU every test says SKIP and passes.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/autograd.h"
+#include "engine/backend.h"
+#include "engine/cuda/allocator.h"
+#include "engine/cuda/precision.h"
+#include "engine/ops.h"
+#include "engine/random.h"
+#include "engine/optim/optimizer.h"
+#include "losses/intl_loss.h"
+#include "losses/whitening.h"
+#include "models/layers.h"
+
+using namespace intl;
+
+namespace {
+
+struct Tol {
+  double atol = 1e-4, rtol = 1e-3;
+};
+
+// "" when the two tensors (any devices) agree elementwise within tol, else the first disagreement.
+std::string compare(const Tensor& expected, const Tensor& actual, Tol tol) {
+  if (expected.shape() != actual.shape())
+    return "shape " + shape_str(expected.shape()) + " vs " + shape_str(actual.shape());
+  const std::vector<double> e = expected.to_vector(), a = actual.to_vector();
+  for (size_t i = 0; i < e.size(); ++i)
+    if (!(std::abs(e[i] - a[i]) <= tol.atol + tol.rtol * std::abs(e[i])))
+      return "element " + std::to_string(i) + ": cpu " + std::to_string(e[i]) + " cuda " + std::to_string(a[i]);
+  return "";
+}
+
+Tensor rnd(const Shape& s, uint64_t stream, double scale = 1.0) { return mul(Tensor::randn(s, 11, stream), scale); }
+Tensor pos(const Shape& s, uint64_t stream) { return Tensor::rand(s, 0.5, 2.0, 11, stream); }
+Tensor spd(int64_t n, uint64_t stream) {
+  Tensor a = rnd({n, n}, stream);
+  return add(matmul(a, transpose(a)), mul(eye(n), double(n)));
+}
+Tensor sym(const Tensor& x) { return mul(add(x, transpose(x)), 0.5); }
+
+using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
+struct Case {
+  const char* name;
+  Fn f;
+  std::vector<Tensor> inputs;  // on the CPU; floating ones get gradients
+  Tol tol{};
+};
+
+struct Result {
+  Tensor y;
+  std::vector<Tensor> grads;  // undefined for inputs without a gradient
+};
+
+// Runs a case on `device`: fresh leaf copies of the inputs, y = f(x), then the gradient of sum(y * w) with
+// w drawn from Philox on that device (the same numbers on both devices).
+Result run_on(Device device, const Case& c) {
+  std::vector<Tensor> xs;
+  for (const Tensor& t : c.inputs) {
+    Tensor x = (device == Device::cpu ? t.clone() : t.to(device)).detach();
+    if (is_float(x.dtype())) x.requires_grad_(true);
+    xs.push_back(x);
+  }
+  Tensor y = c.f(xs);
+  sum(mul(y, Tensor::randn(y.shape(), 1234, 99, y.dtype(), device))).backward();
+  Result r{y.detach(), {}};
+  for (const Tensor& x : xs) r.grads.push_back(is_float(x.dtype()) ? x.grad() : Tensor());
+  return r;
+}
+
+std::vector<Case> op_cases() {
+  using V = const std::vector<Tensor>&;
+  const Tensor labels = Tensor::from_vector({0, 2, 1, 2}, {4}, DType::i64);
+  return {
+      {"add broadcast", [](V x) { return add(x[0], x[1]); }, {rnd({3, 4}, 1), rnd({1, 4}, 2)}},
+      {"sub broadcast", [](V x) { return sub(x[0], x[1]); }, {rnd({3, 4}, 1), rnd({3, 1}, 2)}},
+      {"mul broadcast", [](V x) { return mul(x[0], x[1]); }, {rnd({2, 3, 4}, 1), rnd({4}, 2)}},
+      {"div", [](V x) { return div(x[0], x[1]); }, {rnd({3, 4}, 1), pos({3, 4}, 2)}},
+      {"neg", [](V x) { return neg(x[0]); }, {rnd({5}, 1)}},
+      {"pow 2.5", [](V x) { return pow(x[0], 2.5); }, {pos({6}, 1)}},
+      {"square", [](V x) { return square(x[0]); }, {rnd({6}, 1)}},
+      {"sqrt", [](V x) { return sqrt(x[0]); }, {pos({6}, 1)}},
+      {"rsqrt", [](V x) { return rsqrt(x[0]); }, {pos({6}, 1)}},
+      {"exp", [](V x) { return exp(x[0]); }, {rnd({6}, 1)}},
+      {"log", [](V x) { return log(x[0]); }, {pos({6}, 1)}},
+      {"abs", [](V x) { return abs(x[0]); }, {add(pos({6}, 1), -1.25)}},
+      {"relu", [](V x) { return relu(x[0]); }, {add(pos({8}, 1), -1.25)}},
+      {"matmul", [](V x) { return matmul(x[0], x[1]); }, {rnd({3, 4}, 1), rnd({4, 2}, 2)}},
+      {"matmul transposed", [](V x) { return matmul(transpose(x[0]), x[1]); }, {rnd({4, 3}, 1), rnd({4, 2}, 2)}},
+      {"matmul batched", [](V x) { return matmul(x[0], x[1]); }, {rnd({2, 3, 4}, 1), rnd({2, 4, 2}, 2)}},
+      {"matmul 96x80x72", [](V x) { return matmul(x[0], x[1]); }, {rnd({96, 80}, 1), rnd({80, 72}, 2)}},
+      {"linear", [](V x) { return linear(x[0], x[1], x[2]); }, {rnd({3, 4}, 1), rnd({2, 4}, 2), rnd({2}, 3)}},
+      {"transpose", [](V x) { return transpose(x[0]).contiguous(); }, {rnd({3, 4}, 1)}},
+      {"reshape", [](V x) { return reshape(x[0], {2, 6}); }, {rnd({3, 4}, 1)}},
+      {"slice", [](V x) { return slice(x[0], 1, 1, 3); }, {rnd({3, 4}, 1)}},
+      {"concat axis 1", [](V x) { return concat({x[0], x[1]}, 1); }, {rnd({2, 3}, 1), rnd({2, 2}, 2)}},
+      {"sum axis", [](V x) { return sum(x[0], {1}); }, {rnd({3, 4}, 1)}},
+      {"sum axes 0,2 keepdim", [](V x) { return sum(x[0], {0, 2}, true); }, {rnd({2, 3, 4}, 1)}},
+      {"sum long rows", [](V x) { return sum(x[0], {1}); }, {rnd({3, 9000}, 1)}, {1e-3, 1e-3}},
+      {"sum long columns", [](V x) { return sum(x[0], {0}); }, {rnd({3000, 7}, 1)}, {1e-3, 1e-3}},
+      {"sum all", [](V x) { return sum(x[0]); }, {rnd({64, 129}, 1)}, {1e-3, 1e-3}},
+      {"mean", [](V x) { return mean(x[0], {0}); }, {rnd({3, 4}, 1)}},
+      {"l2 normalize rows", [](V x) { return l2_normalize_rows(x[0]); }, {rnd({3, 4}, 1)}},
+      {"batch norm train", [](V x) { return batch_norm_1d(x[0], x[1], x[2], Tensor(), Tensor(), true); },
+       {rnd({5, 3}, 1), pos({3}, 2), rnd({3}, 3)}},
+      {"batch norm eval",
+       [](V x) { return batch_norm_1d(x[0], x[1], x[2], x[3], x[4], false); },
+       {rnd({5, 3}, 1), pos({3}, 2), rnd({3}, 3), rnd({3}, 4, 0.3), pos({3}, 5)}},
+      {"conv2d 3x3 s1 p1", [](V x) { return conv2d(x[0], x[1], x[2], 1, 1); },
+       {rnd({2, 2, 5, 5}, 1), rnd({3, 2, 3, 3}, 2), rnd({3}, 3)}},
+      {"conv2d 3x2 s2 p0 no bias", [](V x) { return conv2d(x[0], x[1], Tensor(), 2, 0); },
+       {rnd({2, 2, 5, 6}, 1), rnd({2, 2, 3, 2}, 2)}},
+      {"conv2d 1x1 s2 p0 (projection)", [](V x) { return conv2d(x[0], x[1], Tensor(), 2, 0); },
+       {rnd({2, 3, 5, 5}, 1), rnd({4, 3, 1, 1}, 2)}},
+      {"conv2d 7x7 s2 p3 (stem)", [](V x) { return conv2d(x[0], x[1], Tensor(), 2, 3); },
+       {rnd({2, 3, 16, 16}, 1), rnd({8, 3, 7, 7}, 2, 0.1)}},
+      {"batch norm 2d train", [](V x) { return batch_norm_2d(x[0], x[1], x[2], Tensor(), Tensor(), true); },
+       {rnd({3, 2, 2, 3}, 1), pos({2}, 2), rnd({2}, 3)}},
+      {"batch norm 2d eval", [](V x) { return batch_norm_2d(x[0], x[1], x[2], x[3], x[4], false); },
+       {rnd({3, 2, 2, 3}, 1), pos({2}, 2), rnd({2}, 3), rnd({2}, 4, 0.3), pos({2}, 5)}},
+      {"max pool 3 s2 p1", [](V x) { return max_pool2d(x[0], 3, 2, 1); }, {rnd({2, 2, 5, 6}, 1)}},
+      {"max pool 2 s2 p0", [](V x) { return max_pool2d(x[0], 2, 2, 0); }, {rnd({1, 3, 4, 4}, 1)}},
+      {"global average pool", [](V x) { return global_avg_pool(x[0]); }, {rnd({2, 3, 3, 2}, 1)}},
+      {"mse", [](V x) { return mse_loss(x[0], x[1]); }, {rnd({3, 4}, 1), rnd({3, 4}, 2)}},
+      {"softmax cross-entropy", [](V x) { return softmax_cross_entropy(x[0], x[1]); }, {rnd({4, 3}, 1), labels}},
+      {"eigh values", [](V x) { return eigh(sym(x[0])).values; }, {spd(4, 1)}, {1e-3, 1e-3}},
+      {"eigh vectors (sign-fixed)",
+       [](V x) {
+         Tensor v = slice(eigh(sym(x[0])).vectors, 1, 0, 1);
+         return matmul(v, transpose(v));
+       },
+       {spd(4, 1)}, {1e-3, 1e-2}},
+      {"cholesky", [](V x) { return cholesky(sym(x[0])); }, {spd(4, 1)}},
+      {"triangular solve", [](V x) { return triangular_solve(cholesky(sym(x[0])), x[1]); },
+       {spd(3, 1), rnd({3, 2}, 2)}},
+      {"triangular solve transposed",
+       [](V x) { return triangular_solve(cholesky(sym(x[0])), x[1], true); }, {spd(3, 1), rnd({3, 2}, 2)}},
+      {"iternorm CW T=4", [](V x) { return iternorm(x[0], 4, WhitenAxis::channel); }, {rnd({4, 6}, 1)}},
+      {"iternorm BW T=5", [](V x) { return iternorm(x[0], 5, WhitenAxis::batch); }, {rnd({8, 3}, 1)}},
+      {"spectral p=0.5 BW", [](V x) { return spectral_transform(x[0], 0.5, WhitenAxis::batch); }, {rnd({8, 3}, 1)},
+       {1e-3, 1e-2}},
+      {"cholesky whitening CW", [](V x) { return cholesky_whiten(x[0], WhitenAxis::channel); }, {rnd({3, 8}, 1)}},
+      {"trace loss", [](V x) { return trace_loss(x[0], WhitenAxis::channel); }, {rnd({4, 5}, 1)}},
+      {"norm_mse", [](V x) { return norm_mse(x[0], x[1]); }, {rnd({4, 5}, 1), rnd({4, 5}, 2)}},
+      {"INTL loss", [](V x) { return intl_loss(x[0], x[1], 4, 0.05); }, {rnd({4, 6}, 1), rnd({4, 6}, 2)}},
+  };
+}
+
+}  // namespace
+
+TEST_CASE("every op matches the CPU on CUDA, forward and backward") {
+  if (!cuda_available()) { MESSAGE("SKIP: no usable GPU"); return; }
+  for (const Case& c : op_cases()) {
+    SUBCASE(c.name) {
+      const Result cpu = run_on(Device::cpu, c), gpu = run_on(Device::cuda, c);
+      CHECK(gpu.y.device() == Device::cuda);
+      const std::string out = compare(cpu.y, gpu.y, c.tol);
+      const std::string what = std::string(c.name) + " output: " + out;
+      INFO(what);
+      CHECK(out.empty());
+      for (size_t k = 0; k < cpu.grads.size(); ++k) {
+        if (!cpu.grads[k].defined()) continue;
+        REQUIRE(gpu.grads[k].defined());
+        const std::string g = compare(cpu.grads[k], gpu.grads[k], c.tol);
+        const std::string what = std::string(c.name) + " gradient of input " + std::to_string(k) + ": " + g;
+        INFO(what);
+        CHECK(g.empty());
+      }
+    }
+  }
+}
+
+// ---- backend primitives that the op table does not reach, called directly on each device ----
+
+namespace {
+
+struct Primitive {
+  const char* name;
+  std::function<std::vector<Tensor>(Device)> run;  // the tensors to compare, in order
+  Tol tol{};
+};
+
+Tensor on(Device d, const Tensor& t) { return d == Device::cpu ? t.clone().detach() : t.to(d); }
+
+std::vector<Primitive> primitive_cases() {
+  return {
+      {"random normal f32",
+       [](Device d) { return std::vector<Tensor>{Tensor::randn({4099}, 5, kStreamKernel, DType::f32, d)}; },
+       {1e-6, 1e-6}},
+      {"random uniform f64",
+       [](Device d) { return std::vector<Tensor>{Tensor::rand({1000}, -2.0, 3.0, 5, 7, DType::f64, d)}; }, {1e-12, 0}},
+      {"fill int32 / int64 / uint8",
+       [](Device d) {
+         return std::vector<Tensor>{Tensor::full({7}, 42, DType::i32, d), Tensor::full({5}, -3, DType::i64, d),
+                                    Tensor::full({9}, 200, DType::u8, d)};
+       }},
+      {"copy permuted f32 -> f64, broadcast source",
+       [](Device d) {
+         Tensor x = on(d, rnd({4, 5, 6}, 1));
+         Tensor v = transpose(x, 0, 2);  // (6, 5, 4), strided
+         Tensor out = Tensor::empty(v.shape(), DType::f64, d);
+         backend(d).copy(v, out);
+         Tensor b = expand(on(d, rnd({1, 5}, 2)), {4, 5});
+         Tensor out_b = Tensor::empty({4, 5}, DType::f32, d);
+         backend(d).copy(b, out_b);
+         return std::vector<Tensor>{out, out_b};
+       },
+       {0, 0}},
+      {"copy_ from a strided CPU view",
+       [](Device d) {
+         Tensor dst = Tensor::empty({5, 4}, DType::f32, d);
+         dst.copy_(transpose(rnd({4, 5}, 1)));
+         return std::vector<Tensor>{dst};
+       },
+       {0, 0}},
+      {"batchnorm spatial forward and backward",
+       [](Device d) {
+         const BatchNormArgs a{3, 4, 5, 1e-5, 0.1};
+         Tensor x = on(d, rnd({3, 4, 5}, 1, 2.0)), gamma = on(d, pos({4}, 2)), beta = on(d, rnd({4}, 3));
+         Tensor rm = on(d, rnd({4}, 4)), rv = on(d, pos({4}, 5)), dy = on(d, rnd({3, 4, 5}, 6));
+         Tensor y = Tensor::empty(x.shape(), DType::f32, d), mean = Tensor::empty({4}, DType::f32, d);
+         Tensor invstd = Tensor::empty({4}, DType::f32, d), dx = Tensor::empty(x.shape(), DType::f32, d);
+         Tensor dgamma = Tensor::empty({4}, DType::f32, d), dbeta = Tensor::empty({4}, DType::f32, d);
+         backend(d).batchnorm_forward_train(a, x, gamma, beta, y, mean, invstd, rm, rv);
+         backend(d).batchnorm_backward_train(a, x, gamma, mean, invstd, dy, dx, dgamma, dbeta);
+         return std::vector<Tensor>{y, mean, invstd, rm, rv, dx, dgamma, dbeta};
+       }},
+      {"conv2d 3x3 stride 2 pad 1 with bias",
+       [](Device d) {
+         const Conv2dArgs a{2, 3, 7, 6, 4, 3, 3, 2, 1};
+         Tensor x = on(d, rnd({2, 3, 7, 6}, 1)), w = on(d, rnd({4, 3, 3, 3}, 2, 0.3)), b = on(d, rnd({4}, 3));
+         Tensor y = Tensor::empty({2, 4, a.h_out(), a.w_out()}, DType::f32, d);
+         Tensor dy = on(d, rnd(y.shape(), 4));
+         Tensor dx = Tensor::empty(x.shape(), DType::f32, d), dw = Tensor::empty(w.shape(), DType::f32, d);
+         Tensor db = Tensor::empty({4}, DType::f32, d);
+         backend(d).conv2d_forward(a, x, w, b, y);
+         backend(d).conv2d_backward_data(a, dy, w, dx);
+         backend(d).conv2d_backward_filter(a, x, dy, dw, db);
+         return std::vector<Tensor>{y, dx, dw, db};
+       }},
+      {"maxpool 3x3 stride 2 pad 1",
+       [](Device d) {
+         const Pool2dArgs a{2, 3, 7, 6, 3, 2, 1};
+         Tensor x = on(d, rnd({2, 3, 7, 6}, 1));
+         Tensor y = Tensor::empty({2, 3, a.h_out(), a.w_out()}, DType::f32, d);
+         Tensor idx = Tensor::empty(y.shape(), DType::i32, d), dy = on(d, rnd(y.shape(), 2));
+         Tensor dx = Tensor::empty(x.shape(), DType::f32, d);
+         backend(d).maxpool2d_forward(a, x, y, idx);
+         backend(d).maxpool2d_backward(a, dy, idx, dx);
+         return std::vector<Tensor>{y, idx, dx};
+       }},
+      {"sgd nesterov, weight decay, two steps",
+       [](Device d) {
+         Tensor p = on(d, rnd({33}, 1)), g = on(d, rnd({33}, 2)), buf = Tensor::zeros({33}, DType::f32, d);
+         backend(d).sgd_step(p, g, buf, 0.1, 0.9, 1e-2, true, true);
+         backend(d).sgd_step(p, g, buf, 0.1, 0.9, 1e-2, true, false);
+         return std::vector<Tensor>{p, buf};
+       }},
+      {"adam and adamw, three steps",
+       [](Device d) {
+         std::vector<Tensor> out;
+         for (bool decoupled : {false, true}) {
+           Tensor p = on(d, rnd({33}, 1)), g = on(d, rnd({33}, 2));
+           Tensor m = Tensor::zeros({33}, DType::f32, d), v = Tensor::zeros({33}, DType::f32, d);
+           for (int64_t step = 1; step <= 3; ++step)
+             backend(d).adam_step(p, g, m, v, 1e-2, 0.9, 0.999, 1e-8, 0.05, decoupled, step);
+           out.insert(out.end(), {p, m, v});
+         }
+         return out;
+       }},
+      {"gemm and batched eigh in float64",
+       [](Device d) {
+         Tensor a = on(d, rnd({5, 7}, 1).to(DType::f64)), b = on(d, rnd({7, 3}, 2).to(DType::f64));
+         Tensor s = Tensor::empty({2, 4, 4}, DType::f64, d);
+         s.copy_(reshape(concat({sym(spd(4, 3)), sym(spd(4, 4))}, 0), {2, 4, 4}).to(DType::f64));
+         Tensor w = Tensor::empty({2, 4}, DType::f64, d), v = Tensor::empty({2, 4, 4}, DType::f64, d);
+         CHECK(backend(d).eigh(s, w, v) == 0);
+         return std::vector<Tensor>{matmul(a, b), w, abs(v)};  // |v|: eigenvectors are defined up to sign
+       },
+       {1e-9, 1e-9}},
+  };
+}
+
+}  // namespace
+
+TEST_CASE("backend primitives match the CPU on CUDA") {
+  if (!cuda_available()) { MESSAGE("SKIP: no usable GPU"); return; }
+  for (const Primitive& c : primitive_cases()) {
+    SUBCASE(c.name) {
+      const std::vector<Tensor> want = c.run(Device::cpu), got = c.run(Device::cuda);
+      REQUIRE(want.size() == got.size());
+      for (size_t k = 0; k < want.size(); ++k) {
+        CHECK(got[k].device() == Device::cuda);
+        const std::string diff = compare(want[k], got[k], c.tol);
+        const std::string what = std::string(c.name) + " tensor " + std::to_string(k) + ": " + diff;
+        INFO(what);
+        CHECK(diff.empty());
+      }
+    }
+  }
+}
+
+TEST_CASE("bf16 matmul precision stays within bfloat16 rounding of the float32 product") {
+  if (!cuda_available()) { MESSAGE("SKIP: no usable GPU"); return; }
+  struct Restore {
+    ~Restore() { set_matmul_precision(MatmulPrecision::fp32); }
+  } restore;
+  const Tensor a = rnd({128, 256}, 1), b = rnd({256, 64}, 2);
+  const Tensor want = matmul(a, b);
+  set_matmul_precision(MatmulPrecision::bf16);
+  const Tensor got = matmul(a.to(Device::cuda), b.to(Device::cuda));
+  // Each input rounds by at most 2^-9 relative; over 256 products of unit normals the error is ~0.1 here,
+  // against entries of size ~16.
+  const std::string diff = compare(want, got, {0.5, 2e-2});
+  INFO(diff);
+  CHECK(diff.empty());
+}
+
+TEST_CASE("the CUDA caching allocator asks the driver for nothing after the first step") {
+  if (!cuda_available()) { MESSAGE("SKIP: no usable GPU"); return; }
+  const Tensor x = rnd({64, 32}, 1).to(Device::cuda);
+  auto step = [&] { return sum(iternorm(x, 5, WhitenAxis::channel)).item(); };
+  step();
+  const AllocatorStats before = cuda_allocator_stats();
+  for (int i = 0; i < 3; ++i) step();
+  const AllocatorStats after = cuda_allocator_stats();
+  CHECK(after.system_allocs == before.system_allocs);
+  CHECK(after.active_bytes == before.active_bytes);
+  CHECK(after.peak_bytes >= after.active_bytes);
+}
+
+TEST_CASE("a training step of a tiny MLP + BN + INTL loss gives the same loss and parameters on CUDA") {
+  if (!cuda_available()) { MESSAGE("SKIP: no usable GPU"); return; }
+  MLP cpu_net({8, 32, 16}, false, 3), gpu_net({8, 32, 16}, false, 3);
+  gpu_net.to(Device::cuda);
+  auto named = [](const MLP& net) {
+    std::vector<NamedTensor> out;
+    for (auto& [name, t] : net.named_parameters()) out.push_back({name, t});
+    return out;
+  };
+  Sgd cpu_opt(named(cpu_net), SgdOptions{0.9, 1e-4, false, true});
+  Sgd gpu_opt(named(gpu_net), SgdOptions{0.9, 1e-4, false, true});
+  const Tensor x = rnd({16, 8}, 1);
+  for (int step = 0; step < 3; ++step) {
+    // Two noisy views of one batch; the noise is drawn on the CPU and shared.
+    const Tensor x1 = add(x, rnd({16, 8}, 10 + 2 * uint64_t(step), 0.1));
+    const Tensor x2 = add(x, rnd({16, 8}, 11 + 2 * uint64_t(step), 0.1));
+    const double beta = intl_beta(16);
+    cpu_opt.zero_grad();
+    gpu_opt.zero_grad();
+    Tensor cpu_loss = intl_loss(cpu_net.forward(x1), cpu_net.forward(x2), 4, beta);
+    Tensor gpu_loss = intl_loss(gpu_net.forward(x1.to(Device::cuda)), gpu_net.forward(x2.to(Device::cuda)), 4, beta);
+    cpu_loss.backward();
+    gpu_loss.backward();
+    CHECK(gpu_loss.item() == doctest::Approx(cpu_loss.item()).epsilon(1e-4));
+    cpu_opt.step(0.05);
+    gpu_opt.step(0.05);
+  }
+  const auto cp = cpu_net.named_parameters(), gp = gpu_net.named_parameters();
+  const auto cb = cpu_net.named_buffers(), gb = gpu_net.named_buffers();
+  REQUIRE(cp.size() == gp.size());
+  for (size_t i = 0; i < cp.size(); ++i) {
+    CHECK(gp[i].second.device() == Device::cuda);
+    const std::string diff = compare(cp[i].second, gp[i].second, {1e-4, 1e-3});
+    const std::string what = "parameter " + cp[i].first + ": " + diff;
+    INFO(what);
+    CHECK(diff.empty());
+  }
+  for (size_t i = 0; i < cb.size(); ++i) {
+    const std::string diff = compare(cb[i].second, gb[i].second, {1e-4, 1e-3});
+    const std::string what = "buffer " + cb[i].first + ": " + diff;
+    INFO(what);
+    CHECK(diff.empty());
+  }
+}
