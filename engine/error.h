@@ -11,6 +11,12 @@ struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A solver that failed on its input: an eigensolver that did not converge, a matrix that is not positive
+// definite. Studies of numerical instability catch it as a result; everything else lets it reach the user.
+struct NumericalError : Error {
+  using Error::Error;
+};
+
 // The user asked for something impossible: unknown option value, malformed config, unwritable --out.
 struct UsageError : Error {
   using Error::Error;

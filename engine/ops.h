@@ -48,6 +48,9 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t axis);
 Tensor expand(const Tensor& x, const Shape& shape);  // broadcast view (stride 0)
 Tensor eye(int64_t n, DType dtype = DType::f32, Device device = Device::cpu);
 Tensor diagonal(const Tensor& x);  // of a square matrix, a view (n,)
+// x converted to another floating dtype (a copy; x itself when the dtype is already right). The gradient is
+// converted back, so a part of a graph can run in float64 inside a float32 network.
+Tensor cast(const Tensor& x, DType dtype);
 
 // --- linear algebra (engine/ops/matmul.cpp, engine/ops/linalg.cpp) ---
 // (m x k) @ (k x n); batched when both have the same leading axes (rank 3).
@@ -59,10 +62,11 @@ struct EighResult {
   Tensor vectors;  // (n x n), eigenvectors as columns
 };
 // Symmetric eigendecomposition of a (n x n); only the symmetric part of a's gradient is meaningful.
+// Throws NumericalError when the solver does not converge.
 // Backward uses the standard formula with 1 / (lambda_j - lambda_i): ties of eigenvalues make it infinite
 // (a documented limitation; spectral functions with ties should use a divided-difference formula).
 EighResult eigh(const Tensor& a);
-// Lower Cholesky factor L with a = L L^T; throws Error if a is not positive definite.
+// Lower Cholesky factor L with a = L L^T; throws NumericalError if a is not positive definite.
 Tensor cholesky(const Tensor& a);
 // X with L X = B (or L^T X = B when transpose) for lower-triangular L.
 Tensor triangular_solve(const Tensor& l, const Tensor& b, bool transpose = false);

@@ -50,6 +50,7 @@ std::vector<Case> cases() {
       {"transpose", [](V x) { return transpose(x[0]).contiguous(); }, {rnd({3, 4}, 1)}},
       {"reshape", [](V x) { return reshape(x[0], {2, 6}); }, {rnd({3, 4}, 1)}},
       {"slice", [](V x) { return slice(x[0], 1, 1, 3); }, {rnd({3, 4}, 1)}},
+      {"cast (float64 to float64)", [](V x) { return cast(x[0], DType::f64); }, {rnd({3, 4}, 1)}},
       {"concat axis 0", [](V x) { return concat({x[0], x[1]}, 0); }, {rnd({2, 3}, 1), rnd({1, 3}, 2)}},
       {"concat axis 1", [](V x) { return concat({x[0], x[1]}, 1); }, {rnd({2, 3}, 1), rnd({2, 2}, 2)}},
       {"sum axis", [](V x) { return sum(x[0], {1}); }, {rnd({3, 4}, 1)}},

@@ -6,7 +6,9 @@
 #include <cmath>
 #include <filesystem>
 
+#include "engine/autograd.h"
 #include "engine/error.h"
+#include "engine/ops.h"
 #include "train/progress.h"
 
 namespace intl::train {
@@ -64,9 +66,12 @@ void append_point(results::Run& run, const std::string& name, double x, double y
 json progress_to_json(const results::Run& run, const EpochSums& sums) {
   json curves = json::object();
   for (const auto& [name, curve] : run.curves) curves[name] = curve;
+  json arrays = json::object();
+  for (const auto& [name, array] : run.arrays) arrays[name] = array;
   json events = json::array();
   for (const auto& e : run.events) events.push_back(e);
   return {{"curves", curves},
+          {"arrays", arrays},
           {"events", events},
           {"epoch_loss_sum", results::number_to_json(sums.loss_sum)},
           {"epoch_steps", sums.count},
@@ -78,6 +83,9 @@ void progress_from_json(const json& j, const std::string& where, results::Run& r
   try {
     run.curves.clear();
     for (const auto& [name, curve] : j.at("curves").items()) run.curves[name] = curve.get<results::Curve>();
+    run.arrays.clear();
+    if (j.contains("arrays"))  // absent in checkpoints written before arrays were kept
+      for (const auto& [name, array] : j.at("arrays").items()) run.arrays[name] = array.get<results::Array>();
     run.events.clear();
     for (const auto& e : j.at("events")) run.events.push_back(e.get<results::Event>());
     sums.loss_sum = results::number_from_json(j.at("epoch_loss_sum"), "epoch_loss_sum");
@@ -90,6 +98,17 @@ void progress_from_json(const json& j, const std::string& where, results::Run& r
 }
 
 std::string dump_value(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+// The name of the first parameter whose gradient holds a NaN or an infinity ("" when all are finite). x * 0 is
+// 0 for every finite x and NaN otherwise, so one sum per gradient decides, on any device.
+std::string first_nonfinite_gradient(const Module& model) {
+  NoGradGuard no_grad;
+  for (const auto& [name, p] : model.named_parameters()) {
+    const Tensor g = p.grad();
+    if (g.defined() && !std::isfinite(sum(mul(g, 0.0)).item())) return name;
+  }
+  return "";
+}
 
 }  // namespace
 
@@ -192,6 +211,8 @@ TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, 
       // A non-finite loss, or a numerical failure inside the step (a whitening of non-finite values, an
       // eigensolver that does not converge) after the network has been updated at least once, is a divergence.
       // At global step 0 nothing has been trained yet, so a failure there is a setup error and propagates.
+      // With crash_is_result the failure is a crash instead, also at step 0 when the solver failed (NumericalError),
+      // and a non-finite gradient is one as well.
       std::string failure;
       double value = 0;
       parts.optimizer->zero_grad();
@@ -200,9 +221,20 @@ TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, 
         value = loss.item();
         if (std::isfinite(value)) loss.backward();
         else failure = "the loss became " + std::to_string(value);
+        if (config.crash_is_result && failure.empty()) {
+          const std::string bad = first_nonfinite_gradient(*parts.model);
+          if (!bad.empty()) failure = "a gradient became non-finite (first in " + bad + ")";
+        }
       } catch (const Error& e) {
-        if (pos.global_step == 0) throw;
+        const bool crash = config.crash_is_result && dynamic_cast<const NumericalError*>(&e) != nullptr;
+        if (pos.global_step == 0 && !crash) throw;
         failure = std::string("the step failed (") + e.what() + ")";
+      }
+      if (!failure.empty() && config.crash_is_result) {  // a result: the step and what failed, then stop
+        const std::string where = "step " + std::to_string(pos.global_step + 1);
+        run.events.push_back({"crash", pos.global_step + 1, failure, json::object()});
+        progress.line(config.label + ": crashed at " + where + ": " + failure);
+        return finish(TrainStatus::diverged, "crashed at " + where + ": " + failure);
       }
       if (!failure.empty()) {
         const std::string where = "epoch " + std::to_string(pos.epoch + 1) + " step " +

@@ -45,6 +45,11 @@ struct TrainerConfig {
   double log_every_s = 30;       // seconds between plain progress lines (not on a terminal)
   std::string label = "train";   // progress line prefix
   bool handle_signals = true;    // SIGINT / SIGTERM checkpoint and stop
+  // For studies whose subject is numerical failure (whiten-instability): a step whose loss or gradient is not
+  // finite, or whose loss or backward throws (an eigensolver's NumericalError counts even at the first step),
+  // ends the run as a result - an event "crash" at that step instead of "divergence", status diverged, and
+  // no advice printed.
+  bool crash_is_result = false;
 };
 
 enum class TrainStatus { finished, interrupted, diverged };
@@ -64,9 +69,9 @@ struct TrainOutcome {
 // (same seed, same thread count): every random choice is a function of (seed, epoch, step).
 //
 // Runs the loop from the start or from config.resume_from. Appends curves and events to `run` (on resume,
-// first restores those saved in the checkpoint) and calls `publish()` after every epoch and when stopping,
-// so a result file written there follows the checkpoints. A fresh run refuses a checkpoint_dir that already
-// holds checkpoints (UsageError: resume it or choose another folder).
+// first restores the curves, arrays and events saved in the checkpoint) and calls `publish()` after every
+// epoch and when stopping, so a result file written there follows the checkpoints. A fresh run refuses a
+// checkpoint_dir that already holds checkpoints (UsageError: resume it or choose another folder).
 TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, results::Run& run,
                         const std::function<void()>& publish);
 

@@ -41,7 +41,7 @@ EighResult eigh(const Tensor& a) {
   Tensor vectors = Tensor::empty({n, n}, a.dtype(), a.device());
   const int info = backend(a.device()).eigh(work, values, vectors);
   if (info != 0)
-    throw Error("eigh: the symmetric eigensolver did not converge (info " + std::to_string(info) + ") on a " +
+    throw NumericalError("eigh: the symmetric eigensolver did not converge (info " + std::to_string(info) + ") on a " +
                 std::to_string(n) + "x" + std::to_string(n) + " matrix");
   if (needs_grad({a})) {
     std::vector<Tensor*> outs{&values, &vectors};
@@ -68,7 +68,7 @@ Tensor cholesky(const Tensor& a) {
   Tensor l = a.detach().clone();
   const int info = backend(a.device()).cholesky(l);
   if (info != 0)
-    throw Error("cholesky: matrix is not positive definite (leading minor " + std::to_string(info) + ")");
+    throw NumericalError("cholesky: matrix is not positive definite (leading minor " + std::to_string(info) + ")");
   if (needs_grad({a})) {
     record("cholesky", {a}, l, [l = l.detach()](const Tensor& gl) {
       // Murray (2016): gA = sym(L^-T Phi(L^T gL) L^-1), Phi = lower triangle with the diagonal halved.

@@ -145,4 +145,14 @@ Tensor Tensor::clone() const {
 
 Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
 
+Tensor cast(const Tensor& x, DType dtype) {
+  check(is_float(x.dtype()) && is_float(dtype), std::string("cast: floating dtypes only, got ") +
+                                                    dtype_name(x.dtype()) + " to " + dtype_name(dtype));
+  if (x.dtype() == dtype) return x;
+  Tensor y = x.detach().to(dtype);
+  if (needs_grad({x}))
+    record("cast", {x}, y, [from = x.dtype()](const Tensor& g) { return std::vector<Tensor>{g.to(from)}; });
+  return y;
+}
+
 }  // namespace intl

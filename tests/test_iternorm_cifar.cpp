@@ -1,0 +1,133 @@
+// The iternorm-cifar study: its spectra against Theorem 1 (cov(Zhat) has eigenvalues x f_T(x)^2), the paper's
+// beta table and option checks, and the reduced setting's claim in a version small enough for seconds: with
+// the trace loss the whitened spectrum ends flatter (larger lambda_r / lambda_1 of cov(Zhat)) than without,
+// at T = 1, 3 and 5.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "engine/error.h"
+#include "engine/tensor.h"
+#include "results/result.h"
+#include "studies/iternorm_cifar.h"
+
+using namespace intl;
+namespace fs = std::filesystem;
+
+namespace {
+
+double f_T(double x, int T) {
+  double f = 1.0;
+  for (int k = 0; k < T; ++k) f = 1.5 * f - 0.5 * x * f * f * f;
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("cw_spectra: r = min(m, d - 1) eigenvalues, largest first, and Theorem 1 maps Z's to Zhat's") {
+  for (const auto& [m, d] : {std::pair<int64_t, int64_t>{12, 6}, {6, 12}}) {
+    const Tensor z = Tensor::randn({m, d}, 3, 1);
+    for (int T : {1, 3, 5}) {
+      const studies::Spectra s = studies::cw_spectra(z, T);
+      const size_t r = size_t(std::min(m, d - 1));
+      REQUIRE(s.z.size() == r);
+      REQUIRE(s.zhat.size() == r);
+      double trace = 0;
+      for (double v : s.z) trace += v;  // the dropped eigenvalues are zero
+      for (size_t i = 0; i < r; ++i) {
+        if (i > 0) CHECK(s.z[i] <= s.z[i - 1]);
+        const double x = s.z[i] / trace;
+        CHECK(s.zhat[i] == doctest::Approx(x * f_T(x, T) * f_T(x, T)).epsilon(1e-6));
+      }
+      CHECK(s.trace_loss >= 0);
+    }
+  }
+  CHECK(studies::flatness({4.0, 2.0, 1.0}) == doctest::Approx(0.25));
+  CHECK(std::isnan(studies::flatness({})));
+}
+
+TEST_CASE("iternorm-cifar: the paper's beta, --beta per T, and usage errors") {
+  studies::IternormCifarOptions o;
+  CHECK(studies::iternorm_cifar_beta(o, 0, true) == 5.0);   // T = 1
+  CHECK(studies::iternorm_cifar_beta(o, 1, true) == 0.5);   // T = 3
+  CHECK(studies::iternorm_cifar_beta(o, 2, true) == 0.05);  // T = 5
+  CHECK(studies::iternorm_cifar_beta(o, 2, false) == 0.0);
+  o.T = {4};
+  CHECK_THROWS_AS(studies::validate(o), UsageError);  // no paper beta for T = 4
+  o.beta = {0.1};
+  CHECK_NOTHROW(studies::validate(o));
+  CHECK(studies::iternorm_cifar_beta(o, 0, true) == 0.1);
+  o.beta = {0.1, 0.2};
+  CHECK_THROWS_AS(studies::validate(o), UsageError);
+  o = {};
+  o.trace_loss = {"maybe"};
+  CHECK_THROWS_AS(studies::validate(o), UsageError);
+  o = {};
+  o.dataset = "imagenet";
+  CHECK_THROWS_AS(studies::validate(o), UsageError);
+}
+
+TEST_CASE("iternorm-cifar, reduced: the trace loss leaves a flatter whitened spectrum at every T") {
+  char pattern[] = "/tmp/intl-test-iternorm-XXXXXX";
+  const fs::path dir = mkdtemp(pattern);
+  studies::IternormCifarOptions o;
+  o.epochs = 3;
+  o.batch = 32;
+  o.warmup = 3;
+  o.drops = {};
+  o.width = 2;
+  o.hidden = 64;
+  o.dim = 16;
+  o.image_size = 8;
+  o.dataset = "synthetic";
+  o.train_images = 96;
+  o.test_images = 64;
+  o.knn_every = 2;
+  o.linear_epochs = 0;
+  o.workers = 0;
+  o.checkpoints = false;
+  o.device = "cpu";
+  o.log_every = 1e9;
+  o.out = dir.string();
+  const results::Result r = studies::run_iternorm_cifar(o);
+  REQUIRE(r.runs.size() == 6);
+  for (int T : {1, 3, 5}) {
+    const results::Run* on = r.find_run("T=" + std::to_string(T) + " trace loss");
+    const results::Run* off = r.find_run("T=" + std::to_string(T) + " no trace loss");
+    REQUIRE(on);
+    REQUIRE(off);
+    INFO("T = " << T << ": flatness with " << on->metrics.at("final_zhat_flatness") << ", without "
+                << off->metrics.at("final_zhat_flatness"));
+    CHECK(on->metrics.at("final_zhat_flatness") > off->metrics.at("final_zhat_flatness"));
+    CHECK(on->metrics.at("final_trace_loss") < off->metrics.at("final_trace_loss"));
+    // What the figure reads: the final spectra (r = min(32, 15) = 15 values) and kNN against epoch.
+    CHECK(on->arrays.at("final_zhat_spectrum").rows() == 15);
+    CHECK(on->arrays.at("final_z_spectrum").rows() == 15);
+    CHECK(on->arrays.at("zhat_spectra").rows() == 3);
+    CHECK(on->curves.at("knn_top1").x == std::vector<double>{2, 3});
+    CHECK(on->metrics.count("knn5_top1") == 1);
+  }
+  CHECK(fs::exists(dir / "RESULT.json"));
+  CHECK(fs::exists(dir / "iternorm-cifar.svg"));
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+}
+
+TEST_CASE("iternorm-cifar: the paper's config file holds the defaults, the reduced one only known options") {
+  const nlohmann::json defaults = studies::iternorm_cifar_config(studies::IternormCifarOptions{});
+  for (const char* file : {"iternorm-cifar.json", "iternorm-cifar-cpu.json"}) {
+    std::ifstream in(std::string(INTL_SOURCE_DIR) + "/experiments/" + file);
+    REQUIRE(in);
+    const nlohmann::json config = nlohmann::json::parse(in);
+    for (const auto& [key, value] : config.items()) {
+      if (key[0] == '_') continue;
+      INFO(file << ": " << key);
+      REQUIRE(defaults.contains(key));
+      if (std::string(file) == "iternorm-cifar.json") CHECK(value == defaults.at(key));
+    }
+  }
+}

@@ -1,0 +1,216 @@
+// The whiten-instability study: the differentiable cast behind --eig-dtype, hard whitening and its inverse
+// condition number, the training loop's "crash is a result" mode, and the reduced setting's ordering in a
+// version small enough for seconds - d > m crashes at once with a rounding-level c^-1, d = m - 1 is
+// ill-conditioned, d well below m trains.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "data/loader.h"
+#include "engine/error.h"
+#include "engine/ops.h"
+#include "engine/optim/optimizer.h"
+#include "losses/whitening.h"
+#include "results/result.h"
+#include "studies/whiten_instability.h"
+#include "train/ssl_model.h"
+#include "train/trainer.h"
+
+using namespace intl;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    char pattern[] = "/tmp/intl-test-whiten-XXXXXX";
+    path = mkdtemp(pattern);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+// 64 random 32x32 images in 10 classes.
+CifarDataset random_images() {
+  CifarDataset data;
+  RandomStream rng{5, kStreamData, 0};
+  data.pixels.resize(64 * CifarDataset::kImageBytes);
+  for (uint8_t& p : data.pixels) p = uint8_t(rng.next_below(256));
+  for (int i = 0; i < 64; ++i) data.labels.push_back(i % 10);
+  return data;
+}
+
+// train_loop over a width-2 network with the given loss of the two views' embeddings, in crash mode.
+struct CrashRun {
+  results::Run run;
+  train::TrainOutcome outcome;
+};
+CrashRun train_in_crash_mode(const std::function<Tensor(const Tensor&, const Tensor&, int64_t)>& loss) {
+  const CifarDataset data = random_images();
+  train::SslModelConfig mc;
+  mc.base_width = 2;
+  mc.projector = {8, 4};
+  train::SslModel model(mc);
+  std::vector<NamedTensor> params;
+  for (auto& [name, t] : model.named_parameters()) params.push_back({name, t});
+  Adam adam(params, AdamOptions{});
+  LoaderConfig lc = cifar_train_loader_config(16, 0, 0);
+  lc.views.view1.out_size = lc.views.view2.out_size = 8;
+  Loader loader(data, lc);
+  int64_t step = 0;
+  train::TrainerParts parts;
+  parts.model = &model;
+  parts.optimizer = &adam;
+  parts.loader = &loader;
+  parts.learning_rate = [](int64_t) { return 1e-3; };
+  parts.loss = [&](const Batch& b) {
+    const Shape shape{b.n, b.channels, b.height, b.width};
+    return loss(model.embed(Tensor::from_floats(b.view1, shape)), model.embed(Tensor::from_floats(b.view2, shape)),
+                ++step);
+  };
+  train::TrainerConfig tc;
+  tc.epochs = 3;
+  tc.crash_is_result = true;
+  tc.handle_signals = false;
+  tc.log_every_s = 1e9;
+  CrashRun r;
+  r.outcome = train::train_loop(parts, tc, r.run, [] {});
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("cast: a float64 part of a float32 graph sends float32 gradients back") {
+  Tensor x = Tensor::from_vector({1.5, -2.0, 0.25}, {3}, DType::f32);
+  x.requires_grad_();
+  Tensor y = cast(x, DType::f64);
+  CHECK(y.dtype() == DType::f64);
+  sum(square(y)).backward();
+  REQUIRE(x.grad().defined());
+  CHECK(x.grad().dtype() == DType::f32);
+  const std::vector<double> g = x.grad().to_vector();
+  CHECK(g[0] == doctest::Approx(3.0));
+  CHECK(g[1] == doctest::Approx(-4.0));
+  CHECK(g[2] == doctest::Approx(0.5));
+}
+
+TEST_CASE("hard whitening: identity covariance when d < m, a rounding-level eigenvalue when d >= m") {
+  for (DType dtype : {DType::f32, DType::f64}) {
+    const Tensor z = Tensor::randn({64, 8}, 1, 1);
+    const studies::HardWhitened w = studies::hard_whiten(z, 0.5, dtype);
+    CHECK(w.zhat.dtype() == dtype);
+    const std::vector<double> cov = center_and_covariance(w.zhat.to(DType::f64), WhitenAxis::batch).sigma.to_vector();
+    for (int i = 0; i < 8; ++i)
+      for (int j = 0; j < 8; ++j) CHECK(cov[size_t(i * 8 + j)] == doctest::Approx(i == j ? 1.0 : 0.0).epsilon(1e-3).scale(1));
+    CHECK(studies::log10_inverse_condition(w.lambda_min, w.lambda_max) > -2);
+    // d = m: the centred covariance has rank m - 1, one eigenvalue is zero up to rounding.
+    const studies::HardWhitened s = studies::hard_whiten(Tensor::randn({16, 16}, 1, 2), 0.5, dtype);
+    CHECK(studies::log10_inverse_condition(s.lambda_min, s.lambda_max) < (dtype == DType::f32 ? -5 : -13));
+  }
+}
+
+TEST_CASE("train_loop with crash_is_result: an eigensolver failure and a non-finite gradient are crash events") {
+  const CrashRun solver = train_in_crash_mode([](const Tensor& a, const Tensor& b, int64_t step) {
+    if (step == 3) throw NumericalError("eigh: the symmetric eigensolver did not converge (test)");
+    return mse_loss(a, b);
+  });
+  CHECK(solver.outcome.status == train::TrainStatus::diverged);
+  REQUIRE(solver.run.first_event("crash") != nullptr);
+  CHECK(solver.run.first_event("crash")->step == 3);
+  CHECK(solver.run.first_event("crash")->message.find("did not converge") != std::string::npos);
+  CHECK(solver.outcome.position.global_step == 2);
+
+  // sqrt at 0: a finite loss (0) whose gradient is infinite.
+  const CrashRun gradient = train_in_crash_mode([](const Tensor& a, const Tensor& b, int64_t step) {
+    Tensor loss = mse_loss(a, b);
+    return step == 2 ? add(loss, sum(sqrt(sub(a, a.detach())))) : loss;
+  });
+  REQUIRE(gradient.run.first_event("crash") != nullptr);
+  CHECK(gradient.run.first_event("crash")->step == 2);
+  CHECK(gradient.run.first_event("crash")->message.find("gradient became non-finite") != std::string::npos);
+
+  // Without a crash the loop runs to the end (3 epochs of 4 steps).
+  const CrashRun fine = train_in_crash_mode([](const Tensor& a, const Tensor& b, int64_t) { return mse_loss(a, b); });
+  CHECK(fine.outcome.status == train::TrainStatus::finished);
+  CHECK(fine.outcome.position.global_step == 12);
+  CHECK(fine.run.first_event("crash") == nullptr);
+}
+
+TEST_CASE("whiten-instability, reduced: d > m crashes at once, d = m - 1 is ill-conditioned, d << m trains") {
+  TempDir dir;
+  studies::WhitenInstabilityOptions o;
+  o.d = {48, 31, 4};  // the crashing run first: the study must go on after it
+  o.batch = 32;
+  o.iters = 24;
+  o.warmup = 4;
+  o.width = 2;
+  o.hidden = 64;
+  o.image_size = 8;
+  o.dataset = "synthetic";
+  o.train_images = 128;
+  o.workers = 0;
+  o.device = "cpu";
+  o.log_every = 1e9;
+  o.out = dir.path.string();
+  const results::Result r = studies::run_whiten_instability(o);
+  REQUIRE(r.runs.size() == 3);
+  const results::Run* over = r.find_run("d=48 seed=0");
+  const results::Run* edge = r.find_run("d=31 seed=0");
+  const results::Run* small = r.find_run("d=4 seed=0");
+  REQUIRE(over);
+  REQUIRE(edge);
+  REQUIRE(small);
+  // d > m: crashes within the first iterations; its covariance is singular up to rounding.
+  REQUIRE(over->first_event("crash"));
+  CHECK(over->first_event("crash")->step <= 2);
+  CHECK(over->metrics.at("initial_log10_inv_cond") < -6);
+  // d well below m: trains every iteration with a well-conditioned covariance.
+  CHECK(small->first_event("crash") == nullptr);
+  CHECK(small->curves.at("log10_inv_cond").y.size() == 24);
+  CHECK(small->metrics.at("min_log10_inv_cond") > -3);
+  // d = m - 1 (full rank, as d = m is without centring): far worse conditioned than d << m.
+  CHECK(edge->metrics.at("min_log10_inv_cond") < small->metrics.at("min_log10_inv_cond") - 2);
+  // The file holds every curve and crash, and the figure is drawn.
+  const results::Result saved = results::load_result((dir.path / "RESULT.json").string());
+  CHECK(saved.header.study == "whiten-instability");
+  CHECK(saved.find_run("d=48 seed=0")->first_event("crash") != nullptr);
+  CHECK(saved.find_run("d=4 seed=0")->curves.at("step_loss").y.size() == 24);
+  CHECK(fs::exists(dir.path / "whiten-instability.svg"));
+}
+
+TEST_CASE("whiten-instability: options out of range are usage errors") {
+  studies::WhitenInstabilityOptions o;
+  o.d = {};
+  CHECK_THROWS_AS(studies::validate(o), UsageError);
+  o = {};
+  o.p = 0;
+  CHECK_THROWS_AS(studies::validate(o), UsageError);
+  o = {};
+  o.eig_dtype = "float16";
+  CHECK_THROWS_AS(studies::validate(o), UsageError);
+  o = {};
+  o.arch = "vgg";
+  CHECK_THROWS_AS(studies::validate(o), UsageError);
+}
+
+TEST_CASE("whiten-instability: the paper's config file holds the defaults, the reduced one only known options") {
+  const nlohmann::json defaults = studies::whiten_instability_config(studies::WhitenInstabilityOptions{});
+  for (const char* file : {"whiten-instability.json", "whiten-instability-cpu.json"}) {
+    std::ifstream in(std::string(INTL_SOURCE_DIR) + "/experiments/" + file);
+    REQUIRE(in);
+    const nlohmann::json config = nlohmann::json::parse(in);
+    for (const auto& [key, value] : config.items()) {
+      if (key[0] == '_') continue;
+      INFO(file << ": " << key);
+      REQUIRE(defaults.contains(key));
+      if (std::string(file) == "whiten-instability.json") CHECK(value == defaults.at(key));
+    }
+  }
+}
