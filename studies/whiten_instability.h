@@ -25,10 +25,10 @@ struct WhitenInstabilityOptions {
   std::string arch = "resnet18";    // resnet18 | resnet50 (ImageNet in the paper)
   int64_t width = 64;               // ResNet base width (64: the standard network)
   int64_t hidden = 1024;            // projector: features -> hidden (BN, ReLU) -> d
-  int image_size = 32;              // side of the training crops
+  int image_size = 32;              // side of the training crops (224 on ImageNet)
   std::string dataset = "cifar10";  // cifar10 | imagenet | synthetic
   std::string data_dir;
-  int train_images = 0;             // 0: the whole split (synthetic: 5000)
+  int train_images = 0;             // CIFAR-10: the first N (0: all); synthetic: N (0: 5000); ImageNet: all
   double lr = 3e-3;                 // Adam
   double weight_decay = 1e-6;
   int64_t warmup = 500;             // iterations of linear warm-up
