@@ -1,4 +1,5 @@
-// The sweep driver of studies/sweep.h: data, output folder, result header and resumption of a study's runs.
+// The sweep driver of studies/sweep.h: the study's data, its output folder and result header, and which runs
+// a resumed folder already finished.
 #include "studies/sweep.h"
 
 #include <unistd.h>

@@ -1,4 +1,5 @@
-// The whiten-instability study: one train_loop per (d, seed) with the hard-whitening loss; crashes are results.
+// The whiten-instability study: one train_loop per (d, seed) with the hard-whitening loss, the per-iteration
+// curves recorded from inside the loss, and crashes kept as results.
 #include "studies/whiten_instability.h"
 
 #include <algorithm>

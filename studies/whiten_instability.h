@@ -1,8 +1,7 @@
-// The whiten-instability study (SPEC 3.2, supplement D.3, Figure IV): hard whitening - the spectral
-// transformation lambda^(-p) of the d x d batch covariance by eigendecomposition, gradients through eigh - of a
-// ResNet + projector embedding, trained with norm_mse of the two whitened views by train_loop. Every iteration
-// records log10(lambda_min / lambda_max) of the covariance and the loss; a crash (non-finite loss or gradient,
-// or the eigensolver failing) ends that run with an event "crash" at its iteration and the study goes on.
+// The whiten-instability study (SPEC 3.2, supplement D.3, Figure IV): hard whitening (lambda^-p of the d x d
+// batch covariance by eigendecomposition, gradients through eigh) of a ResNet + projector embedding, trained
+// on norm_mse of the whitened views by train_loop; every iteration's inverse condition number is recorded, and
+// a crash (non-finite loss or gradient, eigensolver failure) is a result that ends only its own run.
 #pragma once
 #include <cstdint>
 #include <string>
