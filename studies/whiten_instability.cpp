@@ -209,7 +209,8 @@ results::Result run_whiten_instability(const WhitenInstabilityOptions& options) 
       const train::TrainOutcome outcome = train::train_loop(parts, tc, run, [&] { sweep.publish(); });
       if (outcome.status == train::TrainStatus::interrupted)
         throw Interrupted("whiten-instability: " + outcome.message +
-                    (o.checkpoints ? "; continue with --resume --out " + o.out : ""));
+                          (o.checkpoints ? "" : "; the same command with --resume keeps the finished runs and "
+                                                "restarts this one"));
       summarize(run, outcome.position.global_step);
       sweep.finish_run(name, run.first_event("crash") ? "crashed" : "finished");
       sweep.publish();
