@@ -1,8 +1,7 @@
-// Training checkpoints: one safetensors file per checkpoint holding the model's parameters and buffers
-// ("model.<name>") and the optimizer's state ("optimizer.<slot>"), with the rest of the training state (the
-// position in the data order and the schedule, the optimizer's step count, the history so far, the recipe)
-// as JSON in the file's metadata. Files are written atomically (temporary file, fsync, rename), so a run
-// killed at any moment leaves only whole checkpoints behind.
+// Training checkpoints: one safetensors file each, with the model ("model.<name>") and optimizer state
+// ("optimizer.<slot>") as tensors and the rest (position in the data order and schedule, optimizer step
+// count, history, recipe) as JSON metadata. Written atomically (temporary file, fsync, rename): a run killed
+// at any moment leaves only whole checkpoints behind.
 #pragma once
 #include <cstdint>
 #include <string>

@@ -1,8 +1,6 @@
-// `intl pretrain cifar10|cifar100`: the INTL benchmark recipe of SPEC 3.4 (ResNet-18 with the CIFAR stem,
-// projector 2048-2048-2048, CW IterNorm T = 4, beta from the batch size, SGD lr 0.3 x bs/256, momentum 0.9,
-// weight decay 1e-4 on every parameter, 2 warm-up epochs then cosine to 0.001 x base, 1000 epochs, batch
-// 256), run by the training loop of train/trainer.h, then kNN and linear evaluation. Every number is an
-// option; experiments/cifar10.json and cifar100.json hold the paper's recipes.
+// `intl pretrain cifar10|cifar100`: the INTL benchmark recipe of SPEC 3.4 (defaults below are the paper's)
+// run by the training loop of train/trainer.h, then kNN and linear evaluation. Every number is an option;
+// experiments/cifar10.json and cifar100.json hold the paper's recipes. docs/pretrain.md is the user's guide.
 #pragma once
 #include <cstdint>
 #include <string>

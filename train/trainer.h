@@ -1,13 +1,7 @@
-// The training loop shared by pre-training and the studies that train a network: steps over the batches of
-// a Loader with a learning-rate schedule, a progress line, a per-epoch record (curves "loss", "lr",
-// "epoch_time_s" and whatever the evaluation returns, against epoch) in a result Run, checkpoints at every
-// epoch end keeping the newest N, exact resumption, Ctrl-C (SIGINT or SIGTERM: checkpoint, then stop) and
-// divergence (a non-finite loss: stop, keep the last good checkpoint, record an event "divergence").
-//
-// What the loop is given is all it knows: the model and optimizer (their tensors are checkpointed), the
-// loader (its (epoch, step) is the data-order state), the schedule (a pure function of the global step) and
-// a loss function. With those restored, a resumed run repeats the uninterrupted one bit for bit on the CPU
-// (same seed, same thread count): every random choice is a function of (seed, epoch, step).
+// The training loop shared by pre-training and the studies that train a network: steps with a schedule,
+// a progress line, a per-epoch record in a result Run, checkpoints keeping the newest N, exact resumption,
+// Ctrl-C (SIGINT / SIGTERM: checkpoint, then stop) and divergence (stop, keep the last good checkpoint, record
+// an event "divergence"). The model, optimizer, loader, schedule and loss are parameters.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -69,6 +63,11 @@ struct TrainOutcome {
   double step_seconds = 0;       // time in training steps in this process
 };
 
+// What the loop is given is all it knows: the model and optimizer (their tensors are checkpointed), the
+// loader (its (epoch, step) is the data-order state), the schedule (a pure function of the global step) and
+// a loss function. With those restored, a resumed run repeats the uninterrupted one bit for bit on the CPU
+// (same seed, same thread count): every random choice is a function of (seed, epoch, step).
+//
 // Runs the loop from the start or from config.resume_from. Appends curves and events to `run` (on resume,
 // first restores the curves, arrays and events saved in the checkpoint) and calls `publish()` after every
 // epoch and when stopping, so a result file written there follows the checkpoints. A fresh run refuses a
