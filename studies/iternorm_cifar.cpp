@@ -70,9 +70,13 @@ void print_summary(const results::Result& result) {
       auto it = r.metrics.find(name);
       return it == r.metrics.end() ? NAN : it->second;
     };
-    std::printf("%-22s %7.3g %13.4g %13.4g %11.4g %9.2f %9.2f\n", r.name.c_str(),
-                r.config.value("beta", 0.0), metric("final_zhat_flatness"), metric("final_z_flatness"),
-                metric("final_trace_loss"), metric("knn5_top1"), metric("linear_top1"));
+    auto percent = [&](const char* name) {
+      const double v = metric(name);
+      return std::isnan(v) ? std::string("-") : std::to_string(v).substr(0, std::to_string(v).find('.') + 3);
+    };
+    std::printf("%-22s %7.3g %13.4g %13.4g %11.4g %9s %9s\n", r.name.c_str(), r.config.value("beta", 0.0),
+                metric("final_zhat_flatness"), metric("final_z_flatness"), metric("final_trace_loss"),
+                percent("knn5_top1").c_str(), percent("linear_top1").c_str());
   }
   std::printf("(flat: lambda_r / lambda_1 of the last epoch's mean spectrum, r = min(batch, dim - 1); trace loss: "
               "INTL(Zhat) of view 1, last epoch's mean)\n");
@@ -270,7 +274,8 @@ results::Result run_iternorm_cifar(const IternormCifarOptions& options) {
       const train::TrainOutcome outcome = train::train_loop(parts, tc, run, [&] { sweep.publish(); });
       if (outcome.status == train::TrainStatus::interrupted)
         throw Interrupted("iternorm-cifar: " + outcome.message +
-                    (o.checkpoints ? "; continue with --resume --out " + o.out : ""));
+                          (o.checkpoints ? "" : "; the same command with --resume keeps the finished runs and "
+                                                "restarts this one"));
 
       for (const char* key : {"z_flatness", "zhat_flatness", "trace_loss"}) {
         const auto it = run.curves.find(key);

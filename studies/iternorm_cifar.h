@@ -1,13 +1,7 @@
 // The iternorm-cifar study (SPEC 3.3, supplement D.2): channel-whitening IterNorm with T iterations, with and
 // without the trace loss, on a ResNet + projector trained by train_loop on CIFAR-10 with Adam. Each epoch
-// records the eigenvalue spectra of cov(Z) and cov(Zhat) (the mean over the epoch's steps of view 1's
-// sorted eigenvalues), how flat they are, and every few epochs the 5-NN accuracy; the end adds 5-NN and
-// linear accuracy.
-//
-// Spectra. Sigma = Zc Zc^T / (d - 1) is the m x m covariance that CW IterNorm whitens (rows centred over
-// their features), cov(Zhat) likewise of Zhat = IterNorm(Z). Row centring leaves at most r = min(m, d - 1)
-// non-zero eigenvalues; the spectra keep those r, largest first. Flatness of a spectrum: its inverse
-// condition number lambda_r / lambda_1 (1 = flat, i.e. whitened in all r directions).
+// records the spectra of cov(Z) and cov(Zhat) and how flat they are, every few epochs the 5-NN accuracy, and
+// the end 5-NN and linear accuracy.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -56,8 +50,10 @@ nlohmann::json iternorm_cifar_config(const IternormCifarOptions& options);
 // paper's table. UsageError for a T outside the table without --beta.
 double iternorm_cifar_beta(const IternormCifarOptions& options, size_t t_index, bool trace_loss);
 
-// The r = min(m, d - 1) leading eigenvalues, largest first, of the CW covariances of z (m x d) and of
-// IterNorm(z, T), computed in float64 without gradients.
+// Spectra. Sigma = Zc Zc^T / (d - 1) is the m x m covariance that CW IterNorm whitens (rows centred over
+// their features), cov(Zhat) likewise of Zhat = IterNorm(Z). Row centring leaves at most r = min(m, d - 1)
+// non-zero eigenvalues; the spectra keep those r, largest first, computed in float64 without gradients.
+// Flatness of a spectrum: its inverse condition number lambda_r / lambda_1 (1 = white in all r directions).
 struct Spectra {
   std::vector<double> z, zhat;
   double trace_loss = 0;  // INTL(Zhat) of this batch

@@ -1,4 +1,5 @@
-// The sweep driver of studies/sweep.h: data, output folder, result header and resumption of a study's runs.
+// The sweep driver of studies/sweep.h: the study's data, its output folder and result header, and which runs
+// a resumed folder already finished.
 #include "studies/sweep.h"
 
 #include <unistd.h>
@@ -78,8 +79,13 @@ StudyData load_study_data(const std::string& dataset, const std::string& data_di
     if (test_images >= 0) d.test = first_images(load_cifar(data_dir, CifarKind::cifar10, Split::test), test_images);
     d.description = "cifar10 from " + data_dir;
   } else if (dataset == "imagenet") {
-    throw UsageError("--dataset imagenet: this build has no ImageNet folder reader for the studies yet; use "
-                     "--dataset cifar10 or synthetic");
+    if (data_dir.empty()) throw UsageError("--data-dir is required with --dataset imagenet: the folder holding train/");
+    if (test_images >= 0)
+      throw UsageError("--dataset imagenet: this study evaluates on CIFAR-10 only; use --dataset cifar10 or synthetic");
+    d.folder = std::make_unique<ImageFolder>((fs::path(data_dir) / "train").string());
+    d.description = "imagenet from " + data_dir;
+    d.description += ": " + std::to_string(d.folder->size()) + " training images";
+    return d;
   } else {
     throw UsageError("--dataset: '" + dataset + "' is not one of cifar10, imagenet, synthetic");
   }

@@ -4,11 +4,13 @@
 // and the first unfinished one continues from its newest checkpoint. The training itself is train_loop's.
 #pragma once
 #include <chrono>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "data/cifar.h"
+#include "data/image_folder.h"
 #include "engine/error.h"
 #include "engine/tensor.h"
 #include "results/result.h"
@@ -16,12 +18,15 @@
 namespace intl::studies {
 
 // Training (and test) images of a study: CIFAR-10 from a folder (the first train_images / test_images of
-// each split when > 0), or synthetic images (data/cifar.h's generator, 10 classes, written once to
-// <out>/synthetic-cifar10 so the run can be repeated from the files; default 5000 / 1000 images).
+// each split when > 0), synthetic images (data/cifar.h's generator, 10 classes, written once to
+// <out>/synthetic-cifar10 so the run can be repeated from the files; default 5000 / 1000 images), or an
+// ImageNet folder (DIR/train, decoded on the loader's workers; training split only, every image).
 // test_images < 0: the test split is not needed and stays empty.
 struct StudyData {
-  CifarDataset train, test;
+  CifarDataset train, test;                // CIFAR-10 and synthetic
+  std::unique_ptr<ImageFolder> folder;     // ImageNet
   std::string description;  // e.g. "cifar10 from DIR: 50000 training, 10000 test images"
+  const ImageSource& train_source() const { return folder ? static_cast<const ImageSource&>(*folder) : train; }
 };
 StudyData load_study_data(const std::string& dataset, const std::string& data_dir, int train_images,
                           int test_images, uint64_t seed, const std::string& out_dir);

@@ -1,4 +1,5 @@
-// The whiten-instability study: one train_loop per (d, seed) with the hard-whitening loss; crashes are results.
+// The whiten-instability study: one train_loop per (d, seed) with the hard-whitening loss, the per-iteration
+// curves recorded from inside the loss, and crashes kept as results.
 #include "studies/whiten_instability.h"
 
 #include <algorithm>
@@ -159,12 +160,14 @@ results::Result run_whiten_instability(const WhitenInstabilityOptions& options) 
       std::vector<NamedTensor> params;
       for (auto& [pname, t] : model.named_parameters()) params.push_back({pname, t});
       Adam adam(params, AdamOptions{0.9, 0.999, 1e-8, o.weight_decay, false});
-      LoaderConfig lc = cifar_train_loader_config(o.batch, seed, o.workers);
+      LoaderConfig lc = o.dataset == "imagenet" ? imagenet_train_loader_config(o.batch, seed, o.workers)
+                                                : cifar_train_loader_config(o.batch, seed, o.workers);
       lc.views.view1.out_size = lc.views.view2.out_size = o.image_size;
-      if (o.batch > data.train.size())
+      const ImageSource& images = data.train_source();
+      if (o.batch > images.size())
         throw UsageError("--batch " + std::to_string(o.batch) + " is larger than the " +
-                         std::to_string(data.train.size()) + " training images");
-      Loader loader(data.train, lc);
+                         std::to_string(images.size()) + " training images");
+      Loader loader(images, lc);
       const int spe = loader.steps_per_epoch();
       const MultiStep schedule{o.lr, o.warmup, {}, 1.0};
 
@@ -206,7 +209,8 @@ results::Result run_whiten_instability(const WhitenInstabilityOptions& options) 
       const train::TrainOutcome outcome = train::train_loop(parts, tc, run, [&] { sweep.publish(); });
       if (outcome.status == train::TrainStatus::interrupted)
         throw Interrupted("whiten-instability: " + outcome.message +
-                    (o.checkpoints ? "; continue with --resume --out " + o.out : ""));
+                          (o.checkpoints ? "" : "; the same command with --resume keeps the finished runs and "
+                                                "restarts this one"));
       summarize(run, outcome.position.global_step);
       sweep.finish_run(name, run.first_event("crash") ? "crashed" : "finished");
       sweep.publish();

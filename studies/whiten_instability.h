@@ -1,8 +1,7 @@
-// The whiten-instability study (SPEC 3.2, supplement D.3, Figure IV): hard whitening - the spectral
-// transformation lambda^(-p) of the d x d batch covariance by eigendecomposition, gradients through eigh - of a
-// ResNet + projector embedding, trained with norm_mse of the two whitened views by train_loop. Every iteration
-// records log10(lambda_min / lambda_max) of the covariance and the loss; a crash (non-finite loss or gradient,
-// or the eigensolver failing) ends that run with an event "crash" at its iteration and the study goes on.
+// The whiten-instability study (SPEC 3.2, supplement D.3, Figure IV): hard whitening (lambda^-p of the d x d
+// batch covariance by eigendecomposition, gradients through eigh) of a ResNet + projector embedding, trained
+// on norm_mse of the whitened views by train_loop; every iteration's inverse condition number is recorded, and
+// a crash (non-finite loss or gradient, eigensolver failure) is a result that ends only its own run.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -25,10 +24,10 @@ struct WhitenInstabilityOptions {
   std::string arch = "resnet18";    // resnet18 | resnet50 (ImageNet in the paper)
   int64_t width = 64;               // ResNet base width (64: the standard network)
   int64_t hidden = 1024;            // projector: features -> hidden (BN, ReLU) -> d
-  int image_size = 32;              // side of the training crops
+  int image_size = 32;              // side of the training crops (224 on ImageNet)
   std::string dataset = "cifar10";  // cifar10 | imagenet | synthetic
   std::string data_dir;
-  int train_images = 0;             // 0: the whole split (synthetic: 5000)
+  int train_images = 0;             // CIFAR-10: the first N (0: all); synthetic: N (0: 5000); ImageNet: all
   double lr = 3e-3;                 // Adam
   double weight_decay = 1e-6;
   int64_t warmup = 500;             // iterations of linear warm-up

@@ -30,7 +30,8 @@ void add_run_whiten_instability(CLI::App& run) {
   cmd->add_option("--arch", o->arch, "resnet18 | resnet50")->capture_default_str();
   cmd->add_option("--width", o->width, "ResNet base width (64: the standard network)")->capture_default_str();
   cmd->add_option("--hidden", o->hidden, "projector hidden width (features -> hidden -> d)")->capture_default_str();
-  cmd->add_option("--image-size", o->image_size, "side of the training crops")->capture_default_str();
+  cmd->add_option("--image-size", o->image_size, "side of the training crops (32: CIFAR; the paper used 224 on ImageNet)")
+      ->capture_default_str();
   cmd->add_option("--dataset", o->dataset, "cifar10 | imagenet | synthetic")->capture_default_str();
   cmd->add_option("--data-dir", o->data_dir, "folder of the CIFAR-10 binary files");
   cmd->add_option("--train-images", o->train_images, "use N training images (0: all; synthetic: 5000)")

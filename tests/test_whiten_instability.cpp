@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "data/image_file.h"
 #include "data/loader.h"
 #include "engine/error.h"
 #include "engine/ops.h"
@@ -183,6 +184,36 @@ TEST_CASE("whiten-instability, reduced: d > m crashes at once, d = m - 1 is ill-
   CHECK(saved.find_run("d=48 seed=0")->first_event("crash") != nullptr);
   CHECK(saved.find_run("d=4 seed=0")->curves.at("step_loss").y.size() == 24);
   CHECK(fs::exists(dir.path / "whiten-instability.svg"));
+}
+
+TEST_CASE("whiten-instability on an ImageNet-style folder (Figure IV(a)'s data path)") {
+  TempDir dir;
+  RandomStream rng{9, kStreamData, 0};
+  for (int i = 0; i < 24; ++i) {
+    ImageU8 image{18, 20, 3, {}};
+    for (int k = 0; k < 20 * 18 * 3; ++k) image.pixels.push_back(uint8_t(rng.next_below(256)));
+    const fs::path file = dir.path / "data/train" / (i % 2 ? "b" : "a") / (std::to_string(i) + ".png");
+    fs::create_directories(file.parent_path());
+    write_png(file.string(), image);
+  }
+  studies::WhitenInstabilityOptions o;
+  o.d = {4};
+  o.batch = 8;
+  o.iters = 3;
+  o.warmup = 1;
+  o.width = 2;
+  o.hidden = 16;
+  o.image_size = 16;
+  o.dataset = "imagenet";
+  o.data_dir = (dir.path / "data").string();
+  o.workers = 1;
+  o.device = "cpu";
+  o.log_every = 1e9;
+  o.out = (dir.path / "out").string();
+  const results::Result r = studies::run_whiten_instability(o);
+  REQUIRE(r.runs.size() == 1);
+  CHECK(r.runs[0].curves.at("log10_inv_cond").y.size() == 3);
+  CHECK(r.runs[0].first_event("crash") == nullptr);
 }
 
 TEST_CASE("whiten-instability: options out of range are usage errors") {
