@@ -55,6 +55,9 @@ Tensor cast(const Tensor& x, DType dtype);
 // --- linear algebra (engine/ops/matmul.cpp, engine/ops/linalg.cpp) ---
 // (m x k) @ (k x n); batched when both have the same leading axes (rank 3).
 Tensor matmul(const Tensor& a, const Tensor& b);
+// out = alpha a b + beta out, into existing memory (a 2-D view whose rows are contiguous). Not recorded on
+// the tape: for hand-written backward passes that assemble their products in place.
+void matmul_out(const Tensor& a, const Tensor& b, const Tensor& out, double alpha = 1.0, double beta = 0.0);
 // x (rows x in) @ w^T (in x out) + b: w is (out x in) as in PyTorch; b may be undefined.
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
 struct EighResult {

@@ -2,9 +2,16 @@
 // S = G / (d - 1), t = tr S, Sn = S / t = U diag(x) U^T, W = U diag(f_T(x)) U^T / sqrt(t), Zhat = W Zc.
 // Then v_i = |zhat_i|^2 / (d - 1) = (U diag(phi(x)) U^T)_ii with phi(x) = x f_T(x)^2 (independent of t), and
 // the cross products c_i = zhat1_i . zhat2_i = (W1 C W2)_ii with C = Zc1 Zc2^T.
+//
+// Cost (m = 256, d = 2048): three m x m x d products forward (G1, G2, C) and four backward, plus two
+// eigensolves and about fifteen m x m products. Both views' centred rows live in one (2m, d) buffer, the
+// gradient products accumulate in place into another, and the m x m tables of divided differences are
+// filled in one pass on the host, so no m x d operand is copied and few m x m temporaries are made.
 #include "losses/intl_spectral.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "engine/autograd.h"
 #include "engine/backend.h"
@@ -23,27 +30,59 @@ struct SpectralFactors {
   Tensor dd_phi;   // (m, m)
 };
 
+// The recurrence, in double whatever the tensors' type: f_{k+1} = 1.5 f_k - 0.5 x f_k^3 and, for the divided
+// difference, delta[x f^3](a, b) = f(a)^3 + b (f(a)^2 + f(a) f(b) + f(b)^2) delta f; at the end
+// delta[x f^2](a, b) = f(a)^2 + b (f(a) + f(b)) delta f. Row i of both tables is independent of the others.
+template <class Real>
+void fill_factors(const std::vector<double>& x, int T, Real* f_out, Real* dd_f, Real* dd_phi) {
+  const int64_t m = int64_t(x.size());
+  std::vector<double> F(size_t(T + 1) * size_t(m), 1.0);  // F[k m + i] = f_k(x_i)
+  for (int k = 0; k < T; ++k)
+    for (int64_t i = 0; i < m; ++i) {
+      const double fk = F[size_t(k * m + i)];
+      F[size_t((k + 1) * m + i)] = 1.5 * fk - 0.5 * x[size_t(i)] * fk * fk * fk;
+    }
+  const double* fT = F.data() + size_t(T) * size_t(m);
+  for (int64_t i = 0; i < m; ++i) f_out[i] = Real(fT[i]);
+#pragma omp parallel if (m >= 64)
+  {
+    std::vector<double> dd(static_cast<size_t>(m));
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < m; ++i) {
+      std::fill(dd.begin(), dd.end(), 0.0);
+      for (int k = 0; k < T; ++k) {
+        const double* fb = F.data() + size_t(k) * size_t(m);
+        const double fa = fb[i], fa2 = fa * fa, fa3 = fa2 * fa;
+        for (int64_t j = 0; j < m; ++j)
+          dd[size_t(j)] = 1.5 * dd[size_t(j)] -
+                          0.5 * (fa3 + x[size_t(j)] * (fa2 + fa * fb[j] + fb[j] * fb[j]) * dd[size_t(j)]);
+      }
+      const double fa = fT[i];
+      for (int64_t j = 0; j < m; ++j) {
+        dd_f[i * m + j] = Real(dd[size_t(j)]);
+        dd_phi[i * m + j] = Real(fa * fa + x[size_t(j)] * (fa + fT[j]) * dd[size_t(j)]);
+      }
+    }
+  }
+}
+
+// The tables are m x m of m eigenvalues: computed on the host and moved to x's device (one small copy).
 SpectralFactors spectral_factors(const Tensor& x, int T) {
   const int64_t m = x.size(0);
-  Tensor xa = reshape(x, {m, 1}), xb = reshape(x, {1, m});
-  Tensor fa = Tensor::ones({m, 1}, x.dtype(), x.device()), fb = Tensor::ones({1, m}, x.dtype(), x.device());
-  Tensor dd = Tensor::zeros({m, m}, x.dtype(), x.device());
-  for (int k = 0; k < T; ++k) {
-    // delta[x f^3](a, b) = f(a)^3 + b (f(a)^2 + f(a) f(b) + f(b)^2) delta f
-    Tensor fa2 = square(fa), fb2 = square(fb);
-    Tensor sym3 = add(add(fa2, mul(fa, fb)), fb2);
-    Tensor dd_xf3 = add(mul(fa2, fa), mul(mul(xb, sym3), dd));
-    dd = sub(mul(dd, 1.5), mul(dd_xf3, 0.5));
-    fa = sub(mul(fa, 1.5), mul(mul(xa, mul(fa2, fa)), 0.5));
-    fb = sub(mul(fb, 1.5), mul(mul(xb, mul(fb2, fb)), 0.5));
-  }
-  // delta[x f^2](a, b) = f(a)^2 + b (f(a) + f(b)) delta f
-  Tensor dd_phi = add(square(fa), mul(mul(xb, add(fa, fb)), dd));
-  return {reshape(fa, {m}), dd, dd_phi};
+  const std::vector<double> xv = x.to_vector();
+  SpectralFactors sf{Tensor::empty({m}, x.dtype()), Tensor::empty({m, m}, x.dtype()),
+                     Tensor::empty({m, m}, x.dtype())};
+  if (x.dtype() == DType::f32)
+    fill_factors(xv, T, sf.f.data<float>(), sf.dd_f.data<float>(), sf.dd_phi.data<float>());
+  else
+    fill_factors(xv, T, sf.f.data<double>(), sf.dd_f.data<double>(), sf.dd_phi.data<double>());
+  if (x.device() != Device::cpu)
+    sf = {sf.f.to(x.device()), sf.dd_f.to(x.device()), sf.dd_phi.to(x.device())};
+  return sf;
 }
 
 struct View {
-  Tensor zc;     // (m, d)
+  Tensor zc;     // (m, d), rows [k m, (k + 1) m) of the stacked buffer
   Tensor u;      // (m, m) eigenvectors of Sn
   Tensor x;      // (m,) eigenvalues of Sn
   double t = 0;  // trace of S
@@ -52,54 +91,66 @@ struct View {
   Tensor v;      // (m,) row variances of Zhat
 };
 
+struct Forward {
+  Tensor zc;  // (2m, d): [Zc1; Zc2]
+  View view[2];
+};
+
 // Both views' eigendecompositions in one batched call (the CPU backend solves the two on separate threads).
-std::pair<View, View> views_forward(const Tensor& z1, const Tensor& z2, int T) {
-  View V[2];
+Forward views_forward(const Tensor& z1, const Tensor& z2, int T) {
+  Forward fw;
   const Tensor* z[2] = {&z1, &z2};
   const int64_t m = z1.size(0), d = z1.size(1);
+  const Backend& be = backend(z1.device());
+  fw.zc = Tensor::empty({2 * m, d}, z1.dtype(), z1.device());
   Tensor sn = Tensor::empty({2, m, m}, z1.dtype(), z1.device());
   for (int k = 0; k < 2; ++k) {
-    V[k].zc = sub(*z[k], mean(*z[k], {1}, true));
-    Tensor s = mul(matmul(V[k].zc, transpose(V[k].zc)), 1.0 / double(d - 1));
-    V[k].t = sum(diagonal(s)).item();
-    check(std::isfinite(V[k].t) && V[k].t > 0, "IterNorm: the embedding's covariance has trace " +
-                                                    std::to_string(V[k].t) +
-                                                    " (all rows constant, or non-finite values)");
-    backend(s.device()).copy(mul(s, 1.0 / V[k].t), make_view(sn, {m, m}, {m, 1}, k * m * m));
+    View& v = fw.view[k];
+    v.zc = slice(fw.zc, 0, k * m, (k + 1) * m);
+    be.binary(BinaryOp::sub, *z[k], expand(mean(*z[k], {1}, true), {m, d}), v.zc);
+    Tensor snk = make_view(sn, {m, m}, {m, 1}, k * m * m);
+    matmul_out(v.zc, transpose(v.zc), snk, 1.0 / double(d - 1));  // S
+    v.t = sum(diagonal(snk)).item();
+    check(std::isfinite(v.t) && v.t > 0, "IterNorm: the embedding's covariance has trace " +
+                                             std::to_string(v.t) + " (all rows constant, or non-finite values)");
+    be.unary(UnaryOp::scale, snk, snk, 1.0 / v.t);  // Sn, in place
   }
   Tensor values = Tensor::empty({2, m}, z1.dtype(), z1.device());
   Tensor vectors = Tensor::empty({2, m, m}, z1.dtype(), z1.device());
-  const int info = backend(z1.device()).eigh(sn, values, vectors);
+  const int info = be.eigh(sn, values, vectors);
   if (info != 0) throw Error("IterNorm: the eigensolver failed (info " + std::to_string(info) + ")");
   for (int k = 0; k < 2; ++k) {
-    View& v = V[k];
+    View& v = fw.view[k];
     v.u = make_view(vectors, {m, m}, {m, 1}, k * m * m);
     v.x = make_view(values, {m}, {1}, k * m);
     v.sf = spectral_factors(v.x, T);
-    v.w = mul(matmul(mul(v.u, reshape(v.sf.f, {1, m})), transpose(v.u)), 1.0 / std::sqrt(v.t));
+    v.w = Tensor::empty({m, m}, z1.dtype(), z1.device());
+    matmul_out(mul(v.u, reshape(v.sf.f, {1, m})), transpose(v.u), v.w, 1.0 / std::sqrt(v.t));
     Tensor phi = mul(v.x, square(v.sf.f));
     v.v = sum(mul(square(v.u), reshape(phi, {1, m})), {1});
   }
-  return {V[0], V[1]};
+  return fw;
 }
 
-// Gradient with respect to Zc of the view's inputs to the loss, given the gradients of W (gw) and of the
-// row variances (gv); returns gG = dL/dG (m x m, symmetric).
-Tensor view_backward_gram(const View& V, const Tensor& gw, const Tensor& gv, int64_t d) {
+// scale * dL/dG (m x m, symmetric), given the gradients of the view's W (gw) and of its row variances (gv).
+Tensor view_backward_gram(const View& V, const Tensor& gw, const Tensor& gv, int64_t d, double scale) {
   const int64_t m = V.u.size(0);
   const Tensor ut = transpose(V.u);
   Tensor gw_sym = mul(add(gw, transpose(gw)), 0.5);
   Tensor a = matmul(matmul(ut, gw_sym), V.u);                      // U^T sym(gW) U
   Tensor b = matmul(mul(ut, reshape(gv, {1, m})), V.u);           // U^T diag(gv) U
   Tensor inner = add(mul(V.sf.dd_f, mul(a, 1.0 / std::sqrt(V.t))), mul(V.sf.dd_phi, b));
-  Tensor g_sn = matmul(matmul(V.u, inner), ut);
   // W = f_T(Sn) t^{-1/2} with Sn = S / t and t = tr S. Through the scale, dL/dt = -<gW, W> / (2t); through
-  // Sn, dL/dS = gSn / t - <gSn, Sn> / t^2 I, where <gSn, Sn> = sum_i inner_ii x_i in the eigenbasis.
+  // Sn, dL/dS = gSn / t - <gSn, Sn> / t^2 I, where <gSn, Sn> = sum_i inner_ii x_i in the eigenbasis; and
+  // G = (d - 1) S.
   const double gw_dot_w = sum(mul(gw, V.w)).item();
   const double gsn_dot_sn = sum(mul(diagonal(inner), V.x)).item();
   const double g_t = -gsn_dot_sn / V.t - 0.5 * gw_dot_w / V.t;
-  Tensor g_s = add(mul(g_sn, 1.0 / V.t), mul(eye(m, V.u.dtype(), V.u.device()), g_t));
-  return mul(g_s, 1.0 / double(d - 1));
+  const double s = scale / double(d - 1);
+  Tensor out = Tensor::empty({m, m}, V.u.dtype(), V.u.device());
+  matmul_out(matmul(V.u, inner), ut, out, s / V.t);  // U inner U^T = gSn
+  backend(out.device()).binary(BinaryOp::add, out, mul(eye(m, out.dtype(), out.device()), s * g_t), out);
+  return out;
 }
 
 }  // namespace
@@ -107,14 +158,16 @@ Tensor view_backward_gram(const View& V, const Tensor& gw, const Tensor& gv, int
 Tensor intl_loss_spectral(const Tensor& z1, const Tensor& z2, int T, double beta) {
   check(z1.dim() == 2 && z1.shape() == z2.shape(), "INTL loss: views must have the same (m, d) shape, got " +
                                                        shape_str(z1.shape()) + " and " + shape_str(z2.shape()));
+  check(z1.dtype() == z2.dtype() && z1.device() == z2.device(), "INTL loss: views must share dtype and device");
   check(T >= 0, "INTL loss: T must be >= 0");
   const int64_t m = z1.size(0), d = z1.size(1);
   const bool want_grad = needs_grad({z1, z2});
-  Tensor loss, gz1, gz2;
+  Tensor loss, gz;
   {
     NoGradGuard no_grad;
-    auto [a, b] = views_forward(z1.detach(), z2.detach(), T);
-    Tensor c_mat = matmul(a.zc, transpose(b.zc));                  // C = Zc1 Zc2^T
+    const Forward fw = views_forward(z1.detach(), z2.detach(), T);
+    const View &a = fw.view[0], &b = fw.view[1];
+    Tensor c_mat = matmul(a.zc, transpose(b.zc));                   // C = Zc1 Zc2^T
     Tensor mw = matmul(a.w, c_mat);                                 // W1 C
     Tensor c = sum(mul(mw, b.w), {1});                              // c_i = (W1 C W2)_ii
     Tensor n1 = sqrt(mul(a.v, double(d - 1))), n2 = sqrt(mul(b.v, double(d - 1)));
@@ -134,21 +187,23 @@ Tensor intl_loss_spectral(const Tensor& z1, const Tensor& z2, int T, double beta
       Tensor gc_w2 = mul(b.w, gc_col);
       Tensor gw1 = matmul(gc_w2, transpose(c_mat));
       Tensor gw2 = mul(mw, gc_col);
-      Tensor g_cmat = matmul(a.w, gc_w2);
-      Tensor gg1 = view_backward_gram(a, gw1, gv1, d), gg2 = view_backward_gram(b, gw2, gv2, d);
-      // G = Zc Zc^T, C = Zc1 Zc2^T: gZc1 = 2 gG1 Zc1 + gC Zc2 and gZc2 = gC^T Zc1 + 2 gG2 Zc2, as one product
-      // [[2 gG1, gC], [gC^T, 2 gG2]] @ [Zc1; Zc2]; then the row centring: gZ = gZc - rowmean(gZc).
-      Tensor top = concat({mul(gg1, 2.0), g_cmat}, 1);
-      Tensor bottom = concat({transpose(g_cmat), mul(gg2, 2.0)}, 1);
-      Tensor gzc = matmul(concat({top, bottom}, 0), concat({a.zc, b.zc}, 0));  // (2m, d)
-      Tensor gz = sub(gzc, mean(gzc, {1}, true));
-      gz1 = slice(gz, 0, 0, m);
-      gz2 = slice(gz, 0, m, 2 * m);
+      // G = Zc Zc^T, C = Zc1 Zc2^T: gZc1 = 2 gG1 Zc1 + gC Zc2 and gZc2 = gC^T Zc1 + 2 gG2 Zc2, accumulated
+      // into the halves of one (2m, d) buffer. The row centring's own backward (subtracting each row's mean)
+      // is the identity here: every row of these products is a combination of centred rows, so its mean is
+      // already zero.
+      Tensor gg1 = view_backward_gram(a, gw1, gv1, d, 2.0), gg2 = view_backward_gram(b, gw2, gv2, d, 2.0);
+      Tensor g_cmat = matmul(a.w, gc_w2);                             // gC = W1 diag(gc) W2
+      gz = Tensor::empty({2 * m, d}, z1.dtype(), z1.device());
+      Tensor gz1 = slice(gz, 0, 0, m), gz2 = slice(gz, 0, m, 2 * m);
+      matmul_out(gg1, a.zc, gz1);
+      matmul_out(g_cmat, b.zc, gz1, 1.0, 1.0);
+      matmul_out(transpose(g_cmat), a.zc, gz2);
+      matmul_out(gg2, b.zc, gz2, 1.0, 1.0);
     }
   }
   if (want_grad)
-    record("intl_loss_spectral", {z1, z2}, loss, [gz1, gz2](const Tensor& g) {
-      return std::vector<Tensor>{mul(gz1, g), mul(gz2, g)};
+    record("intl_loss_spectral", {z1, z2}, loss, [gz, m](const Tensor& g) {
+      return std::vector<Tensor>{mul(slice(gz, 0, 0, m), g), mul(slice(gz, 0, m, 2 * m), g)};
     });
   return loss;
 }

@@ -14,7 +14,7 @@
 namespace intl::cpu {
 namespace {
 
-constexpr int64_t kParallelGrain = 1 << 15;  // elements below which threads cost more than they give
+constexpr int64_t kParallelGrain = 1 << 17;  // elements below which threads cost more than they give
 
 template <class Src, class Dst> void copy_typed(const Tensor& src, const Tensor& dst) {
   const Src* s = static_cast<const Src*>(src.raw_data());

@@ -27,7 +27,7 @@ GemmOperand gemm_operand(const Tensor& x) {
   return {c, false, cols, r == 3 ? rows * cols : 0};
 }
 
-// c (batch x m x n, contiguous) = alpha a b + beta c.
+// c (batch x m x n; rows may be strided, columns contiguous) = alpha a b + beta c.
 void gemm_into(const Tensor& a, const Tensor& b, const Tensor& c, double alpha, double beta) {
   const GemmOperand A = gemm_operand(a), B = gemm_operand(b);
   GemmArgs g;
@@ -40,13 +40,25 @@ void gemm_into(const Tensor& a, const Tensor& b, const Tensor& c, double alpha, 
   g.beta = beta;
   g.a = A.t.raw_data(); g.lda = A.ld; g.stride_a = A.batch_stride;
   g.b = B.t.raw_data(); g.ldb = B.ld; g.stride_b = B.batch_stride;
-  g.c = c.raw_data();   g.ldc = g.n;  g.stride_c = g.m * g.n;
+  g.c = c.raw_data();   g.ldc = c.strides()[size_t(c.dim() - 2)];  g.stride_c = c.dim() == 3 ? c.strides()[0] : 0;
   g.batch = c.dim() == 3 ? c.size(0) : 1;
   g.dtype = c.dtype();
   backend(c.device()).gemm(g);
 }
 
 }  // namespace
+
+void matmul_out(const Tensor& a, const Tensor& b, const Tensor& out, double alpha, double beta) {
+  check_same("matmul_out", a, b);
+  check_same("matmul_out", a, out);
+  check(a.dim() == 2 && b.dim() == 2 && out.dim() == 2 && a.size(1) == b.size(0) && out.size(0) == a.size(0) &&
+            out.size(1) == b.size(1),
+        "matmul_out: shapes " + shape_str(a.shape()) + " @ " + shape_str(b.shape()) + " -> " +
+            shape_str(out.shape()));
+  check((out.strides()[1] == 1 || out.size(1) == 1) && out.strides()[0] >= out.size(1),
+        "matmul_out: the output's rows must be contiguous");
+  gemm_into(a, b, out, alpha, beta);
+}
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
   check_same("matmul", a, b);
