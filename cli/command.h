@@ -24,7 +24,11 @@ struct CommonOptions {
   uint64_t seed = 0;
   std::string out;               // result folder; empty: runs/<study>-<time>
   bool verbose = false;
+  std::string precision = "fp32";  // GPU GEMMs and convolutions: fp32 | bf16 (engine/cuda/precision.h)
 };
 void add_common_options(CLI::App& cmd, CommonOptions& opts);
+
+// Whether any command was given --verbose: main then prints the allocators' counters when the command ends.
+bool verbose_requested();
 
 }  // namespace intl::cli

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "engine/cuda/precision.h"
 #include "engine/error.h"
 
 namespace intl::cli {
@@ -84,6 +85,10 @@ void apply_config_file(CLI::App& cmd) {
 
 }  // namespace
 
+namespace {
+bool g_verbose = false;
+}  // namespace
+
 void add_common_options(CLI::App& cmd, CommonOptions& opts) {
   cmd.add_option("--device", opts.device, "cpu | cuda | auto (cuda when a GPU is usable)")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
@@ -94,7 +99,16 @@ void add_common_options(CLI::App& cmd, CommonOptions& opts) {
   cmd.set_config("--config", "", "JSON file with any of this command's options (keys without dashes); the command line wins");
   cmd.allow_config_extras(CLI::config_extras_mode::error);
   cmd.parse_complete_callback([&cmd] { apply_config_file(cmd); });
-  cmd.add_flag("--verbose,-v", opts.verbose, "print allocator counters and more detail");
+  cmd.add_flag("--verbose,-v", opts.verbose, "print allocator counters and more detail")
+      ->each([](const std::string&) { g_verbose = true; });
+  cmd.add_option("--precision", opts.precision,
+                 "GPU GEMMs and convolutions: fp32 | bf16 (bfloat16 inputs, float32 accumulation; whitening, "
+                 "eigensolvers and losses stay float32); the CPU computes in float32 either way")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->each([](const std::string& name) { set_matmul_precision(parse_matmul_precision(name)); })
+      ->capture_default_str();
 }
+
+bool verbose_requested() { return g_verbose; }
 
 }  // namespace intl::cli

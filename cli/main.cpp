@@ -7,6 +7,7 @@
 
 #include "cli/command.h"
 #include "engine/allocator.h"
+#include "engine/cuda/allocator.h"
 #include "engine/error.h"
 
 // OpenMP threads that spin while waiting steal the cores from the threads doing work whenever the machine
@@ -17,6 +18,18 @@ static void ensure_passive_openmp_wait(char** argv) {
   if (std::getenv("OMP_WAIT_POLICY")) return;
   setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
   execv("/proc/self/exe", argv);  // returns only on failure: then run on with the default policy
+}
+
+// --verbose: what each allocator holds at the end of the command (system_allocs counts cudaMalloc calls on
+// the GPU); a training step that reuses its memory shows the same count after one step as after many.
+static void print_allocator_counters() {
+  auto line = [](const char* name, const intl::AllocatorStats& st) {
+    std::fprintf(stderr, "intl: %s allocator: active %.1f MB, peak %.1f MB, cached %.1f MB, %zu system allocations\n",
+                 name, st.active_bytes / 1e6, st.peak_bytes / 1e6, st.cached_bytes / 1e6, st.system_allocs);
+  };
+  line("cpu", intl::cpu_allocator_stats());
+  const intl::AllocatorStats gpu = intl::cuda_allocator_stats();
+  if (gpu.system_allocs > 0) line("cuda", gpu);
 }
 
 int main(int argc, char** argv) {
@@ -33,6 +46,7 @@ int main(int argc, char** argv) {
   intl::cli::add_bench_command(app);
   try {
     app.parse(argc, argv);
+    if (intl::cli::verbose_requested()) print_allocator_counters();
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
