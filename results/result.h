@@ -118,6 +118,8 @@ std::string result_to_text(const Result& result);
 // A header with the build facts (INTL_VERSION, INTL_GIT_REV, INTL_BUILD_TYPE, omp_get_max_threads()) and
 // started_at = now. The caller fills device, device_name, seed and, when done, wall_s.
 Header make_header(const std::string& command, const std::string& study);
+// What to put in Header::device_name: the processor's model name for the CPU, the GPU's name for CUDA.
+std::string device_description(bool cuda);
 std::string utc_timestamp();  // now, as 2026-11-29T07:00:00Z
 
 }  // namespace intl::results

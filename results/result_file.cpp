@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "engine/backend.h"
 #include "engine/error.h"
 #include "results/result.h"
 
@@ -182,6 +183,18 @@ std::string utc_timestamp() {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
+}
+
+std::string device_description(bool cuda) {
+  if (cuda) return cuda_device_name();
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) {
+      const size_t start = line.find_first_not_of(' ', line.find(':') + 1);
+      return start == std::string::npos ? "cpu" : line.substr(start);
+    }
+  return "cpu";
 }
 
 Header make_header(const std::string& command, const std::string& study) {

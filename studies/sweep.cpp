@@ -21,17 +21,6 @@ using json = nlohmann::json;
 
 constexpr int kSyntheticTrain = 5000, kSyntheticTest = 1000;
 
-std::string cpu_model_name() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) {
-      std::string name = line.substr(line.find(':') + 1);
-      return name.substr(std::min(name.size(), name.find_first_not_of(' ')));
-    }
-  return "cpu";
-}
-
 CifarDataset first_images(CifarDataset data, int limit) {
   if (limit > 0 && limit < data.size()) {
     data.labels.resize(size_t(limit));
@@ -134,7 +123,7 @@ Sweep::Sweep(const std::string& study, const std::string& command, const std::st
   }
   result_.header = results::make_header(command, study);
   result_.header.device = device_name(device);
-  result_.header.device_name = device == Device::cpu ? cpu_model_name() : cuda_device_name();
+  result_.header.device_name = results::device_description(device != Device::cpu);
   result_.header.seed = seed;
   result_.config = config;
 }

@@ -120,17 +120,6 @@ bool prepare_out_dir(const std::string& dir) {
   return !existed;
 }
 
-std::string cpu_model_name() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("model name", 0) == 0) {
-      const size_t colon = line.find(':');
-      if (colon != std::string::npos) return line.substr(line.find_first_not_of(' ', colon + 1));
-    }
-  return "cpu";
-}
-
 std::string fmt(const char* format, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, format, v);
@@ -170,7 +159,7 @@ void run_command(const Toy2dCommand& c) {
   try {
     results::Header header = results::make_header("run toy2d", "toy2d");
     header.device = "cpu";
-    header.device_name = cpu_model_name();
+    header.device_name = results::device_description(false);
     header.seed = options.seed;
     const bool tty = isatty(fileno(stderr));
     for (size_t i = 0; i < grid.size(); ++i) {
