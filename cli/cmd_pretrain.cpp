@@ -1,5 +1,7 @@
-// `intl pretrain cifar10|cifar100 --data-dir DIR`: INTL pre-training with the paper's recipe (SPEC 3.4),
-// every number an option (or a key of --config FILE.json; experiments/cifar10.json is the paper's run).
+// `intl pretrain cifar10|cifar100|imagenet100|imagenet --data-dir DIR`: INTL pre-training with the paper's
+// recipe (SPEC 3.4), every number an option (or a key of --config FILE.json; experiments/cifar10.json,
+// imagenet100.json and imagenet.json are the paper's runs). For the image-folder datasets, options left unset
+// take that dataset's recipe (Table C, E.2) rather than CIFAR's defaults shown by --help.
 // Exit status: 0 done, 1 failure or divergence, 2 bad options, 130 stopped by Ctrl-C (resumable).
 #include <cstdio>
 
@@ -9,15 +11,66 @@
 
 namespace intl::cli {
 
+namespace {
+
+// The paper's ImageNet-100 (Table C) and ImageNet (E.2) recipes for the options the command line and
+// --config left unset.
+void apply_image_folder_recipe(CLI::App& cmd, train::PretrainOptions& o) {
+  auto unset = [&](const char* name) { return cmd.get_option(name)->count() == 0; };
+  const bool in100 = o.dataset == "imagenet100";
+  if (unset("--arch")) o.model.arch = in100 ? "resnet18" : "resnet50";
+  if (unset("--stem")) o.model.stem = "imagenet";
+  if (unset("--projector"))
+    o.model.projector = in100 ? std::vector<int64_t>{4096, 4096, 8192} : std::vector<int64_t>{8192, 8192, 8192};
+  if (unset("--zero-init-residual")) o.model.zero_init_residual = !in100;
+  if (unset("--epochs")) o.epochs = in100 ? 400 : 100;
+  if (unset("--batch-size")) o.batch_size = in100 ? 128 : 256;
+  if (unset("--lr")) o.lr = 0;  // the recipe's, by epoch budget for ImageNet
+  if (unset("--weight-decay")) o.weight_decay = in100 ? 2.5e-5 : 1e-5;
+  if (unset("--decay-1d")) o.decay_1d = in100;
+  if (unset("--image-size")) o.image_size = 224;
+  if (unset("--linear-epochs")) o.linear_epochs = 100;
+  if (unset("--eval-every")) o.eval_every = in100 ? 20 : 0;
+  if (unset("--final-eval")) o.final_eval = in100 ? std::vector<std::string>{"knn", "linear"}
+                                                  : std::vector<std::string>{"linear"};
+  if (unset("--workers")) o.workers = 8;
+}
+
+}  // namespace
+
 void add_pretrain_command(CLI::App& app) {
   auto o = std::make_shared<train::PretrainOptions>();
   auto common = std::make_shared<CommonOptions>();
   auto* cmd = app.add_subcommand("pretrain", "self-supervised pre-training with INTL (SPEC 3.4), then kNN and linear "
                                              "evaluation");
-  cmd->add_option("dataset", o->dataset, "cifar10 | cifar100")
+  cmd->add_option("dataset", o->dataset, "cifar10 | cifar100 | imagenet100 | imagenet")
       ->required()
       ->check(CLI::IsMember({"cifar10", "cifar100", "imagenet100", "imagenet"}));
-  cmd->add_option("--data-dir", o->data_dir, "folder holding the dataset's binary files")->required();
+  cmd->add_option("--data-dir", o->data_dir,
+                  "CIFAR: folder holding the binary files; ImageNet: folder holding train/CLASS/* and val/CLASS/*")
+      ->required();
+  cmd->add_option("--classes", o->classes_file,
+                  "image folders: keep only the classes named in FILE, one per line (ImageNet-100: "
+                  "experiments/imagenet100_classes.txt over a full ImageNet folder; unset: every class folder)");
+  cmd->add_option("--on-bad-image", o->on_bad_image,
+                  "image folders: an image that does not decode is skipped (counted in the result) or fails the run")
+      ->check(CLI::IsMember({"skip", "fail"}))
+      ->capture_default_str();
+  cmd->add_flag("--ema,!--no-ema", o->ema, "momentum target network (m0 --ema-momentum, cosine to 1; target on crop 0)");
+  cmd->add_option("--ema-momentum", o->ema_momentum, "m0 of the momentum target network")->capture_default_str();
+  cmd->add_flag("--multi-crop,!--no-multi-crop", o->multi_crop,
+                "image folders: Table B's six crops (224, 224, 192, 160, 128, 96 at --image-size 224) and the "
+                "multi-crop loss");
+  cmd->add_option("--decay-1d", o->decay_1d, "weight decay on 1-D parameters too (biases, batch-norm)")
+      ->capture_default_str();
+  cmd->add_option("--zero-init-residual", o->model.zero_init_residual,
+                  "the last BN of each residual branch starts at weight 0")
+      ->capture_default_str();
+  cmd->add_option("--linear-lr", o->linear_lr,
+                  "image folders: linear-protocol rate per 256 images (0: 0.2, or 0.4 for multi-crop + EMA)")
+      ->capture_default_str();
+  cmd->add_option("--linear-batch-size", o->linear_batch_size, "image folders: batch of the linear protocol")
+      ->capture_default_str();
   cmd->add_option("--arch", o->model.arch, "backbone: resnet18 | resnet34 | resnet50")->capture_default_str();
   cmd->add_option("--stem", o->model.stem, "cifar (conv 3x3, no max pool) | imagenet")->capture_default_str();
   cmd->add_option("--base-width", o->model.base_width, "channels of the stem and layer1 (64 is ResNet-18)")
@@ -30,7 +83,10 @@ void add_pretrain_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--epochs", o->epochs, "training epochs")->capture_default_str();
   cmd->add_option("--batch-size", o->batch_size, "images per step (two views each)")->capture_default_str();
-  cmd->add_option("--lr", o->lr, "learning rate per 256 images (the rate used is lr x batch-size / 256)")
+  cmd->add_option("--lr", o->lr,
+                  "learning rate per 256 images (the rate used is lr x batch-size / 256); 0: the recipe's (CIFAR "
+                  "0.3, ImageNet-100 1.0 = 0.5 at batch 128, ImageNet 0.5 / 0.4 / 0.3 for <= 100 / <= 400 / more "
+                  "epochs)")
       ->capture_default_str();
   cmd->add_option("--momentum", o->momentum, "SGD momentum")->capture_default_str();
   cmd->add_option("--weight-decay", o->weight_decay, "SGD weight decay (on every parameter)")->capture_default_str();
@@ -58,9 +114,8 @@ void add_pretrain_command(CLI::App& app) {
   cmd->add_option("--max-steps", o->max_steps, "stop after this many steps in all (checks of scaled-down runs)")
       ->group("");
   add_common_options(*cmd, *common);
-  cmd->callback([o, common] {
-    if (o->dataset == "imagenet100" || o->dataset == "imagenet")
-      throw UsageError("pretrain " + o->dataset + " is not available in this build yet (cifar10 and cifar100 are)");
+  cmd->callback([o, common, cmd] {
+    if (train::is_image_folder_dataset(o->dataset)) apply_image_folder_recipe(*cmd, *o);
     o->device = common->device;
     o->seed = common->seed;
     o->out = common->out;

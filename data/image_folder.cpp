@@ -166,6 +166,20 @@ ImageFolder::ImageFolder(const std::string& dir, ImageFolderOptions options)
   if (classes_.empty())
     throw Error(dir + ": no class folders (expected " + dir + "/CLASS/IMAGE.JPEG, one folder per class)");
 
+  std::map<std::string, bool> subset;  // file name -> found
+  if (!options_.subset_file.empty()) {
+    std::ifstream in(options_.subset_file);
+    if (!in) throw Error(options_.subset_file + ": cannot read the subset file (" + std::strerror(errno) + ")");
+    std::string text;
+    while (std::getline(in, text)) {
+      const std::string name = trim(text);
+      if (!name.empty() && name[0] != '#') subset[fs::path(name).filename().string()] = false;
+    }
+    if (subset.empty()) throw Error(options_.subset_file + ": the subset file names no image");
+  }
+  check(options_.max_images >= 0, "image folder: max_images must be >= 0");
+  const int nclasses = int(classes_.size());
+
   offsets_.push_back(0);
   std::vector<std::string> relative;
   for (size_t k = 0; k < classes_.size(); ++k) {
@@ -174,6 +188,23 @@ ImageFolder::ImageFolder(const std::string& dir, ImageFolderOptions options)
     if (relative.empty())
       throw Error((root / classes_[k]).string() + ": the class folder holds no image (.jpg, .jpeg or .png); "
                   "add its images or remove the folder");
+    if (!subset.empty()) {
+      std::vector<std::string> kept;
+      for (const std::string& r : relative) {
+        auto it = subset.find(fs::path(r).filename().string());
+        if (it == subset.end()) continue;
+        it->second = true;
+        kept.push_back(r);
+      }
+      if (kept.empty())
+        throw Error(options_.subset_file + ": names no image of class " + classes_[k] + " (in " + dir +
+                    "); is it the subset of this folder?");
+      relative.swap(kept);
+    }
+    if (options_.max_images > 0) {
+      const size_t quota = size_t(options_.max_images / nclasses + (int(k) < options_.max_images % nclasses));
+      if (relative.size() > quota) relative.resize(quota);
+    }
     for (const std::string& r : relative) {
       names_ += r;
       offsets_.push_back(names_.size());
@@ -181,6 +212,11 @@ ImageFolder::ImageFolder(const std::string& dir, ImageFolderOptions options)
     }
   }
   check(labels_.size() < size_t(INT32_MAX), dir + ": more than 2^31 images");
+  check(!labels_.empty(), dir + ": max_images " + std::to_string(options_.max_images) + " keeps no image");
+  for (const auto& [name, found] : subset)
+    if (!found)
+      throw Error(options_.subset_file + ": image " + name + " is in no class folder of " + dir +
+                  (options_.classes_file.empty() ? "" : " (restricted to " + options_.classes_file + ")"));
 }
 
 std::string ImageFolder::path(int index) const {

@@ -35,6 +35,14 @@ struct ImageFolderOptions {
   // labelled in sorted order, as a folder holding only them would be.
   std::string classes_file;
   bool warn_on_skip = true;  // one line on stderr per skipped image
+  // Empty: every image. Otherwise a file of image file names, one per line (SimCLR's 1percent.txt /
+  // 10percent.txt: "n01440764_10026.JPEG"); an image is kept when its file name (without folders) is listed.
+  // Listed names found nowhere are an error naming the first; a class left without images too.
+  std::string subset_file;
+  // 0: every image. N > 0: N images taken round-robin over the classes (the first images of each class in
+  // folder order, class k getting N / classes images, plus one for the first N % classes classes), for
+  // scaled-down runs. A class with fewer images gives what it has.
+  int max_images = 0;
 };
 
 class ImageFolder : public ImageSource {

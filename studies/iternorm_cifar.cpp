@@ -185,7 +185,7 @@ results::Result run_iternorm_cifar(const IternormCifarOptions& options) {
   eval.knn_options.k = 5;
   eval.linear_options.epochs = std::max(1, o.linear_epochs);
   eval.linear_options.seed = o.seed;
-  eval.features = train::FeatureOptions{256, o.workers, o.image_size, device};
+  eval.features = train::FeatureOptions{256, o.workers, o.image_size, device, std::nullopt};
 
   for (size_t ti = 0; ti < o.T.size(); ++ti)
     for (const std::string& tl : o.trace_loss) {

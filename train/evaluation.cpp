@@ -21,9 +21,12 @@ LoadedBackbone load_backbone(const std::string& path, const SslModelConfig& fall
     const CheckpointState state = read_checkpoint_state(path);
     out.config = ssl_model_config_from_json(state.model, "checkpoint '" + path + "'");
     out.dataset = state.recipe.value("dataset", "");
+    out.recipe = state.recipe;
   } else if (auto it = file.metadata.find(backbone_metadata_key); it != file.metadata.end()) {
     try {  // backbone.safetensors of `intl pretrain` describes its network
-      out.config = ssl_model_config_from_json(nlohmann::json::parse(it->second), "'" + path + "'");
+      const nlohmann::json description = nlohmann::json::parse(it->second);
+      out.config = ssl_model_config_from_json(description, "'" + path + "'");
+      out.recipe = {{"ema", description.value("ema", false)}, {"multi-crop", description.value("multi_crop", false)}};
     } catch (const nlohmann::json::exception& e) {
       throw Error("'" + path + "': the \"" + backbone_metadata_key + "\" metadata is not valid JSON (" + e.what() +
                   ")");
@@ -68,8 +71,8 @@ CifarDataset load_cifar_subset(const std::string& dir, CifarKind kind, Split spl
   return data;
 }
 
-std::map<std::string, double> evaluate_backbone(ResNet& backbone, const CifarDataset& train,
-                                                const CifarDataset& test, const EvalOptions& o) {
+std::map<std::string, double> evaluate_backbone(ResNet& backbone, const ImageSource& train,
+                                                const ImageSource& test, const EvalOptions& o) {
   std::map<std::string, double> metrics;
   if (!o.knn && !o.linear) return metrics;
   const FeatureSet train_features = extract_features(backbone, train, o.features);

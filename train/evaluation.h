@@ -25,6 +25,7 @@ struct LoadedBackbone {
   std::shared_ptr<ResNet> backbone;
   SslModelConfig config;        // the description used
   std::string dataset;          // the checkpoint's training dataset ("" for plain weights)
+  nlohmann::json recipe;        // the checkpoint's training recipe (null for plain weights)
 };
 LoadedBackbone load_backbone(const std::string& path, const SslModelConfig& fallback);
 
@@ -40,7 +41,7 @@ struct EvalOptions {
 };
 
 // Metrics by name (knn_metric_name(options), linear_top1, linear_top5) of the backbone on (train, test).
-std::map<std::string, double> evaluate_backbone(ResNet& backbone, const CifarDataset& train,
-                                                const CifarDataset& test, const EvalOptions& options);
+std::map<std::string, double> evaluate_backbone(ResNet& backbone, const ImageSource& train,
+                                                const ImageSource& test, const EvalOptions& options);
 
 }  // namespace intl::train

@@ -1,6 +1,7 @@
 // Feature extraction over the evaluation loader (data/loader.h in evaluation mode).
 #include "train/features.h"
 
+#include <cmath>
 #include <cstring>
 
 #include "data/loader.h"
@@ -8,9 +9,22 @@
 
 namespace intl::train {
 
-FeatureSet extract_features(ResNet& backbone, const CifarDataset& data, const FeatureOptions& options) {
-  LoaderConfig config = cifar_eval_loader_config(options.batch_size, options.workers);
-  config.views.view1.out_size = options.image_size;
+CenterCropConfig center_crop_for(int side) {
+  CenterCropConfig c;
+  c.crop = side;
+  c.resize = int(std::lround(side * 256.0 / 224.0));
+  return c;
+}
+
+FeatureSet extract_features(ResNet& backbone, const ImageSource& data, const FeatureOptions& options) {
+  LoaderConfig config = options.center_crop ? imagenet_eval_loader_config(options.batch_size, options.workers)
+                                            : cifar_eval_loader_config(options.batch_size, options.workers);
+  if (options.center_crop) {
+    config.center_crop = options.center_crop;
+    config.views.view1.out_size = options.center_crop->crop;
+  } else {
+    config.views.view1.out_size = options.image_size;
+  }
   Loader loader(data, config);
   const bool was_training = backbone.training();
   backbone.eval();
@@ -18,7 +32,7 @@ FeatureSet extract_features(ResNet& backbone, const CifarDataset& data, const Fe
   const int64_t d = backbone.feature_dim();
   FeatureSet out;
   out.features = Tensor::empty({int64_t(data.size()), d});  // (n, d)
-  out.labels = data.labels;
+  out.labels.resize(data.size());
   out.num_classes = data.num_classes();
   float* dst = out.features.data<float>();
   loader.start_epoch(0);
@@ -29,6 +43,7 @@ FeatureSet extract_features(ResNet& backbone, const CifarDataset& data, const Fe
     if (options.device != Device::cpu) x = x.to(options.device);
     const std::vector<float> f = backbone.forward(x).to_floats();  // (n, d)
     std::memcpy(dst + row * d, f.data(), f.size() * sizeof(float));
+    for (int i = 0; i < batch->n; ++i) out.labels[row + i] = batch->labels[i];  // after any replacement
     row += batch->n;
   }
   backbone.train(was_training);

@@ -18,6 +18,8 @@ namespace {
 
 constexpr uint64_t kClassifierStream = 7;  // Linear init stream, apart from the projector's
 
+}  // namespace
+
 // Percent of rows whose label is among the `k` largest logits (ties: the lower class first).
 double top_k_accuracy(const std::vector<float>& logits, const std::vector<int32_t>& labels, int classes, int k) {
   int64_t right = 0;
@@ -31,8 +33,6 @@ double top_k_accuracy(const std::vector<float>& logits, const std::vector<int32_
   }
   return rows ? 100.0 * double(right) / double(rows) : 0.0;
 }
-
-}  // namespace
 
 LinearEvalResult linear_eval(const FeatureSet& train, const FeatureSet& test, const LinearEvalOptions& o) {
   check(train.features.dim() == 2 && test.features.dim() == 2 && train.features.size(1) == test.features.size(1),

@@ -3,6 +3,7 @@
 // over 500 epochs; weight decay 5e-6; batch 1000, reshuffled every epoch); top-1 and top-5 on the test set.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "train/features.h"
 
@@ -20,6 +21,10 @@ struct LinearEvalResult {
   double top1 = 0, top5 = 0;  // percent on the test set
   double final_loss = 0;      // mean training loss of the last epoch
 };
+
+// Percent of rows (logits (rows, classes) row-major) whose label is among the k largest logits (ties: the
+// lower class first).
+double top_k_accuracy(const std::vector<float>& logits, const std::vector<int32_t>& labels, int classes, int k);
 
 LinearEvalResult linear_eval(const FeatureSet& train, const FeatureSet& test, const LinearEvalOptions& options);
 

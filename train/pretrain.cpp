@@ -1,4 +1,4 @@
-// The CIFAR pre-training run: options -> data, network, optimizer, schedule -> the training loop -> the
+// The pre-training run (CIFAR binaries or ImageNet-style folders): options -> data, network, optimizer, schedule -> the training loop -> the
 // final evaluation and the result file.
 #include "train/pretrain.h"
 
@@ -9,15 +9,20 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 
+#include "data/image_folder.h"
 #include "data/loader.h"
+#include "engine/autograd.h"
 #include "engine/backend.h"
 #include "engine/error.h"
 #include "engine/optim/schedule.h"
 #include "losses/intl_loss.h"
+#include "models/ema.h"
 #include "models/safetensors.h"
 #include "plot/figures.h"
 #include "train/evaluation.h"
+#include "train/supervised.h"
 #include "train/trainer.h"
 
 namespace intl::train {
@@ -48,12 +53,19 @@ void validate(const PretrainOptions& o) {
   auto need = [](bool ok, const std::string& message) {
     if (!ok) throw UsageError(message);
   };
-  need(!o.data_dir.empty(), "--data-dir is required: the folder holding the CIFAR binary files");
+  const bool folder = is_image_folder_dataset(o.dataset);
+  need(!o.data_dir.empty(), folder ? "--data-dir is required: the folder holding train/CLASS/*.JPEG and val/CLASS/*.JPEG"
+                                   : "--data-dir is required: the folder holding the CIFAR binary files");
+  need(folder || (o.classes_file.empty() && !o.multi_crop),
+       "--classes and --multi-crop are for the image-folder datasets (imagenet100, imagenet)");
+  need(o.on_bad_image == "skip" || o.on_bad_image == "fail", "--on-bad-image takes skip or fail");
+  need(o.ema_momentum > 0 && o.ema_momentum <= 1, "--ema-momentum must be in (0, 1]");
+  need(o.linear_lr >= 0 && o.linear_batch_size >= 1, "--linear-lr must be >= 0 and --linear-batch-size >= 1");
   need(o.epochs >= 1, "--epochs must be >= 1, found " + std::to_string(o.epochs));
   need(o.batch_size >= 2, "--batch-size must be >= 2 (whitening needs two samples), found " +
                               std::to_string(o.batch_size));
   need(o.T >= 0, "--T must be >= 0, found " + std::to_string(o.T));
-  need(o.lr > 0, "--lr must be positive");
+  need(o.lr >= 0, "--lr must be positive (or 0: the recipe's rate)");
   need(o.warmup_epochs >= 0 && o.warmup_epochs <= o.epochs, "--warmup-epochs must be in 0..--epochs");
   need(o.final_lr_ratio >= 0, "--final-lr-ratio must be >= 0");
   need(o.image_size >= 8, "--image-size must be >= 8, found " + std::to_string(o.image_size));
@@ -76,7 +88,7 @@ bool wants(const PretrainOptions& o, const std::string& what) {
 }  // namespace
 
 json pretrain_recipe_json(const PretrainOptions& o) {
-  return {{"dataset", o.dataset},         {"arch", o.model.arch},
+  json j = {{"dataset", o.dataset},         {"arch", o.model.arch},
           {"stem", o.model.stem},         {"base-width", o.model.base_width},
           {"projector", o.model.projector}, {"T", o.T},
           {"beta", o.beta},               {"epochs", o.epochs},
@@ -85,6 +97,26 @@ json pretrain_recipe_json(const PretrainOptions& o) {
           {"warmup-epochs", o.warmup_epochs}, {"final-lr-ratio", o.final_lr_ratio},
           {"image-size", o.image_size},   {"train-images", o.train_images},
           {"seed", o.seed}};
+  // Keys added for the image-folder runs appear only when they differ from the CIFAR recipe, so that
+  // checkpoints written before them still resume.
+  if (!o.classes_file.empty()) j["classes"] = o.classes_file;
+  if (o.ema) {
+    j["ema"] = true;
+    j["ema-momentum"] = o.ema_momentum;
+  }
+  if (o.multi_crop) j["multi-crop"] = true;
+  if (!o.decay_1d) j["decay-1d"] = false;
+  return j;
+}
+
+double recipe_base_lr(const std::string& dataset, int epochs) {
+  if (dataset == "imagenet100") return 1.0;  // x 128 / 256: Table C's 0.5 at batch 128
+  if (dataset == "imagenet") return epochs <= 100 ? 0.5 : epochs <= 400 ? 0.4 : 0.3;
+  return 0.3;
+}
+
+bool is_image_folder_dataset(const std::string& dataset) {
+  return dataset == "imagenet" || dataset == "imagenet100";
 }
 
 json pretrain_options_json(const PretrainOptions& o) {
@@ -99,6 +131,11 @@ json pretrain_options_json(const PretrainOptions& o) {
   j["keep"] = o.keep;
   j["max-steps"] = o.max_steps;
   j["device"] = o.device;
+  if (is_image_folder_dataset(o.dataset)) {
+    j["on-bad-image"] = o.on_bad_image;
+    j["linear-lr"] = o.linear_lr;
+    j["linear-batch-size"] = o.linear_batch_size;
+  }
   return j;
 }
 
@@ -118,22 +155,74 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
   }
 
   const Device device = resolve_device(o.device);
-  const CifarKind kind = parse_cifar_kind(o.dataset);
-  const CifarDataset train_data = load_cifar_subset(o.data_dir, kind, Split::train, o.train_images);
+  const bool folder = is_image_folder_dataset(o.dataset);
+  if (o.lr == 0) o.lr = recipe_base_lr(o.dataset, o.epochs);
   const bool final_eval = wants(o, "knn") || wants(o, "linear");
   const bool any_eval = final_eval || o.eval_every > 0;
-  const CifarDataset test_data = any_eval ? load_cifar_subset(o.data_dir, kind, Split::test, o.test_images)
-                                          : CifarDataset{};
+  std::unique_ptr<ImageSource> train_source, test_source;
+  const ImageFolder* train_folder = nullptr;
+  const ImageFolder* test_folder = nullptr;
+  if (folder) {
+    ImageFolderOptions fo;
+    fo.on_bad_image = parse_bad_image_policy(o.on_bad_image);
+    fo.classes_file = o.classes_file;
+    fo.max_images = o.train_images;
+    auto train_images = std::make_unique<ImageFolder>(image_folder_split_dir(o.data_dir, Split::train), fo);
+    train_folder = train_images.get();
+    train_source = std::move(train_images);
+    if (any_eval) {
+      fo.max_images = o.test_images;
+      auto val_images = std::make_unique<ImageFolder>(image_folder_split_dir(o.data_dir, Split::test), fo);
+      if (val_images->classes() != train_folder->classes())
+        throw Error(o.data_dir + ": train/ and val/ hold different class folders (" +
+                    std::to_string(train_folder->num_classes()) + " and " +
+                    std::to_string(val_images->num_classes()) + "); they must match");
+      test_folder = val_images.get();
+      test_source = std::move(val_images);
+    }
+  } else {
+    const CifarKind kind = parse_cifar_kind(o.dataset);
+    train_source = std::make_unique<CifarDataset>(load_cifar_subset(o.data_dir, kind, Split::train, o.train_images));
+    test_source = std::make_unique<CifarDataset>(
+        any_eval ? load_cifar_subset(o.data_dir, kind, Split::test, o.test_images) : CifarDataset{});
+  }
+  const ImageSource& train_data = *train_source;
+  const ImageSource& test_data = *test_source;
 
+  o.model.ema = o.ema;
   SslModel model(o.model);
   model.to(device);
   std::vector<NamedTensor> params;
-  for (auto& [name, t] : model.named_parameters()) params.push_back({name, t});
-  Sgd sgd(params, SgdOptions{o.momentum, o.weight_decay, false, /*decay_1d=*/true});
+  for (auto& [name, t] : model.online_parameters()) params.push_back({name, t});
+  Sgd sgd(params, SgdOptions{o.momentum, o.weight_decay, false, o.decay_1d});
+  std::unique_ptr<EmaUpdater> ema_backbone, ema_projector;
+  if (o.ema) {
+    ema_backbone = std::make_unique<EmaUpdater>(model.backbone(), model.target()->backbone());
+    ema_projector = std::make_unique<EmaUpdater>(model.projector(), model.target()->projector());
+    if (resume_from.empty()) {  // the target starts as a copy of the online network (resumed: from the checkpoint)
+      ema_backbone->copy_online();
+      ema_projector->copy_online();
+    }
+  }
 
-  LoaderConfig loader_config = cifar_train_loader_config(o.batch_size, o.seed, o.workers);
-  loader_config.views.view1.out_size = loader_config.views.view2.out_size = o.image_size;
+  LoaderConfig loader_config;
+  if (!folder) {
+    loader_config = cifar_train_loader_config(o.batch_size, o.seed, o.workers);
+    loader_config.views.view1.out_size = loader_config.views.view2.out_size = o.image_size;
+  } else {
+    loader_config = o.multi_crop ? imagenet_multi_crop_loader_config(o.batch_size, o.seed, o.workers)
+                                 : imagenet_train_loader_config(o.batch_size, o.seed, o.workers);
+    // Sizes scale with --image-size (224: the paper's); so does the blur kernel (23 at 224), kept odd.
+    auto scale_view = [&](AugmentConfig& v) {
+      v.out_size = std::max(8, int(std::lround(v.out_size * o.image_size / 224.0)));
+      v.blur_kernel = std::max(3, int(std::lround(23.0 * v.out_size / 224.0)) | 1);
+    };
+    scale_view(loader_config.views.view1);
+    scale_view(loader_config.views.view2);
+    for (AugmentConfig& v : loader_config.crops) scale_view(v);
+  }
   Loader loader(train_data, loader_config);
+  const int views_per_image = loader_config.crops.empty() ? 2 : int(loader_config.crops.size());
   const int steps_per_epoch = loader.steps_per_epoch();
   const int64_t total_steps = int64_t(o.epochs) * steps_per_epoch;
   const WarmupCosine schedule{o.lr * o.batch_size / 256.0, int64_t(std::llround(o.warmup_epochs * steps_per_epoch)),
@@ -144,7 +233,8 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
   eval.knn_options.k = o.knn_k;
   eval.linear_options.epochs = o.linear_epochs;
   eval.linear_options.seed = o.seed;
-  eval.features = FeatureOptions{256, o.workers, o.image_size, device};
+  eval.features = FeatureOptions{256, o.workers, o.image_size, device, std::nullopt};
+  if (folder) eval.features.center_crop = center_crop_for(o.image_size);
 
   results::Result result;
   result.header = results::make_header("pretrain " + o.dataset, "pretrain");
@@ -154,11 +244,19 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
   result.config = pretrain_options_json(o);
   result.config["beta_used"] = beta;
   result.config["base_lr_used"] = schedule.base_lr;
+  if (folder) {
+    result.config["classes_used"] = train_data.num_classes();
+    result.config["train_images_used"] = train_data.size();
+    if (test_folder) result.config["val_images_used"] = test_data.size();
+    result.config["precision"] = "fp32";  // the engine has no reduced-precision types; whitening is fp32 anyway
+  }
   result.runs.emplace_back();
   results::Run& run = result.runs.back();
-  run.name = "intl";
+  run.name = o.ema && o.multi_crop ? "intl multicrop+ema" : o.ema ? "intl ema" : o.multi_crop ? "intl multicrop" : "intl";
   const std::string result_path = (fs::path(o.out) / "RESULT.json").string();
   auto publish = [&] {
+    if (train_folder) run.metrics["skipped_images"] = train_folder->skipped_images();
+    if (test_folder) run.metrics["skipped_val_images"] = test_folder->skipped_images();
     result.header.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
     results::save_result(result, result_path);
   };
@@ -168,15 +266,28 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
   parts.optimizer = &sgd;
   parts.loader = &loader;
   parts.learning_rate = [&](int64_t step) { return schedule.at(step); };
-  parts.loss = [&](const Batch& b) {
-    const Shape shape{b.n, b.channels, b.height, b.width};  // (n, 3, H, W)
-    Tensor x1 = Tensor::from_floats(b.view1, shape), x2 = Tensor::from_floats(b.view2, shape);
-    if (device != Device::cpu) {
-      x1 = x1.to(device);
-      x2 = x2.to(device);
-    }
-    return intl_two_view_loss(model, x1, x2, o.T, beta);
+  auto view_tensor = [&](const Batch& b, size_t v) {
+    const BatchView& view = b.views[v];
+    Tensor x = Tensor::from_floats(view.data, {b.n, b.channels, view.height, view.width});  // (n, 3, H, W)
+    return device != Device::cpu ? x.to(device) : x;
   };
+  parts.loss = [&](const Batch& b) {
+    if (!o.ema && !o.multi_crop) return intl_two_view_loss(model, view_tensor(b, 0), view_tensor(b, 1), o.T, beta);
+    Tensor target;
+    {
+      NoGradGuard no_grad;
+      target = o.ema ? model.target()->embed(view_tensor(b, 0)) : model.embed(view_tensor(b, 0));
+    }
+    std::vector<Tensor> online;
+    for (size_t v = 1; v < b.views.size(); ++v) online.push_back(model.embed(view_tensor(b, v)));
+    return intl_multicrop_loss(online, target, o.T, beta);
+  };
+  if (o.ema)
+    parts.on_step = [&](int64_t global_step, double, double) {
+      const double m = ema_momentum(global_step, total_steps, o.ema_momentum);
+      ema_backbone->update(m, /*copy_buffers=*/false);  // the target keeps its own BN statistics [code]
+      ema_projector->update(m, false);
+    };
   if (o.eval_every > 0)
     parts.evaluate = [&](int epoch) -> std::map<std::string, double> {
       if (epoch + 1 == o.epochs && wants(o, "knn")) return {};  // the final evaluation adds this point
@@ -194,9 +305,14 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
   tc.resume_from = resume_from;
   tc.recipe = pretrain_recipe_json(o);
   tc.model_description = ssl_model_config_to_json(o.model);
-  tc.images_per_step = 2 * o.batch_size;
+  tc.images_per_step = views_per_image * o.batch_size;
   tc.log_every_s = o.log_every;
   tc.label = "pretrain " + o.dataset;
+  if (folder)
+    std::printf("pretrain %s: %d classes from %s%s, %d views per image%s\n", o.dataset.c_str(),
+                train_data.num_classes(), o.data_dir.c_str(),
+                o.classes_file.empty() ? "" : (" (classes " + o.classes_file + ")").c_str(), views_per_image,
+                o.ema ? ", momentum target network" : "");
   std::printf("pretrain %s: %d training images, %d steps per epoch, %d epochs, base lr %.4g, beta %.4g, %s, "
               "out %s\n",
               o.dataset.c_str(), train_data.size(), steps_per_epoch, o.epochs, schedule.base_lr, beta,
@@ -222,14 +338,31 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
     for (double t : times) s += t;
     run.metrics["epoch_time_s"] = s / double(times.size());
   }
+  json description = ssl_model_config_to_json(o.model);
+  if (o.multi_crop) description["multi_crop"] = true;  // picks the evaluation rates of multi-crop + EMA models
   save_safetensors(model.backbone(), (fs::path(o.out) / "backbone.safetensors").string(),
-                   {{backbone_metadata_key, ssl_model_config_to_json(o.model).dump()}});
+                   {{backbone_metadata_key, description.dump()}});
   if (final_eval) {
     EvalOptions final_options = eval;
     final_options.knn = wants(o, "knn");
-    final_options.linear = wants(o, "linear");
+    final_options.linear = wants(o, "linear") && !folder;
     for (const auto& [name, value] : evaluate_backbone(model.backbone(), train_data, test_data, final_options))
       run.metrics[name] = value;
+    if (folder && wants(o, "linear")) {  // the ImageNet linear protocol on augmented images
+      SupervisedOptions so;
+      so.epochs = o.linear_epochs;
+      so.batch_size = o.linear_batch_size;
+      so.lr = o.linear_lr > 0 ? o.linear_lr : (o.ema && o.multi_crop ? 0.4 : 0.2);
+      so.image_size = o.image_size;
+      so.workers = o.workers;
+      so.seed = o.seed;
+      so.device = device;
+      so.label = "linear " + o.dataset;
+      const SupervisedResult r = train_classifier(model.backbone(), train_data, test_data, so);
+      run.metrics["linear_top1"] = r.top1;
+      run.metrics["linear_top5"] = r.top5;
+      result.config["linear_lr_used"] = so.lr * so.batch_size / 256.0;
+    }
     auto& knn_curve = run.curves["knn_top1"];
     const double last_epoch = double(loss_curve.x.empty() ? 0 : loss_curve.x.back());
     const std::string knn_name = knn_metric_name(final_options.knn_options);
@@ -238,6 +371,13 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
       knn_curve.x.push_back(last_epoch);
       knn_curve.y.push_back(run.metrics[knn_name]);
     }
+  }
+  if (train_folder && train_folder->skipped_images() > 0) {
+    std::string list;
+    for (const std::string& p : train_folder->skipped_paths()) list += (list.empty() ? "" : ", ") + p;
+    run.events.push_back({"note", total_steps, "skipped " + std::to_string(train_folder->skipped_images()) +
+                                                   " training images that do not decode: " + list,
+                          json::object()});
   }
   publish();
   plot::write_study_figures(result, o.out);

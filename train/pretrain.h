@@ -1,6 +1,15 @@
-// `intl pretrain cifar10|cifar100`: the INTL benchmark recipe of SPEC 3.4 (defaults below are the paper's)
+// `intl pretrain cifar10|cifar100|imagenet100|imagenet`: the INTL benchmark recipes of SPEC 3.4 (defaults
+// below are CIFAR's; the command line applies ImageNet-100's Table C and ImageNet's E.2 for options left unset)
 // run by the training loop of train/trainer.h, then kNN and linear evaluation. Every number is an option;
-// experiments/cifar10.json and cifar100.json hold the paper's recipes. docs/pretrain.md is the user's guide.
+// experiments/*.json hold the paper's recipes. docs/pretrain.md and docs/imagenet.md are the user's guides.
+//
+// ImageNet-style data (SPEC 4): DIR/train/CLASS/*.JPEG and DIR/val/CLASS/*.JPEG (data/image_folder.h), an
+// optional classes file (ImageNet-100), and a policy for images that do not decode (skipped ones are counted
+// in the result file as metrics skipped_images / skipped_val_images, and listed in an event).
+// --ema adds the momentum target network (SPEC 2: m0 0.996 rising to 1 on a half cosine over the epochs);
+// --multi-crop uses Table B's six crops. With either, the loss is the multi-crop loss of SPEC 2: crop 0 gives
+// the target k (through the momentum network with --ema, else through the online network without gradient),
+// the other crops the online outputs q_i; L = mean_i [norm_mse(q_i, k) + beta INTL(q_i)].
 #pragma once
 #include <cstdint>
 #include <string>
@@ -41,7 +50,22 @@ struct PretrainOptions {
   std::string device = "auto";
   uint64_t seed = 0;
   std::string out;               // result folder; "" : runs/pretrain-<dataset>-<time>
+  // ImageNet-style folders
+  std::string classes_file;      // restrict to these classes (ImageNet-100: experiments/imagenet100_classes.txt)
+  std::string on_bad_image = "skip";  // skip | fail, for images that do not decode
+  bool ema = false;              // momentum target network
+  double ema_momentum = 0.996;   // m0
+  bool multi_crop = false;       // Table B's six crops
+  bool decay_1d = true;          // false: no weight decay on 1-D parameters (biases, batch-norm)
+  // ImageNet linear protocol (SPEC 3.4) at the end of an image-folder run
+  double linear_lr = 0;          // per 256 images; 0: 0.2, or 0.4 for a multi-crop + EMA model
+  int linear_batch_size = 256;
 };
+
+// The base learning rate (per 256 images) of the paper's recipe: CIFAR 0.3, ImageNet-100 0.5, ImageNet by
+// epoch budget (0.5 up to 100 epochs, 0.4 up to 400, 0.3 beyond).
+double recipe_base_lr(const std::string& dataset, int epochs);
+bool is_image_folder_dataset(const std::string& dataset);  // imagenet | imagenet100
 
 // The options as the result file's config (option names as keys), and the part that defines the training
 // (stored in checkpoints, must match on resume).

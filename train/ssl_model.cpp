@@ -8,12 +8,14 @@
 namespace intl::train {
 
 nlohmann::json ssl_model_config_to_json(const SslModelConfig& c) {
-  return {{"arch", c.arch},
-          {"stem", c.stem},
-          {"base_width", c.base_width},
-          {"projector", c.projector},
-          {"zero_init_residual", c.zero_init_residual},
-          {"seed", c.seed}};
+  nlohmann::json j = {{"arch", c.arch},
+                      {"stem", c.stem},
+                      {"base_width", c.base_width},
+                      {"projector", c.projector},
+                      {"zero_init_residual", c.zero_init_residual},
+                      {"seed", c.seed}};
+  if (c.ema) j["ema"] = true;  // absent: no target network (descriptions written before it existed)
+  return j;
 }
 
 SslModelConfig ssl_model_config_from_json(const nlohmann::json& j, const std::string& where) {
@@ -24,6 +26,7 @@ SslModelConfig ssl_model_config_from_json(const nlohmann::json& j, const std::st
     c.base_width = j.at("base_width").get<int64_t>();
     c.projector = j.at("projector").get<std::vector<int64_t>>();
     c.zero_init_residual = j.value("zero_init_residual", false);
+    c.ema = j.value("ema", false);
     c.seed = j.value("seed", uint64_t(0));
   } catch (const nlohmann::json::exception& e) {
     throw Error(where + ": the network description lacks a field or has a wrong type (" + e.what() + ")");
@@ -45,6 +48,19 @@ SslModel::SslModel(const SslModelConfig& config) : config_(config) {
   check(config.base_width >= 1, "--base-width must be >= 1, found " + std::to_string(config.base_width));
   backbone_ = register_module("backbone", make_resnet(backbone_config(config)));
   projector_ = register_module("projector", make_projector(backbone_->feature_dim(), config.projector, config.seed));
+  if (config.ema) {
+    SslModelConfig plain = config;
+    plain.ema = false;
+    target_ = register_module("target", std::make_shared<SslModel>(plain));  // same seed: starts equal
+    for (auto& [name, t] : target_->named_parameters()) t.requires_grad_(false);
+  }
+}
+
+std::vector<std::pair<std::string, Tensor>> SslModel::online_parameters() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (auto& [name, t] : named_parameters())
+    if (name.rfind("target.", 0) != 0) out.emplace_back(name, t);
+  return out;
 }
 
 Tensor SslModel::embed(const Tensor& x) const { return projector_->forward(backbone_->forward(x)); }

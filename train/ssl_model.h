@@ -20,6 +20,9 @@ struct SslModelConfig {
   int64_t base_width = 64;
   std::vector<int64_t> projector = {2048, 2048, 2048};
   bool zero_init_residual = false;
+  // A momentum (EMA) target network, a copy of backbone + projector registered as "target.backbone.*" and
+  // "target.projector.*" (so it is checkpointed with the model); it gets no gradients (models/ema.h).
+  bool ema = false;
   uint64_t seed = 0;
 };
 
@@ -35,6 +38,10 @@ class SslModel : public Module {
   ResNet& backbone() { return *backbone_; }
   MLP& projector() { return *projector_; }
   const SslModelConfig& config() const { return config_; }
+  // The momentum target (config().ema), or nullptr.
+  SslModel* target() { return target_.get(); }
+  // The online parameters: everything but the target's (what the optimizer updates).
+  std::vector<std::pair<std::string, Tensor>> online_parameters() const;
   // x (N, 3, H, W) -> embedding (N, projector.back()).
   Tensor embed(const Tensor& x) const;
 
@@ -42,6 +49,7 @@ class SslModel : public Module {
   SslModelConfig config_;
   std::shared_ptr<ResNet> backbone_;
   std::shared_ptr<MLP> projector_;
+  std::shared_ptr<SslModel> target_;
 };
 
 // The INTL objective of two views' embeddings: intl_loss_spectral(z1, z2, T, beta) (losses/intl_spectral.h).

@@ -1,0 +1,222 @@
+// ImageNet-style runs end to end on tiny image folders written here (PNG and JPEG, three classes kept by a
+// classes file out of four, one corrupt JPEG): `intl pretrain imagenet100` with both bad-image policies and
+// the skipped count in the result file, the EMA + multi-crop variant and its checkpointed target network,
+// resumption, `intl eval knn`, `intl eval linear --protocol imagenet` and `intl eval semi` with a subset file.
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "data/image_file.h"
+#include "models/ema.h"
+#include "models/safetensors.h"
+#include "results/result.h"
+#include "train/ssl_model.h"
+
+using namespace intl;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    char pattern[] = "/tmp/intl-test-imagenet-XXXXXX";
+    path = mkdtemp(pattern);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+// Class k's images: a bright square of colour k on a dark background, at a position and size that vary.
+ImageU8 class_image(int k, int i, int width, int height) {
+  ImageU8 img{height, width, 3, std::vector<uint8_t>(size_t(width) * height * 3, 20)};
+  const int side = 10 + (i * 3) % 8, top = (i * 5) % (height - side), left = (i * 7) % (width - side);
+  for (int y = top; y < top + side; ++y)
+    for (int x = left; x < left + side; ++x)
+      for (int c = 0; c < 3; ++c) img.pixels[(size_t(y) * width + x) * 3 + c] = c == k % 3 ? 230 : 60 + 40 * k;
+  return img;
+}
+
+// DIR/train/CLASS (8 images each) and DIR/val/CLASS (3 each) for classes a, b, c, d; every other image a
+// JPEG; train/b/b_5.jpg (with `corrupt`) is not an image at all. Returns the classes file naming a, b, c.
+std::string write_tiny_imagenet(const TempDir& t, bool corrupt) {
+  const std::vector<std::string> classes = {"a", "b", "c", "d"};
+  for (int k = 0; k < 4; ++k)
+    for (const auto& [split, count] : std::vector<std::pair<std::string, int>>{{"train", 8}, {"val", 3}}) {
+      const fs::path dir = t.path / "data" / split / classes[k];
+      fs::create_directories(dir);
+      for (int i = 0; i < count; ++i) {
+        const std::string stem = (dir / (classes[k] + "_" + std::to_string(i))).string();
+        const ImageU8 img = class_image(k, i + (split == "val" ? 20 : 0), 40 + 4 * (i % 3), 36);
+        if (i % 2) write_jpeg(stem + ".jpg", img, 90);
+        else write_png(stem + ".png", img);
+      }
+    }
+  if (corrupt) std::ofstream(t / "data/train/b/b_5.jpg") << "this is not a JPEG";
+  std::ofstream(t / "classes.txt") << "# three of the four\nc\na\nb\n";
+  return t / "classes.txt";
+}
+
+// Runs the intl binary with `args`; returns its exit status, output in `log`.
+int run_intl(const std::string& args, std::string& log, const std::string& log_path) {
+  const std::string command = std::string(INTL_BINARY) + " " + args + " > " + log_path + " 2>&1";
+  const int status = std::system(command.c_str());
+  std::ifstream in(log_path);
+  std::stringstream s;
+  s << in.rdbuf();
+  log = s.str();
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+const std::string kTinyNet =
+    " --arch resnet18 --base-width 4 --projector 16,16,32 --image-size 32 --workers 0 --device cpu --T 4";
+
+}  // namespace
+
+TEST_CASE("pretrain imagenet100 on a tiny folder: classes file, skipped image counted, kNN + linear + semi") {
+  TempDir t;
+  const std::string classes = write_tiny_imagenet(t, true);
+  std::string log;
+  const int rc = run_intl("pretrain imagenet100 --data-dir " + (t / "data") + " --classes " + classes + kTinyNet +
+                              " --batch-size 8 --epochs 2 --eval-every 1 --linear-epochs 2 --linear-batch-size 8"
+                              " --out " + (t / "run"),
+                          log, t / "log.txt");
+  INFO(log);
+  REQUIRE(rc == 0);
+  const results::Result r = results::load_result(t / "run/RESULT.json");
+  const auto& m = r.runs.at(0).metrics;
+  CHECK(r.config.at("classes_used") == 3);
+  CHECK(r.config.at("train_images_used") == 24);
+  CHECK(r.config.at("val_images_used") == 9);
+  CHECK(r.config.value("decay-1d", true));           // Table C: wd 2.5e-5 on every parameter
+  CHECK(r.config.at("weight-decay") == 2.5e-5);
+  CHECK(r.config.at("base_lr_used") == doctest::Approx(1.0 * 8 / 256));
+  CHECK(m.at("skipped_images") == 1);                 // train/b/b_5.jpg, counted once over epochs and kNN
+  CHECK(m.at("skipped_val_images") == 0);
+  for (const char* name : {"knn5_top1", "linear_top1", "linear_top5"}) {
+    CHECK(m.at(name) >= 0);
+    CHECK(m.at(name) <= 100);
+  }
+  CHECK(m.at("linear_top5") == 100);                  // three classes: the true one is always among the top 5
+  CHECK(r.runs.at(0).curves.at("knn_top1").x.size() == 2);
+  bool listed = false;
+  for (const auto& e : r.runs.at(0).events) listed |= e.message.find("data/train/b/b_5.jpg") != std::string::npos;
+  CHECK(listed);
+  CHECK(log.find("b_5.jpg") != std::string::npos);    // the warning names the file
+
+  // The evaluations of the backbone it wrote.
+  const std::string common = " --data-dir " + (t / "data") + " --classes " + classes +
+                             " --image-size 32 --workers 0 --device cpu --checkpoint " + (t / "run/backbone.safetensors") +
+                             " --dataset imagenet100";
+  REQUIRE(run_intl("eval knn" + common + " --out " + (t / "knn"), log, t / "log.txt") == 0);
+  CHECK(results::load_result(t / "knn/RESULT.json").runs.at(0).metrics.at("knn5_top1") >= 0);
+  REQUIRE(run_intl("eval linear --protocol imagenet --epochs 3 --batch-size 8" + common + " --out " + (t / "lin"), log,
+                   t / "log.txt") == 0);
+  const results::Result lin = results::load_result(t / "lin/RESULT.json");
+  CHECK(lin.config.at("lr") == 0.2);
+  CHECK(lin.config.at("lr_used") == doctest::Approx(0.2 * 8 / 256));
+  CHECK(lin.config.at("steps_run") == 9);             // 24 images, batch 8, 3 epochs
+  CHECK(lin.runs.at(0).metrics.at("linear_top1") >= 0);
+  CHECK(lin.runs.at(0).metrics.at("skipped_images") == 1);
+  std::ofstream(t / "subset.txt") << "a_0.png\nb_1.jpg\nc_2.png\nc_3.jpg\n";
+  REQUIRE(run_intl("eval semi --percent 1 --subset-file " + (t / "subset.txt") + " --epochs 2 --batch-size 2" + common +
+                       " --out " + (t / "semi"),
+                   log, t / "log.txt") == 0);
+  const results::Result semi = results::load_result(t / "semi/RESULT.json");
+  CHECK(semi.config.at("train-images") == 4);
+  CHECK(semi.config.at("steps_run") == 4);
+  CHECK(semi.config.at("backbone-lr") == 0.006);
+  CHECK(semi.config.at("schedule") == "cosine");
+  CHECK(semi.runs.at(0).metrics.at("semi_top1") >= 0);
+  CHECK(semi.runs.at(0).metrics.at("semi_top5") == 100);
+  std::ofstream(t / "subset.txt") << "a_0.png\nb_1.jpg\nc_2.png\nzz_9.png\n";
+  CHECK(run_intl("eval semi --percent 1 --subset-file " + (t / "subset.txt") + common + " --out " + (t / "semi2"), log,
+                 t / "log.txt") == 1);
+  CHECK(log.find("zz_9.png is in no class folder") != std::string::npos);
+}
+
+TEST_CASE("pretrain imagenet100 with --on-bad-image fail stops naming the corrupt file") {
+  TempDir t;
+  const std::string classes = write_tiny_imagenet(t, true);
+  std::string log;
+  const int rc = run_intl("pretrain imagenet100 --data-dir " + (t / "data") + " --classes " + classes + kTinyNet +
+                              " --batch-size 8 --epochs 2 --final-eval none --eval-every 0 --on-bad-image fail --out " +
+                              (t / "run"),
+                          log, t / "log.txt");
+  INFO(log);
+  CHECK(rc == 1);
+  CHECK(log.find("data/train/b/b_5.jpg: cannot decode the image") != std::string::npos);
+}
+
+TEST_CASE("pretrain imagenet --ema --multi-crop: six crops, a checkpointed target, resumable") {
+  TempDir t;
+  const std::string classes = write_tiny_imagenet(t, false);
+  std::string log;
+  const std::string args = "pretrain imagenet --data-dir " + (t / "data") + " --classes " + classes + kTinyNet +
+                           " --batch-size 8 --epochs 2 --eval-every 0 --final-eval none --ema --multi-crop --out " +
+                           (t / "run");
+  REQUIRE(run_intl(args + " --max-steps 2", log, t / "log.txt") == 0);
+  INFO(log);
+  CHECK(log.find("6 views per image") != std::string::npos);
+  REQUIRE(run_intl(args + " --resume", log, t / "log.txt") == 0);
+  const results::Result r = results::load_result(t / "run/RESULT.json");
+  CHECK(r.runs.at(0).name == "intl multicrop+ema");
+  CHECK(r.config.at("arch") == "resnet18");           // the command line wins over the ImageNet recipe
+  CHECK(r.config.at("decay-1d") == false);            // E.2: no weight decay on 1-D parameters
+  CHECK(r.config.at("epochs") == 2);
+  CHECK(r.config.at("base_lr_used") == doctest::Approx(0.5 * 8 / 256));  // <= 100 epochs: base 0.5
+  CHECK(r.runs.at(0).curves.at("loss").y.size() == 2);
+  // The checkpoint holds the target network, which moved towards the online one but is not equal to it.
+  fs::path last;
+  for (const auto& e : fs::directory_iterator(t.path / "run/checkpoints")) last = std::max(last, e.path());
+  const SafetensorsContents ck = read_safetensors(last.string());
+  Tensor online, target;
+  for (const auto& [name, tensor] : ck.tensors) {
+    if (name == "model.projector.0.weight") online = tensor;
+    if (name == "model.target.projector.0.weight") target = tensor;
+  }
+  REQUIRE(online.defined());
+  REQUIRE(target.defined());
+  CHECK(online.shape() == target.shape());
+  const std::vector<float> o = online.to_floats(), g = target.to_floats();
+  double diff = 0;
+  for (size_t i = 0; i < o.size(); ++i) diff += std::abs(o[i] - g[i]);
+  CHECK(diff > 0);
+}
+
+TEST_CASE("SSL model with a momentum target: equal at the start, no gradients, one EMA step by hand") {
+  train::SslModelConfig c;
+  c.arch = "resnet18";
+  c.stem = "imagenet";
+  c.base_width = 4;
+  c.projector = {8, 8};
+  c.ema = true;
+  train::SslModel model(c);
+  REQUIRE(model.target() != nullptr);
+  for (const auto& [name, t] : model.online_parameters()) CHECK(name.rfind("target.", 0) != 0);
+  CHECK(model.online_parameters().size() * 2 == model.named_parameters().size());
+  Tensor o = model.projector().named_parameters().front().second;
+  Tensor t = model.target()->projector().named_parameters().front().second;
+  CHECK(o.to_floats() == t.to_floats());
+  CHECK_FALSE(t.requires_grad());
+  EmaUpdater ema(model.projector(), model.target()->projector());
+  const std::vector<float> before = t.to_floats();
+  o.copy_(Tensor::full(o.shape(), 0.5));
+  const double m = ema_momentum(10, 100);  // 1 - 0.5 (1 + cos(pi / 10)) 0.004
+  CHECK(m == doctest::Approx(1 - 0.5 * (1 + std::cos(3.14159265358979 / 10)) * 0.004));
+  ema.update(m, false);
+  const std::vector<float> after = t.to_floats();
+  for (size_t i = 0; i < after.size(); ++i) CHECK(after[i] == doctest::Approx(m * before[i] + (1 - m) * 0.5).epsilon(1e-5));
+  CHECK(train::ssl_model_config_from_json(train::ssl_model_config_to_json(c), "test").ema);
+}
