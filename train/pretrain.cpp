@@ -31,17 +31,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-std::string cpu_model_name() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) {
-      std::string name = line.substr(line.find(':') + 1);
-      return name.substr(std::min(name.size(), name.find_first_not_of(' ')));
-    }
-  return "cpu";
-}
-
 std::string default_out(const std::string& dataset) {
   char stamp[32];
   const std::time_t now = std::time(nullptr);
@@ -239,7 +228,7 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
   results::Result result;
   result.header = results::make_header("pretrain " + o.dataset, "pretrain");
   result.header.device = device_name(device);
-  result.header.device_name = device == Device::cpu ? cpu_model_name() : cuda_device_name();
+  result.header.device_name = results::device_description(device != Device::cpu);
   result.header.seed = o.seed;
   result.config = pretrain_options_json(o);
   result.config["beta_used"] = beta;
