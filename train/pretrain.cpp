@@ -169,7 +169,7 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
   parts.loader = &loader;
   parts.learning_rate = [&](int64_t step) { return schedule.at(step); };
   parts.loss = [&](const Batch& b) {
-    const Shape shape{b.n, b.channels, b.height, b.width};  // (n, 3, H, W)
+    const Shape shape{b.n, b.height, b.width, b.channels};  // (n, H, W, 3): NHWC
     Tensor x1 = Tensor::from_floats(b.view1, shape), x2 = Tensor::from_floats(b.view2, shape);
     if (device != Device::cpu) {
       x1 = x1.to(device);
