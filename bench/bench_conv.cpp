@@ -10,10 +10,12 @@
 #include <cmath>
 #include <malloc.h>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "bench/fp32_peak.h"
 #include "engine/allocator.h"
 #include "engine/cpu/conv_kernels.h"
 #include "engine/error.h"
@@ -33,57 +35,6 @@ double now() {
   return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
 }
 double seconds_since(double t0) { return now() - t0; }
-
-// ---------------------------------------------------------------------------------------------------------------
-// Peak: independent FMA chains held in registers, on every core at once.
-
-// Twelve independent accumulators cover the FMA latency (4 cycles) times two FMA ports.
-#define INTL_FMA12(fma)                                                                                    \
-  a0 = fma(a0, m, c), a1 = fma(a1, m, c), a2 = fma(a2, m, c), a3 = fma(a3, m, c), a4 = fma(a4, m, c),     \
-  a5 = fma(a5, m, c), a6 = fma(a6, m, c), a7 = fma(a7, m, c), a8 = fma(a8, m, c), a9 = fma(a9, m, c),     \
-  a10 = fma(a10, m, c), a11 = fma(a11, m, c)
-
-__attribute__((target("avx512f"))) double fma_loop_avx512(long iters) {
-  const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
-  __m512 a0 = m, a1 = m, a2 = m, a3 = m, a4 = m, a5 = m, a6 = m, a7 = m, a8 = m, a9 = m, a10 = m, a11 = m;
-  for (long i = 0; i < iters; ++i) INTL_FMA12(_mm512_fmadd_ps);
-  const __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
-                                 _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)),
-                                               _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11))));
-  float v[16];
-  _mm512_storeu_ps(v, s);
-  return v[0];
-}
-
-__attribute__((target("avx2,fma"))) double fma_loop_avx2(long iters) {
-  const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-  __m256 a0 = m, a1 = m, a2 = m, a3 = m, a4 = m, a5 = m, a6 = m, a7 = m, a8 = m, a9 = m, a10 = m, a11 = m;
-  for (long i = 0; i < iters; ++i) INTL_FMA12(_mm256_fmadd_ps);
-  const __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
-                                 _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)),
-                                               _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11))));
-  float v[8];
-  _mm256_storeu_ps(v, s);
-  return v[0];
-}
-#undef INTL_FMA12
-
-// FP32 GFLOP/s of all threads together (the best of three runs of about 0.1 s).
-double measure_fp32_peak(int threads, const char** isa) {
-  const bool wide = __builtin_cpu_supports("avx512f");
-  *isa = wide ? "AVX-512" : "AVX2";
-  const int lanes = wide ? 16 : 8;
-  const long iters = wide ? 40000000 : 80000000;
-  double best = 0, sink = 0;
-  for (int rep = 0; rep < 3; ++rep) {
-    const auto t0 = now();
-#pragma omp parallel num_threads(threads) reduction(+ : sink)
-    sink += wide ? fma_loop_avx512(iters) : fma_loop_avx2(iters);
-    best = std::max(best, 2.0 * lanes * 12 * double(iters) * threads / seconds_since(t0) / 1e9);
-  }
-  if (sink == 42.0) std::printf(" ");  // keeps the loops alive
-  return best;
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // The network: weights, statistics and every activation the backward reads, allocated once.
@@ -295,6 +246,16 @@ struct Options {
   bool direct = false, breakdown = false, cpu_time = false;
 };
 
+// The first field of /proc/loadavg, or "?" where there is none.
+std::string load_average() {
+  std::FILE* f = std::fopen("/proc/loadavg", "r");
+  if (!f) return "?";
+  char buf[32] = {0};
+  const int got = std::fscanf(f, "%31s", buf);
+  std::fclose(f);
+  return got == 1 ? buf : "?";
+}
+
 // Bytes glibc holds from the system (heap arenas and mmapped blocks).
 size_t heap_bytes() {
   const struct mallinfo2 mi = mallinfo2();
@@ -315,11 +276,15 @@ void run(const Options& o) {
   const int threads = omp_get_max_threads();
   cpu::conv2d_set_winograd(!o.direct);
   const char* isa = "";
-  const double peak = measure_fp32_peak(threads, &isa);
+  const double peak = bench::measure_fp32_peak(threads, &isa);
   std::printf("conv-layer kernels: CIFAR ResNet-18 backbone (NHWC, %s convolutions), %d threads, %s time\n",
               o.direct ? "direct" : "Winograd 3x3/s1 + direct", threads, o.cpu_time ? "CPU" : "wall");
   std::printf("measured FP32 peak: %.0f GFLOP/s (%s FMA, %d threads, %.0f per thread)\n", peak, isa, threads,
               peak / threads);
+  // On a machine shared with other jobs, spinning OpenMP threads lose their time slices at every barrier:
+  // OMP_WAIT_POLICY=passive was 3-4x faster at batch 32 under load (and costs little on an idle machine).
+  const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
+  std::printf("OMP_WAIT_POLICY=%s, load average %s\n", wait_policy ? wait_policy : "(unset)", load_average().c_str());
   for (const int batch : o.batches) {
     ResNet18 net(batch);
     const double fwd_flops = net.forward_flops(), train_flops = fwd_flops + net.backward_flops();

@@ -1,14 +1,18 @@
 // The training-step benchmark. Reports the median step, the rate in images per second (both views counted),
-// the arithmetic rate from the network's FLOPs, peak resident memory (getrusage), and the CPU allocator's
-// system allocations after the first step and at the end: a step that reuses its memory leaves them equal.
+// the arithmetic rate from the network's FLOPs beside the machine's FP32 peak (an FMA loop on every thread,
+// measured in the same run), peak resident memory (getrusage), and the CPU allocator's system allocations after
+// the first step and at the end: a step that reuses its memory leaves them equal. --forward-only times the
+// backbone's forward pass alone (eval mode, no gradients, one view), as the PyTorch peer's inference figure.
 #include "bench/bench_train.h"
 
 #include <omp.h>
 #include <sys/resource.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
+#include "bench/fp32_peak.h"
 #include "bench/timing.h"
 #include "cli/command.h"
 #include "engine/allocator.h"
@@ -59,6 +63,16 @@ double forward_flops_per_image(int64_t w, int64_t side, const std::vector<int64_
   return flops;
 }
 
+// The first field of /proc/loadavg, or "?" where there is none.
+std::string load_average() {
+  std::FILE* f = std::fopen("/proc/loadavg", "r");
+  if (!f) return "?";
+  char buf[32] = {0};
+  const int got = std::fscanf(f, "%31s", buf);
+  std::fclose(f);
+  return got == 1 ? buf : "?";
+}
+
 double peak_rss_mb() {
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
@@ -79,16 +93,17 @@ void run(const Options& o) {
   std::vector<NamedTensor> params;
   for (auto& [name, t] : model.named_parameters()) params.push_back({name, t});
   Sgd sgd(params, SgdOptions{0.9, 1e-4, false, true});
-  const Shape shape{o.batch, 3, o.image_size, o.image_size};  // (N, 3, H, W)
+  const Shape shape{o.batch, o.image_size, o.image_size, 3};  // (N, H, W, 3): NHWC
   const Tensor x1 = Tensor::randn(shape, o.common.seed, 11, DType::f32, device);
   const Tensor x2 = Tensor::randn(shape, o.common.seed, 12, DType::f32, device);
   const double beta = intl_beta(o.batch);
   double first_loss = 0, last_loss = 0;
   bool first = true;
+  if (o.forward_only) model.backbone().eval();
   auto step = [&] {
     if (o.forward_only) {
       NoGradGuard no_grad;
-      last_loss = train::intl_two_view_loss(model, x1, x2, 4, beta).item();
+      last_loss = mean(model.backbone().forward(x1)).item();  // the features' mean, read back as a loss would be
     } else {
       sgd.zero_grad();
       Tensor loss = train::intl_two_view_loss(model, x1, x2, 4, beta);
@@ -104,14 +119,25 @@ void run(const Options& o) {
   const Timing t = time_median(step, 0, o.steps, 0.0);
   const AllocatorStats at_end = cpu_allocator_stats();
 
-  const double per_image = forward_flops_per_image(o.base_width, o.image_size, config.projector) *
-                           (o.forward_only ? 1.0 : 3.0);
-  const double images_per_s = 2.0 * double(o.batch) / (t.median_ms * 1e-3);
-  std::printf("intl bench train: %s (base width %lld) + projector %lld-2048-2048-2048, INTL loss (spectral, T=4)%s, "
-              "batch %lld x 2 views, %dx%d, float32, device %s, threads %d\n",
-              o.arch.c_str(), (long long)o.base_width, (long long)(8 * o.base_width),
-              o.forward_only ? ", forward only" : " + SGD step", (long long)o.batch, o.image_size, o.image_size,
-              device_name(device), omp_get_max_threads());
+  // Backward costs twice the forward (data and filter gradients). Forward only: the backbone alone.
+  const double per_image = o.forward_only
+                               ? forward_flops_per_image(o.base_width, o.image_size, {})
+                               : 3.0 * forward_flops_per_image(o.base_width, o.image_size, config.projector);
+  const double images_per_s = (o.forward_only ? 1.0 : 2.0) * double(o.batch) / (t.median_ms * 1e-3);
+  const char* isa = "";
+  const double peak = measure_fp32_peak(omp_get_max_threads(), &isa);
+  if (o.forward_only)
+    std::printf("intl bench train: %s (base width %lld) backbone forward only (eval mode, no gradients), batch %lld, "
+                "%dx%d NHWC, float32, device %s, threads %d\n",
+                o.arch.c_str(), (long long)o.base_width, (long long)o.batch, o.image_size, o.image_size,
+                device_name(device), omp_get_max_threads());
+  else
+    std::printf("intl bench train: %s (base width %lld) + projector %lld-2048-2048-2048, INTL loss (spectral, T=4) "
+                "+ SGD step, batch %lld x 2 views, %dx%d NHWC, float32, device %s, threads %d\n",
+                o.arch.c_str(), (long long)o.base_width, (long long)(8 * o.base_width), (long long)o.batch,
+                o.image_size, o.image_size, device_name(device), omp_get_max_threads());
+  const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
+  std::printf("OMP_WAIT_POLICY=%s, load average %s\n", wait_policy ? wait_policy : "(unset)", load_average().c_str());
   std::printf("steps: %d timed after 1 warm-up; median %.1f ms, min %.1f ms; loss %.6g -> %.6g\n", t.reps,
               t.median_ms, t.min_ms, first_loss, last_loss);
   std::printf("peak_rss_mb: %.0f\n", peak_rss_mb());
@@ -119,8 +145,11 @@ void run(const Options& o) {
               at_end.system_allocs,
               at_end.system_allocs == after_first.system_allocs ? " (the step allocates nothing new)"
                                                                  : " (GREW: the step allocates from the system)");
-  std::printf("gflop_per_s: %.1f (%.2f GFLOP per image per %s)\n", images_per_s * per_image / 1e9, per_image / 1e9,
-              o.forward_only ? "forward" : "training step");
+  const double achieved = images_per_s * per_image / 1e9;
+  std::printf("gflop_per_s: %.1f of a measured FP32 peak of %.0f (%.1f%%; %s FMA loop, %d threads); %.2f GFLOP per "
+              "image per %s\n",
+              achieved, peak, 100.0 * achieved / peak, isa, omp_get_max_threads(), per_image / 1e9,
+              o.forward_only ? "backbone forward" : "training step");
   std::printf("images_per_s: %.1f\n", images_per_s);
 }
 
@@ -135,7 +164,8 @@ void add_bench_train(CLI::App& bench) {
   cmd->add_option("--base-width", o->base_width, "channels of the stem and layer1 (64: ResNet-18)")
       ->capture_default_str();
   cmd->add_option("--image-size", o->image_size, "side of the random views")->capture_default_str();
-  cmd->add_flag("--forward-only", o->forward_only, "time the forward pass and loss only (no gradients)");
+  cmd->add_flag("--forward-only", o->forward_only,
+                "time the backbone's forward pass alone (eval mode, no gradients, one view of --batch images)");
   cli::add_common_options(*cmd, o->common);
   cmd->callback([o] { run(*o); });
 }

@@ -47,4 +47,13 @@ if [ "$what" = train ] || [ "$what" = all ]; then
     p=$(median < "$tmp/peer"); o=$(median < "$tmp/ours")
     printf 'train step batch %s: peer %.1f img/s, intl %.1f img/s, ratio %.2fx\n' "$batch" "$p" "$o" "$(echo "$o / $p" | bc -l)"
   done
+  # The backbone's forward pass alone (eval mode, no gradients), batch 256; the peer's better layout counts.
+  : > "$tmp/peer"; : > "$tmp/ours"
+  for i in $(seq "$rounds"); do
+    "$peers/run-peer" "$peers/resnet18_cifar_bench.py" --formats contiguous channels_last --skip-train --infer-batch 256 \
+      | awk '/infer/ && /img/ {for (k = 1; k <= NF; k++) if ($k ~ /img\/s/) print $(k-1)}' | sort -g | tail -n 1 >> "$tmp/peer"
+    "$intl" bench train --arch resnet18-cifar --batch 256 --steps 7 --forward-only | awk '/^images_per_s/ {print $2}' >> "$tmp/ours"
+  done
+  p=$(median < "$tmp/peer"); o=$(median < "$tmp/ours")
+  printf 'backbone forward batch 256: peer %.1f img/s, intl %.1f img/s, ratio %.2fx\n' "$p" "$o" "$(echo "$o / $p" | bc -l)"
 fi

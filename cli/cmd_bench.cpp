@@ -7,12 +7,15 @@
 
 namespace intl::cli {
 
+void add_bench_conv(CLI::App& bench);  // bench/bench_conv.cpp
+
 void add_bench_command(CLI::App& app) {
-  auto* bench = app.add_subcommand("bench", "benchmarks: iternorm, train, loader, decode");
+  auto* bench = app.add_subcommand("bench", "benchmarks: iternorm, train, conv, loader, decode");
   bench->require_subcommand(1);
   bench::add_bench_iternorm(*bench);
   bench::add_bench_loader(*bench);
   bench::add_bench_train(*bench);
+  add_bench_conv(*bench);
   bench::add_bench_decode(*bench);
 }
 

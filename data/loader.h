@@ -67,7 +67,7 @@ LoaderConfig imagenet_eval_loader_config(int batch_size, int workers);
 
 // One view of every sample of a batch.
 struct BatchView {
-  const float* data = nullptr;  // (n, channels, height, width), normalised
+  const float* data = nullptr;  // (n, height, width, channels): NHWC, normalised
   int height = 0, width = 0;
 };
 
@@ -76,8 +76,8 @@ struct Batch {
   int n = 0;                         // samples (batch_size, or fewer in a last partial batch)
   int epoch = 0, step = 0;
   int channels = 3, height = 0, width = 0;  // of view1 and view2
-  const float* view1 = nullptr;      // (n, channels, height, width), normalised
-  const float* view2 = nullptr;      // (n, channels, height, width); nullptr in evaluation mode
+  const float* view1 = nullptr;      // (n, height, width, channels): NHWC, normalised
+  const float* view2 = nullptr;      // (n, height, width, channels); nullptr in evaluation mode
   std::vector<BatchView> views;      // every view: {view1, view2}, {view1} or the crops in order
   const int32_t* labels = nullptr;   // (n)
   const int32_t* indices = nullptr;  // (n) index in the source of each sample's image (after replacement)
@@ -102,7 +102,7 @@ class Loader {
 
  private:
   struct Slot {
-    std::vector<std::vector<float>> views;  // per view (batch_size, C, H, W)
+    std::vector<std::vector<float>> views;  // per view (batch_size, H, W, C)
     std::vector<int32_t> labels, indices;
     Batch batch;
     int step = -1;

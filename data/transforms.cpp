@@ -322,11 +322,12 @@ void gaussian_blur(ImageF& img, int kernel_size, float sigma, BlurScratch& scrat
 void normalize(const ImageF& img, const Normalization& norm, float* out) {
   check(img.channels <= 3, "normalize: at most 3 channels, found " + std::to_string(img.channels));
   const size_t plane = img.plane_size();
-  for (int c = 0; c < img.channels; ++c) {
+  const int channels = img.channels;
+  for (int c = 0; c < channels; ++c) {
     const float* in = img.plane(c);
     const float mean = norm.mean[c], std = norm.std[c];
-    float* o = out + c * plane;
-    for (size_t p = 0; p < plane; ++p) o[p] = (in[p] - mean) / std;
+    float* o = out + c;
+    for (size_t p = 0; p < plane; ++p) o[p * channels] = (in[p] - mean) / std;
   }
 }
 

@@ -1,6 +1,7 @@
 // The augmentations of SPEC 3.4 with torchvision's semantics (transforms v1 on float tensors), each a pure
 // function of its input and of a RandomStream, so a view is reproducible from (seed, epoch, sample, view).
-// Images are float CHW in [0, 1]; the last step, Normalize, writes into a caller-provided buffer.
+// Images are float CHW in [0, 1] while augmented; the last step, Normalize, writes HWC into a caller-provided
+// buffer (the engine's NHWC batch layout).
 //
 // View pipeline, in BYOL's order (supplement E, Table A): RandomResizedCrop -> horizontal flip ->
 // ColorJitter (with p) -> grayscale (with p) -> Gaussian blur (with p) -> solarize (with p) -> Normalize.
@@ -113,7 +114,8 @@ struct BlurScratch {
 // repeats when the kernel is wider than the image (torchvision refuses that case).
 void gaussian_blur(ImageF& img, int kernel_size, float sigma, BlurScratch& scratch);
 
-// (x - mean[c]) / std[c] written to out, which holds img.size() floats in CHW order.
+// (x - mean[c]) / std[c] written to out, which holds img.size() floats in HWC order (channels interleaved):
+// the engine's NHWC image layout, so that a batch goes to the network as written.
 void normalize(const ImageF& img, const Normalization& norm, float* out);
 
 // ---- ColorJitter ----

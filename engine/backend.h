@@ -36,26 +36,37 @@ struct GemmArgs {
   DType dtype = DType::f32;
 };
 
-// Batch normalisation per feature over (rows, spatial): x is (rows, features, spatial) contiguous, which is
-// BatchNorm1d for spatial = 1 and BatchNorm2d on NCHW activations for spatial = H * W.
+// Batch normalisation per feature over (rows, spatial): x is (rows, features, spatial) contiguous (BatchNorm1d
+// for spatial = 1; BatchNorm2d on NHWC activations is this with rows = N * H * W, spatial = 1).
 struct BatchNormArgs {
   int64_t rows = 0, features = 0, spatial = 1;
   double eps = 1e-5, momentum = 0.1;
 };
 
-// 2-D convolution, groups = 1. x (n, c_in, h, w), weight (c_out, c_in, kh, kw) as PyTorch, y (n, c_out,
-// h_out, w_out); the activation layout is the engine's (see engine/cpu/conv_kernels.h).
+// Image activations are NHWC everywhere (the reason is in engine/ops/conv.cpp).
+// 2-D convolution, groups = 1. x (n, h, w, c_in), weight (c_out, c_in, kh, kw) as PyTorch (OIHW), y (n, h_out,
+// w_out, c_out). `weight_version` is the weight tensor's version (Tensor::version: unique per in-place update,
+// 0 = unknown), which lets a kernel keep a reordered copy of the weight between calls.
 struct Conv2dArgs {
   int64_t n = 0, c_in = 0, h = 0, w = 0, c_out = 0, kh = 1, kw = 1, stride = 1, pad = 0;
+  uint64_t weight_version = 0;
   int64_t h_out() const { return (h + 2 * pad - kh) / stride + 1; }
   int64_t w_out() const { return (w + 2 * pad - kw) / stride + 1; }
 };
 
-// Max pooling with a square window.
+// Max pooling with a square window; x (n, h, w, c), y (n, h_out, w_out, c).
 struct Pool2dArgs {
   int64_t n = 0, c = 0, h = 0, w = 0, k = 2, stride = 2, pad = 0;
   int64_t h_out() const { return (h + 2 * pad - k) / stride + 1; }
   int64_t w_out() const { return (w + 2 * pad - k) / stride + 1; }
+};
+
+// BatchNorm2d on NHWC activations (n, h, w, c), statistics per channel, optionally fused with a residual add
+// and ReLU: y = relu?(gamma * xhat + beta + residual?).
+struct BatchNorm2dArgs {
+  int64_t n = 0, h = 0, w = 0, c = 0;
+  double eps = 1e-5, momentum = 0.1;
+  bool training = true, relu = false;
 };
 
 struct Backend {
@@ -106,9 +117,21 @@ struct Backend {
   void (*conv2d_backward_data)(const Conv2dArgs& args, const Tensor& dy, const Tensor& weight, const Tensor& dx);
   void (*conv2d_backward_filter)(const Conv2dArgs& args, const Tensor& x, const Tensor& dy, const Tensor& dweight,
                                  const Tensor& dbias);
-  // Max pooling; `indices` (int32, y's shape) records the argmax within each input plane for the backward.
+  // Max pooling; `indices` (int32, y's shape) records the argmax within each input plane (ih * w + iw of its
+  // (n, c)) for the backward.
   void (*maxpool2d_forward)(const Pool2dArgs& args, const Tensor& x, const Tensor& y, const Tensor& indices);
   void (*maxpool2d_backward)(const Pool2dArgs& args, const Tensor& dy, const Tensor& indices, const Tensor& dx);
+  // Fused BatchNorm2d. residual may be undefined. Training: batch statistics (save_mean / save_invstd written,
+  // running statistics updated when defined, as batchnorm_forward_train); eval: the running statistics, save_*
+  // unused. The backward reads y only when args.relu, and writes each of dx, dgamma, dbeta, dresidual that is
+  // defined. Both null on a device without fused kernels: the op then composes batch_norm_1d, add and relu.
+  void (*batchnorm2d_forward)(const BatchNorm2dArgs& args, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                              const Tensor& residual, const Tensor& y, const Tensor& save_mean,
+                              const Tensor& save_invstd, const Tensor& running_mean, const Tensor& running_var);
+  void (*batchnorm2d_backward)(const BatchNorm2dArgs& args, const Tensor& x, const Tensor& y, const Tensor& dy,
+                               const Tensor& gamma, const Tensor& save_mean, const Tensor& save_invstd,
+                               const Tensor& running_mean, const Tensor& running_var, const Tensor& dx,
+                               const Tensor& dgamma, const Tensor& dbeta, const Tensor& dresidual);
 
   // Row-wise log-softmax cross-entropy: logits (rows x classes), labels int64 (rows); writes the per-row
   // loss (rows) and, when dlogits is defined, softmax - onehot (rows x classes).

@@ -84,12 +84,18 @@ Tensor mse_loss(const Tensor& a, const Tensor& b);  // mean of squared differenc
 // Mean over rows of the softmax cross-entropy; labels int64 (rows,).
 Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels);
 
-// --- convolutional layers (engine/ops/conv.cpp); activations (N, C, H, W) in the engine's layout ---
+// --- convolutional layers (engine/ops/conv.cpp); image activations are NHWC: (N, H, W, C) ---
+// x (N, H, W, C_in), weight (C_out, C_in, kh, kw), bias (C_out) or undefined -> (N, H_out, W_out, C_out).
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding);
 // BatchNorm2d: statistics per channel over (N, H, W); running statistics as batch_norm_1d.
 Tensor batch_norm_2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                      const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+// relu?(batch_norm_2d(x) + residual?) in one pass where the backend has the fused kernel (the tail of a ResNet
+// block); residual (x's shape) may be undefined.
+Tensor batch_norm_2d_fused(const Tensor& x, const Tensor& residual, bool relu, const Tensor& gamma,
+                           const Tensor& beta, const Tensor& running_mean, const Tensor& running_var, bool training,
+                           double momentum = 0.1, double eps = 1e-5);
 Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding);
-Tensor global_avg_pool(const Tensor& x);  // (N, C, H, W) -> (N, C)
+Tensor global_avg_pool(const Tensor& x);  // (N, H, W, C) -> (N, C)
 
 }  // namespace intl

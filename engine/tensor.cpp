@@ -1,6 +1,7 @@
 // Tensor creation, views, copies and host reads. Autograd lives in engine/autograd.cpp.
 #include "engine/tensor.h"
 
+#include <atomic>
 #include <cstring>
 #include <sstream>
 
@@ -186,6 +187,11 @@ Tensor Tensor::to(DType dtype) const {
   Tensor dst = empty(shape(), dtype, device());
   backend(device()).copy(*this, dst);
   return dst;
+}
+
+void Tensor::bump_version() const {
+  static std::atomic<uint64_t> counter{0};
+  impl_->version = counter.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
 void Tensor::fill_(double value) {

@@ -44,7 +44,8 @@ struct TensorImpl {
   std::shared_ptr<TensorImpl> grad;  // accumulated gradient (leaves only)
   std::shared_ptr<Node> grad_fn;     // the op that produced this tensor (non-leaves)
   int output_index = 0;              // which output of grad_fn this is
-  uint64_t version = 0;              // bumped by in-place updates; kernels may key caches on it
+  uint64_t version = 0;              // set by in-place updates to a process-wide fresh value (never reused),
+                                     // so kernels may key caches on (address, version); 0: never updated
 };
 
 class Tensor {
@@ -96,7 +97,8 @@ class Tensor {
   // In-place (not recorded on the tape; bump the version).
   void fill_(double value);
   void copy_(const Tensor& src);  // same shape; src may be strided or on another device
-  void bump_version() const { impl_->version++; }
+  void bump_version() const;
+  uint64_t version() const { return impl_->version; }
 
   // Autograd.
   bool requires_grad() const { return impl_ && impl_->requires_grad; }

@@ -14,6 +14,7 @@ Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t 
       stride_(stride),
       padding_(padding) {
   if (bias) bias_ = &register_parameter("bias", Tensor::zeros({out}, dtype));
+  weight_.bump_version();  // a version of its own from the start, so kernels can keep its reordered copy
 }
 
 Tensor Conv2d::forward(const Tensor& x) const {
@@ -31,6 +32,11 @@ BatchNorm2d::BatchNorm2d(int64_t channels, DType dtype, bool zero_weight, double
 
 Tensor BatchNorm2d::forward(const Tensor& x) const {
   return batch_norm_2d(x, weight_, bias_, running_mean_, running_var_, training(), momentum_, eps_);
+}
+
+Tensor BatchNorm2d::forward(const Tensor& x, const Tensor& residual, bool relu) const {
+  return batch_norm_2d_fused(x, residual, relu, weight_, bias_, running_mean_, running_var_, training(), momentum_,
+                             eps_);
 }
 
 }  // namespace intl

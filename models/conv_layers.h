@@ -1,5 +1,6 @@
-// Convolutional building blocks on (N, C, H, W) activations: Conv2d (square kernel, groups 1) and
-// BatchNorm2d, with torchvision's parameter names and the ResNet initialisation.
+// Convolutional building blocks on NHWC activations (N, H, W, C), the engine's image layout: Conv2d (square
+// kernel, groups 1; weight (out, in, k, k) as PyTorch) and BatchNorm2d, with torchvision's parameter names and
+// the ResNet initialisation.
 #pragma once
 #include "models/module.h"
 
@@ -27,6 +28,8 @@ class BatchNorm2d : public Module {
   explicit BatchNorm2d(int64_t channels, DType dtype = DType::f32, bool zero_weight = false, double momentum = 0.1,
                        double eps = 1e-5);
   Tensor forward(const Tensor& x) const;
+  // relu?(bn(x) + residual?) in one fused kernel; residual may be undefined.
+  Tensor forward(const Tensor& x, const Tensor& residual, bool relu) const;
 
  private:
   Tensor& weight_;

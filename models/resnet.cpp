@@ -51,9 +51,9 @@ class BasicBlock : public ResidualBlock {
                                     std::make_shared<Downsample>(in, planes * expansion, stride, c, streams));
   }
   Tensor forward(const Tensor& x) const override {
-    Tensor out = relu(bn1_->forward(conv1_->forward(x)));
-    out = bn2_->forward(conv2_->forward(out));
-    return relu(add(out, downsample_ ? downsample_->forward(x) : x));
+    const Tensor out = bn1_->forward(conv1_->forward(x), Tensor(), true);
+    const Tensor identity = downsample_ ? downsample_->forward(x) : x;
+    return bn2_->forward(conv2_->forward(out), identity, true);  // BN, residual add and ReLU fused
   }
 
  private:
@@ -81,10 +81,10 @@ class Bottleneck : public ResidualBlock {
                                     std::make_shared<Downsample>(in, planes * expansion, stride, c, streams));
   }
   Tensor forward(const Tensor& x) const override {
-    Tensor out = relu(bn1_->forward(conv1_->forward(x)));
-    out = relu(bn2_->forward(conv2_->forward(out)));
-    out = bn3_->forward(conv3_->forward(out));
-    return relu(add(out, downsample_ ? downsample_->forward(x) : x));
+    Tensor out = bn1_->forward(conv1_->forward(x), Tensor(), true);
+    out = bn2_->forward(conv2_->forward(out), Tensor(), true);
+    const Tensor identity = downsample_ ? downsample_->forward(x) : x;
+    return bn3_->forward(conv3_->forward(out), identity, true);  // BN, residual add and ReLU fused
   }
 
  private:
@@ -166,8 +166,8 @@ ResNet::ResNet(const ResNetConfig& config) : config_(config) {
 }
 
 Tensor ResNet::forward(const Tensor& x) const {
-  check(x.dim() == 4 && x.size(1) == 3, "ResNet input must be (N, 3, H, W), got " + shape_str(x.shape()));
-  Tensor h = relu(bn1_->forward(conv1_->forward(x)));
+  check(x.dim() == 4 && x.size(3) == 3, "ResNet input must be NHWC (N, H, W, 3), got " + shape_str(x.shape()));
+  Tensor h = bn1_->forward(conv1_->forward(x), Tensor(), true);
   if (config_.stem == ResNetStem::imagenet) h = max_pool2d(h, 3, 2, 1);
   for (const auto& layer : layers_) h = layer->forward(h);
   return global_avg_pool(h);

@@ -42,7 +42,7 @@ class ResNet : public Module {
  public:
   // Convolutions are Kaiming normal (fan_out, ReLU), BN weight 1 and bias 0, as torchvision.
   explicit ResNet(const ResNetConfig& config);
-  // x (N, 3, H, W) -> features (N, feature_dim()).
+  // x (N, H, W, 3), NHWC as every image activation -> features (N, feature_dim()).
   Tensor forward(const Tensor& x) const;
   int64_t feature_dim() const { return feature_dim_; }
   const ResNetConfig& config() const { return config_; }

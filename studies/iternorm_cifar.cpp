@@ -225,7 +225,7 @@ results::Result run_iternorm_cifar(const IternormCifarOptions& options) {
       parts.loader = &loader;
       parts.learning_rate = [&](int64_t step) { return schedule.at(step); };
       parts.loss = [&](const Batch& b) {
-        const Shape shape{b.n, b.channels, b.height, b.width};  // (n, 3, H, W)
+        const Shape shape{b.n, b.height, b.width, b.channels};  // (n, H, W, 3): NHWC
         Tensor z1 = model.embed(Tensor::from_floats(b.view1, shape).to(device));
         Tensor z2 = model.embed(Tensor::from_floats(b.view2, shape).to(device));
         last_z1 = z1.detach();

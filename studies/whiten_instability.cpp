@@ -177,7 +177,7 @@ results::Result run_whiten_instability(const WhitenInstabilityOptions& options) 
       parts.loader = &loader;
       parts.learning_rate = [&](int64_t step) { return schedule.at(step); };
       parts.loss = [&](const Batch& b) {
-        const Shape shape{b.n, b.channels, b.height, b.width};  // (n, 3, H, W)
+        const Shape shape{b.n, b.height, b.width, b.channels};  // (n, H, W, 3): NHWC
         Tensor x1 = Tensor::from_floats(b.view1, shape).to(device), x2 = Tensor::from_floats(b.view2, shape).to(device);
         const double iteration = double(int64_t(b.epoch) * spe + b.step + 1);
         const HardWhitened w1 = hard_whiten(model.embed(x1), o.p, eig_dtype);

@@ -180,7 +180,7 @@ NamedTensorList tiny_training(const std::string& out, int64_t max_steps, bool re
   parts.loader = &loader;
   parts.learning_rate = [&](int64_t s) { return schedule.at(s); };
   parts.loss = [&](const Batch& b) {
-    const Shape shape{b.n, 3, b.height, b.width};
+    const Shape shape{b.n, b.height, b.width, 3};  // NHWC
     return intl_two_view_loss(model, Tensor::from_floats(b.view1, shape), Tensor::from_floats(b.view2, shape), 4,
                               0.05);
   };

@@ -1,11 +1,13 @@
-// Convolutional ops against direct loops written from the definitions (float64 and float32): conv2d for
-// several kernels, strides and paddings, max pooling, BatchNorm2d's statistics, global average pooling, and
-// the argument errors. Gradients are in the gradient-check table.
+// Convolutional ops (NHWC activations) against direct loops written from the definitions (float64 and float32):
+// conv2d for several kernels, strides and paddings, also against the NCHW reference kernels through explicit
+// transposes, max pooling, BatchNorm2d's statistics and its fused residual + ReLU form, global average pooling,
+// and the argument errors. Gradients are in the gradient-check table.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
 
+#include "engine/cpu/conv_reference.h"
 #include "engine/error.h"
 #include "engine/ops.h"
 
@@ -13,29 +15,51 @@ using namespace intl;
 
 namespace {
 
-// y[n, o, i, j] = b[o] + sum_{c, p, q} w[o, c, p, q] x[n, c, i s + p - pad, j s + q - pad] (zero outside).
+// y[n, i, j, o] = b[o] + sum_{c, p, q} w[o, c, p, q] x[n, i s + p - pad, j s + q - pad, c] (zero outside).
 std::vector<double> direct_conv(const Tensor& x, const Tensor& w, const Tensor& b, int64_t s, int64_t pad) {
   const std::vector<double> X = x.to_vector(), W = w.to_vector();
   const std::vector<double> B = b.defined() ? b.to_vector() : std::vector<double>(size_t(w.size(0)), 0.0);
-  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), Wd = x.size(3), O = w.size(0), KH = w.size(2),
+  const int64_t N = x.size(0), H = x.size(1), Wd = x.size(2), C = x.size(3), O = w.size(0), KH = w.size(2),
                 KW = w.size(3);
   const int64_t HO = (H + 2 * pad - KH) / s + 1, WO = (Wd + 2 * pad - KW) / s + 1;
   std::vector<double> y;
   for (int64_t n = 0; n < N; ++n)
-    for (int64_t o = 0; o < O; ++o)
-      for (int64_t i = 0; i < HO; ++i)
-        for (int64_t j = 0; j < WO; ++j) {
+    for (int64_t i = 0; i < HO; ++i)
+      for (int64_t j = 0; j < WO; ++j)
+        for (int64_t o = 0; o < O; ++o) {
           double acc = B[size_t(o)];
           for (int64_t c = 0; c < C; ++c)
             for (int64_t p = 0; p < KH; ++p)
               for (int64_t q = 0; q < KW; ++q) {
                 const int64_t iy = i * s + p - pad, ix = j * s + q - pad;
                 if (iy >= 0 && iy < H && ix >= 0 && ix < Wd)
-                  acc += W[size_t(((o * C + c) * KH + p) * KW + q)] * X[size_t(((n * C + c) * H + iy) * Wd + ix)];
+                  acc += W[size_t(((o * C + c) * KH + p) * KW + q)] * X[size_t(((n * H + iy) * Wd + ix) * C + c)];
               }
           y.push_back(acc);
         }
   return y;
+}
+
+// (N, C, H, W) <-> (N, H, W, C) copies, for the NCHW reference kernels.
+Tensor to_nchw(const Tensor& x) {
+  const int64_t N = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
+  const std::vector<double> v = x.to_vector();
+  std::vector<double> out(v.size());
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t w = 0; w < W; ++w)
+        for (int64_t c = 0; c < C; ++c) out[size_t(((n * C + c) * H + h) * W + w)] = v[size_t(((n * H + h) * W + w) * C + c)];
+  return Tensor::from_vector(out, {N, C, H, W}, x.dtype());
+}
+Tensor to_nhwc(const Tensor& x) {
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  const std::vector<double> v = x.to_vector();
+  std::vector<double> out(v.size());
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t w = 0; w < W; ++w)
+        for (int64_t c = 0; c < C; ++c) out[size_t(((n * H + h) * W + w) * C + c)] = v[size_t(((n * C + c) * H + h) * W + w)];
+  return Tensor::from_vector(out, {N, H, W, C}, x.dtype());
 }
 
 double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
@@ -59,35 +83,82 @@ TEST_CASE("conv2d matches the direct sum for several kernels, strides and paddin
       CAPTURE(c.k);
       CAPTURE(c.stride);
       CAPTURE(c.pad);
-      Tensor x = Tensor::randn({2, c.c_in, c.h, c.w}, 1, 1, dtype);
+      Tensor x = Tensor::randn({2, c.h, c.w, c.c_in}, 1, 1, dtype);
       Tensor w = Tensor::randn({c.c_out, c.c_in, c.k, c.k}, 1, 2, dtype);
       Tensor b = c.bias ? Tensor::randn({c.c_out}, 1, 3, dtype) : Tensor();
       Tensor y = conv2d(x, w, b, c.stride, c.pad);
-      CHECK(y.shape() == Shape{2, c.c_out, (c.h + 2 * c.pad - c.k) / c.stride + 1,
-                               (c.w + 2 * c.pad - c.k) / c.stride + 1});
+      CHECK(y.shape() == Shape{2, (c.h + 2 * c.pad - c.k) / c.stride + 1, (c.w + 2 * c.pad - c.k) / c.stride + 1,
+                               c.c_out});
       CHECK(max_abs_diff(y.to_vector(), direct_conv(x, w, b, c.stride, c.pad)) < (dtype == DType::f64 ? 1e-12 : 1e-4));
     }
 }
 
+// The NCHW im2col + GEMM reference kernels are an independent oracle: the NHWC ops (oneDNN in float32) and their
+// backward passes must agree with them once the activations are transposed.
+TEST_CASE("conv2d and max_pool2d in NHWC agree with the NCHW reference kernels, forward and backward") {
+  for (const DType dtype : {DType::f32, DType::f64}) {
+    const double tol = dtype == DType::f64 ? 1e-12 : 1e-4;
+    // A 3x3 stride-2 convolution with 16 channels and a 3x3 stride-1 one with Winograd-sized channels.
+    for (const int64_t stride : {int64_t(1), int64_t(2)}) {
+      CAPTURE(stride);
+      const Conv2dArgs a{2, 16, 12, 12, 32, 3, 3, stride, 1};
+      Tensor x = Tensor::randn({a.n, a.h, a.w, a.c_in}, 3, 1, dtype).detach();
+      Tensor w = Tensor::randn({a.c_out, a.c_in, 3, 3}, 3, 2, dtype).detach();
+      Tensor b = Tensor::randn({a.c_out}, 3, 3, dtype).detach();
+      x.requires_grad_(true);
+      w.requires_grad_(true);
+      b.requires_grad_(true);
+      Tensor y = conv2d(x, w, b, stride, 1);
+      Tensor dy = Tensor::randn(y.shape(), 3, 4, dtype);
+      sum(mul(y, dy)).backward();
+      Tensor ref_y = Tensor::empty({a.n, a.c_out, a.h_out(), a.w_out()}, dtype);
+      Tensor ref_dx = Tensor::empty({a.n, a.c_in, a.h, a.w}, dtype), ref_dw = Tensor::empty(w.shape(), dtype);
+      Tensor ref_db = Tensor::empty({a.c_out}, dtype);
+      const Tensor x_nchw = to_nchw(x.detach()), dy_nchw = to_nchw(dy);
+      cpu::reference::conv2d_forward(a, x_nchw, w.detach(), b.detach(), ref_y);
+      cpu::reference::conv2d_backward_data(a, dy_nchw, w.detach(), ref_dx);
+      cpu::reference::conv2d_backward_filter(a, x_nchw, dy_nchw, ref_dw, ref_db);
+      const double scale = 1 + max_abs_diff(ref_y.to_vector(), std::vector<double>(size_t(ref_y.numel()), 0.0));
+      CHECK(max_abs_diff(y.to_vector(), to_nhwc(ref_y).to_vector()) < tol * scale);
+      CHECK(max_abs_diff(x.grad().to_vector(), to_nhwc(ref_dx).to_vector()) < tol * scale);
+      CHECK(max_abs_diff(w.grad().to_vector(), ref_dw.to_vector()) < tol * scale * 10);
+      CHECK(max_abs_diff(b.grad().to_vector(), ref_db.to_vector()) < tol * scale * 10);
+    }
+    const Pool2dArgs p{2, 5, 9, 7, 3, 2, 1};
+    Tensor x = Tensor::randn({p.n, p.h, p.w, p.c}, 5, 1, dtype).detach();
+    x.requires_grad_(true);
+    Tensor y = max_pool2d(x, 3, 2, 1);
+    Tensor dy = Tensor::randn(y.shape(), 5, 2, dtype);
+    sum(mul(y, dy)).backward();
+    Tensor ref_y = Tensor::empty({p.n, p.c, p.h_out(), p.w_out()}, dtype);
+    Tensor idx = Tensor::empty(ref_y.shape(), DType::i32), ref_dx = Tensor::empty({p.n, p.c, p.h, p.w}, dtype);
+    cpu::reference::maxpool2d_forward(p, to_nchw(x.detach()), ref_y, idx);
+    cpu::reference::maxpool2d_backward(p, to_nchw(dy), idx, ref_dx);
+    CHECK(y.to_vector() == to_nhwc(ref_y).to_vector());
+    CHECK(max_abs_diff(x.grad().to_vector(), to_nhwc(ref_dx).to_vector()) == 0.0);
+  }
+}
+
 TEST_CASE("max_pool2d takes the window maximum; padding never wins") {
   // One 4x4 plane of negative values: with padding 1 the padded border must not contribute zeros.
-  Tensor x = Tensor::from_vector({-1, -2, -3, -4, -5, -6, -7, -8, -9, -10, -11, -12, -13, -14, -15, -16}, {1, 1, 4, 4},
+  Tensor x = Tensor::from_vector({-1, -2, -3, -4, -5, -6, -7, -8, -9, -10, -11, -12, -13, -14, -15, -16}, {1, 4, 4, 1},
                                  DType::f64);
   CHECK(max_pool2d(x, 3, 2, 1).to_vector() == std::vector<double>{-1, -2, -5, -6});
   CHECK(max_pool2d(x, 2, 2, 0).to_vector() == std::vector<double>{-1, -3, -9, -11});
-  Tensor r = Tensor::randn({2, 3, 9, 7}, 4, 1, DType::f64);
+  Tensor r = Tensor::randn({2, 9, 7, 3}, 4, 1, DType::f64);
   Tensor y = max_pool2d(r, 3, 2, 1);
-  CHECK(y.shape() == Shape{2, 3, 5, 4});
+  CHECK(y.shape() == Shape{2, 5, 4, 3});
   const std::vector<double> v = r.to_vector(), out = y.to_vector();
-  for (int64_t plane = 0; plane < 6; ++plane)
-    for (int64_t i = 0; i < 5; ++i)
-      for (int64_t j = 0; j < 4; ++j) {
-        double best = -INFINITY;
-        for (int64_t p = 2 * i - 1; p <= 2 * i + 1; ++p)
-          for (int64_t q = 2 * j - 1; q <= 2 * j + 1; ++q)
-            if (p >= 0 && p < 9 && q >= 0 && q < 7) best = std::max(best, v[size_t((plane * 9 + p) * 7 + q)]);
-        CHECK(out[size_t((plane * 5 + i) * 4 + j)] == best);
-      }
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t c = 0; c < 3; ++c)
+      for (int64_t i = 0; i < 5; ++i)
+        for (int64_t j = 0; j < 4; ++j) {
+          double best = -INFINITY;
+          for (int64_t p = 2 * i - 1; p <= 2 * i + 1; ++p)
+            for (int64_t q = 2 * j - 1; q <= 2 * j + 1; ++q)
+              if (p >= 0 && p < 9 && q >= 0 && q < 7) best = std::max(best, v[size_t(((n * 9 + p) * 7 + q) * 3 + c)]);
+          CHECK(out[size_t(((n * 5 + i) * 4 + j) * 3 + c)] == best);
+        }
 }
 
 TEST_CASE("batch_norm_2d normalises per channel and updates running statistics as PyTorch") {
@@ -101,7 +172,7 @@ TEST_CASE("batch_norm_2d normalises per channel and updates running statistics a
   for (int64_t c = 0; c < 2; ++c) {
     std::vector<size_t> idx;
     for (int64_t n = 0; n < 3; ++n)
-      for (int64_t k = 0; k < 4; ++k) idx.push_back(size_t((n * 2 + c) * 4 + k));
+      for (int64_t k = 0; k < 4; ++k) idx.push_back(size_t((n * 4 + k) * 2 + c));  // (3, 2, 2, 2) NHWC
     double mean = 0, ss = 0;
     for (size_t i : idx) mean += v[i] / 12;
     for (size_t i : idx) ss += (v[i] - mean) * (v[i] - mean);
@@ -116,24 +187,42 @@ TEST_CASE("batch_norm_2d normalises per channel and updates running statistics a
   CHECK(e[0] == doctest::Approx(2.0 * (v[0] - m0) / std::sqrt(v0 + 1e-5) + 1.0));
 }
 
+TEST_CASE("batch_norm_2d_fused is batch_norm_2d, plus the residual, through ReLU") {
+  for (const DType dtype : {DType::f64, DType::f32})
+    for (const bool training : {true, false}) {
+      CAPTURE(training);
+      Tensor x = Tensor::randn({2, 3, 4, 16}, 6, 1, dtype), r = Tensor::randn({2, 3, 4, 16}, 6, 2, dtype);
+      Tensor gamma = Tensor::rand({16}, 0.5, 2.0, 6, 3, dtype), beta = Tensor::randn({16}, 6, 4, dtype);
+      Tensor rm1 = Tensor::randn({16}, 6, 5, dtype), rv1 = Tensor::rand({16}, 0.5, 2.0, 6, 6, dtype);
+      Tensor rm2 = mul(rm1, 1.0), rv2 = mul(rv1, 1.0);  // copies: each path updates its own
+      const std::vector<double> fused =
+          batch_norm_2d_fused(x, r, true, gamma, beta, rm1, rv1, training).to_vector();
+      const std::vector<double> plain =
+          relu(add(batch_norm_2d(x, gamma, beta, rm2, rv2, training), r)).to_vector();
+      CHECK(max_abs_diff(fused, plain) < (dtype == DType::f64 ? 1e-12 : 1e-5));
+      CHECK(max_abs_diff(rm1.to_vector(), rm2.to_vector()) < 1e-6);
+      CHECK(max_abs_diff(rv1.to_vector(), rv2.to_vector()) < 1e-6);
+    }
+}
+
 TEST_CASE("global_avg_pool averages each plane") {
-  Tensor x = Tensor::from_vector({1, 2, 3, 4, 10, 20, 30, 40}, {1, 2, 2, 2}, DType::f64);
+  Tensor x = Tensor::from_vector({1, 10, 2, 20, 3, 30, 4, 40}, {1, 2, 2, 2}, DType::f64);  // NHWC
   Tensor y = global_avg_pool(x);
   CHECK(y.shape() == Shape{1, 2});
   CHECK(y.to_vector() == std::vector<double>{2.5, 25});
 }
 
 TEST_CASE("convolutional ops name the offending shapes") {
-  Tensor x = Tensor::zeros({2, 3, 8, 8});
+  Tensor x = Tensor::zeros({2, 8, 8, 3});
   CHECK_THROWS_WITH_AS(conv2d(x, Tensor::zeros({4, 2, 3, 3}), Tensor(), 1, 1),
                        doctest::Contains("weight must be (c_out, 3, kh, kw)"), Error);
   CHECK_THROWS_WITH_AS(conv2d(x, Tensor::zeros({4, 3, 3, 3}), Tensor::zeros({3}), 1, 1),
                        doctest::Contains("bias must be (4)"), Error);
   CHECK_THROWS_WITH_AS(conv2d(Tensor::zeros({3, 8, 8}), Tensor::zeros({4, 3, 3, 3}), Tensor(), 1, 1),
-                       doctest::Contains("(N, C, H, W)"), Error);
+                       doctest::Contains("(N, H, W, C)"), Error);
   CHECK_THROWS_WITH_AS(batch_norm_2d(x, Tensor::ones({4}), Tensor(), Tensor(), Tensor(), true),
                        doctest::Contains("must be (3)"), Error);
-  CHECK_THROWS_WITH_AS(batch_norm_2d(Tensor::zeros({1, 3, 1, 1}), Tensor(), Tensor(), Tensor(), Tensor(), true),
+  CHECK_THROWS_WITH_AS(batch_norm_2d(Tensor::zeros({1, 1, 1, 3}), Tensor(), Tensor(), Tensor(), Tensor(), true),
                        doctest::Contains("more than one value per channel"), Error);
   CHECK_THROWS_WITH_AS(max_pool2d(x, 3, 2, 2), doctest::Contains("padding"), Error);
 }

@@ -146,9 +146,13 @@ TEST_CASE("conv2d keeps a reordered weight per version and re-reads it when the 
   conv2d_forward(s, xf.data(), wf.data(), 8, nullptr, yf.data());
   conv2d_forward_reference(s, x.data(), w2.data(), nullptr, y.data());
   CHECK(relative_error(yf, y) <= 2e-5);
-  wf = to_float(w1);  // version 0: always re-read
-  conv2d_forward(s, xf.data(), wf.data(), 0, nullptr, yf.data());
+  wf = to_float(w1);  // same version, new values: the sampled values give the stale copy away
+  conv2d_forward(s, xf.data(), wf.data(), 8, nullptr, yf.data());
   conv2d_forward_reference(s, x.data(), w1.data(), nullptr, y.data());
+  CHECK(relative_error(yf, y) <= 2e-5);
+  wf = to_float(w2);  // version 0: always re-read
+  conv2d_forward(s, xf.data(), wf.data(), 0, nullptr, yf.data());
+  conv2d_forward_reference(s, x.data(), w2.data(), nullptr, y.data());
   CHECK(relative_error(yf, y) <= 2e-5);
 }
 

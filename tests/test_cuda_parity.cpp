@@ -115,20 +115,20 @@ std::vector<Case> op_cases() {
        [](V x) { return batch_norm_1d(x[0], x[1], x[2], x[3], x[4], false); },
        {rnd({5, 3}, 1), pos({3}, 2), rnd({3}, 3), rnd({3}, 4, 0.3), pos({3}, 5)}},
       {"conv2d 3x3 s1 p1", [](V x) { return conv2d(x[0], x[1], x[2], 1, 1); },
-       {rnd({2, 2, 5, 5}, 1), rnd({3, 2, 3, 3}, 2), rnd({3}, 3)}},
+       {rnd({2, 5, 5, 2}, 1), rnd({3, 2, 3, 3}, 2), rnd({3}, 3)}},
       {"conv2d 3x2 s2 p0 no bias", [](V x) { return conv2d(x[0], x[1], Tensor(), 2, 0); },
-       {rnd({2, 2, 5, 6}, 1), rnd({2, 2, 3, 2}, 2)}},
+       {rnd({2, 5, 6, 2}, 1), rnd({2, 2, 3, 2}, 2)}},
       {"conv2d 1x1 s2 p0 (projection)", [](V x) { return conv2d(x[0], x[1], Tensor(), 2, 0); },
-       {rnd({2, 3, 5, 5}, 1), rnd({4, 3, 1, 1}, 2)}},
+       {rnd({2, 5, 5, 3}, 1), rnd({4, 3, 1, 1}, 2)}},
       {"conv2d 7x7 s2 p3 (stem)", [](V x) { return conv2d(x[0], x[1], Tensor(), 2, 3); },
-       {rnd({2, 3, 16, 16}, 1), rnd({8, 3, 7, 7}, 2, 0.1)}},
+       {rnd({2, 16, 16, 3}, 1), rnd({8, 3, 7, 7}, 2, 0.1)}},
       {"batch norm 2d train", [](V x) { return batch_norm_2d(x[0], x[1], x[2], Tensor(), Tensor(), true); },
-       {rnd({3, 2, 2, 3}, 1), pos({2}, 2), rnd({2}, 3)}},
+       {rnd({3, 2, 3, 2}, 1), pos({2}, 2), rnd({2}, 3)}},
       {"batch norm 2d eval", [](V x) { return batch_norm_2d(x[0], x[1], x[2], x[3], x[4], false); },
-       {rnd({3, 2, 2, 3}, 1), pos({2}, 2), rnd({2}, 3), rnd({2}, 4, 0.3), pos({2}, 5)}},
-      {"max pool 3 s2 p1", [](V x) { return max_pool2d(x[0], 3, 2, 1); }, {rnd({2, 2, 5, 6}, 1)}},
-      {"max pool 2 s2 p0", [](V x) { return max_pool2d(x[0], 2, 2, 0); }, {rnd({1, 3, 4, 4}, 1)}},
-      {"global average pool", [](V x) { return global_avg_pool(x[0]); }, {rnd({2, 3, 3, 2}, 1)}},
+       {rnd({3, 2, 3, 2}, 1), pos({2}, 2), rnd({2}, 3), rnd({2}, 4, 0.3), pos({2}, 5)}},
+      {"max pool 3 s2 p1", [](V x) { return max_pool2d(x[0], 3, 2, 1); }, {rnd({2, 5, 6, 2}, 1)}},
+      {"max pool 2 s2 p0", [](V x) { return max_pool2d(x[0], 2, 2, 0); }, {rnd({1, 4, 4, 3}, 1)}},
+      {"global average pool", [](V x) { return global_avg_pool(x[0]); }, {rnd({2, 3, 2, 3}, 1)}},
       {"mse", [](V x) { return mse_loss(x[0], x[1]); }, {rnd({3, 4}, 1), rnd({3, 4}, 2)}},
       {"softmax cross-entropy", [](V x) { return softmax_cross_entropy(x[0], x[1]); }, {rnd({4, 3}, 1), labels}},
       {"eigh values", [](V x) { return eigh(sym(x[0])).values; }, {spd(4, 1)}, {1e-3, 1e-3}},
@@ -235,9 +235,9 @@ std::vector<Primitive> primitive_cases() {
        }},
       {"conv2d 3x3 stride 2 pad 1 with bias",
        [](Device d) {
-         const Conv2dArgs a{2, 3, 7, 6, 4, 3, 3, 2, 1};
-         Tensor x = on(d, rnd({2, 3, 7, 6}, 1)), w = on(d, rnd({4, 3, 3, 3}, 2, 0.3)), b = on(d, rnd({4}, 3));
-         Tensor y = Tensor::empty({2, 4, a.h_out(), a.w_out()}, DType::f32, d);
+         const Conv2dArgs a{2, 3, 7, 6, 4, 3, 3, 2, 1};  // NHWC activations
+         Tensor x = on(d, rnd({2, 7, 6, 3}, 1)), w = on(d, rnd({4, 3, 3, 3}, 2, 0.3)), b = on(d, rnd({4}, 3));
+         Tensor y = Tensor::empty({2, a.h_out(), a.w_out(), 4}, DType::f32, d);
          Tensor dy = on(d, rnd(y.shape(), 4));
          Tensor dx = Tensor::empty(x.shape(), DType::f32, d), dw = Tensor::empty(w.shape(), DType::f32, d);
          Tensor db = Tensor::empty({4}, DType::f32, d);
@@ -248,9 +248,9 @@ std::vector<Primitive> primitive_cases() {
        }},
       {"maxpool 3x3 stride 2 pad 1",
        [](Device d) {
-         const Pool2dArgs a{2, 3, 7, 6, 3, 2, 1};
-         Tensor x = on(d, rnd({2, 3, 7, 6}, 1));
-         Tensor y = Tensor::empty({2, 3, a.h_out(), a.w_out()}, DType::f32, d);
+         const Pool2dArgs a{2, 3, 7, 6, 3, 2, 1};  // NHWC activations
+         Tensor x = on(d, rnd({2, 7, 6, 3}, 1));
+         Tensor y = Tensor::empty({2, a.h_out(), a.w_out(), 3}, DType::f32, d);
          Tensor idx = Tensor::empty(y.shape(), DType::i32, d), dy = on(d, rnd(y.shape(), 2));
          Tensor dx = Tensor::empty(x.shape(), DType::f32, d);
          backend(d).maxpool2d_forward(a, x, y, idx);

@@ -157,10 +157,10 @@ TEST_CASE("loader: evaluation mode normalises images in dataset order") {
     for (int k = 0; k < b.n; ++k, ++index) {
       REQUIRE(b.indices[k] == index);
       for (int c = 0; c < 3; ++c) {
-        const int p = 100 + c * 1024;  // one pixel per channel
-        const float expected = (ds.image(index)[p] / 255.0f - kCifar100Normalization.mean[c]) /
+        const int pixel = 100;  // the dataset stores planes (CHW); batches are NHWC
+        const float expected = (ds.image(index)[pixel + c * 1024] / 255.0f - kCifar100Normalization.mean[c]) /
                                kCifar100Normalization.std[c];
-        CHECK(b.view1[size_t(k) * 3072 + p] == doctest::Approx(expected).epsilon(1e-6));
+        CHECK(b.view1[size_t(k) * 3072 + pixel * 3 + c] == doctest::Approx(expected).epsilon(1e-6));
       }
     }
   }

@@ -39,20 +39,21 @@ class RampSource : public ImageSource {
   int n_;
 };
 
-// Every value of an (n, 3, side, side) view lies in the normalised image of [0, 1], and not all are equal.
+// Every value of an (n, side, side, 3) NHWC view lies in the normalised image of [0, 1], and not all are equal.
 void check_normalised_range(const float* view, int n, int side) {
   const size_t plane = size_t(side) * side;
   for (int k = 0; k < n; ++k)
     for (int c = 0; c < 3; ++c) {
       const float lo = (0.0f - kImageNetNormalization.mean[c]) / kImageNetNormalization.std[c] - 1e-5f;
       const float hi = (1.0f - kImageNetNormalization.mean[c]) / kImageNetNormalization.std[c] + 1e-5f;
-      const float* p = view + (size_t(k) * 3 + c) * plane;
+      const float* p = view + size_t(k) * 3 * plane + c;
       float mn = p[0], mx = p[0];
       size_t finite = 0;
       for (size_t i = 0; i < plane; ++i) {
-        finite += std::isfinite(p[i]);
-        mn = std::min(mn, p[i]);
-        mx = std::max(mx, p[i]);
+        const float v = p[i * 3];
+        finite += std::isfinite(v);
+        mn = std::min(mn, v);
+        mx = std::max(mx, v);
       }
       CHECK(finite == plane);
       CHECK(mn < mx);
@@ -200,9 +201,9 @@ TEST_CASE("evaluation view: a linear ramp lands where the geometry says") {
   for (int y = 8; y < 224; y += 53)
     for (int x = 8; x < 224; x += 47) {
       const double red = ((x + 58 + 0.5) * sx - 0.5) / 499, green = ((y + 16 + 0.5) * sy - 0.5) / 374;
-      const float r = out[size_t(y) * 224 + x] * kImageNetNormalization.std[0] + kImageNetNormalization.mean[0];
-      const float g =
-          out[224 * 224 + size_t(y) * 224 + x] * kImageNetNormalization.std[1] + kImageNetNormalization.mean[1];
+      const size_t at = (size_t(y) * 224 + x) * 3;  // HWC
+      const float r = out[at] * kImageNetNormalization.std[0] + kImageNetNormalization.mean[0];
+      const float g = out[at + 1] * kImageNetNormalization.std[1] + kImageNetNormalization.mean[1];
       CHECK(r == doctest::Approx(red).epsilon(1e-4));
       CHECK(g == doctest::Approx(green).epsilon(1e-4));
     }
@@ -255,10 +256,13 @@ TEST_CASE("every transform at 224 keeps the geometry and the [0, 1] range") {
   CHECK(view.at(0, 100, 100) == view.at(2, 100, 100));
   std::vector<float> out(view.size());
   normalize(view, kImageNetNormalization, out.data());
-  for (int c = 0; c < 3; ++c) {
-    const float* p = out.data() + size_t(c) * 224 * 224;
-    CHECK(*std::min_element(p, p + 224 * 224) >= -kImageNetNormalization.mean[c] / kImageNetNormalization.std[c]);
-    CHECK(*std::max_element(p, p + 224 * 224) <=
-          (1.0f - kImageNetNormalization.mean[c]) / kImageNetNormalization.std[c] + 1e-6f);
+  for (int c = 0; c < 3; ++c) {  // out is HWC
+    float mn = out[size_t(c)], mx = mn;
+    for (size_t i = size_t(c); i < out.size(); i += 3) {
+      mn = std::min(mn, out[i]);
+      mx = std::max(mx, out[i]);
+    }
+    CHECK(mn >= -kImageNetNormalization.mean[c] / kImageNetNormalization.std[c]);
+    CHECK(mx <= (1.0f - kImageNetNormalization.mean[c]) / kImageNetNormalization.std[c] + 1e-6f);
   }
 }

@@ -87,7 +87,7 @@ TEST_CASE("module state round-trips through safetensors") {
   ResNet a(tiny_resnet(1)), b(tiny_resnet(2));
   {  // make the buffers non-trivial
     NoGradGuard ng;
-    a.forward(Tensor::randn({2, 3, 8, 8}, 3, 1));
+    a.forward(Tensor::randn({2, 8, 8, 3}, 3, 1));
   }
   const std::string path = dir.file("resnet.safetensors");
   save_safetensors(a, path, {{"format", "pt"}, {"arch", "resnet18"}});

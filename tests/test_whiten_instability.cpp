@@ -72,7 +72,7 @@ CrashRun train_in_crash_mode(const std::function<Tensor(const Tensor&, const Ten
   parts.loader = &loader;
   parts.learning_rate = [](int64_t) { return 1e-3; };
   parts.loss = [&](const Batch& b) {
-    const Shape shape{b.n, b.channels, b.height, b.width};
+    const Shape shape{b.n, b.height, b.width, b.channels};  // NHWC
     return loss(model.embed(Tensor::from_floats(b.view1, shape)), model.embed(Tensor::from_floats(b.view2, shape)),
                 ++step);
   };

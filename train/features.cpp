@@ -38,8 +38,8 @@ FeatureSet extract_features(ResNet& backbone, const ImageSource& data, const Fea
   loader.start_epoch(0);
   int64_t row = 0;
   while (const Batch* batch = loader.next()) {
-    // (n, 3, H, W)
-    Tensor x = Tensor::from_floats(batch->view1, {batch->n, batch->channels, batch->height, batch->width});
+    // (n, H, W, 3): NHWC
+    Tensor x = Tensor::from_floats(batch->view1, {batch->n, batch->height, batch->width, batch->channels});
     if (options.device != Device::cpu) x = x.to(options.device);
     const std::vector<float> f = backbone.forward(x).to_floats();  // (n, d)
     std::memcpy(dst + row * d, f.data(), f.size() * sizeof(float));

@@ -257,7 +257,7 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
   parts.learning_rate = [&](int64_t step) { return schedule.at(step); };
   auto view_tensor = [&](const Batch& b, size_t v) {
     const BatchView& view = b.views[v];
-    Tensor x = Tensor::from_floats(view.data, {b.n, b.channels, view.height, view.width});  // (n, 3, H, W)
+    Tensor x = Tensor::from_floats(view.data, {b.n, view.height, view.width, b.channels});  // NHWC
     return device != Device::cpu ? x.to(device) : x;
   };
   parts.loss = [&](const Batch& b) {

@@ -102,7 +102,7 @@ SupervisedResult train_classifier(ResNet& backbone, const ImageSource& train, co
     while (const Batch* b = loader.next()) {
       if (o.max_steps >= 0 && result.steps >= o.max_steps) break;
       const double f = supervised_lr_factor(o, result.steps, steps_per_epoch);
-      Tensor x = Tensor::from_floats(b->view1, {b->n, b->channels, b->height, b->width});  // (n, 3, H, W)
+      Tensor x = Tensor::from_floats(b->view1, {b->n, b->height, b->width, b->channels});  // NHWC
       Tensor y = Tensor::empty({b->n}, DType::i64);
       for (int i = 0; i < b->n; ++i) y.data<int64_t>()[i] = b->labels[i];
       y.bump_version();
@@ -159,7 +159,7 @@ SupervisedResult train_classifier(ResNet& backbone, const ImageSource& train, co
   std::vector<int32_t> labels;
   val_loader.start_epoch(0);
   while (const Batch* b = val_loader.next()) {
-    Tensor x = Tensor::from_floats(b->view1, {b->n, b->channels, b->height, b->width});  // (n, 3, H, W)
+    Tensor x = Tensor::from_floats(b->view1, {b->n, b->height, b->width, b->channels});  // NHWC
     if (o.device != Device::cpu) x = x.to(o.device);
     const std::vector<float> l = classifier.forward(backbone.forward(x)).to_floats();  // (n, classes)
     logits.insert(logits.end(), l.begin(), l.end());

@@ -1,6 +1,6 @@
 // The CPU instance of the backend table.
 #include "engine/allocator.h"
-#include "engine/cpu/conv_reference.h"
+#include "engine/cpu/conv_entries.h"
 #include "engine/cpu/kernels.h"
 #include "engine/error.h"
 
@@ -23,11 +23,13 @@ const Backend& cpu_backend() {
       cpu::trsm_lower,
       cpu::batchnorm_forward_train,
       cpu::batchnorm_backward_train,
-      cpu::reference::conv2d_forward,
-      cpu::reference::conv2d_backward_data,
-      cpu::reference::conv2d_backward_filter,
-      cpu::reference::maxpool2d_forward,
-      cpu::reference::maxpool2d_backward,
+      cpu::entries::conv2d_forward,
+      cpu::entries::conv2d_backward_data,
+      cpu::entries::conv2d_backward_filter,
+      cpu::entries::maxpool2d_forward,
+      cpu::entries::maxpool2d_backward,
+      cpu::entries::batchnorm2d_forward,
+      cpu::entries::batchnorm2d_backward,
       cpu::softmax_xent,
       cpu::sgd_step,
       cpu::adam_step,

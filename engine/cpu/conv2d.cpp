@@ -83,8 +83,11 @@ struct ActivationPort {
 // oneDNN's copy of one weight tensor in the primitive's preferred format.
 struct BlockedWeight {
   uint64_t version = 0;
+  float sample[16] = {};  // weight values spread over the tensor when copied: a guard against a stale version
   Buffer data;
 };
+
+constexpr int kSamples = 16;
 
 // Everything one (shape, direction) needs, created on its first call.
 struct Plan {
@@ -283,16 +286,22 @@ void bind_scratchpad(Context& ctx, Plan& p) {
   p.scratchpad.set_data_handle(ctx.scratchpad.reserve(p.scratchpad_bytes));
 }
 
-// The primitive's copy of `weight`, reordered once per (address, version).
-const float* weights_for(Context& ctx, Plan& p, const float* weight, uint64_t version) {
+size_t weight_count(const Conv2dShape& s) { return size_t(s.c_out) * s.c_in * s.kh * s.kw; }
+
+// The primitive's copy of `weight`, reordered once per (address, version); a changed sample of the values also
+// forces a new copy, which catches most callers that forget to change the version.
+const float* weights_for(Context& ctx, Plan& p, const float* weight, uint64_t version, size_t count) {
   if (p.weights_plain) return weight;
   BlockedWeight& b = p.blocked[weight];
-  if (version != 0 && b.version == version && b.data.ptr) return static_cast<const float*>(b.data.ptr);
+  bool fresh = version != 0 && b.version == version && b.data.ptr;
+  for (int i = 0; fresh && i < kSamples; ++i) fresh = b.sample[i] == weight[count * i / kSamples];
+  if (fresh) return static_cast<const float*>(b.data.ptr);
   float* dst = b.data.reserve(p.weights.get_desc().get_size());
   p.weights_user.set_data_handle(const_cast<float*>(weight));
   p.weights.set_data_handle(dst);
   reorder(ctx, p.weights_reorder, p.weights_user, p.weights);
   b.version = version;
+  for (int i = 0; i < kSamples; ++i) b.sample[i] = weight[count * i / kSamples];
   return dst;
 }
 
@@ -302,7 +311,7 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* weight, u
                     const float* bias, float* y) {
   Context& ctx = context();
   Plan& p = plan_for(ctx, Direction::forward, s, bias != nullptr);
-  p.weights.set_data_handle(const_cast<float*>(weights_for(ctx, p, weight, weight_version)));
+  p.weights.set_data_handle(const_cast<float*>(weights_for(ctx, p, weight, weight_version, weight_count(s))));
   bind_scratchpad(ctx, p);
   bind_input(ctx, p.in, x);
   bind_output(ctx, p.out, y);
@@ -323,7 +332,7 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* we
                           float* dx, float beta) {
   Context& ctx = context();
   Plan& p = plan_for(ctx, Direction::backward_data, s, false);
-  p.weights.set_data_handle(const_cast<float*>(weights_for(ctx, p, weight, weight_version)));
+  p.weights.set_data_handle(const_cast<float*>(weights_for(ctx, p, weight, weight_version, weight_count(s))));
   const size_t dx_count = size_t(s.n) * s.h * s.w * s.c_in;
   // A plain output with beta != 0 is computed aside and added; a staged one is added by its reorder.
   const bool aside = p.out.plain && beta != 0.f;
@@ -341,7 +350,7 @@ void conv2d_backward_filter(const Conv2dShape& s, const float* x, const float* d
                             float beta) {
   Context& ctx = context();
   Plan& p = plan_for(ctx, Direction::backward_filter, s, dbias != nullptr);
-  const size_t w_count = size_t(s.c_out) * s.c_in * s.kh * s.kw;
+  const size_t w_count = weight_count(s);
   // Where the OIHW result lands before it is added to dweight (beta != 0).
   float* w_plain = beta == 0.f ? dweight : p.staging.reserve(w_count * sizeof(float));
   float* w_prim = p.weights_plain ? w_plain : p.diff_blocked.reserve(p.weights.get_desc().get_size());

@@ -31,7 +31,8 @@ struct Conv2dShape {
 // y = conv(x, weight) + bias (bias may be null). `weight_version` lets the kernel keep oneDNN's reordered copy of
 // the weight: pass a value that changes whenever the values at `weight` change and is never reused for other
 // contents at the same address (e.g. a process-wide counter bumped on every optimizer step); 0 means "unknown" and
-// re-reads the weight on every call. One copy is kept per weight address, shape and direction until
+// re-reads the weight on every call. Sixteen sampled values are compared as well, which catches most callers that
+// forget to change the version. One copy is kept per weight address, shape and direction until
 // conv2d_release_cache. The first call with a shape creates (JIT-compiles) its oneDNN primitive.
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* weight, uint64_t weight_version,
                     const float* bias, float* y);

@@ -1,6 +1,6 @@
-// The reference CPU kernels for 2-D convolution and max pooling on NCHW activations, in float and double:
-// im2col + GEMM for the convolution, direct loops for pooling. Plain and obviously correct; faster kernels
-// are tested against these.
+// Reference CPU kernels for 2-D convolution and max pooling on NCHW activations, in float and double: im2col +
+// GEMM for the convolution, direct loops for pooling. Plain and obviously correct, and not in the backend table
+// (the engine's activations are NHWC): tests transpose to NCHW and check the NHWC ops against these.
 #pragma once
 #include "engine/backend.h"
 

@@ -16,9 +16,11 @@
 namespace intl::cuda {
 namespace {
 
-// The activation layout, in one place: NCHW activations with OIHW (KCRS) weights, as engine/cpu does. Switching
-// to CUDNN_TENSOR_NHWC makes cuDNN read NHWC activations and OHWI weights.
-constexpr cudnnTensorFormat_t kLayout = CUDNN_TENSOR_NCHW;
+// The layouts, in one place: NHWC activations, the engine's image layout (engine/ops/conv.cpp), and OIHW (KCRS)
+// weights as PyTorch stores them, so that parameters need no reorder between devices. cuDNN's descriptors keep
+// the logical (n, c, h, w) order of dimensions; the format says how they lie in memory.
+constexpr cudnnTensorFormat_t kLayout = CUDNN_TENSOR_NHWC;
+constexpr cudnnTensorFormat_t kWeightLayout = CUDNN_TENSOR_NCHW;
 
 // One pass (forward, backward data, backward filter): its descriptor (carrying the math type) and algorithm.
 template <class Algo> struct Pass {
@@ -83,7 +85,7 @@ Plan& plan_for(const Conv2dArgs& a, DType dtype) {
   set_tensor(plan->x, t, a.n, a.c_in, a.h, a.w);
   set_tensor(plan->y, t, a.n, a.c_out, a.h_out(), a.w_out());
   set_tensor(plan->bias, t, 1, a.c_out, 1, 1);
-  CUDNN_CHECK(cudnnSetFilter4dDescriptor(plan->w, t, kLayout, int(a.c_out), int(a.c_in), int(a.kh), int(a.kw)));
+  CUDNN_CHECK(cudnnSetFilter4dDescriptor(plan->w, t, kWeightLayout, int(a.c_out), int(a.c_in), int(a.kh), int(a.kw)));
   plan->forward.conv = make_conv(a, t, plan->math);
   plan->backward_data.conv = make_conv(a, t, plan->math);
   plan->backward_filter.conv = make_conv(a, t, plan->math);

@@ -70,14 +70,15 @@ __global__ void batchnorm_backward_kernel(const T* x, const T* gamma, const T* s
   }
 }
 
-// One thread per output; the index is the argmax's position within its input plane (first of equals; NaN
-// wins, as in PyTorch).
+// NHWC activations. One thread per output; the index is the argmax's position ih * w + iw within its input
+// plane (first of equals; NaN wins, as in PyTorch).
 template <class T>
 __global__ void maxpool_forward_kernel(const T* x, T* y, int32_t* indices, int64_t total, Pool2dArgs a,
                                        int64_t h_out, int64_t w_out) {
   INTL_GRID_STRIDE(t, total) {
-    const int64_t ow = t % w_out, oh = (t / w_out) % h_out, plane = t / (w_out * h_out);
-    const T* xp = x + plane * a.h * a.w;
+    const int64_t c = t % a.c, ow = (t / a.c) % w_out, oh = (t / (a.c * w_out)) % h_out,
+                  n = t / (a.c * w_out * h_out);
+    const T* xp = x + n * a.h * a.w * a.c + c;  // element (ih, iw) of the plane at xp[(ih * w + iw) * c]
     T best = T(-INFINITY);  // stays so (index -1) only for a window entirely in the padding
     int64_t arg = -1;
     for (int64_t i = 0; i < a.k; ++i) {
@@ -86,7 +87,7 @@ __global__ void maxpool_forward_kernel(const T* x, T* y, int32_t* indices, int64
       for (int64_t j = 0; j < a.k; ++j) {
         const int64_t iw = ow * a.stride - a.pad + j;
         if (iw < 0 || iw >= a.w) continue;
-        const T v = xp[ih * a.w + iw];
+        const T v = xp[(ih * a.w + iw) * a.c];
         if (arg < 0 || v > best || isnan(double(v))) {
           best = v;
           arg = ih * a.w + iw;
@@ -103,17 +104,19 @@ template <class T>
 __global__ void maxpool_backward_kernel(const T* dy, const int32_t* indices, T* dx, int64_t total, Pool2dArgs a,
                                         int64_t h_out, int64_t w_out) {
   INTL_GRID_STRIDE(t, total) {
-    const int64_t iw = t % a.w, ih = (t / a.w) % a.h, plane = t / (a.w * a.h);
+    const int64_t c = t % a.c, iw = (t / a.c) % a.w, ih = (t / (a.c * a.w)) % a.h, n = t / (a.c * a.w * a.h);
     const int64_t lo_h = ih + a.pad - a.k + 1, lo_w = iw + a.pad - a.k + 1;
     const int64_t oh0 = lo_h <= 0 ? 0 : (lo_h + a.stride - 1) / a.stride;
     const int64_t ow0 = lo_w <= 0 ? 0 : (lo_w + a.stride - 1) / a.stride;
     const int64_t oh1 = min((ih + a.pad) / a.stride, h_out - 1), ow1 = min((iw + a.pad) / a.stride, w_out - 1);
     const int32_t me = int32_t(ih * a.w + iw);
-    const int64_t base = plane * h_out * w_out;
+    const int64_t base = n * h_out * w_out * a.c + c;
     T acc = 0;
     for (int64_t oh = oh0; oh <= oh1; ++oh)
-      for (int64_t ow = ow0; ow <= ow1; ++ow)
-        if (indices[base + oh * w_out + ow] == me) acc += dy[base + oh * w_out + ow];
+      for (int64_t ow = ow0; ow <= ow1; ++ow) {
+        const int64_t o = base + (oh * w_out + ow) * a.c;
+        if (indices[o] == me) acc += dy[o];
+      }
     dx[t] = acc;
   }
 }
