@@ -79,6 +79,12 @@ double peak_rss_mb() {
   return double(usage.ru_maxrss) / 1024.0;  // Linux reports kilobytes
 }
 
+long minor_page_faults() {
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_minflt;
+}
+
 void run(const Options& o) {
   if (o.arch != "resnet18-cifar")
     throw UsageError("bench train: --arch must be resnet18-cifar, found '" + o.arch + "'");
@@ -116,7 +122,9 @@ void run(const Options& o) {
   };
   step();  // warm-up: caches filled, kernels chosen
   const AllocatorStats after_first = cpu_allocator_stats();
+  const long faults_before = minor_page_faults();
   const Timing t = time_median(step, 0, o.steps, 0.0);
+  const long faults = minor_page_faults() - faults_before;
   const AllocatorStats at_end = cpu_allocator_stats();
 
   // Backward costs twice the forward (data and filter gradients). Forward only: the backbone alone.
@@ -141,6 +149,9 @@ void run(const Options& o) {
   std::printf("steps: %d timed after 1 warm-up; median %.1f ms, min %.1f ms; loss %.6g -> %.6g\n", t.reps,
               t.median_ms, t.min_ms, first_loss, last_loss);
   std::printf("peak_rss_mb: %.0f\n", peak_rss_mb());
+  // Page faults are expensive on virtual machines: a step that reuses its memory touches no new pages.
+  std::printf("page_faults: %.1f minor faults per timed step (%ld in %d steps)\n", double(faults) / t.reps, faults,
+              t.reps);
   std::printf("system_allocs: %zu after the first step, %zu at the end%s\n", after_first.system_allocs,
               at_end.system_allocs,
               at_end.system_allocs == after_first.system_allocs ? " (the step allocates nothing new)"
