@@ -176,6 +176,8 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
         any_eval ? load_cifar_subset(o.data_dir, kind, Split::test, o.test_images) : CifarDataset{});
   }
   const ImageSource& train_data = *train_source;
+  // Without any evaluation an image folder's val/ is never read: the test split is then an empty set.
+  if (!test_source) test_source = std::make_unique<CifarDataset>();
   const ImageSource& test_data = *test_source;
 
   o.model.ema = o.ema;
