@@ -18,25 +18,13 @@
 #include "train/checkpoint.h"
 #include "train/ssl_model.h"
 #include "train/trainer.h"
+#include "tests/temp_dir.h"
 
 using namespace intl;
 using namespace intl::train;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char pattern[] = "/tmp/intl-test-ckpt-XXXXXX";
-    path = mkdtemp(pattern);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 std::vector<NamedTensor> named(const Module& m) {
   std::vector<NamedTensor> out;

@@ -19,24 +19,12 @@
 #include "models/safetensors.h"
 #include "results/result.h"
 #include "train/ssl_model.h"
+#include "tests/temp_dir.h"
 
 using namespace intl;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char pattern[] = "/tmp/intl-test-imagenet-XXXXXX";
-    path = mkdtemp(pattern);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 // Class k's images: a bright square of colour k on a dark background, at a position and size that vary.
 ImageU8 class_image(int k, int i, int width, int height) {

@@ -22,24 +22,12 @@
 #include "train/checkpoint.h"
 #include "train/evaluation.h"
 #include "train/pretrain.h"
+#include "tests/temp_dir.h"
 
 using namespace intl;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char pattern[] = "/tmp/intl-test-pretrain-XXXXXX";
-    path = mkdtemp(pattern);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 // Starts the intl binary with `args`, stdout and stderr to `log`.
 pid_t spawn_intl(const std::vector<std::string>& args, const std::string& log) {

@@ -20,23 +20,12 @@
 #include "studies/whiten_instability.h"
 #include "train/ssl_model.h"
 #include "train/trainer.h"
+#include "tests/temp_dir.h"
 
 using namespace intl;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char pattern[] = "/tmp/intl-test-whiten-XXXXXX";
-    path = mkdtemp(pattern);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 // 64 random 32x32 images in 10 classes.
 CifarDataset random_images() {

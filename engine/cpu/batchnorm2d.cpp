@@ -72,6 +72,27 @@ void channel_sums(const NhwcShape& s, RowTerms row_terms, double* first, double*
   }
 }
 
+// The two sums every batch-norm backward needs, per channel: sg = sum g and sgx = sum g (x - mean), where g is
+// dy, zeroed where a fused ReLU's output y was not positive (y null: no ReLU).
+void gradient_sums(const NhwcShape& s, const float* x, const float* y, const float* dy, const float* mean, double* sg,
+                   double* sgx) {
+  const int c = s.c;
+  channel_sums(
+      s,
+      [&](int64_t r, float* a, float* b) {
+        const float* xr = x + r * c;
+        const float* gr = dy + r * c;
+        const float* yr = y ? y + r * c : nullptr;
+#pragma omp simd
+        for (int k = 0; k < c; ++k) {
+          const float g = (yr && !(yr[k] > 0.f)) ? 0.f : gr[k];
+          a[k] += g;
+          b[k] += g * (xr[k] - mean[k]);
+        }
+      },
+      sg, sgx);
+}
+
 // y = act(x * scale + shift + residual) row by row.
 void apply_affine(const NhwcShape& s, const float* x, const float* scale, const float* shift, const float* residual,
                   bool relu, float* y) {
@@ -202,20 +223,7 @@ void batchnorm2d_backward_train(const NhwcShape& s, const float* x, const float*
   const int64_t rows = s.rows();
   ChannelScratch& scratch = channel_scratch(c);
   double *sg = scratch.sums.data(), *sgx = sg + c;
-  channel_sums(
-      s,
-      [&](int64_t r, float* a, float* b) {
-        const float* xr = x + r * c;
-        const float* gr = dy + r * c;
-        const float* yr = y ? y + r * c : nullptr;
-#pragma omp simd
-        for (int k = 0; k < c; ++k) {
-          const float g = (yr && !(yr[k] > 0.f)) ? 0.f : gr[k];
-          a[k] += g;
-          b[k] += g * (xr[k] - save_mean[k]);
-        }
-      },
-      sg, sgx);
+  gradient_sums(s, x, y, dy, save_mean, sg, sgx);
   float *a = scratch.coef.data(), *b = a + c, *d = b + c;
   for (int k = 0; k < c; ++k) {
     const double invstd = save_invstd[k], g = gamma ? gamma[k] : 1.0;
@@ -238,20 +246,7 @@ void batchnorm2d_backward_eval(const NhwcShape& s, const float* x, const float* 
   ChannelScratch& scratch = channel_scratch(c);
   if (dgamma || dbeta) {
     double *sg = scratch.sums.data(), *sgx = sg + c;
-    channel_sums(
-        s,
-        [&](int64_t r, float* a, float* b) {
-          const float* xr = x + r * c;
-          const float* gr = dy + r * c;
-          const float* yr = y ? y + r * c : nullptr;
-#pragma omp simd
-          for (int k = 0; k < c; ++k) {
-            const float g = (yr && !(yr[k] > 0.f)) ? 0.f : gr[k];
-            a[k] += g;
-            b[k] += g * (xr[k] - running_mean[k]);
-          }
-        },
-        sg, sgx);
+    gradient_sums(s, x, y, dy, running_mean, sg, sgx);
     for (int k = 0; k < c; ++k) {
       const double invstd = 1.0 / std::sqrt(double(running_var[k]) + double(eps));
       if (dgamma) dgamma[k] = write_or_add(float(sgx[k] * invstd), dgamma[k], grad_beta);
