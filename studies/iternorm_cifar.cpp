@@ -18,7 +18,6 @@
 #include "losses/intl_loss.h"
 #include "losses/intl_spectral.h"
 #include "losses/whitening.h"
-#include "plot/figures.h"
 #include "studies/sweep.h"
 #include "train/evaluation.h"
 #include "train/ssl_model.h"
@@ -302,10 +301,7 @@ results::Result run_iternorm_cifar(const IternormCifarOptions& options) {
     }
   results::Result& result = sweep.result();
   print_summary(result);
-  const std::vector<std::string> figures = plot::write_study_figures(result, o.out);
-  std::printf("wrote %s", sweep.result_path().c_str());
-  for (const std::string& f : figures) std::printf(", %s", f.c_str());
-  std::printf("\n");
+  sweep.write_figures();
   return result;
 }
 

@@ -5,12 +5,14 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 
 #include "engine/backend.h"
 #include "engine/error.h"
+#include "plot/figures.h"
 #include "train/checkpoint.h"
 
 namespace intl::studies {
@@ -162,6 +164,13 @@ void Sweep::publish() {
   result_.header.wall_s =
       wall_before_ + std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   results::save_result(result_, result_path());
+}
+
+void Sweep::write_figures() const {
+  const std::vector<std::string> figures = plot::write_study_figures(result_, out_);
+  std::printf("wrote %s", result_path().c_str());
+  for (const std::string& f : figures) std::printf(", %s", f.c_str());
+  std::printf("\n");
 }
 
 }  // namespace intl::studies

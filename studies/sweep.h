@@ -69,6 +69,8 @@ class Sweep {
   void finish_run(const std::string& run_name, const std::string& status);
   // Writes RESULT.json atomically, with the wall time so far.
   void publish();
+  // At the end of the study: writes its figures beside RESULT.json and prints "wrote <files>".
+  void write_figures() const;
 
  private:
   std::string out_;

@@ -14,7 +14,6 @@
 #include "engine/optim/schedule.h"
 #include "losses/intl_loss.h"
 #include "losses/whitening.h"
-#include "plot/figures.h"
 #include "studies/sweep.h"
 #include "train/ssl_model.h"
 #include "train/trainer.h"
@@ -217,10 +216,7 @@ results::Result run_whiten_instability(const WhitenInstabilityOptions& options) 
     }
   results::Result& result = sweep.result();
   print_summary(result);
-  const std::vector<std::string> figures = plot::write_study_figures(result, o.out);
-  std::printf("wrote %s", sweep.result_path().c_str());
-  for (const std::string& f : figures) std::printf(", %s", f.c_str());
-  std::printf("\n");
+  sweep.write_figures();
   return result;
 }
 
