@@ -203,9 +203,7 @@ Tensor intl_loss_spectral(const Tensor& z1, const Tensor& z2, int T, double beta
   }
   if (want_grad)
     record("intl_loss_spectral", {z1, z2}, loss, [gz, m](const Tensor& g) {
-      Tensor g1 = slice(gz, 0, 0, m), g2 = slice(gz, 0, m, 2 * m);
-      if (g.numel() == 1 && g.item() == 1.0) return std::vector<Tensor>{g1, g2};  // the loss itself: no scaling
-      return std::vector<Tensor>{mul(g1, g), mul(g2, g)};
+      return std::vector<Tensor>{mul(slice(gz, 0, 0, m), g), mul(slice(gz, 0, m, 2 * m), g)};
     });
   return loss;
 }
