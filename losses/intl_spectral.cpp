@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "engine/autograd.h"
@@ -132,8 +133,10 @@ Forward views_forward(const Tensor& z1, const Tensor& z2, int T) {
   return fw;
 }
 
-// scale * dL/dG (m x m, symmetric), given the gradients of the view's W (gw) and of its row variances (gv).
-Tensor view_backward_gram(const View& V, const Tensor& gw, const Tensor& gv, int64_t d, double scale) {
+// Writes scale * dL/dG (m x m, symmetric) into `out`, given the gradients of the view's W (gw) and of its row
+// variances (gv).
+void view_backward_gram(const View& V, const Tensor& gw, const Tensor& gv, int64_t d, double scale,
+                        const Tensor& out) {
   const int64_t m = V.u.size(0);
   const Tensor ut = transpose(V.u);
   Tensor gw_sym = mul(add(gw, transpose(gw)), 0.5);
@@ -147,10 +150,9 @@ Tensor view_backward_gram(const View& V, const Tensor& gw, const Tensor& gv, int
   const double gsn_dot_sn = sum(mul(diagonal(inner), V.x)).item();
   const double g_t = -gsn_dot_sn / V.t - 0.5 * gw_dot_w / V.t;
   const double s = scale / double(d - 1);
-  Tensor out = Tensor::empty({m, m}, V.u.dtype(), V.u.device());
-  matmul_out(matmul(V.u, inner), ut, out, s / V.t);  // U inner U^T = gSn
-  backend(out.device()).binary(BinaryOp::add, out, mul(eye(m, out.dtype(), out.device()), s * g_t), out);
-  return out;
+  // out = s (gSn / t + g_t I) = (s / t) U (inner + t g_t I) U^T, as U is orthogonal.
+  inner = add(inner, mul(eye(m, inner.dtype(), inner.device()), V.t * g_t));
+  matmul_out(matmul(V.u, inner), ut, out, s / V.t);
 }
 
 }  // namespace
@@ -161,50 +163,59 @@ Tensor intl_loss_spectral(const Tensor& z1, const Tensor& z2, int T, double beta
   check(z1.dtype() == z2.dtype() && z1.device() == z2.device(), "INTL loss: views must share dtype and device");
   check(T >= 0, "INTL loss: T must be >= 0");
   const int64_t m = z1.size(0), d = z1.size(1);
-  const bool want_grad = needs_grad({z1, z2});
-  Tensor loss, gz;
+  // The forward keeps what the backward needs; the gradient is computed only when backward() asks for it.
+  struct Saved {
+    Forward fw;
+    Tensor c_mat, mw, cos, denom;
+  };
+  auto sv = std::make_shared<Saved>();
+  Tensor loss;
   {
     NoGradGuard no_grad;
-    const Forward fw = views_forward(z1.detach(), z2.detach(), T);
-    const View &a = fw.view[0], &b = fw.view[1];
-    Tensor c_mat = matmul(a.zc, transpose(b.zc));                   // C = Zc1 Zc2^T
-    Tensor mw = matmul(a.w, c_mat);                                 // W1 C
-    Tensor c = sum(mul(mw, b.w), {1});                              // c_i = (W1 C W2)_ii
+    sv->fw = views_forward(z1.detach(), z2.detach(), T);
+    const View &a = sv->fw.view[0], &b = sv->fw.view[1];
+    sv->c_mat = matmul(a.zc, transpose(b.zc));                      // C = Zc1 Zc2^T
+    sv->mw = matmul(a.w, sv->c_mat);                                // W1 C
+    Tensor c = sum(mul(sv->mw, b.w), {1});                          // c_i = (W1 C W2)_ii
     Tensor n1 = sqrt(mul(a.v, double(d - 1))), n2 = sqrt(mul(b.v, double(d - 1)));
-    Tensor denom = add(mul(n1, n2), 1e-24);
-    Tensor cos = div(c, denom);
+    sv->denom = add(mul(n1, n2), 1e-24);
+    sv->cos = div(c, sv->denom);
     Tensor trace_terms = add(sum(square(add(a.v, -1.0))), sum(square(add(b.v, -1.0))));
-    loss = add(add(mul(sum(cos), -2.0 / double(m)), 2.0), mul(trace_terms, beta));
-    if (want_grad) {
-      // Gradients of the scalar terms with respect to c, v1, v2. cos = c / (n1 n2) with n = sqrt((d-1) v),
-      // so d cos / d v1 = -cos / (2 v1).
-      const double gcos = -2.0 / double(m);
-      Tensor gc = div(Tensor::full({m}, gcos, z1.dtype(), z1.device()), denom);
-      Tensor gv1 = add(mul(div(cos, a.v), -0.5 * gcos), mul(add(a.v, -1.0), 2.0 * beta));
-      Tensor gv2 = add(mul(div(cos, b.v), -0.5 * gcos), mul(add(b.v, -1.0), 2.0 * beta));
-      // c_i = sum_k (W1 C)_ik W2_ik: gW2 = diag(gc) W1 C; gW1 = diag(gc) W2 C^T; gC = W1 diag(gc) W2.
-      Tensor gc_col = reshape(gc, {m, 1});
-      Tensor gc_w2 = mul(b.w, gc_col);
-      Tensor gw1 = matmul(gc_w2, transpose(c_mat));
-      Tensor gw2 = mul(mw, gc_col);
-      // G = Zc Zc^T, C = Zc1 Zc2^T: gZc1 = 2 gG1 Zc1 + gC Zc2 and gZc2 = gC^T Zc1 + 2 gG2 Zc2, accumulated
-      // into the halves of one (2m, d) buffer. The row centring's own backward (subtracting each row's mean)
-      // is the identity here: every row of these products is a combination of centred rows, so its mean is
-      // already zero.
-      Tensor gg1 = view_backward_gram(a, gw1, gv1, d, 2.0), gg2 = view_backward_gram(b, gw2, gv2, d, 2.0);
-      Tensor g_cmat = matmul(a.w, gc_w2);                             // gC = W1 diag(gc) W2
-      gz = Tensor::empty({2 * m, d}, z1.dtype(), z1.device());
-      Tensor gz1 = slice(gz, 0, 0, m), gz2 = slice(gz, 0, m, 2 * m);
-      matmul_out(gg1, a.zc, gz1);
-      matmul_out(g_cmat, b.zc, gz1, 1.0, 1.0);
-      matmul_out(transpose(g_cmat), a.zc, gz2);
-      matmul_out(gg2, b.zc, gz2, 1.0, 1.0);
-    }
+    loss = add(add(mul(sum(sv->cos), -2.0 / double(m)), 2.0), mul(trace_terms, beta));
   }
-  if (want_grad)
-    record("intl_loss_spectral", {z1, z2}, loss, [gz, m](const Tensor& g) {
-      return std::vector<Tensor>{mul(slice(gz, 0, 0, m), g), mul(slice(gz, 0, m, 2 * m), g)};
-    });
+  if (!needs_grad({z1, z2})) return loss;
+  record("intl_loss_spectral", {z1, z2}, loss, [sv, m, d, beta](const Tensor& g) {
+    NoGradGuard no_grad;
+    const View &a = sv->fw.view[0], &b = sv->fw.view[1];
+    const Tensor &cos = sv->cos, &mw = sv->mw;
+    // Gradients of the scalar terms with respect to c, v1, v2. cos = c / (n1 n2) with n = sqrt((d-1) v),
+    // so d cos / d v1 = -cos / (2 v1).
+    const double gcos = -2.0 / double(m);
+    Tensor gc = div(Tensor::full({m}, gcos, cos.dtype(), cos.device()), sv->denom);
+    Tensor gv1 = add(mul(div(cos, a.v), -0.5 * gcos), mul(add(a.v, -1.0), 2.0 * beta));
+    Tensor gv2 = add(mul(div(cos, b.v), -0.5 * gcos), mul(add(b.v, -1.0), 2.0 * beta));
+    // c_i = sum_k (W1 C)_ik W2_ik: gW2 = diag(gc) W1 C; gW1 = diag(gc) W2 C^T; gC = W1 diag(gc) W2.
+    Tensor gc_col = reshape(gc, {m, 1});
+    Tensor gc_w2 = mul(b.w, gc_col);
+    Tensor gw1 = matmul(gc_w2, transpose(sv->c_mat));
+    Tensor gw2 = mul(mw, gc_col);
+    // G = Zc Zc^T, C = Zc1 Zc2^T: gZc1 = 2 gG1 Zc1 + gC Zc2 and gZc2 = gC^T Zc1 + 2 gG2 Zc2. With the stacked
+    // Zc = [Zc1; Zc2] that is one product, gZc = [[2 gG1, gC], [gC^T, 2 gG2]] Zc, its (2m, 2m) factor
+    // assembled block by block in place. The row centring's own backward (subtracting each row's mean) is
+    // the identity here: every row of the product is a combination of centred rows, so its mean is zero.
+    Tensor g_all = Tensor::empty({2 * m, 2 * m}, cos.dtype(), cos.device());
+    auto block = [&](int64_t i, int64_t j) { return make_view(g_all, {m, m}, {2 * m, 1}, (i * 2 * m + j) * m); };
+    view_backward_gram(a, gw1, gv1, d, 2.0, block(0, 0));
+    view_backward_gram(b, gw2, gv2, d, 2.0, block(1, 1));
+    matmul_out(a.w, gc_w2, block(0, 1));             // gC = W1 diag(gc) W2
+    matmul_out(b.w, mul(a.w, gc_col), block(1, 0));  // gC^T = W2 diag(gc) W1
+    // The incoming gradient scales the product; read on the host it costs nothing, on a device a sync.
+    Tensor gz = Tensor::empty({2 * m, d}, cos.dtype(), cos.device());
+    const bool host = g.device() == Device::cpu;
+    matmul_out(g_all, sv->fw.zc, gz, host ? g.item() : 1.0);
+    if (!host) gz = mul(gz, g);
+    return std::vector<Tensor>{slice(gz, 0, 0, m), slice(gz, 0, m, 2 * m)};
+  });
   return loss;
 }
 

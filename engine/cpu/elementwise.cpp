@@ -88,6 +88,7 @@ template <class T, class F> void map_binary(const Tensor& a, const Tensor& b, co
 
 void copy(const Tensor& src, const Tensor& dst) {
   check(src.shape() == dst.shape(), "copy: shape " + shape_str(src.shape()) + " into " + shape_str(dst.shape()));
+  check(dst.is_contiguous(), "copy: the destination must be contiguous");
   dispatch_all(src.dtype(), [&](auto s) {
     dispatch_all(dst.dtype(), [&](auto d) { copy_typed<decltype(s), decltype(d)>(src, dst); });
   });
