@@ -48,7 +48,7 @@ void run(const Options& o) {
   const Timing t = time_median(step, 2, 5, o.budget);
   // FLOPs. Literal algorithm, per view: covariance 2 m^2 d, T Newton steps of three m^3 GEMMs, output
   // 2 m^2 d; backward twice the forward. Spectral algorithm, both views: Gram matrices G1, G2, C (6 m^2 d),
-  // the four gradient products m x m x d (8 m^2 d), and 16 m x m products (plus two eigensolves).
+  // the gradient product (2m x 2m) x (2m x d) (8 m^2 d), and 16 m x m products (plus two eigensolves).
   const double m = double(o.m), d = double(o.d);
   const double literal = 2 * 3 * (2 * m * m * d + o.T * 3 * 2 * m * m * m + 2 * m * m * d);
   const double spectral = 14 * m * m * d + 16 * 2 * m * m * m;
