@@ -8,6 +8,7 @@
 #include <omp.h>
 #include <sys/resource.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -29,31 +30,69 @@ namespace {
 
 struct Options {
   std::string arch = "resnet18-cifar";
-  int64_t batch = 256;
+  int64_t batch = 0;  // 0: the architecture's default
   int steps = 5;
   int64_t base_width = 64;
-  int image_size = 32;
+  int image_size = 0;
   bool forward_only = false;
   cli::CommonOptions common;
 };
 
-// Forward FLOPs (2 per multiply-add) of one image through the CIFAR ResNet-18 (BasicBlocks [2, 2, 2, 2],
-// conv 3x3 stem at stride 1) and the projector: 1.11 GFLOP at width 64 and 32 x 32 images. Batch norm,
-// ReLU and pooling are left out (under 1%).
-double forward_flops_per_image(int64_t w, int64_t side, const std::vector<int64_t>& projector) {
+// The benchmarked networks: the CIFAR ResNet-18 of the CIFAR studies and the ImageNet ResNet-50 of the
+// paper's ImageNet runs, each with its projector.
+struct Arch {
+  const char* name;
+  const char* backbone;  // ResNetConfig arch
+  const char* stem;      // cifar | imagenet
+  std::vector<int64_t> projector;
+  int64_t batch;  // defaults when --batch / --image-size are not given
+  int image_size;
+};
+const Arch kArchs[] = {
+    {"resnet18-cifar", "resnet18", "cifar", {2048, 2048, 2048}, 256, 32},
+    {"resnet50-imagenet", "resnet50", "imagenet", {8192, 8192, 8192}, 128, 224},
+};
+
+const Arch& find_arch(const std::string& name) {
+  for (const Arch& a : kArchs)
+    if (name == a.name) return a;
+  throw UsageError("bench train: --arch must be resnet18-cifar or resnet50-imagenet, found '" + name + "'");
+}
+
+// Forward FLOPs (2 per multiply-add) of one image through the backbone and the projector: convolutions and
+// linear layers, with batch norm, ReLU and pooling left out (under 1%). torchvision's layouts: BasicBlocks
+// [2, 2, 2, 2] for ResNet-18, Bottlenecks [3, 4, 6, 3] (stride on the 3 x 3) for ResNet-50; the CIFAR stem is
+// a 3 x 3 convolution at stride 1 without max pooling, the ImageNet one 7 x 7 at stride 2 then a stride-2 max
+// pool. CIFAR ResNet-18 at width 64 and 32 x 32: 1.11 GFLOP (backbone); ResNet-50 at 224 x 224: 8.2 GFLOP.
+double forward_flops_per_image(const Arch& arch, int64_t w, int64_t side, const std::vector<int64_t>& projector) {
   auto conv = [](double c_in, double c_out, double k, double out_side) {
     return 2.0 * c_in * c_out * k * k * out_side * out_side;
   };
+  const bool bottleneck = std::string(arch.backbone) == "resnet50";
+  const bool imagenet_stem = std::string(arch.stem) == "imagenet";
+  const int blocks[4] = {bottleneck ? 3 : 2, bottleneck ? 4 : 2, bottleneck ? 6 : 2, bottleneck ? 3 : 2};
   double s = double(side), c = double(w);
-  double flops = conv(3, c, 3, s);  // stem
+  double flops = 0;
+  if (imagenet_stem) {
+    s = std::ceil(s / 2);
+    flops += conv(3, c, 7, s);
+    s = std::ceil(s / 2);  // max pool
+  } else {
+    flops += conv(3, c, 3, s);
+  }
   for (int stage = 0; stage < 4; ++stage) {
-    const double c_out = double(w) * (1 << stage);
-    const double s_out = stage == 0 ? s : s / 2;
-    flops += conv(c, c_out, 3, s_out) + conv(c_out, c_out, 3, s_out);  // block 0
-    if (stage > 0) flops += conv(c, c_out, 1, s_out);                   // its downsample
-    flops += 2 * conv(c_out, c_out, 3, s_out);                          // block 1
-    c = c_out;
-    s = s_out;
+    const double width = double(w) * (1 << stage);
+    const double c_out = bottleneck ? 4 * width : width;
+    for (int b = 0; b < blocks[stage]; ++b) {
+      const double s_out = (stage > 0 && b == 0) ? std::ceil(s / 2) : s;
+      if (bottleneck)
+        flops += conv(c, width, 1, s) + conv(width, width, 3, s_out) + conv(width, c_out, 1, s_out);
+      else
+        flops += conv(c, c_out, 3, s_out) + conv(c_out, c_out, 3, s_out);
+      if (b == 0 && (s_out != s || c != c_out)) flops += conv(c, c_out, 1, s_out);  // downsample
+      c = c_out;
+      s = s_out;
+    }
   }
   double in = c;
   for (int64_t width : projector) {
@@ -85,12 +124,17 @@ long minor_page_faults() {
   return usage.ru_minflt;
 }
 
-void run(const Options& o) {
-  if (o.arch != "resnet18-cifar")
-    throw UsageError("bench train: --arch must be resnet18-cifar, found '" + o.arch + "'");
+void run(Options o) {
+  const Arch& arch = find_arch(o.arch);
+  if (o.batch == 0) o.batch = arch.batch;
+  if (o.image_size == 0) o.image_size = arch.image_size;
   if (o.batch < 2 || o.steps < 1) throw UsageError("bench train: --batch must be >= 2 and --steps >= 1");
+  if (o.image_size < 8) throw UsageError("bench train: --image-size must be >= 8");
   const Device device = resolve_device(o.common.device);
   train::SslModelConfig config;
+  config.arch = arch.backbone;
+  config.stem = arch.stem;
+  config.projector = arch.projector;
   config.base_width = o.base_width;
   config.seed = o.common.seed;
   train::SslModel model(config);
@@ -129,21 +173,27 @@ void run(const Options& o) {
 
   // Backward costs twice the forward (data and filter gradients). Forward only: the backbone alone.
   const double per_image = o.forward_only
-                               ? forward_flops_per_image(o.base_width, o.image_size, {})
-                               : 3.0 * forward_flops_per_image(o.base_width, o.image_size, config.projector);
+                               ? forward_flops_per_image(arch, o.base_width, o.image_size, {})
+                               : 3.0 * forward_flops_per_image(arch, o.base_width, o.image_size, config.projector);
   const double images_per_s = (o.forward_only ? 1.0 : 2.0) * double(o.batch) / (t.median_ms * 1e-3);
   const char* isa = "";
   const double peak = measure_fp32_peak(omp_get_max_threads(), &isa);
+  std::string projector;
+  for (int64_t width : config.projector) projector += "-" + std::to_string(width);
+  const std::string precision = o.common.precision == "bf16" && device == Device::cuda
+                                    ? "bf16 GEMMs and convolutions, fp32 master weights and loss"
+                                    : "float32";
   if (o.forward_only)
     std::printf("intl bench train: %s (base width %lld) backbone forward only (eval mode, no gradients), batch %lld, "
-                "%dx%d NHWC, float32, device %s, threads %d\n",
+                "%dx%d NHWC, %s, device %s, threads %d\n",
                 o.arch.c_str(), (long long)o.base_width, (long long)o.batch, o.image_size, o.image_size,
-                device_name(device), omp_get_max_threads());
+                precision.c_str(), device_name(device), omp_get_max_threads());
   else
-    std::printf("intl bench train: %s (base width %lld) + projector %lld-2048-2048-2048, INTL loss (spectral, T=4) "
-                "+ SGD step, batch %lld x 2 views, %dx%d NHWC, float32, device %s, threads %d\n",
-                o.arch.c_str(), (long long)o.base_width, (long long)(8 * o.base_width), (long long)o.batch,
-                o.image_size, o.image_size, device_name(device), omp_get_max_threads());
+    std::printf("intl bench train: %s (base width %lld) + projector %lld%s, INTL loss (spectral, T=4) + SGD step, "
+                "batch %lld x 2 views, %dx%d NHWC, %s, device %s, threads %d\n",
+                o.arch.c_str(), (long long)o.base_width, (long long)model.backbone().feature_dim(),
+                projector.c_str(), (long long)o.batch, o.image_size, o.image_size, precision.c_str(),
+                device_name(device), omp_get_max_threads());
   const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
   std::printf("OMP_WAIT_POLICY=%s, load average %s\n", wait_policy ? wait_policy : "(unset)", load_average().c_str());
   std::printf("steps: %d timed after 1 warm-up; median %.1f ms, min %.1f ms; loss %.6g -> %.6g\n", t.reps,
@@ -161,6 +211,8 @@ void run(const Options& o) {
               "image per %s\n",
               achieved, peak, 100.0 * achieved / peak, isa, omp_get_max_threads(), per_image / 1e9,
               o.forward_only ? "backbone forward" : "training step");
+  if (!o.forward_only && std::string(arch.stem) == "cifar")  // 50,000 images, two views each
+    std::printf("cifar_epoch_s: %.2f (50,000 images x 2 views at this rate)\n", 100000.0 / images_per_s);
   std::printf("images_per_s: %.1f\n", images_per_s);
 }
 
@@ -168,13 +220,15 @@ void run(const Options& o) {
 
 void add_bench_train(CLI::App& bench) {
   auto o = std::make_shared<Options>();
-  auto* cmd = bench.add_subcommand("train", "INTL pre-training step: ResNet-18 (CIFAR) + projector + loss + SGD");
-  cmd->add_option("--arch", o->arch, "network (resnet18-cifar)")->capture_default_str();
-  cmd->add_option("--batch", o->batch, "images per view")->capture_default_str();
+  auto* cmd = bench.add_subcommand("train", "INTL pre-training step: ResNet + projector + loss + SGD");
+  cmd->add_option("--arch", o->arch, "resnet18-cifar (batch 256, 32 x 32, projector 2048^3) | resnet50-imagenet "
+                                     "(batch 128, 224 x 224, projector 8192^3)")
+      ->capture_default_str();
+  cmd->add_option("--batch", o->batch, "images per view (default: the architecture's)");
   cmd->add_option("--steps", o->steps, "timed steps (after one warm-up step)")->capture_default_str();
   cmd->add_option("--base-width", o->base_width, "channels of the stem and layer1 (64: ResNet-18)")
       ->capture_default_str();
-  cmd->add_option("--image-size", o->image_size, "side of the random views")->capture_default_str();
+  cmd->add_option("--image-size", o->image_size, "side of the random views (default: the architecture's)");
   cmd->add_flag("--forward-only", o->forward_only,
                 "time the backbone's forward pass alone (eval mode, no gradients, one view of --batch images)");
   cli::add_common_options(*cmd, o->common);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check for a lent H200 machine, as one script: build intl with CUDA for sm_90, run the test suite
-# (the CPU/GPU parity table among it), then `intl bench iternorm` and `intl bench train` in fp32 and bf16 when
-# those commands exist. Logs land in $OUT (at most 8 files come back): summary.txt, build.log, tests.log and
-# one bench_*.log per benchmark. Budget: about 8 minutes of a 15-minute device allowance; every step has a
+# (the CPU/GPU parity table among it), then `intl bench iternorm` and `intl bench train` (CIFAR ResNet-18 and
+# ImageNet ResNet-50, fp32 and bf16), then PyTorch on the same work (bench/gpu/torch_bench.py) where it is
+# installed. Logs land in $OUT (at most 8 files come back): summary.txt, build.log, tests.log, bench_iternorm.log,
+# bench_train.log and bench_torch.log. Budget: about 9 minutes of a 15-minute device allowance; every step has a
 # timeout, and a failed step is recorded in summary.txt and the next one still runs.
 #
 # The device image ('cuda') has nvcc, CMake and ninja (pip) and PyTorch's cuDNN/cuBLAS wheels, but not the
@@ -126,10 +127,25 @@ else
   note "bench iternorm: not available in this build"
 fi
 if has train; then
+  # CIFAR ResNet-18 at batch 256 (the 5-second-epoch target, bf16) and ResNet-50 at 224 x 224, batch 128
+  # (the 3,000 images/s target, bf16); all four runs append to one log.
   for p in fp32 bf16; do
-    step "bench train $p" "$OUT/bench_train_$p.log" 90 "$BUILD/intl" bench train --device cuda --precision $p
+    step "bench train cifar $p" "$OUT/bench_train.log" 90 "$BUILD/intl" bench train --device cuda --precision $p \
+      --arch resnet18-cifar --steps 10
+    step "bench train resnet50 $p" "$OUT/bench_train.log" 120 "$BUILD/intl" bench train --device cuda \
+      --precision $p --arch resnet50-imagenet --steps 5
   done
+  grep -E "^(intl bench train|images_per_s|cifar_epoch_s)" "$OUT/bench_train.log" >>"$SUMMARY"
 else
   note "bench train: not available in this build"
+fi
+grep -E "^median_ms" "$OUT/bench_iternorm.log" 2>/dev/null | sed 's/^/intl iternorm /' >>"$SUMMARY"
+
+# ---- PyTorch's figures for the same work, where PyTorch sees the GPU ----
+if python3 -c 'import torch, torchvision, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+  step "torch (same work)" "$OUT/bench_torch.log" 180 python3 "$ROOT/bench/gpu/torch_bench.py" --device cuda
+  grep "^torch" "$OUT/bench_torch.log" >>"$SUMMARY"
+else
+  note "torch: not importable with a GPU here; no PyTorch figures"
 fi
 note "== done in ${SECONDS}s"
