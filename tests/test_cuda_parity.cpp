@@ -126,6 +126,13 @@ std::vector<Case> op_cases() {
        {rnd({3, 2, 3, 2}, 1), pos({2}, 2), rnd({2}, 3)}},
       {"batch norm 2d eval", [](V x) { return batch_norm_2d(x[0], x[1], x[2], x[3], x[4], false); },
        {rnd({3, 2, 3, 2}, 1), pos({2}, 2), rnd({2}, 3), rnd({2}, 4, 0.3), pos({2}, 5)}},
+      // 40 channels (a full and a partial tile of 32) over 144 rows (three chunks of rows in the CUDA sums).
+      {"batch norm 2d fused + residual + relu, train",
+       [](V x) { return batch_norm_2d_fused(x[0], x[3], true, x[1], x[2], Tensor(), Tensor(), true); },
+       {rnd({2, 8, 9, 40}, 1, 2.0), pos({40}, 2), rnd({40}, 3), rnd({2, 8, 9, 40}, 4)}},
+      {"batch norm 2d fused + relu, eval",
+       [](V x) { return batch_norm_2d_fused(x[0], Tensor(), true, x[1], x[2], x[3], x[4], false); },
+       {rnd({2, 8, 9, 40}, 1, 2.0), pos({40}, 2), rnd({40}, 3), rnd({40}, 4, 0.3), pos({40}, 5)}},
       {"max pool 3 s2 p1", [](V x) { return max_pool2d(x[0], 3, 2, 1); }, {rnd({2, 5, 6, 2}, 1)}},
       {"max pool 2 s2 p0", [](V x) { return max_pool2d(x[0], 2, 2, 0); }, {rnd({1, 4, 4, 3}, 1)}},
       {"global average pool", [](V x) { return global_avg_pool(x[0]); }, {rnd({2, 3, 2, 3}, 1)}},
@@ -232,6 +239,20 @@ std::vector<Primitive> primitive_cases() {
          backend(d).batchnorm_forward_train(a, x, gamma, beta, y, mean, invstd, rm, rv);
          backend(d).batchnorm_backward_train(a, x, gamma, mean, invstd, dy, dx, dgamma, dbeta);
          return std::vector<Tensor>{y, mean, invstd, rm, rv, dx, dgamma, dbeta};
+       }},
+      {"batchnorm 2d fused: running statistics, saved statistics, all four gradients",
+       [](Device d) {
+         const BatchNorm2dArgs a{2, 8, 9, 40, 1e-5, 0.1, true, true};
+         const Shape s{2, 8, 9, 40};
+         Tensor x = on(d, rnd(s, 1, 2.0)), res = on(d, rnd(s, 2)), gamma = on(d, pos({40}, 3));
+         Tensor beta = on(d, rnd({40}, 4)), rm = on(d, rnd({40}, 5)), rv = on(d, pos({40}, 6)), dy = on(d, rnd(s, 7));
+         Tensor y = Tensor::empty(s, DType::f32, d), mean = Tensor::empty({40}, DType::f32, d);
+         Tensor invstd = Tensor::empty({40}, DType::f32, d), dx = Tensor::empty(s, DType::f32, d);
+         Tensor dres = Tensor::empty(s, DType::f32, d), dgamma = Tensor::empty({40}, DType::f32, d);
+         Tensor dbeta = Tensor::empty({40}, DType::f32, d);
+         backend(d).batchnorm2d_forward(a, x, gamma, beta, res, y, mean, invstd, rm, rv);
+         backend(d).batchnorm2d_backward(a, x, y, dy, gamma, mean, invstd, Tensor(), Tensor(), dx, dgamma, dbeta, dres);
+         return std::vector<Tensor>{y, mean, invstd, rm, rv, dx, dgamma, dbeta, dres};
        }},
       {"conv2d 3x3 stride 2 pad 1 with bias",
        [](Device d) {

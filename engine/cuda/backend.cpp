@@ -29,8 +29,8 @@ const Backend& cuda_backend() {
       cuda::conv2d_backward_filter,
       cuda::maxpool2d_forward,
       cuda::maxpool2d_backward,
-      nullptr,  // batchnorm2d_forward: composed from batch_norm_1d, add and relu
-      nullptr,  // batchnorm2d_backward
+      cuda::batchnorm2d_forward,
+      cuda::batchnorm2d_backward,
       cuda::softmax_xent,
       cuda::sgd_step,
       cuda::adam_step,

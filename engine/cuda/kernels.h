@@ -30,11 +30,21 @@ void batchnorm_backward_train(const BatchNormArgs& args, const Tensor& x, const 
                               const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta);
 void maxpool2d_forward(const Pool2dArgs& args, const Tensor& x, const Tensor& y, const Tensor& indices);
 void maxpool2d_backward(const Pool2dArgs& args, const Tensor& dy, const Tensor& indices, const Tensor& dx);
+
 void softmax_xent(const Tensor& logits, const Tensor& labels, const Tensor& loss, const Tensor& dlogits);
 void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buf, double lr, double momentum,
               double weight_decay, bool nesterov, bool first_step);
 void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq, double lr,
                double beta1, double beta2, double eps, double weight_decay, bool decoupled, int64_t step);
+
+// batchnorm2d.cu: NHWC spatial batch norm fused with the residual add and ReLU (Backend::batchnorm2d_*).
+void batchnorm2d_forward(const BatchNorm2dArgs& args, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                         const Tensor& residual, const Tensor& y, const Tensor& save_mean, const Tensor& save_invstd,
+                         const Tensor& running_mean, const Tensor& running_var);
+void batchnorm2d_backward(const BatchNorm2dArgs& args, const Tensor& x, const Tensor& y, const Tensor& dy,
+                          const Tensor& gamma, const Tensor& save_mean, const Tensor& save_invstd,
+                          const Tensor& running_mean, const Tensor& running_var, const Tensor& dx,
+                          const Tensor& dgamma, const Tensor& dbeta, const Tensor& dresidual);
 
 // conv.cpp (cuDNN)
 void conv2d_forward(const Conv2dArgs& args, const Tensor& x, const Tensor& weight, const Tensor& bias,
