@@ -102,8 +102,8 @@ void add_common_options(CLI::App& cmd, CommonOptions& opts) {
   cmd.add_flag("--verbose,-v", opts.verbose, "print allocator counters and more detail")
       ->each([](const std::string&) { g_verbose = true; });
   cmd.add_option("--precision", opts.precision,
-                 "GPU GEMMs and convolutions: fp32 | bf16 (GEMMs on bfloat16, convolutions on TF32 tensor cores, "
-                 "float32 accumulation; whitening, eigensolvers and losses stay float32); the CPU ignores it")
+                 "GPU GEMMs and convolutions: fp32 | bf16 (bfloat16 operands on tensor cores, float32 accumulation "
+                 "and master weights; whitening, eigensolvers and losses stay float32); the CPU ignores it")
       ->check(CLI::IsMember({"fp32", "bf16"}))
       ->each([](const std::string& name) { set_matmul_precision(parse_matmul_precision(name)); })
       ->capture_default_str();

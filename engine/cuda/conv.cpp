@@ -1,7 +1,14 @@
 // 2-D convolution on cuDNN's legacy API (cuDNN 9 still ships it in libcudnn_cnn). One plan per shape, dtype
 // and precision holds the descriptors and the algorithm of each pass, chosen once by cuDNN's heuristics
 // (deterministic algorithms first, so a fixed seed gives fixed results); workspaces come from our allocator.
+//
+// --precision bf16 on float32 tensors runs each pass in cuDNN's BFLOAT16 configuration (bfloat16 operands,
+// float accumulation), as PyTorch's autocast does around a convolution: the operands are rounded to bfloat16
+// copies (a weight's copy is kept while its version stands, so the forward and backward-data passes of a step
+// convert it once) and the result is converted back to float32. A pass cuDNN cannot run that way runs in
+// float32 on TF32 tensor cores instead, which is said once on stderr.
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -28,11 +35,15 @@ template <class Algo> struct Pass {
   Algo algo{};
   size_t workspace = 0;
   bool chosen = false;
+  bool low = false;  // runs on the bfloat16 descriptors
 };
 
 struct Plan {
   cudnnTensorDescriptor_t x = nullptr, y = nullptr, bias = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
+  cudnnTensorDescriptor_t x16 = nullptr, y16 = nullptr;  // bfloat16 twins (bf16 plans only)
+  cudnnFilterDescriptor_t w16 = nullptr;
+  bool bf16 = false;
   Pass<cudnnConvolutionFwdAlgo_t> forward;
   Pass<cudnnConvolutionBwdDataAlgo_t> backward_data;
   Pass<cudnnConvolutionBwdFilterAlgo_t> backward_filter;
@@ -86,6 +97,16 @@ Plan& plan_for(const Conv2dArgs& a, DType dtype) {
   set_tensor(plan->y, t, a.n, a.c_out, a.h_out(), a.w_out());
   set_tensor(plan->bias, t, 1, a.c_out, 1, 1);
   CUDNN_CHECK(cudnnSetFilter4dDescriptor(plan->w, t, kWeightLayout, int(a.c_out), int(a.c_in), int(a.kh), int(a.kw)));
+  plan->bf16 = dtype == DType::f32 && bf16;
+  if (plan->bf16) {
+    CUDNN_CHECK(cudnnCreateTensorDescriptor(&plan->x16));
+    CUDNN_CHECK(cudnnCreateTensorDescriptor(&plan->y16));
+    CUDNN_CHECK(cudnnCreateFilterDescriptor(&plan->w16));
+    set_tensor(plan->x16, CUDNN_DATA_BFLOAT16, a.n, a.c_in, a.h, a.w);
+    set_tensor(plan->y16, CUDNN_DATA_BFLOAT16, a.n, a.c_out, a.h_out(), a.w_out());
+    CUDNN_CHECK(cudnnSetFilter4dDescriptor(plan->w16, CUDNN_DATA_BFLOAT16, kWeightLayout, int(a.c_out), int(a.c_in),
+                                           int(a.kh), int(a.kw)));
+  }
   plan->forward.conv = make_conv(a, t, plan->math);
   plan->backward_data.conv = make_conv(a, t, plan->math);
   plan->backward_filter.conv = make_conv(a, t, plan->math);
@@ -94,9 +115,9 @@ Plan& plan_for(const Conv2dArgs& a, DType dtype) {
 }
 
 // The best-ranked usable algorithm: succeeded, deterministic when one is, and in strict fp32 not a tensor-core
-// one (the descriptor then keeps CUDNN_FMA_MATH, which cuDNN honours when running it).
+// one (the descriptor then keeps CUDNN_FMA_MATH, which cuDNN honours when running it). False when none is.
 template <class Perf, class Algo>
-void choose(Pass<Algo>& pass, const Perf* perfs, int count, bool strict, const char* what, const Conv2dArgs& a) {
+bool pick(Pass<Algo>& pass, const Perf* perfs, int count, bool strict) {
   for (int deterministic_only = 1; deterministic_only >= 0; --deterministic_only) {
     for (int i = 0; i < count; ++i) {
       const Perf& p = perfs[i];
@@ -108,11 +129,55 @@ void choose(Pass<Algo>& pass, const Perf* perfs, int count, bool strict, const c
       pass.workspace = p.memory;
       if (!strict) CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, p.mathType));
       pass.chosen = true;
-      return;
+      return true;
     }
   }
+  return false;
+}
+
+[[noreturn]] void no_algorithm(const char* what, const Conv2dArgs& a, bool strict) {
   throw Error(std::string("cuDNN has no usable ") + what + " algorithm for " + shape_of(a) +
               (strict ? " in fp32 (try --precision bf16)" : ""));
+}
+
+void note_fallback(const char* what, const Conv2dArgs& a) {
+  static std::once_flag once;
+  std::call_once(once, [&] {
+    std::fprintf(stderr, "intl: cuDNN runs no bf16 %s convolution for %s; such passes run in float32 (TF32)\n",
+                 what, shape_of(a).c_str());
+  });
+}
+
+// The bfloat16 copy of a weight, converted when its (address, version) changed; version 0 (never updated in
+// place) is not a key, so such a weight is converted into `scratch` on every call.
+const void* bf16_weight(const Tensor& weight, uint64_t version, std::unique_ptr<DeviceBuffer>& scratch) {
+  struct Cached {
+    uint64_t version = 0;
+    std::unique_ptr<DeviceBuffer> data;
+  };
+  static std::mutex mutex;
+  static auto* cache = new std::map<const void*, Cached>();
+  const int64_t n = weight.numel();
+  const size_t bytes = size_t(n) * 2;
+  if (version == 0) {
+    scratch = std::make_unique<DeviceBuffer>(bytes);
+    to_bf16(weight.data<float>(), scratch->get(), n);
+    return scratch->get();
+  }
+  std::lock_guard<std::mutex> lock(mutex);
+  Cached& c = (*cache)[weight.raw_data()];
+  if (c.data && c.version == version && c.data->bytes() == bytes) return c.data->get();
+  if (!c.data || c.data->bytes() != bytes) c.data = std::make_unique<DeviceBuffer>(bytes);
+  to_bf16(weight.data<float>(), c.data->get(), n);
+  c.version = version;
+  return c.data->get();
+}
+
+// A float32 tensor's bfloat16 copy, for one call.
+std::unique_ptr<DeviceBuffer> bf16_copy(const Tensor& t) {
+  auto b = std::make_unique<DeviceBuffer>(size_t(t.numel()) * 2);
+  to_bf16(t.data<float>(), b->get(), t.numel());
+  return b;
 }
 
 // cuDNN's scaling factors are float for float data and double for double data.
@@ -130,21 +195,38 @@ struct Scale {
 void conv2d_forward(const Conv2dArgs& a, const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y) {
   if (y.numel() == 0) return;
   Plan& p = plan_for(a, x.dtype());
-  if (!p.forward.chosen) {
+  Pass<cudnnConvolutionFwdAlgo_t>& pass = p.forward;
+  if (!pass.chosen) {
     constexpr int kMax = CUDNN_CONVOLUTION_FWD_ALGO_COUNT;
     cudnnConvolutionFwdAlgoPerf_t perfs[kMax];
     int count = 0;
-    CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(cudnn(), p.x, p.w, p.forward.conv, p.y, kMax, &count, perfs));
-    choose(p.forward, perfs, count, p.strict, "forward", a);
+    if (p.bf16 && cudnnGetConvolutionForwardAlgorithm_v7(cudnn(), p.x16, p.w16, pass.conv, p.y16, kMax, &count,
+                                                         perfs) == CUDNN_STATUS_SUCCESS)
+      pass.low = pick(pass, perfs, count, false);
+    if (!pass.low) {
+      CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(cudnn(), p.x, p.w, pass.conv, p.y, kMax, &count, perfs));
+      if (!pick(pass, perfs, count, p.strict)) no_algorithm("forward", a, p.strict);
+      if (p.bf16) note_fallback("forward", a);
+    }
     size_t bytes = 0;  // the workspace under the descriptor's final math type
-    CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(cudnn(), p.x, p.w, p.forward.conv, p.y, p.forward.algo,
-                                                        &bytes));
-    p.forward.workspace = std::max(p.forward.workspace, bytes);
+    CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(cudnn(), pass.low ? p.x16 : p.x, pass.low ? p.w16 : p.w,
+                                                        pass.conv, pass.low ? p.y16 : p.y, pass.algo, &bytes));
+    pass.workspace = std::max(pass.workspace, bytes);
   }
-  DeviceBuffer ws(p.forward.workspace);
+  DeviceBuffer ws(pass.workspace);
   const Scale s(x.dtype());
-  CUDNN_CHECK(cudnnConvolutionForward(cudnn(), s.one(), p.x, x.raw_data(), p.w, weight.raw_data(), p.forward.conv,
-                                      p.forward.algo, ws.get(), ws.bytes(), s.zero(), p.y, y.raw_data()));
+  if (pass.low) {
+    std::unique_ptr<DeviceBuffer> w_scratch;
+    const auto xb = bf16_copy(x);
+    const void* wb = bf16_weight(weight, a.weight_version, w_scratch);
+    DeviceBuffer yb(size_t(y.numel()) * 2);
+    CUDNN_CHECK(cudnnConvolutionForward(cudnn(), s.one(), p.x16, xb->get(), p.w16, wb, pass.conv, pass.algo, ws.get(),
+                                        ws.bytes(), s.zero(), p.y16, yb.get()));
+    from_bf16(yb.get(), y.data<float>(), y.numel());
+  } else {
+    CUDNN_CHECK(cudnnConvolutionForward(cudnn(), s.one(), p.x, x.raw_data(), p.w, weight.raw_data(), pass.conv,
+                                        pass.algo, ws.get(), ws.bytes(), s.zero(), p.y, y.raw_data()));
+  }
   if (bias.defined())
     CUDNN_CHECK(cudnnAddTensor(cudnn(), s.one(), p.bias, bias.raw_data(), s.one(), p.y, y.raw_data()));
 }
@@ -152,46 +234,76 @@ void conv2d_forward(const Conv2dArgs& a, const Tensor& x, const Tensor& weight, 
 void conv2d_backward_data(const Conv2dArgs& a, const Tensor& dy, const Tensor& weight, const Tensor& dx) {
   if (dx.numel() == 0) return;
   Plan& p = plan_for(a, dy.dtype());
-  if (!p.backward_data.chosen) {
+  Pass<cudnnConvolutionBwdDataAlgo_t>& pass = p.backward_data;
+  if (!pass.chosen) {
     constexpr int kMax = CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT;
     cudnnConvolutionBwdDataAlgoPerf_t perfs[kMax];
     int count = 0;
-    CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnn(), p.w, p.y, p.backward_data.conv, p.x, kMax, &count,
-                                                            perfs));
-    choose(p.backward_data, perfs, count, p.strict, "backward-data", a);
+    if (p.bf16 && cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnn(), p.w16, p.y16, pass.conv, p.x16, kMax, &count,
+                                                              perfs) == CUDNN_STATUS_SUCCESS)
+      pass.low = pick(pass, perfs, count, false);
+    if (!pass.low) {
+      CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnn(), p.w, p.y, pass.conv, p.x, kMax, &count, perfs));
+      if (!pick(pass, perfs, count, p.strict)) no_algorithm("backward-data", a, p.strict);
+      if (p.bf16) note_fallback("backward-data", a);
+    }
     size_t bytes = 0;
-    CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn(), p.w, p.y, p.backward_data.conv, p.x,
-                                                             p.backward_data.algo, &bytes));
-    p.backward_data.workspace = std::max(p.backward_data.workspace, bytes);
+    CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn(), pass.low ? p.w16 : p.w, pass.low ? p.y16 : p.y,
+                                                             pass.conv, pass.low ? p.x16 : p.x, pass.algo, &bytes));
+    pass.workspace = std::max(pass.workspace, bytes);
   }
-  DeviceBuffer ws(p.backward_data.workspace);
+  DeviceBuffer ws(pass.workspace);
   const Scale s(dy.dtype());
-  CUDNN_CHECK(cudnnConvolutionBackwardData(cudnn(), s.one(), p.w, weight.raw_data(), p.y, dy.raw_data(),
-                                           p.backward_data.conv, p.backward_data.algo, ws.get(), ws.bytes(), s.zero(),
-                                           p.x, dx.raw_data()));
+  if (pass.low) {
+    std::unique_ptr<DeviceBuffer> w_scratch;
+    const void* wb = bf16_weight(weight, a.weight_version, w_scratch);
+    const auto dyb = bf16_copy(dy);
+    DeviceBuffer dxb(size_t(dx.numel()) * 2);
+    CUDNN_CHECK(cudnnConvolutionBackwardData(cudnn(), s.one(), p.w16, wb, p.y16, dyb->get(), pass.conv, pass.algo,
+                                             ws.get(), ws.bytes(), s.zero(), p.x16, dxb.get()));
+    from_bf16(dxb.get(), dx.data<float>(), dx.numel());
+  } else {
+    CUDNN_CHECK(cudnnConvolutionBackwardData(cudnn(), s.one(), p.w, weight.raw_data(), p.y, dy.raw_data(), pass.conv,
+                                             pass.algo, ws.get(), ws.bytes(), s.zero(), p.x, dx.raw_data()));
+  }
 }
 
 void conv2d_backward_filter(const Conv2dArgs& a, const Tensor& x, const Tensor& dy, const Tensor& dweight,
                             const Tensor& dbias) {
   if (dweight.numel() == 0) return;
   Plan& p = plan_for(a, x.dtype());
-  if (!p.backward_filter.chosen) {
+  Pass<cudnnConvolutionBwdFilterAlgo_t>& pass = p.backward_filter;
+  if (!pass.chosen) {
     constexpr int kMax = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT;
     cudnnConvolutionBwdFilterAlgoPerf_t perfs[kMax];
     int count = 0;
-    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnn(), p.x, p.y, p.backward_filter.conv, p.w, kMax,
-                                                              &count, perfs));
-    choose(p.backward_filter, perfs, count, p.strict, "backward-filter", a);
+    if (p.bf16 && cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnn(), p.x16, p.y16, pass.conv, p.w16, kMax, &count,
+                                                                perfs) == CUDNN_STATUS_SUCCESS)
+      pass.low = pick(pass, perfs, count, false);
+    if (!pass.low) {
+      CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnn(), p.x, p.y, pass.conv, p.w, kMax, &count,
+                                                                perfs));
+      if (!pick(pass, perfs, count, p.strict)) no_algorithm("backward-filter", a, p.strict);
+      if (p.bf16) note_fallback("backward-filter", a);
+    }
     size_t bytes = 0;
-    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn(), p.x, p.y, p.backward_filter.conv, p.w,
-                                                               p.backward_filter.algo, &bytes));
-    p.backward_filter.workspace = std::max(p.backward_filter.workspace, bytes);
+    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn(), pass.low ? p.x16 : p.x,
+                                                               pass.low ? p.y16 : p.y, pass.conv,
+                                                               pass.low ? p.w16 : p.w, pass.algo, &bytes));
+    pass.workspace = std::max(pass.workspace, bytes);
   }
-  DeviceBuffer ws(p.backward_filter.workspace);
+  DeviceBuffer ws(pass.workspace);
   const Scale s(x.dtype());
-  CUDNN_CHECK(cudnnConvolutionBackwardFilter(cudnn(), s.one(), p.x, x.raw_data(), p.y, dy.raw_data(),
-                                             p.backward_filter.conv, p.backward_filter.algo, ws.get(), ws.bytes(),
-                                             s.zero(), p.w, dweight.raw_data()));
+  if (pass.low) {
+    const auto xb = bf16_copy(x), dyb = bf16_copy(dy);
+    DeviceBuffer dwb(size_t(dweight.numel()) * 2);
+    CUDNN_CHECK(cudnnConvolutionBackwardFilter(cudnn(), s.one(), p.x16, xb->get(), p.y16, dyb->get(), pass.conv,
+                                               pass.algo, ws.get(), ws.bytes(), s.zero(), p.w16, dwb.get()));
+    from_bf16(dwb.get(), dweight.data<float>(), dweight.numel());
+  } else {
+    CUDNN_CHECK(cudnnConvolutionBackwardFilter(cudnn(), s.one(), p.x, x.raw_data(), p.y, dy.raw_data(), pass.conv,
+                                               pass.algo, ws.get(), ws.bytes(), s.zero(), p.w, dweight.raw_data()));
+  }
   if (dbias.defined())
     CUDNN_CHECK(cudnnConvolutionBackwardBias(cudnn(), s.one(), p.y, dy.raw_data(), s.zero(), p.bias, dbias.raw_data()));
 }

@@ -1,6 +1,8 @@
 // Elementwise CUDA kernels: copy/convert (strided, and host <-> device), fill, Philox random, unary and
 // broadcasting binary ops, sum reductions, and the triangle mask of the Cholesky factor. Kernels first,
 // launchers after; each launcher switches on dtype and op once, as engine/cpu/elementwise.cpp does.
+#include <cuda_bf16.h>
+
 #include "engine/backend.h"
 #include "engine/cpu/strided.h"
 #include "engine/cuda/kernels.h"
@@ -203,6 +205,14 @@ template <class T, BinaryOp OP> void launch_binary(const Tensor& a, const Tensor
   CUDA_CHECK_LAUNCH();
 }
 
+__global__ void to_bf16_kernel(const float* src, __nv_bfloat16* dst, int64_t n) {
+  INTL_GRID_STRIDE(i, n) dst[i] = __float2bfloat16_rn(src[i]);
+}
+
+__global__ void from_bf16_kernel(const __nv_bfloat16* src, float* dst, int64_t n) {
+  INTL_GRID_STRIDE(i, n) dst[i] = __bfloat162float(src[i]);
+}
+
 }  // namespace
 
 void copy(const Tensor& src, const Tensor& dst) {
@@ -324,6 +334,18 @@ void zero_upper_triangle(const Tensor& a) {
     zero_upper_kernel<T><<<grid_for(total), kThreads, 0, stream()>>>(ptr<T>(a), total, n);
     CUDA_CHECK_LAUNCH();
   });
+}
+
+void to_bf16(const float* src, void* dst, int64_t n) {
+  if (n == 0) return;
+  to_bf16_kernel<<<grid_for(n), kThreads, 0, stream()>>>(src, static_cast<__nv_bfloat16*>(dst), n);
+  CUDA_CHECK_LAUNCH();
+}
+
+void from_bf16(const void* src, float* dst, int64_t n) {
+  if (n == 0) return;
+  from_bf16_kernel<<<grid_for(n), kThreads, 0, stream()>>>(static_cast<const __nv_bfloat16*>(src), dst, n);
+  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace intl::cuda

@@ -8,6 +8,9 @@ namespace intl::cuda {
 // elementwise.cu
 void copy(const Tensor& src, const Tensor& dst);  // also host <-> device when one side is on the CPU
 void fill(const Tensor& dst, double value);
+// float32 <-> bfloat16 (2 bytes per value, round to nearest even) on the stream, for bf16 convolutions.
+void to_bf16(const float* src, void* dst, int64_t n);
+void from_bf16(const void* src, float* dst, int64_t n);
 void random(const Tensor& dst, bool uniform, double lo, double hi, uint64_t seed, uint64_t stream);
 void unary(UnaryOp op, const Tensor& x, const Tensor& y, double s);
 void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out);

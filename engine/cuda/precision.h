@@ -1,6 +1,7 @@
 // The precision of float32 GEMMs and convolutions on the GPU: fp32 (default) matches the CPU to rounding;
-// bf16 lets cuBLAS round GEMM inputs to bfloat16 on tensor cores (float32 accumulation and output) and cuDNN
-// use TF32 tensor-core convolutions. float64 and the CPU backend ignore it. Plain C++: the CPU-only build
+// bf16 lets cuBLAS round GEMM inputs to bfloat16 on tensor cores (float32 accumulation and output) and runs
+// convolutions in cuDNN's BFLOAT16 configuration on bfloat16 copies of their operands (float accumulation,
+// float32 results; engine/cuda/conv.cpp). float64 and the CPU backend ignore it. Plain C++: the CPU-only build
 // keeps the flag in stub.cpp, so `--precision` parses in every build.
 #pragma once
 #include <string>
