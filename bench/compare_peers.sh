@@ -19,7 +19,7 @@ if [ "$what" = toy2d ] || [ "$what" = all ]; then
   : > "$tmp/peer"; : > "$tmp/ours"
   for i in $(seq "$rounds"); do
     OMP_NUM_THREADS=1 "$peers/run-peer" "$peers/toy2d_bench.py" --epochs 200 | awk '/^wall/ {print $2}' >> "$tmp/peer"
-    t0=$(now); "$intl" run toy2d --T 5 --init well --out "$tmp/run$i" > /dev/null; t1=$(now)
+    t0=$(now); "$intl" run toy2d --T 5 --init well --out "$tmp/run$i" > /dev/null 2>&1; t1=$(now)
     echo "$t1 - $t0" | bc -l >> "$tmp/ours"
   done
   p=$(median < "$tmp/peer"); o=$(median < "$tmp/ours")
