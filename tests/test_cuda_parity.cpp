@@ -18,6 +18,7 @@
 #include "engine/random.h"
 #include "engine/optim/optimizer.h"
 #include "losses/intl_loss.h"
+#include "losses/intl_spectral.h"
 #include "losses/whitening.h"
 #include "models/layers.h"
 #include "train/ssl_model.h"
@@ -160,6 +161,11 @@ std::vector<Case> op_cases() {
       {"trace loss", [](V x) { return trace_loss(x[0], WhitenAxis::channel); }, {rnd({4, 5}, 1)}},
       {"norm_mse", [](V x) { return norm_mse(x[0], x[1]); }, {rnd({4, 5}, 1), rnd({4, 5}, 2)}},
       {"INTL loss", [](V x) { return intl_loss(x[0], x[1], 4, 0.05); }, {rnd({4, 6}, 1), rnd({4, 6}, 2)}},
+      {"spectral INTL loss (the training path)", [](V x) { return intl_loss_spectral(x[0], x[1], 4, 0.05); },
+       {rnd({6, 10}, 1), rnd({6, 10}, 2)}, {1e-3, 1e-2}},
+      {"diagonal", [](V x) { return diagonal(x[0]); }, {rnd({4, 4}, 1)}},
+      {"cast to float64 and back", [](V x) { return cast(mul(cast(x[0], DType::f64), 2.0), DType::f32); },
+       {rnd({3, 4}, 1)}},
   };
 }
 
@@ -241,6 +247,12 @@ std::vector<Primitive> primitive_cases() {
          backend(d).batchnorm_forward_train(a, x, gamma, beta, y, mean, invstd, rm, rv);
          backend(d).batchnorm_backward_train(a, x, gamma, mean, invstd, dy, dx, dgamma, dbeta);
          return std::vector<Tensor>{y, mean, invstd, rm, rv, dx, dgamma, dbeta};
+       }},
+      {"matmul_out: alpha a b + beta out, into a row-strided view",
+       [](Device d) {
+         Tensor big = on(d, rnd({4, 7}, 1)), a = on(d, rnd({4, 3}, 2)), b = on(d, rnd({3, 5}, 3));
+         matmul_out(a, b, make_view(big, {4, 5}, {7, 1}, 1), 0.5, 2.0);
+         return std::vector<Tensor>{big};
        }},
       {"batchnorm 2d fused: running statistics, saved statistics, all four gradients",
        [](Device d) {
