@@ -6,10 +6,13 @@
 // Cost (m = 256, d = 2048): the Gram products G1, G2 and C forward (three m x m x d, in two calls) and one
 // (2m x 2m) x (2m x d) product backward, two eigensolves, and sixteen m x m products. Both views' centred rows
 // live in one (2m, d) buffer, so neither direction copies an m x d operand; the m x m tables of divided
-// differences are filled in one pass on the host. The gradient is computed when backward() asks for it.
+// differences are filled in one pass on the host. The gradient is computed when backward() asks for it. On a
+// GPU the forward reads back three things (both traces at once, both views' eigenvalues at once, and the
+// eigensolver's status) and sends the tables in one copy; the backward reads back nothing.
 #include "losses/intl_spectral.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <memory>
 #include <vector>
@@ -67,18 +70,27 @@ void fill_factors(const std::vector<double>& x, int T, Real* f_out, Real* dd_f, 
   }
 }
 
-// The tables are m x m of m eigenvalues: computed on the host and moved to x's device (one small copy).
-SpectralFactors spectral_factors(const Tensor& x, int T) {
-  const int64_t m = x.size(0);
-  const std::vector<double> xv = x.to_vector();
-  SpectralFactors sf{Tensor::empty({m}, x.dtype()), Tensor::empty({m, m}, x.dtype()),
-                     Tensor::empty({m, m}, x.dtype())};
-  if (x.dtype() == DType::f32)
-    fill_factors(xv, T, sf.f.data<float>(), sf.dd_f.data<float>(), sf.dd_phi.data<float>());
-  else
-    fill_factors(xv, T, sf.f.data<double>(), sf.dd_f.data<double>(), sf.dd_phi.data<double>());
-  if (x.device() != Device::cpu)
-    sf = {sf.f.to(x.device()), sf.dd_f.to(x.device()), sf.dd_phi.to(x.device())};
+// Both views' tables from their eigenvalues (2, m): computed on the host from one read-back, and moved to the
+// values' device in one copy of a packed (2, m + 2 m^2) buffer [f | dd_f | dd_phi] per view.
+std::array<SpectralFactors, 2> spectral_factors(const Tensor& values, int T) {
+  const int64_t m = values.size(1), per_view = m + 2 * m * m;
+  const std::vector<double> all = values.to_vector();
+  Tensor packed = Tensor::empty({2, per_view}, values.dtype());
+  for (int k = 0; k < 2; ++k) {
+    const std::vector<double> x(all.begin() + k * m, all.begin() + (k + 1) * m);
+    if (values.dtype() == DType::f32) {
+      float* p = packed.data<float>() + k * per_view;
+      fill_factors(x, T, p, p + m, p + m + m * m);
+    } else {
+      double* p = packed.data<double>() + k * per_view;
+      fill_factors(x, T, p, p + m, p + m + m * m);
+    }
+  }
+  if (values.device() != Device::cpu) packed = packed.to(values.device());
+  std::array<SpectralFactors, 2> sf;
+  for (int k = 0; k < 2; ++k)
+    sf[size_t(k)] = {make_view(packed, {m}, {1}, k * per_view), make_view(packed, {m, m}, {m, 1}, k * per_view + m),
+                     make_view(packed, {m, m}, {m, 1}, k * per_view + m + m * m)};
   return sf;
 }
 
@@ -117,24 +129,26 @@ Forward views_forward(const Tensor& z1, const Tensor& z2, int T) {
   matmul_out(fw.view[1].zc, transpose(fw.view[1].zc), make_view(sn, {m, m}, {m, 1}, m * m));
   be.copy(make_view(top, {m, m}, {2 * m, 1}, 0), make_view(sn, {m, m}, {m, 1}, 0));
   fw.c = make_view(top, {m, m}, {2 * m, 1}, m);
+  Tensor g[2] = {make_view(sn, {m, m}, {m, 1}, 0), make_view(sn, {m, m}, {m, 1}, m * m)};
+  const std::vector<double> trace_g =  // both traces in one read-back
+      concat({reshape(sum(diagonal(g[0])), {1}), reshape(sum(diagonal(g[1])), {1})}, 0).to_vector();
   for (int k = 0; k < 2; ++k) {
     View& v = fw.view[k];
-    Tensor gk = make_view(sn, {m, m}, {m, 1}, k * m * m);
-    const double trace_g = sum(diagonal(gk)).item();
-    v.t = trace_g / double(d - 1);  // tr S, S = G / (d - 1)
+    v.t = trace_g[size_t(k)] / double(d - 1);  // tr S, S = G / (d - 1)
     check(std::isfinite(v.t) && v.t > 0, "IterNorm: the embedding's covariance has trace " +
                                              std::to_string(v.t) + " (all rows constant, or non-finite values)");
-    be.unary(UnaryOp::scale, gk, gk, 1.0 / trace_g);  // Sn = S / tr S = G / tr G, in place
+    be.unary(UnaryOp::scale, g[k], g[k], 1.0 / trace_g[size_t(k)]);  // Sn = S / tr S = G / tr G, in place
   }
   Tensor values = Tensor::empty({2, m}, z1.dtype(), z1.device());
   Tensor vectors = Tensor::empty({2, m, m}, z1.dtype(), z1.device());
   const int info = be.eigh(sn, values, vectors);
   if (info != 0) throw Error("IterNorm: the eigensolver failed (info " + std::to_string(info) + ")");
+  const std::array<SpectralFactors, 2> sf = spectral_factors(values, T);
   for (int k = 0; k < 2; ++k) {
     View& v = fw.view[k];
     v.u = make_view(vectors, {m, m}, {m, 1}, k * m * m);
     v.x = make_view(values, {m}, {1}, k * m);
-    v.sf = spectral_factors(v.x, T);
+    v.sf = sf[size_t(k)];
     v.w = Tensor::empty({m, m}, z1.dtype(), z1.device());
     matmul_out(mul(v.u, reshape(v.sf.f, {1, m})), transpose(v.u), v.w, 1.0 / std::sqrt(v.t));
     Tensor phi = mul(v.x, square(v.sf.f));
@@ -155,13 +169,12 @@ void view_backward_gram(const View& V, const Tensor& gw, const Tensor& gv, int64
   Tensor inner = add(mul(V.sf.dd_f, mul(a, 1.0 / std::sqrt(V.t))), mul(V.sf.dd_phi, b));
   // W = f_T(Sn) t^{-1/2} with Sn = S / t and t = tr S. Through the scale, dL/dt = -<gW, W> / (2t); through
   // Sn, dL/dS = gSn / t - <gSn, Sn> / t^2 I, where <gSn, Sn> = sum_i inner_ii x_i in the eigenbasis; and
-  // G = (d - 1) S.
-  const double gw_dot_w = sum(mul(gw, V.w)).item();
-  const double gsn_dot_sn = sum(mul(diagonal(inner), V.x)).item();
-  const double g_t = -gsn_dot_sn / V.t - 0.5 * gw_dot_w / V.t;
+  // G = (d - 1) S. So dL/dS = (gSn + t g_t I) / t with t g_t = -<gSn, Sn> - <gW, W> / 2, and as U is
+  // orthogonal, out = scale dL/dG = (s / t) U (inner + t g_t I) U^T with s = scale / (d - 1). The scalars
+  // stay on the device (no read-back, so no sync on a GPU).
+  Tensor t_g_t = neg(add(sum(mul(diagonal(inner), V.x)), mul(sum(mul(gw, V.w)), 0.5)));
+  inner = add(inner, mul(eye(m, inner.dtype(), inner.device()), t_g_t));
   const double s = scale / double(d - 1);
-  // out = s (gSn / t + g_t I) = (s / t) U (inner + t g_t I) U^T, as U is orthogonal.
-  inner = add(inner, mul(eye(m, inner.dtype(), inner.device()), V.t * g_t));
   matmul_out(matmul(V.u, inner), ut, out, s / V.t);
 }
 
