@@ -1,4 +1,8 @@
-// The CPU instance of the backend table.
+// The CPU instance of the backend table, and the --device choice.
+#include <cstdio>
+#include <mutex>
+#include <string>
+
 #include "engine/allocator.h"
 #include "engine/cpu/conv_entries.h"
 #include "engine/cpu/kernels.h"
@@ -46,7 +50,17 @@ Device resolve_device(const std::string& name) {
                        "); use --device cpu or auto");
     return Device::cuda;
   }
-  if (name == "auto") return cuda_available() ? Device::cuda : Device::cpu;
+  if (name == "auto") {
+    // Said once per process on stderr, unless a build without CUDA takes the CPU as it always does.
+    const bool gpu = cuda_available();
+    static std::once_flag said;
+    if (gpu || cuda_built())
+      std::call_once(said, [gpu] {
+        std::fprintf(stderr, "intl: --device auto: %s\n",
+                     gpu ? ("cuda (" + cuda_device_name() + ")").c_str() : "cpu (no GPU answered)");
+      });
+    return gpu ? Device::cuda : Device::cpu;
+  }
   throw UsageError("--device: '" + name + "' is not one of cpu, cuda, auto");
 }
 
