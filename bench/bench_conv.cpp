@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "bench/fp32_peak.h"
+#include "bench/timing.h"
 #include "engine/allocator.h"
 #include "engine/cpu/conv_kernels.h"
 #include "engine/error.h"
@@ -246,16 +247,6 @@ struct Options {
   bool direct = false, breakdown = false, cpu_time = false;
 };
 
-// The first field of /proc/loadavg, or "?" where there is none.
-std::string load_average() {
-  std::FILE* f = std::fopen("/proc/loadavg", "r");
-  if (!f) return "?";
-  char buf[32] = {0};
-  const int got = std::fscanf(f, "%31s", buf);
-  std::fclose(f);
-  return got == 1 ? buf : "?";
-}
-
 // Bytes glibc holds from the system (heap arenas and mmapped blocks).
 size_t heap_bytes() {
   const struct mallinfo2 mi = mallinfo2();
@@ -284,7 +275,7 @@ void run(const Options& o) {
   // On a machine shared with other jobs, spinning OpenMP threads lose their time slices at every barrier:
   // OMP_WAIT_POLICY=passive was 3-4x faster at batch 32 under load (and costs little on an idle machine).
   const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
-  std::printf("OMP_WAIT_POLICY=%s, load average %s\n", wait_policy ? wait_policy : "(unset)", load_average().c_str());
+  std::printf("OMP_WAIT_POLICY=%s, load average %s\n", wait_policy ? wait_policy : "(unset)", bench::load_average().c_str());
   for (const int batch : o.batches) {
     ResNet18 net(batch);
     const double fwd_flops = net.forward_flops(), train_flops = fwd_flops + net.backward_flops();

@@ -102,16 +102,6 @@ double forward_flops_per_image(const Arch& arch, int64_t w, int64_t side, const 
   return flops;
 }
 
-// The first field of /proc/loadavg, or "?" where there is none.
-std::string load_average() {
-  std::FILE* f = std::fopen("/proc/loadavg", "r");
-  if (!f) return "?";
-  char buf[32] = {0};
-  const int got = std::fscanf(f, "%31s", buf);
-  std::fclose(f);
-  return got == 1 ? buf : "?";
-}
-
 double peak_rss_mb() {
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);

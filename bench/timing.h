@@ -3,7 +3,9 @@
 #pragma once
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <functional>
+#include <string>
 #include <vector>
 
 namespace intl::bench {
@@ -25,6 +27,16 @@ inline Timing time_median(const std::function<void()>& fn, int warmup, int min_r
   }
   std::sort(ms.begin(), ms.end());
   return {ms[ms.size() / 2], ms.front(), int(ms.size())};
+}
+
+// The first field of /proc/loadavg, or "?" where there is none (printed beside timings on shared machines).
+inline std::string load_average() {
+  std::FILE* f = std::fopen("/proc/loadavg", "r");
+  if (!f) return "?";
+  char buf[32] = {0};
+  const int got = std::fscanf(f, "%31s", buf);
+  std::fclose(f);
+  return got == 1 ? buf : "?";
 }
 
 }  // namespace intl::bench

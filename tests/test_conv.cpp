@@ -10,6 +10,7 @@
 #include "engine/cpu/conv_reference.h"
 #include "engine/error.h"
 #include "engine/ops.h"
+#include "tests/layout.h"
 
 using namespace intl;
 
@@ -40,27 +41,6 @@ std::vector<double> direct_conv(const Tensor& x, const Tensor& w, const Tensor& 
   return y;
 }
 
-// (N, C, H, W) <-> (N, H, W, C) copies, for the NCHW reference kernels.
-Tensor to_nchw(const Tensor& x) {
-  const int64_t N = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
-  const std::vector<double> v = x.to_vector();
-  std::vector<double> out(v.size());
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t w = 0; w < W; ++w)
-        for (int64_t c = 0; c < C; ++c) out[size_t(((n * C + c) * H + h) * W + w)] = v[size_t(((n * H + h) * W + w) * C + c)];
-  return Tensor::from_vector(out, {N, C, H, W}, x.dtype());
-}
-Tensor to_nhwc(const Tensor& x) {
-  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-  const std::vector<double> v = x.to_vector();
-  std::vector<double> out(v.size());
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t w = 0; w < W; ++w)
-        for (int64_t c = 0; c < C; ++c) out[size_t(((n * H + h) * W + w) * C + c)] = v[size_t(((n * C + c) * H + h) * W + w)];
-  return Tensor::from_vector(out, {N, H, W, C}, x.dtype());
-}
 
 double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
   REQUIRE(a.size() == b.size());
@@ -114,13 +94,13 @@ TEST_CASE("conv2d and max_pool2d in NHWC agree with the NCHW reference kernels, 
       Tensor ref_y = Tensor::empty({a.n, a.c_out, a.h_out(), a.w_out()}, dtype);
       Tensor ref_dx = Tensor::empty({a.n, a.c_in, a.h, a.w}, dtype), ref_dw = Tensor::empty(w.shape(), dtype);
       Tensor ref_db = Tensor::empty({a.c_out}, dtype);
-      const Tensor x_nchw = to_nchw(x.detach()), dy_nchw = to_nchw(dy);
+      const Tensor x_nchw = test::nhwc_to_nchw(x.detach()), dy_nchw = test::nhwc_to_nchw(dy);
       cpu::reference::conv2d_forward(a, x_nchw, w.detach(), b.detach(), ref_y);
       cpu::reference::conv2d_backward_data(a, dy_nchw, w.detach(), ref_dx);
       cpu::reference::conv2d_backward_filter(a, x_nchw, dy_nchw, ref_dw, ref_db);
       const double scale = 1 + max_abs_diff(ref_y.to_vector(), std::vector<double>(size_t(ref_y.numel()), 0.0));
-      CHECK(max_abs_diff(y.to_vector(), to_nhwc(ref_y).to_vector()) < tol * scale);
-      CHECK(max_abs_diff(x.grad().to_vector(), to_nhwc(ref_dx).to_vector()) < tol * scale);
+      CHECK(max_abs_diff(y.to_vector(), test::nchw_to_nhwc(ref_y).to_vector()) < tol * scale);
+      CHECK(max_abs_diff(x.grad().to_vector(), test::nchw_to_nhwc(ref_dx).to_vector()) < tol * scale);
       CHECK(max_abs_diff(w.grad().to_vector(), ref_dw.to_vector()) < tol * scale * 10);
       CHECK(max_abs_diff(b.grad().to_vector(), ref_db.to_vector()) < tol * scale * 10);
     }
@@ -132,10 +112,10 @@ TEST_CASE("conv2d and max_pool2d in NHWC agree with the NCHW reference kernels, 
     sum(mul(y, dy)).backward();
     Tensor ref_y = Tensor::empty({p.n, p.c, p.h_out(), p.w_out()}, dtype);
     Tensor idx = Tensor::empty(ref_y.shape(), DType::i32), ref_dx = Tensor::empty({p.n, p.c, p.h, p.w}, dtype);
-    cpu::reference::maxpool2d_forward(p, to_nchw(x.detach()), ref_y, idx);
-    cpu::reference::maxpool2d_backward(p, to_nchw(dy), idx, ref_dx);
-    CHECK(y.to_vector() == to_nhwc(ref_y).to_vector());
-    CHECK(max_abs_diff(x.grad().to_vector(), to_nhwc(ref_dx).to_vector()) == 0.0);
+    cpu::reference::maxpool2d_forward(p, test::nhwc_to_nchw(x.detach()), ref_y, idx);
+    cpu::reference::maxpool2d_backward(p, test::nhwc_to_nchw(dy), idx, ref_dx);
+    CHECK(y.to_vector() == test::nchw_to_nhwc(ref_y).to_vector());
+    CHECK(max_abs_diff(x.grad().to_vector(), test::nchw_to_nhwc(ref_dx).to_vector()) == 0.0);
   }
 }
 

@@ -401,17 +401,37 @@ TEST_CASE("the CUDA caching allocator asks the driver for nothing after the firs
   CHECK(after.peak_bytes >= after.active_bytes);
 }
 
+namespace {
+
+using NamedList = std::vector<std::pair<std::string, Tensor>>;
+
+// The optimizer's view of a model's parameters.
+std::vector<NamedTensor> sgd_params(const NamedList& list) {
+  std::vector<NamedTensor> out;
+  for (auto& [name, t] : list) out.push_back({name, t});
+  return out;
+}
+
+// Each GPU tensor of a model (parameters or buffers, `what` says which) equals its CPU twin within tol;
+// with on_cuda, each also lives on the GPU.
+void check_named_agree(const char* what, const NamedList& cpu, const NamedList& gpu, Tol tol, bool on_cuda) {
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    if (on_cuda) CHECK(gpu[i].second.device() == Device::cuda);
+    const std::string diff = compare(cpu[i].second, gpu[i].second, tol);
+    const std::string line = std::string(what) + " " + cpu[i].first + ": " + diff;
+    INFO(line);
+    CHECK(diff.empty());
+  }
+}
+
+}  // namespace
+
 TEST_CASE("a training step of a tiny MLP + BN + INTL loss gives the same loss and parameters on CUDA") {
   if (!cuda_available()) { MESSAGE("SKIP: no usable GPU"); return; }
   MLP cpu_net({8, 32, 16}, false, 3), gpu_net({8, 32, 16}, false, 3);
   gpu_net.to(Device::cuda);
-  auto named = [](const MLP& net) {
-    std::vector<NamedTensor> out;
-    for (auto& [name, t] : net.named_parameters()) out.push_back({name, t});
-    return out;
-  };
-  Sgd cpu_opt(named(cpu_net), SgdOptions{0.9, 1e-4, false, true});
-  Sgd gpu_opt(named(gpu_net), SgdOptions{0.9, 1e-4, false, true});
+  Sgd cpu_opt(sgd_params(cpu_net.named_parameters()), SgdOptions{0.9, 1e-4, false, true});
+  Sgd gpu_opt(sgd_params(gpu_net.named_parameters()), SgdOptions{0.9, 1e-4, false, true});
   const Tensor x = rnd({16, 8}, 1);
   for (int step = 0; step < 3; ++step) {
     // Two noisy views of one batch; the noise is drawn on the CPU and shared.
@@ -431,19 +451,8 @@ TEST_CASE("a training step of a tiny MLP + BN + INTL loss gives the same loss an
   const auto cp = cpu_net.named_parameters(), gp = gpu_net.named_parameters();
   const auto cb = cpu_net.named_buffers(), gb = gpu_net.named_buffers();
   REQUIRE(cp.size() == gp.size());
-  for (size_t i = 0; i < cp.size(); ++i) {
-    CHECK(gp[i].second.device() == Device::cuda);
-    const std::string diff = compare(cp[i].second, gp[i].second, {1e-4, 1e-3});
-    const std::string what = "parameter " + cp[i].first + ": " + diff;
-    INFO(what);
-    CHECK(diff.empty());
-  }
-  for (size_t i = 0; i < cb.size(); ++i) {
-    const std::string diff = compare(cb[i].second, gb[i].second, {1e-4, 1e-3});
-    const std::string what = "buffer " + cb[i].first + ": " + diff;
-    INFO(what);
-    CHECK(diff.empty());
-  }
+  check_named_agree("parameter", cp, gp, {1e-4, 1e-3}, true);
+  check_named_agree("buffer", cb, gb, {1e-4, 1e-3}, false);
 }
 
 TEST_CASE("two training steps of a narrow CIFAR ResNet-18 + projector + INTL loss agree on CUDA") {
@@ -456,13 +465,8 @@ TEST_CASE("two training steps of a narrow CIFAR ResNet-18 + projector + INTL los
   gpu_model.to(Device::cuda);
   cpu_model.train();
   gpu_model.train();
-  auto named = [](const train::SslModel& m) {
-    std::vector<NamedTensor> out;
-    for (auto& [name, t] : m.online_parameters()) out.push_back({name, t});
-    return out;
-  };
-  Sgd cpu_opt(named(cpu_model), SgdOptions{0.9, 1e-4, false, true});
-  Sgd gpu_opt(named(gpu_model), SgdOptions{0.9, 1e-4, false, true});
+  Sgd cpu_opt(sgd_params(cpu_model.online_parameters()), SgdOptions{0.9, 1e-4, false, true});
+  Sgd gpu_opt(sgd_params(gpu_model.online_parameters()), SgdOptions{0.9, 1e-4, false, true});
   const double beta = intl_beta(16);
   for (int step = 0; step < 2; ++step) {
     const Tensor x1 = rnd({16, 16, 16, 3}, 20 + 2 * uint64_t(step)), x2 = rnd({16, 16, 16, 3}, 21 + 2 * uint64_t(step));
@@ -480,11 +484,5 @@ TEST_CASE("two training steps of a narrow CIFAR ResNet-18 + projector + INTL los
   // the parameters after two steps agree to 1e-3 rather than to float32 rounding.
   const auto cp = cpu_model.named_parameters(), gp = gpu_model.named_parameters();
   REQUIRE(cp.size() == gp.size());
-  for (size_t i = 0; i < cp.size(); ++i) {
-    CHECK(gp[i].second.device() == Device::cuda);
-    const std::string diff = compare(cp[i].second, gp[i].second, {1e-3, 1e-2});
-    const std::string what = "parameter " + cp[i].first + ": " + diff;
-    INFO(what);
-    CHECK(diff.empty());
-  }
+  check_named_agree("parameter", cp, gp, {1e-3, 1e-2}, true);
 }

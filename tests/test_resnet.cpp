@@ -12,6 +12,7 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/ops.h"
+#include "tests/layout.h"
 #include "engine/optim/optimizer.h"
 #include "models/projector.h"
 #include "models/resnet.h"
@@ -35,17 +36,6 @@ double scaled_error(const Tensor& a, const Tensor& b) {
   return diff / scale;
 }
 
-// (N, C, H, W) -> (N, H, W, C): the fixture is PyTorch's NCHW, the engine's images are NHWC.
-Tensor nchw_to_nhwc(const Tensor& x) {
-  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-  const std::vector<double> v = x.to_vector();
-  std::vector<double> out(v.size());
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t h = 0; h < H; ++h)
-        for (int64_t w = 0; w < W; ++w) out[size_t(((n * H + h) * W + w) * C + c)] = v[size_t(((n * C + c) * H + h) * W + w)];
-  return Tensor::from_vector(out, {N, H, W, C}, x.dtype());
-}
 
 std::map<std::string, Tensor> by_name(const NamedTensorList& list) {
   std::map<std::string, Tensor> m;
@@ -99,13 +89,13 @@ TEST_CASE("narrow ResNet-18 matches torchvision in train and eval mode") {
         CAPTURE(mode);
         net->train(training);
         net->zero_grad();
-        Tensor x = nchw_to_nhwc(io.at("input").to(dtype)).detach();  // a fresh leaf: its gradient starts empty
+        Tensor x = test::nchw_to_nhwc(io.at("input").to(dtype)).detach();  // a fresh leaf: its gradient starts empty
         x.requires_grad_(true);
         Tensor y = net->forward(x);
         CHECK(y.shape() == Shape{4, 32});
         sum(mul(y, w)).backward();
         compare(y, io.at(mode + ".output"));
-        compare(x.grad(), nchw_to_nhwc(io.at(mode + ".input_grad")));
+        compare(x.grad(), test::nchw_to_nhwc(io.at(mode + ".input_grad")));
         if (!training) continue;
         int grads = 0, states = 0;
         for (const auto& [key, ref] : io) {
@@ -279,7 +269,7 @@ TEST_CASE("a fixed seed gives a fixed network") {
   net.eval();
   NoGradGuard no_grad;
   // The input drawn in NCHW order and transposed, so the value does not depend on the activation layout.
-  const Tensor y = net.forward(nchw_to_nhwc(Tensor::randn({2, 3, 16, 16}, 42, 1, DType::f64)));
+  const Tensor y = net.forward(test::nchw_to_nhwc(Tensor::randn({2, 3, 16, 16}, 42, 1, DType::f64)));
   const Tensor w = Tensor::randn(y.shape(), 42, 2, DType::f64);
   const double value = sum(mul(y, w)).item();
   INFO("fixed-seed value " << std::setprecision(17) << value);
