@@ -8,6 +8,7 @@
 #include <omp.h>
 #include <sys/resource.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -19,9 +20,11 @@
 #include "engine/allocator.h"
 #include "engine/autograd.h"
 #include "engine/backend.h"
+#include "engine/cuda/allocator.h"
 #include "engine/error.h"
 #include "engine/ops.h"
 #include "engine/optim/optimizer.h"
+#include "engine/profile.h"
 #include "losses/intl_loss.h"
 #include "train/ssl_model.h"
 
@@ -35,6 +38,7 @@ struct Options {
   int64_t base_width = 64;
   int image_size = 0;
   bool forward_only = false;
+  int profile_steps = 0;
   cli::CommonOptions common;
 };
 
@@ -154,12 +158,14 @@ void run(Options o) {
     if (first) first_loss = last_loss;
     first = false;
   };
+  const bool gpu = device == Device::cuda;
+  auto allocator = [gpu] { return gpu ? cuda_allocator_stats() : cpu_allocator_stats(); };
   step();  // warm-up: caches filled, kernels chosen
-  const AllocatorStats after_first = cpu_allocator_stats();
+  const AllocatorStats after_first = allocator();
   const long faults_before = minor_page_faults();
   const Timing t = time_median(step, 0, o.steps, 0.0);
   const long faults = minor_page_faults() - faults_before;
-  const AllocatorStats at_end = cpu_allocator_stats();
+  const AllocatorStats at_end = allocator();
 
   // Backward costs twice the forward (data and filter gradients). Forward only: the backbone alone.
   const double per_image = o.forward_only
@@ -167,7 +173,7 @@ void run(Options o) {
                                : 3.0 * forward_flops_per_image(arch, o.base_width, o.image_size, config.projector);
   const double images_per_s = (o.forward_only ? 1.0 : 2.0) * double(o.batch) / (t.median_ms * 1e-3);
   const char* isa = "";
-  const double peak = measure_fp32_peak(omp_get_max_threads(), &isa);
+  const double peak = gpu ? 0.0 : measure_fp32_peak(omp_get_max_threads(), &isa);
   std::string projector;
   for (int64_t width : config.projector) projector += "-" + std::to_string(width);
   const std::string precision = o.common.precision == "bf16" && device == Device::cuda
@@ -184,6 +190,7 @@ void run(Options o) {
                 o.arch.c_str(), (long long)o.base_width, (long long)model.backbone().feature_dim(),
                 projector.c_str(), (long long)o.batch, o.image_size, o.image_size, precision.c_str(),
                 device_name(device), omp_get_max_threads());
+  if (gpu) std::printf("gpu: %s\n", cuda_device_name().c_str());
   const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
   std::printf("OMP_WAIT_POLICY=%s, load average %s\n", wait_policy ? wait_policy : "(unset)", load_average().c_str());
   std::printf("steps: %d timed after 1 warm-up; median %.1f ms, min %.1f ms; loss %.6g -> %.6g\n", t.reps,
@@ -192,18 +199,43 @@ void run(Options o) {
   // Page faults are expensive on virtual machines: a step that reuses its memory touches no new pages.
   std::printf("page_faults: %.1f minor faults per timed step (%ld in %d steps)\n", double(faults) / t.reps, faults,
               t.reps);
-  std::printf("system_allocs: %zu after the first step, %zu at the end%s\n", after_first.system_allocs,
-              at_end.system_allocs,
+  std::printf("system_allocs: %zu after the first step, %zu at the end%s%s\n", after_first.system_allocs,
+              at_end.system_allocs, gpu ? " (cudaMalloc calls)" : "",
               at_end.system_allocs == after_first.system_allocs ? " (the step allocates nothing new)"
                                                                  : " (GREW: the step allocates from the system)");
+  if (gpu)
+    std::printf("device_memory_mb: peak %.0f in tensors and workspaces, %.0f cached at the end\n",
+                double(at_end.peak_bytes) / (1 << 20), double(at_end.cached_bytes) / (1 << 20));
   const double achieved = images_per_s * per_image / 1e9;
-  std::printf("gflop_per_s: %.1f of a measured FP32 peak of %.0f (%.1f%%; %s FMA loop, %d threads); %.2f GFLOP per "
-              "image per %s\n",
-              achieved, peak, 100.0 * achieved / peak, isa, omp_get_max_threads(), per_image / 1e9,
-              o.forward_only ? "backbone forward" : "training step");
+  if (gpu)
+    std::printf("gflop_per_s: %.1f (%.2f GFLOP per image per %s)\n", achieved, per_image / 1e9,
+                o.forward_only ? "backbone forward" : "training step");
+  else
+    std::printf("gflop_per_s: %.1f of a measured FP32 peak of %.0f (%.1f%%; %s FMA loop, %d threads); %.2f GFLOP "
+                "per image per %s\n",
+                achieved, peak, 100.0 * achieved / peak, isa, omp_get_max_threads(), per_image / 1e9,
+                o.forward_only ? "backbone forward" : "training step");
   if (!o.forward_only && std::string(arch.stem) == "cifar")  // 50,000 images, two views each
     std::printf("cifar_epoch_s: %.2f (50,000 images x 2 views at this rate)\n", 100000.0 / images_per_s);
   std::printf("images_per_s: %.1f\n", images_per_s);
+
+  if (o.profile_steps > 0) {
+    reset_backend_profile();
+    set_backend_profiling(true);
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      for (int i = 0; i < o.profile_steps; ++i) step();
+    } catch (...) {
+      set_backend_profiling(false);
+      throw;
+    }
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    set_backend_profiling(false);
+    std::printf("profile: %d more steps with every primitive synchronised and timed (%.1f ms per step against %.1f "
+                "unprofiled)\n%s",
+                o.profile_steps, ms / o.profile_steps, t.median_ms,
+                format_backend_profile(backend_profile(), o.profile_steps, ms).c_str());
+  }
 }
 
 }  // namespace
@@ -221,6 +253,10 @@ void add_bench_train(CLI::App& bench) {
   cmd->add_option("--image-size", o->image_size, "side of the random views (default: the architecture's)");
   cmd->add_flag("--forward-only", o->forward_only,
                 "time the backbone's forward pass alone (eval mode, no gradients, one view of --batch images)");
+  cmd->add_option("--profile", o->profile_steps,
+                  "then run N more steps with every backend primitive synchronised and timed, and print where "
+                  "their time goes")
+      ->check(CLI::NonNegativeNumber);
   cli::add_common_options(*cmd, o->common);
   cmd->callback([o] { run(*o); });
 }

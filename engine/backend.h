@@ -143,11 +143,23 @@ struct Backend {
   void (*adam_step)(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
                     double lr, double beta1, double beta2, double eps, double weight_decay, bool decoupled,
                     int64_t step);
+
+  // Returns when every kernel queued so far has finished (a no-op on the CPU, whose kernels are synchronous).
+  void (*synchronize)();
 };
 
 const Backend& cpu_backend();
 const Backend& cuda_backend();  // throws "built without CUDA" or "no usable GPU" when unavailable
+
+// The table with every kernel entry timed (engine/profile.h); used instead of the device's own while
+// profiling is on.
+const Backend& profiled_backend(Device device);
+namespace detail {
+extern bool g_profiling;  // written only by set_backend_profiling, between steps
+}
+
 inline const Backend& backend(Device device) {
+  if (detail::g_profiling) return profiled_backend(device);
   return device == Device::cpu ? cpu_backend() : cuda_backend();
 }
 

@@ -135,9 +135,9 @@ if has train; then
   # (the 3,000 images/s target, bf16); all four runs append to one log.
   for p in fp32 bf16; do
     step "bench train cifar $p" "$OUT/bench_train.log" 90 "$BUILD/intl" bench train --device cuda --precision $p \
-      --arch resnet18-cifar --steps 10
+      --arch resnet18-cifar --steps 10 --profile 3
     step "bench train resnet50 $p" "$OUT/bench_train.log" 120 "$BUILD/intl" bench train --device cuda \
-      --precision $p --arch resnet50-imagenet --steps 5
+      --precision $p --arch resnet50-imagenet --steps 5 --profile 2
   done
   grep -E "^(intl bench train|images_per_s|cifar_epoch_s)" "$OUT/bench_train.log" >>"$SUMMARY"
 else

@@ -34,6 +34,7 @@ const Backend& cuda_backend() {
       cuda::softmax_xent,
       cuda::sgd_step,
       cuda::adam_step,
+      cuda::synchronize,
   };
   if (!cuda::probe())
     throw Error("no usable GPU (" + cuda::probe_failure() + "); use --device cpu");

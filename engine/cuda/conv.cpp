@@ -2,17 +2,24 @@
 // and precision holds the descriptors and the algorithm of each pass, chosen once by cuDNN's heuristics
 // (deterministic algorithms first, so a fixed seed gives fixed results); workspaces come from our allocator.
 //
+// Activations are NHWC (the engine's image layout) and cuDNN sees the weights as KRSC (O, kh, kw, I), the
+// layout its NHWC and tensor-core kernels are written for (a mixed NHWC / OIHW call leaves cuDNN few
+// algorithms, or none in bfloat16). Parameters stay OIHW, as PyTorch stores them, so checkpoints and the CPU
+// need no reorder: each pass reads a KRSC copy of the weight, kept while the weight's version stands (the
+// forward and backward-data passes of a step relayout it once), and the filter gradient is computed in KRSC
+// and relaid into the OIHW gradient.
+//
 // --precision bf16 on float32 tensors runs each pass in cuDNN's BFLOAT16 configuration (bfloat16 operands,
-// float accumulation), as PyTorch's autocast does around a convolution: the operands are rounded to bfloat16
-// copies (a weight's copy is kept while its version stands, so the forward and backward-data passes of a step
-// convert it once) and the result is converted back to float32. A pass cuDNN cannot run that way runs in
-// float32 on TF32 tensor cores instead, which is said once on stderr.
+// float accumulation), as PyTorch's autocast does around a convolution: the activations are rounded to bfloat16
+// copies, the weight's KRSC copy is bfloat16, and the result is converted back to float32. A pass cuDNN cannot
+// run that way runs in float32 on TF32 tensor cores instead, which is said once on stderr.
 #include <algorithm>
 #include <cstdio>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <tuple>
+#include <utility>
 
 #include "engine/cuda/allocator.h"
 #include "engine/cuda/check.h"
@@ -23,11 +30,10 @@
 namespace intl::cuda {
 namespace {
 
-// The layouts, in one place: NHWC activations, the engine's image layout (engine/ops/conv.cpp), and OIHW (KCRS)
-// weights as PyTorch stores them, so that parameters need no reorder between devices. cuDNN's descriptors keep
-// the logical (n, c, h, w) order of dimensions; the format says how they lie in memory.
+// The layouts, in one place: NHWC activations and KRSC weight copies. cuDNN's descriptors keep the logical
+// (n, c, h, w) / (k, c, r, s) order of dimensions; the format says how they lie in memory.
 constexpr cudnnTensorFormat_t kLayout = CUDNN_TENSOR_NHWC;
-constexpr cudnnTensorFormat_t kWeightLayout = CUDNN_TENSOR_NCHW;
+constexpr cudnnTensorFormat_t kWeightLayout = CUDNN_TENSOR_NHWC;
 
 // One pass (forward, backward data, backward filter): its descriptor (carrying the math type) and algorithm.
 template <class Algo> struct Pass {
@@ -148,27 +154,27 @@ void note_fallback(const char* what, const Conv2dArgs& a) {
   });
 }
 
-// The bfloat16 copy of a weight, converted when its (address, version) changed; version 0 (never updated in
-// place) is not a key, so such a weight is converted into `scratch` on every call.
-const void* bf16_weight(const Tensor& weight, uint64_t version, std::unique_ptr<DeviceBuffer>& scratch) {
+// The KRSC copy of a weight (bfloat16 when `bf16`, else the weight's dtype), relaid when its (address, version)
+// changed; version 0 (never updated in place) is not a key, so such a weight is relaid into `scratch` on every
+// call.
+const void* krsc_weight(const Tensor& weight, uint64_t version, bool bf16, std::unique_ptr<DeviceBuffer>& scratch) {
   struct Cached {
     uint64_t version = 0;
     std::unique_ptr<DeviceBuffer> data;
   };
   static std::mutex mutex;
-  static auto* cache = new std::map<const void*, Cached>();
-  const int64_t n = weight.numel();
-  const size_t bytes = size_t(n) * 2;
+  static auto* cache = new std::map<std::pair<const void*, bool>, Cached>();
+  const size_t bytes = size_t(weight.numel()) * (bf16 ? 2 : dtype_size(weight.dtype()));
   if (version == 0) {
     scratch = std::make_unique<DeviceBuffer>(bytes);
-    to_bf16(weight.data<float>(), scratch->get(), n);
+    weight_to_krsc(weight, scratch->get(), bf16);
     return scratch->get();
   }
   std::lock_guard<std::mutex> lock(mutex);
-  Cached& c = (*cache)[weight.raw_data()];
+  Cached& c = (*cache)[{weight.raw_data(), bf16}];
   if (c.data && c.version == version && c.data->bytes() == bytes) return c.data->get();
   if (!c.data || c.data->bytes() != bytes) c.data = std::make_unique<DeviceBuffer>(bytes);
-  to_bf16(weight.data<float>(), c.data->get(), n);
+  weight_to_krsc(weight, c.data->get(), bf16);
   c.version = version;
   return c.data->get();
 }
@@ -215,17 +221,17 @@ void conv2d_forward(const Conv2dArgs& a, const Tensor& x, const Tensor& weight, 
   }
   DeviceBuffer ws(pass.workspace);
   const Scale s(x.dtype());
+  std::unique_ptr<DeviceBuffer> w_scratch;
+  const void* w = krsc_weight(weight, a.weight_version, pass.low, w_scratch);
   if (pass.low) {
-    std::unique_ptr<DeviceBuffer> w_scratch;
     const auto xb = bf16_copy(x);
-    const void* wb = bf16_weight(weight, a.weight_version, w_scratch);
     DeviceBuffer yb(size_t(y.numel()) * 2);
-    CUDNN_CHECK(cudnnConvolutionForward(cudnn(), s.one(), p.x16, xb->get(), p.w16, wb, pass.conv, pass.algo, ws.get(),
+    CUDNN_CHECK(cudnnConvolutionForward(cudnn(), s.one(), p.x16, xb->get(), p.w16, w, pass.conv, pass.algo, ws.get(),
                                         ws.bytes(), s.zero(), p.y16, yb.get()));
     from_bf16(yb.get(), y.data<float>(), y.numel());
   } else {
-    CUDNN_CHECK(cudnnConvolutionForward(cudnn(), s.one(), p.x, x.raw_data(), p.w, weight.raw_data(), pass.conv,
-                                        pass.algo, ws.get(), ws.bytes(), s.zero(), p.y, y.raw_data()));
+    CUDNN_CHECK(cudnnConvolutionForward(cudnn(), s.one(), p.x, x.raw_data(), p.w, w, pass.conv, pass.algo, ws.get(),
+                                        ws.bytes(), s.zero(), p.y, y.raw_data()));
   }
   if (bias.defined())
     CUDNN_CHECK(cudnnAddTensor(cudnn(), s.one(), p.bias, bias.raw_data(), s.one(), p.y, y.raw_data()));
@@ -254,17 +260,17 @@ void conv2d_backward_data(const Conv2dArgs& a, const Tensor& dy, const Tensor& w
   }
   DeviceBuffer ws(pass.workspace);
   const Scale s(dy.dtype());
+  std::unique_ptr<DeviceBuffer> w_scratch;
+  const void* w = krsc_weight(weight, a.weight_version, pass.low, w_scratch);
   if (pass.low) {
-    std::unique_ptr<DeviceBuffer> w_scratch;
-    const void* wb = bf16_weight(weight, a.weight_version, w_scratch);
     const auto dyb = bf16_copy(dy);
     DeviceBuffer dxb(size_t(dx.numel()) * 2);
-    CUDNN_CHECK(cudnnConvolutionBackwardData(cudnn(), s.one(), p.w16, wb, p.y16, dyb->get(), pass.conv, pass.algo,
+    CUDNN_CHECK(cudnnConvolutionBackwardData(cudnn(), s.one(), p.w16, w, p.y16, dyb->get(), pass.conv, pass.algo,
                                              ws.get(), ws.bytes(), s.zero(), p.x16, dxb.get()));
     from_bf16(dxb.get(), dx.data<float>(), dx.numel());
   } else {
-    CUDNN_CHECK(cudnnConvolutionBackwardData(cudnn(), s.one(), p.w, weight.raw_data(), p.y, dy.raw_data(), pass.conv,
-                                             pass.algo, ws.get(), ws.bytes(), s.zero(), p.x, dx.raw_data()));
+    CUDNN_CHECK(cudnnConvolutionBackwardData(cudnn(), s.one(), p.w, w, p.y, dy.raw_data(), pass.conv, pass.algo,
+                                             ws.get(), ws.bytes(), s.zero(), p.x, dx.raw_data()));
   }
 }
 
@@ -294,16 +300,16 @@ void conv2d_backward_filter(const Conv2dArgs& a, const Tensor& x, const Tensor& 
   }
   DeviceBuffer ws(pass.workspace);
   const Scale s(x.dtype());
+  DeviceBuffer dw(size_t(dweight.numel()) * (pass.low ? 2 : dtype_size(dweight.dtype())));  // KRSC
   if (pass.low) {
     const auto xb = bf16_copy(x), dyb = bf16_copy(dy);
-    DeviceBuffer dwb(size_t(dweight.numel()) * 2);
     CUDNN_CHECK(cudnnConvolutionBackwardFilter(cudnn(), s.one(), p.x16, xb->get(), p.y16, dyb->get(), pass.conv,
-                                               pass.algo, ws.get(), ws.bytes(), s.zero(), p.w16, dwb.get()));
-    from_bf16(dwb.get(), dweight.data<float>(), dweight.numel());
+                                               pass.algo, ws.get(), ws.bytes(), s.zero(), p.w16, dw.get()));
   } else {
     CUDNN_CHECK(cudnnConvolutionBackwardFilter(cudnn(), s.one(), p.x, x.raw_data(), p.y, dy.raw_data(), pass.conv,
-                                               pass.algo, ws.get(), ws.bytes(), s.zero(), p.w, dweight.raw_data()));
+                                               pass.algo, ws.get(), ws.bytes(), s.zero(), p.w, dw.get()));
   }
+  weight_from_krsc(dw.get(), pass.low, dweight);
   if (dbias.defined())
     CUDNN_CHECK(cudnnConvolutionBackwardBias(cudnn(), s.one(), p.y, dy.raw_data(), s.zero(), p.bias, dbias.raw_data()));
 }

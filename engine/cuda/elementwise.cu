@@ -213,6 +213,29 @@ __global__ void from_bf16_kernel(const __nv_bfloat16* src, float* dst, int64_t n
   INTL_GRID_STRIDE(i, n) dst[i] = __bfloat162float(src[i]);
 }
 
+__device__ __forceinline__ float convert(float v, float) { return v; }
+__device__ __forceinline__ double convert(double v, double) { return v; }
+__device__ __forceinline__ __nv_bfloat16 convert(float v, __nv_bfloat16) { return __float2bfloat16_rn(v); }
+__device__ __forceinline__ float convert(__nv_bfloat16 v, float) { return __bfloat162float(v); }
+
+// Weight (o, i, s) with s = kh * kw: OIHW holds it at (o * I + i) * S + s, KRSC at (o * S + s) * I + i. One
+// thread per destination element, so the writes are coalesced (weights are small; the reads may stride).
+template <class Src, class Dst>
+__global__ void oihw_to_krsc_kernel(const Src* src, Dst* dst, int64_t total, int64_t I, int64_t S) {
+  INTL_GRID_STRIDE(t, total) {
+    const int64_t i = t % I, s = (t / I) % S, o = t / (I * S);
+    dst[t] = convert(src[(o * I + i) * S + s], Dst());
+  }
+}
+
+template <class Src, class Dst>
+__global__ void krsc_to_oihw_kernel(const Src* src, Dst* dst, int64_t total, int64_t I, int64_t S) {
+  INTL_GRID_STRIDE(t, total) {
+    const int64_t s = t % S, i = (t / S) % I, o = t / (I * S);
+    dst[t] = convert(src[(o * S + s) * I + i], Dst());
+  }
+}
+
 }  // namespace
 
 void copy(const Tensor& src, const Tensor& dst) {
@@ -339,6 +362,43 @@ void zero_upper_triangle(const Tensor& a) {
 void to_bf16(const float* src, void* dst, int64_t n) {
   if (n == 0) return;
   to_bf16_kernel<<<grid_for(n), kThreads, 0, stream()>>>(src, static_cast<__nv_bfloat16*>(dst), n);
+  CUDA_CHECK_LAUNCH();
+}
+
+void weight_to_krsc(const Tensor& oihw, void* krsc, bool bf16) {
+  check(oihw.dim() == 4 && oihw.is_contiguous(), "weight_to_krsc: a contiguous (O, I, kh, kw) weight");
+  const int64_t total = oihw.numel(), I = oihw.size(1), S = oihw.size(2) * oihw.size(3);
+  if (total == 0) return;
+  const unsigned blocks = grid_for(total);
+  if (bf16) {
+    check(oihw.dtype() == DType::f32, "weight_to_krsc: bfloat16 from float32 only");
+    oihw_to_krsc_kernel<<<blocks, kThreads, 0, stream()>>>(oihw.data<float>(), static_cast<__nv_bfloat16*>(krsc),
+                                                           total, I, S);
+  } else {
+    dispatch_float(oihw.dtype(), [&](auto z) {
+      using T = decltype(z);
+      oihw_to_krsc_kernel<<<blocks, kThreads, 0, stream()>>>(oihw.data<T>(), static_cast<T*>(krsc), total, I, S);
+    });
+  }
+  CUDA_CHECK_LAUNCH();
+}
+
+void weight_from_krsc(const void* krsc, bool bf16, const Tensor& oihw) {
+  check(oihw.dim() == 4 && oihw.is_contiguous(), "weight_from_krsc: a contiguous (O, I, kh, kw) weight");
+  const int64_t total = oihw.numel(), I = oihw.size(1), S = oihw.size(2) * oihw.size(3);
+  if (total == 0) return;
+  const unsigned blocks = grid_for(total);
+  if (bf16) {
+    check(oihw.dtype() == DType::f32, "weight_from_krsc: bfloat16 into float32 only");
+    krsc_to_oihw_kernel<<<blocks, kThreads, 0, stream()>>>(static_cast<const __nv_bfloat16*>(krsc),
+                                                           oihw.data<float>(), total, I, S);
+  } else {
+    dispatch_float(oihw.dtype(), [&](auto z) {
+      using T = decltype(z);
+      krsc_to_oihw_kernel<<<blocks, kThreads, 0, stream()>>>(static_cast<const T*>(krsc), oihw.data<T>(), total, I,
+                                                             S);
+    });
+  }
   CUDA_CHECK_LAUNCH();
 }
 

@@ -11,6 +11,10 @@ void fill(const Tensor& dst, double value);
 // float32 <-> bfloat16 (2 bytes per value, round to nearest even) on the stream, for bf16 convolutions.
 void to_bf16(const float* src, void* dst, int64_t n);
 void from_bf16(const void* src, float* dst, int64_t n);
+// A convolution weight between the engine's OIHW and cuDNN's KRSC (O, kh, kw, I): `oihw` is a contiguous f32 or
+// f64 tensor (c_out, c_in, kh, kw); the KRSC side holds the same dtype, or bfloat16 when `bf16` (oihw f32).
+void weight_to_krsc(const Tensor& oihw, void* krsc, bool bf16);
+void weight_from_krsc(const void* krsc, bool bf16, const Tensor& oihw);
 void random(const Tensor& dst, bool uniform, double lo, double hi, uint64_t seed, uint64_t stream);
 void unary(UnaryOp op, const Tensor& x, const Tensor& y, double s);
 void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out);

@@ -1,0 +1,153 @@
+// The timed backend tables: one per device, each entry a wrapper that synchronises, times the device's own
+// entry and adds the time to that slot's counter. The wrappers are generated from pointers to the table's
+// members, so a new slot needs one entry in INTL_TIMED_SLOTS below and nothing else.
+#include "engine/profile.h"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+
+#include "engine/backend.h"
+
+namespace intl {
+
+namespace detail {
+bool g_profiling = false;
+}
+
+namespace {
+
+constexpr int kMaxSlots = 32;
+
+struct Counters {
+  std::mutex mutex;
+  std::array<const char*, kMaxSlots> names{};
+  std::array<int64_t, kMaxSlots> calls[2]{};
+  std::array<double, kMaxSlots> ms[2]{};
+};
+
+Counters& counters() {
+  static Counters* c = new Counters();  // never destroyed: kernels may run during static destruction
+  return *c;
+}
+
+thread_local int t_depth = 0;  // > 0 inside a timed entry: nested calls are part of it
+
+const Backend& device_table(Device d) { return d == Device::cpu ? cpu_backend() : cuda_backend(); }
+
+// Times one call of slot `Slot` of `D`'s table.
+template <Device D, int Slot, auto Member> struct Timed;
+template <Device D, int Slot, class R, class... A, R (*Backend::*Member)(A...)> struct Timed<D, Slot, Member> {
+  static R call(A... args) {
+    const Backend& inner = device_table(D);
+    if (t_depth > 0) return (inner.*Member)(args...);
+    inner.synchronize();
+    ++t_depth;
+    const auto t0 = std::chrono::steady_clock::now();
+    struct Done {  // records on every exit, a throwing kernel included
+      const Backend& inner;
+      std::chrono::steady_clock::time_point t0;
+      ~Done() {
+        try {
+          inner.synchronize();
+        } catch (...) {
+        }
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        Counters& c = counters();
+        std::lock_guard<std::mutex> lock(c.mutex);
+        c.calls[int(D)][Slot]++;
+        c.ms[int(D)][Slot] += ms;
+        --t_depth;
+      }
+    } done{inner, t0};
+    return (inner.*Member)(args...);
+  }
+};
+
+// Every kernel entry of the table; alloc, free and synchronize pass through untimed.
+#define INTL_TIMED_SLOTS(X)                                                                                     \
+  X(0, copy) X(1, fill) X(2, random) X(3, unary) X(4, binary) X(5, reduce_sum) X(6, gemm) X(7, eigh)            \
+  X(8, cholesky) X(9, trsm_lower) X(10, batchnorm_forward_train) X(11, batchnorm_backward_train)                \
+  X(12, conv2d_forward) X(13, conv2d_backward_data) X(14, conv2d_backward_filter) X(15, maxpool2d_forward)      \
+  X(16, maxpool2d_backward) X(17, batchnorm2d_forward) X(18, batchnorm2d_backward) X(19, softmax_xent)          \
+  X(20, sgd_step) X(21, adam_step)
+
+template <Device D> Backend make_timed() {
+  Backend t = device_table(D);
+#define INTL_WRAP(i, slot) \
+  if (t.slot) t.slot = &Timed<D, i, &Backend::slot>::call;
+  INTL_TIMED_SLOTS(INTL_WRAP)
+#undef INTL_WRAP
+  return t;
+}
+
+void name_slots() {
+  Counters& c = counters();
+#define INTL_NAME(i, slot) c.names[i] = #slot;
+  INTL_TIMED_SLOTS(INTL_NAME)
+#undef INTL_NAME
+}
+
+}  // namespace
+
+const Backend& profiled_backend(Device device) {
+  if (device == Device::cpu) {
+    static const Backend cpu = make_timed<Device::cpu>();
+    return cpu;
+  }
+  static const Backend cuda = make_timed<Device::cuda>();
+  return cuda;
+}
+
+void set_backend_profiling(bool on) {
+  static std::once_flag named;
+  std::call_once(named, name_slots);
+  detail::g_profiling = on;
+}
+
+void reset_backend_profile() {
+  Counters& c = counters();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  for (int d = 0; d < 2; ++d) {
+    c.calls[d].fill(0);
+    c.ms[d].fill(0);
+  }
+}
+
+std::vector<PrimitiveTime> backend_profile() {
+  Counters& c = counters();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  std::vector<PrimitiveTime> out;
+  for (int d = 0; d < 2; ++d)
+    for (int i = 0; i < kMaxSlots; ++i)
+      if (c.calls[d][size_t(i)] > 0)
+        out.push_back({c.names[size_t(i)] ? c.names[size_t(i)] : "?", Device(d), c.calls[d][size_t(i)],
+                       c.ms[d][size_t(i)]});
+  std::sort(out.begin(), out.end(), [](const PrimitiveTime& a, const PrimitiveTime& b) { return a.ms > b.ms; });
+  return out;
+}
+
+std::string format_backend_profile(const std::vector<PrimitiveTime>& profile, int steps, double step_ms_total) {
+  std::string s;
+  char line[160];
+  std::snprintf(line, sizeof line, "  %-28s %-5s %10s %12s %7s\n", "primitive", "dev", "calls/step", "ms/step",
+                "share");
+  s += line;
+  const double per = 1.0 / std::max(1, steps);
+  double inside = 0;
+  for (const PrimitiveTime& p : profile) {
+    inside += p.ms;
+    std::snprintf(line, sizeof line, "  %-28s %-5s %10.1f %12.3f %6.1f%%\n", p.name.c_str(), device_name(p.device),
+                  double(p.calls) * per, p.ms * per, step_ms_total > 0 ? 100.0 * p.ms / step_ms_total : 0.0);
+    s += line;
+  }
+  const double outside = std::max(0.0, step_ms_total - inside);
+  std::snprintf(line, sizeof line, "  %-28s %-5s %10s %12.3f %6.1f%%\n", "(outside the primitives)", "", "",
+                outside * per, step_ms_total > 0 ? 100.0 * outside / step_ms_total : 0.0);
+  s += line;
+  return s;
+}
+
+}  // namespace intl

@@ -1,0 +1,32 @@
+// Where the time of a step goes, by backend primitive: while profiling is on, every kernel entry of the
+// backend table (engine/backend.h) is timed on the host between a device synchronisation before and after it,
+// so a GPU kernel's time is its own and not the next synchronising call's. Calls made from inside a timed entry
+// count towards it. Profiling slows the work it measures (a synchronisation per call): benchmarks time their
+// steps with it off and profile separate steps (`intl bench train --profile`).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/tensor.h"
+
+namespace intl {
+
+struct PrimitiveTime {
+  std::string name;  // the table's slot ("conv2d_backward_filter", "gemm", ...)
+  Device device = Device::cpu;
+  int64_t calls = 0;
+  double ms = 0;
+};
+
+// Turns profiling on or off; call between steps, never while kernels are being issued.
+void set_backend_profiling(bool on);
+void reset_backend_profile();
+// Accumulated times since the last reset, the largest first.
+std::vector<PrimitiveTime> backend_profile();
+
+// The profile as an aligned table over `steps` steps whose wall time was `step_ms_total`: calls and
+// milliseconds per step, share of the step, and the remainder outside the primitives (host work, launches).
+std::string format_backend_profile(const std::vector<PrimitiveTime>& profile, int steps, double step_ms_total);
+
+}  // namespace intl
