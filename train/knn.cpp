@@ -14,9 +14,9 @@ namespace {
 
 constexpr int64_t kBlockRows = 256;
 
-// Rows scaled to unit length (a zero row stays zero).
+// Rows scaled to unit length (a zero row stays zero), on the CPU.
 Tensor unit_rows(const Tensor& x) {
-  Tensor out = x.contiguous().clone();
+  Tensor out = x.to(Device::cpu).contiguous().clone();
   const int64_t n = out.size(0), d = out.size(1);
   float* p = out.data<float>();
   for (int64_t i = 0; i < n; ++i) {

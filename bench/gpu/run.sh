@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The GPU check for a lent H200 machine, as one script: build intl with CUDA for sm_90, run the test suite
 # (the CPU/GPU parity table among it), then `intl bench iternorm` and `intl bench train` (CIFAR ResNet-18 and
-# ImageNet ResNet-50, fp32 and bf16), then PyTorch on the same work (bench/gpu/torch_bench.py) where it is
-# installed. Logs land in $OUT (at most 8 files come back): summary.txt, build.log, tests.log, bench_iternorm.log,
-# bench_train.log and bench_torch.log. Budget: about 9 minutes of a 15-minute device allowance; every step has a
-# timeout, and a failed step is recorded in summary.txt and the next one still runs.
+# ImageNet ResNet-50, fp32 and bf16, each followed by a --profile table of where a GPU step's time goes), then
+# the commands themselves briefly on the GPU, then PyTorch on the same work (bench/gpu/torch_bench.py) where it
+# is installed. Logs land in $OUT (at most 8 files come back): summary.txt, build.log, tests.log,
+# bench_iternorm.log, bench_train.log, commands.log and bench_torch.log. Budget: about 9 minutes of a 15-minute
+# device allowance; every step has a timeout, and a failed step is recorded in summary.txt and the next one
+# still runs.
 #
 # The device image ('cuda') has nvcc, CMake and ninja (pip) and PyTorch's cuDNN/cuBLAS wheels, but not the
 # Debian packages this project builds against. So, once, on the development machine, from the repo root:
@@ -144,6 +146,24 @@ else
   note "bench train: not available in this build"
 fi
 grep -E "^(intl bench iternorm|median_ms)" "$OUT/bench_iternorm.log" 2>/dev/null >>"$SUMMARY"
+
+# ---- the commands themselves on the GPU, briefly: a study, its CPU twin and their diff; the CIFAR studies and
+# pre-training on synthetic CIFAR-format files (written by the first of them), bf16, with allocator counters ----
+I="$BUILD/intl"
+W=/tmp/intl-commands
+rm -rf "$W"
+CMDS=$OUT/commands.log
+step "toy2d --device cuda" "$CMDS" 60 "$I" run toy2d --T 5 --device cuda --out "$W/toy2d-cuda"
+step "toy2d --device cpu" "$CMDS" 60 "$I" run toy2d --T 5 --device cpu --out "$W/toy2d-cpu"
+step "diff toy2d cpu / cuda (1e-3)" "$CMDS" 20 "$I" diff --rtol 1e-3 --atol 1e-4 "$W/toy2d-cpu/RESULT.json" \
+  "$W/toy2d-cuda/RESULT.json"
+step "iternorm-cifar cuda bf16" "$CMDS" 90 "$I" run iternorm-cifar --dataset synthetic --train-images 5120 \
+  --test-images 1000 --T 5 --trace-loss on --epochs 2 --warmup 10 --drops 1 --linear-epochs 20 --workers 8 \
+  --device cuda --precision bf16 --out "$W/ic"
+step "pretrain cifar10 cuda bf16" "$CMDS" 90 "$I" pretrain cifar10 --data-dir "$W/ic/synthetic-cifar10" --epochs 3 \
+  --warmup-epochs 1 --batch-size 256 --eval-every 3 --linear-epochs 20 --workers 12 --device cuda \
+  --precision bf16 --verbose --out "$W/pretrain"
+grep -E "done,|images/s" "$CMDS" | tail -4 >>"$SUMMARY"
 
 # ---- PyTorch's figures for the same work, where PyTorch sees the GPU ----
 if python3 -c 'import torch, torchvision, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
