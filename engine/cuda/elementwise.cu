@@ -220,20 +220,36 @@ __device__ __forceinline__ float convert(__nv_bfloat16 v, float) { return __bflo
 
 // Weight (o, i, s) with s = kh * kw: OIHW holds it at (o * I + i) * S + s, KRSC at (o * S + s) * I + i. One
 // thread per destination element, so the writes are coalesced (weights are small; the reads may stride).
-template <class Src, class Dst>
-__global__ void oihw_to_krsc_kernel(const Src* src, Dst* dst, int64_t total, int64_t I, int64_t S) {
+template <bool ToKrsc, class Src, class Dst>
+__global__ void weight_relayout_kernel(const Src* src, Dst* dst, int64_t total, int64_t I, int64_t S) {
   INTL_GRID_STRIDE(t, total) {
-    const int64_t i = t % I, s = (t / I) % S, o = t / (I * S);
-    dst[t] = convert(src[(o * I + i) * S + s], Dst());
+    if constexpr (ToKrsc) {
+      const int64_t i = t % I, s = (t / I) % S, o = t / (I * S);
+      dst[t] = convert(src[(o * I + i) * S + s], Dst());
+    } else {
+      const int64_t s = t % S, i = (t / S) % I, o = t / (I * S);
+      dst[t] = convert(src[(o * S + s) * I + i], Dst());
+    }
   }
 }
 
-template <class Src, class Dst>
-__global__ void krsc_to_oihw_kernel(const Src* src, Dst* dst, int64_t total, int64_t I, int64_t S) {
-  INTL_GRID_STRIDE(t, total) {
-    const int64_t s = t % S, i = (t / S) % I, o = t / (I * S);
-    dst[t] = convert(src[(o * S + s) * I + i], Dst());
-  }
+// OIHW `oihw` <-> KRSC `krsc` in the direction ToKrsc says; the KRSC side is bfloat16 when `bf16`.
+template <bool ToKrsc> void relayout_weight(const Tensor& oihw, void* krsc, bool bf16) {
+  check(oihw.dim() == 4 && oihw.is_contiguous(), "weight relayout: a contiguous (O, I, kh, kw) weight");
+  check(!bf16 || oihw.dtype() == DType::f32, "weight relayout: bfloat16 pairs with float32 only");
+  const int64_t total = oihw.numel(), I = oihw.size(1), S = oihw.size(2) * oihw.size(3);
+  if (total == 0) return;
+  auto launch = [&](auto oihw_type, auto krsc_type) {
+    using A = decltype(oihw_type);
+    using K = decltype(krsc_type);
+    A* a = static_cast<A*>(oihw.raw_data());
+    K* k = static_cast<K*>(krsc);
+    if constexpr (ToKrsc) weight_relayout_kernel<true><<<grid_for(total), kThreads, 0, stream()>>>(a, k, total, I, S);
+    else weight_relayout_kernel<false><<<grid_for(total), kThreads, 0, stream()>>>(k, a, total, I, S);
+    CUDA_CHECK_LAUNCH();
+  };
+  if (bf16) launch(float(), __nv_bfloat16());
+  else dispatch_float(oihw.dtype(), [&](auto z) { launch(z, z); });
 }
 
 }  // namespace
@@ -365,41 +381,10 @@ void to_bf16(const float* src, void* dst, int64_t n) {
   CUDA_CHECK_LAUNCH();
 }
 
-void weight_to_krsc(const Tensor& oihw, void* krsc, bool bf16) {
-  check(oihw.dim() == 4 && oihw.is_contiguous(), "weight_to_krsc: a contiguous (O, I, kh, kw) weight");
-  const int64_t total = oihw.numel(), I = oihw.size(1), S = oihw.size(2) * oihw.size(3);
-  if (total == 0) return;
-  const unsigned blocks = grid_for(total);
-  if (bf16) {
-    check(oihw.dtype() == DType::f32, "weight_to_krsc: bfloat16 from float32 only");
-    oihw_to_krsc_kernel<<<blocks, kThreads, 0, stream()>>>(oihw.data<float>(), static_cast<__nv_bfloat16*>(krsc),
-                                                           total, I, S);
-  } else {
-    dispatch_float(oihw.dtype(), [&](auto z) {
-      using T = decltype(z);
-      oihw_to_krsc_kernel<<<blocks, kThreads, 0, stream()>>>(oihw.data<T>(), static_cast<T*>(krsc), total, I, S);
-    });
-  }
-  CUDA_CHECK_LAUNCH();
-}
+void weight_to_krsc(const Tensor& oihw, void* krsc, bool bf16) { relayout_weight<true>(oihw, krsc, bf16); }
 
 void weight_from_krsc(const void* krsc, bool bf16, const Tensor& oihw) {
-  check(oihw.dim() == 4 && oihw.is_contiguous(), "weight_from_krsc: a contiguous (O, I, kh, kw) weight");
-  const int64_t total = oihw.numel(), I = oihw.size(1), S = oihw.size(2) * oihw.size(3);
-  if (total == 0) return;
-  const unsigned blocks = grid_for(total);
-  if (bf16) {
-    check(oihw.dtype() == DType::f32, "weight_from_krsc: bfloat16 into float32 only");
-    krsc_to_oihw_kernel<<<blocks, kThreads, 0, stream()>>>(static_cast<const __nv_bfloat16*>(krsc),
-                                                           oihw.data<float>(), total, I, S);
-  } else {
-    dispatch_float(oihw.dtype(), [&](auto z) {
-      using T = decltype(z);
-      krsc_to_oihw_kernel<<<blocks, kThreads, 0, stream()>>>(static_cast<const T*>(krsc), oihw.data<T>(), total, I,
-                                                             S);
-    });
-  }
-  CUDA_CHECK_LAUNCH();
+  relayout_weight<false>(oihw, const_cast<void*>(krsc), bf16);
 }
 
 void from_bf16(const void* src, float* dst, int64_t n) {
