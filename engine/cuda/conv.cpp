@@ -1,10 +1,11 @@
 // 2-D convolution on cuDNN's legacy API (cuDNN 9 still ships it in libcudnn_cnn). One plan per shape, dtype
 // and precision holds the descriptors and the algorithm of each pass, chosen once by cuDNN's heuristics
-// (deterministic algorithms first, so a fixed seed gives fixed results); workspaces come from our allocator.
+// (deterministic algorithms first, so a fixed seed gives fixed results; in fp32 true float32 FMA algorithms,
+// TF32 tensor cores only where cuDNN offers none, said once on stderr); workspaces come from our allocator.
 //
 // Activations are NHWC (the engine's image layout) and cuDNN sees the weights as KRSC (O, kh, kw, I), the
-// layout its NHWC and tensor-core kernels are written for (a mixed NHWC / OIHW call leaves cuDNN few
-// algorithms, or none in bfloat16). Parameters stay OIHW, as PyTorch stores them, so checkpoints and the CPU
+// layout its NHWC tensor-core kernels are written for and the one PyTorch pairs with channels-last activations
+// (whether cuDNN 9 serves a mixed NHWC / OIHW call as well is not measured here). Parameters stay OIHW, as PyTorch stores them, so checkpoints and the CPU
 // need no reorder: each pass reads a KRSC copy of the weight, kept while the weight's version stands (the
 // forward and backward-data passes of a step relayout it once), and the filter gradient is computed in KRSC
 // and relaid into the OIHW gradient.
@@ -141,17 +142,39 @@ bool pick(Pass<Algo>& pass, const Perf* perfs, int count, bool strict) {
   return false;
 }
 
-[[noreturn]] void no_algorithm(const char* what, const Conv2dArgs& a, bool strict) {
-  throw Error(std::string("cuDNN has no usable ") + what + " algorithm for " + shape_of(a) +
-              (strict ? " in fp32 (try --precision bf16)" : ""));
-}
-
-void note_fallback(const char* what, const Conv2dArgs& a) {
-  static std::once_flag once;
-  std::call_once(once, [&] {
-    std::fprintf(stderr, "intl: cuDNN runs no bf16 %s convolution for %s; such passes run in float32 (TF32)\n",
-                 what, shape_of(a).c_str());
-  });
+// Once per plan and pass: the algorithm, from cuDNN's heuristics. A bf16 plan asks with the bfloat16
+// descriptors first; the float descriptors answer otherwise, true float32 (FMA) algorithms first in fp32. When
+// cuDNN offers no bfloat16, or no FMA, algorithm for a shape, the pass runs on TF32 tensor cores and says so
+// once on stderr. `query(low, perfs, max, &count)` is the pass's cudnnGet*Algorithm_v7 on the bfloat16 (low) or
+// float descriptors.
+template <class Perf, int kMax, class Algo, class Query>
+void choose(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, const char* what, Query query) {
+  Perf perfs[kMax];
+  int count = 0;
+  if (p.bf16 && query(true, perfs, kMax, &count) == CUDNN_STATUS_SUCCESS && pick(pass, perfs, count, false)) {
+    pass.low = true;
+    return;
+  }
+  CUDNN_CHECK(query(false, perfs, kMax, &count));
+  if (pick(pass, perfs, count, p.strict)) {
+    if (p.bf16) {
+      static std::once_flag once;
+      std::call_once(once, [&] {
+        std::fprintf(stderr, "intl: cuDNN runs no bf16 %s convolution for %s; such passes run in float32 (TF32)\n",
+                     what, shape_of(a).c_str());
+      });
+    }
+    return;
+  }
+  if (p.strict && pick(pass, perfs, count, false)) {
+    static std::once_flag once;
+    std::call_once(once, [&] {
+      std::fprintf(stderr, "intl: cuDNN offers no true float32 %s convolution for %s; such passes run on TF32 tensor "
+                   "cores (10-bit mantissa products)\n", what, shape_of(a).c_str());
+    });
+    return;
+  }
+  throw Error(std::string("cuDNN has no usable ") + what + " convolution algorithm for " + shape_of(a));
 }
 
 // The KRSC copy of a weight (bfloat16 when `bf16`, else the weight's dtype), relaid when its (address, version)
@@ -203,17 +226,11 @@ void conv2d_forward(const Conv2dArgs& a, const Tensor& x, const Tensor& weight, 
   Plan& p = plan_for(a, x.dtype());
   Pass<cudnnConvolutionFwdAlgo_t>& pass = p.forward;
   if (!pass.chosen) {
-    constexpr int kMax = CUDNN_CONVOLUTION_FWD_ALGO_COUNT;
-    cudnnConvolutionFwdAlgoPerf_t perfs[kMax];
-    int count = 0;
-    if (p.bf16 && cudnnGetConvolutionForwardAlgorithm_v7(cudnn(), p.x16, p.w16, pass.conv, p.y16, kMax, &count,
-                                                         perfs) == CUDNN_STATUS_SUCCESS)
-      pass.low = pick(pass, perfs, count, false);
-    if (!pass.low) {
-      CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(cudnn(), p.x, p.w, pass.conv, p.y, kMax, &count, perfs));
-      if (!pick(pass, perfs, count, p.strict)) no_algorithm("forward", a, p.strict);
-      if (p.bf16) note_fallback("forward", a);
-    }
+    choose<cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT>(
+        pass, p, a, "forward", [&](bool low, auto* perfs, int max, int* count) {
+          return cudnnGetConvolutionForwardAlgorithm_v7(cudnn(), low ? p.x16 : p.x, low ? p.w16 : p.w, pass.conv,
+                                                        low ? p.y16 : p.y, max, count, perfs);
+        });
     size_t bytes = 0;  // the workspace under the descriptor's final math type
     CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(cudnn(), pass.low ? p.x16 : p.x, pass.low ? p.w16 : p.w,
                                                         pass.conv, pass.low ? p.y16 : p.y, pass.algo, &bytes));
@@ -242,17 +259,11 @@ void conv2d_backward_data(const Conv2dArgs& a, const Tensor& dy, const Tensor& w
   Plan& p = plan_for(a, dy.dtype());
   Pass<cudnnConvolutionBwdDataAlgo_t>& pass = p.backward_data;
   if (!pass.chosen) {
-    constexpr int kMax = CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT;
-    cudnnConvolutionBwdDataAlgoPerf_t perfs[kMax];
-    int count = 0;
-    if (p.bf16 && cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnn(), p.w16, p.y16, pass.conv, p.x16, kMax, &count,
-                                                              perfs) == CUDNN_STATUS_SUCCESS)
-      pass.low = pick(pass, perfs, count, false);
-    if (!pass.low) {
-      CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnn(), p.w, p.y, pass.conv, p.x, kMax, &count, perfs));
-      if (!pick(pass, perfs, count, p.strict)) no_algorithm("backward-data", a, p.strict);
-      if (p.bf16) note_fallback("backward-data", a);
-    }
+    choose<cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT>(
+        pass, p, a, "backward-data", [&](bool low, auto* perfs, int max, int* count) {
+          return cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnn(), low ? p.w16 : p.w, low ? p.y16 : p.y, pass.conv,
+                                                             low ? p.x16 : p.x, max, count, perfs);
+        });
     size_t bytes = 0;
     CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn(), pass.low ? p.w16 : p.w, pass.low ? p.y16 : p.y,
                                                              pass.conv, pass.low ? p.x16 : p.x, pass.algo, &bytes));
@@ -280,18 +291,11 @@ void conv2d_backward_filter(const Conv2dArgs& a, const Tensor& x, const Tensor& 
   Plan& p = plan_for(a, x.dtype());
   Pass<cudnnConvolutionBwdFilterAlgo_t>& pass = p.backward_filter;
   if (!pass.chosen) {
-    constexpr int kMax = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT;
-    cudnnConvolutionBwdFilterAlgoPerf_t perfs[kMax];
-    int count = 0;
-    if (p.bf16 && cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnn(), p.x16, p.y16, pass.conv, p.w16, kMax, &count,
-                                                                perfs) == CUDNN_STATUS_SUCCESS)
-      pass.low = pick(pass, perfs, count, false);
-    if (!pass.low) {
-      CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnn(), p.x, p.y, pass.conv, p.w, kMax, &count,
-                                                                perfs));
-      if (!pick(pass, perfs, count, p.strict)) no_algorithm("backward-filter", a, p.strict);
-      if (p.bf16) note_fallback("backward-filter", a);
-    }
+    choose<cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT>(
+        pass, p, a, "backward-filter", [&](bool low, auto* perfs, int max, int* count) {
+          return cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnn(), low ? p.x16 : p.x, low ? p.y16 : p.y,
+                                                               pass.conv, low ? p.w16 : p.w, max, count, perfs);
+        });
     size_t bytes = 0;
     CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn(), pass.low ? p.x16 : p.x,
                                                                pass.low ? p.y16 : p.y, pass.conv,
