@@ -8,7 +8,8 @@ PyTorch is importable there).
   iternorm  the INTL loss alone (CW IterNorm T=4 + trace loss + norm_mse), m x d = 256 x 2048, fwd+bwd
 
 --precision bf16 runs the networks under torch.autocast (bf16 GEMMs and convolutions, fp32 master weights);
-the loss always runs in fp32, as intl's does. Each case prints one line starting with "torch".
+the loss always runs in fp32, as intl's does. fp32 is true float32, as intl's: TF32 is turned off for cuDNN
+and cuBLAS (PyTorch allows it in cuDNN convolutions by default). Each case prints one line starting with "torch".
 
 Usage: python3 bench/gpu/torch_bench.py [--device cuda] [--cases cifar resnet50 iternorm]
        [--precision fp32 bf16] [--steps 10]
@@ -137,6 +138,8 @@ def main():
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
         print(f"torch {torch.__version__} on {torch.cuda.get_device_name()}", flush=True)
     for case in args.cases:
         if case == "iternorm":
