@@ -19,6 +19,7 @@ struct Options {
   int T = 4;
   double budget = 3.0;
   std::string impl = "spectral";
+  int profile_runs = 0;
   cli::CommonOptions common;
 };
 
@@ -61,6 +62,7 @@ void run(const Options& o) {
               done / 1e9, done / (t.median_ms * 1e-3) / 1e9, 100 * done / (t.median_ms * 1e-3) / 1e9 / peak, peak,
               literal / 1e9);
   std::printf("min_ms: %.3f\nmedian_ms: %.3f\n", t.min_ms, t.median_ms);
+  print_profile(step, o.profile_runs, t.median_ms);
 }
 
 }  // namespace
@@ -75,6 +77,9 @@ void add_bench_iternorm(CLI::App& bench) {
   cmd->add_option("--impl", opts->impl, "spectral (one eigensolve per view, exact gradient) or newton (literal)")
       ->check(CLI::IsMember({"spectral", "newton"}))
       ->capture_default_str();
+  cmd->add_option("--profile", opts->profile_runs,
+                  "then N more runs with every backend primitive synchronised and timed: where the time goes")
+      ->check(CLI::NonNegativeNumber);
   cli::add_common_options(*cmd, opts->common);
   cmd->callback([opts] { run(*opts); });
 }

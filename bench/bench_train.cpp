@@ -8,7 +8,6 @@
 #include <omp.h>
 #include <sys/resource.h>
 
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -24,7 +23,6 @@
 #include "engine/error.h"
 #include "engine/ops.h"
 #include "engine/optim/optimizer.h"
-#include "engine/profile.h"
 #include "losses/intl_loss.h"
 #include "train/ssl_model.h"
 
@@ -219,23 +217,7 @@ void run(Options o) {
     std::printf("cifar_epoch_s: %.2f (50,000 images x 2 views at this rate)\n", 100000.0 / images_per_s);
   std::printf("images_per_s: %.1f\n", images_per_s);
 
-  if (o.profile_steps > 0) {
-    reset_backend_profile();
-    set_backend_profiling(true);
-    const auto t0 = std::chrono::steady_clock::now();
-    try {
-      for (int i = 0; i < o.profile_steps; ++i) step();
-    } catch (...) {
-      set_backend_profiling(false);
-      throw;
-    }
-    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    set_backend_profiling(false);
-    std::printf("profile: %d more steps with every primitive synchronised and timed (%.1f ms per step against %.1f "
-                "unprofiled)\n%s",
-                o.profile_steps, ms / o.profile_steps, t.median_ms,
-                format_backend_profile(backend_profile(), o.profile_steps, ms).c_str());
-  }
+  print_profile(step, o.profile_steps, t.median_ms);
 }
 
 }  // namespace

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/profile.h"
+
 namespace intl::bench {
 
 struct Timing {
@@ -37,6 +39,26 @@ inline std::string load_average() {
   const int got = std::fscanf(f, "%31s", buf);
   std::fclose(f);
   return got == 1 ? buf : "?";
+}
+
+// --profile N of the benchmarks: N more runs of `fn` with the backend profiler on, then the table of where
+// their time went (engine/profile.h), headed by the profiled and unprofiled times per run.
+inline void print_profile(const std::function<void()>& fn, int runs, double unprofiled_ms) {
+  if (runs <= 0) return;
+  reset_backend_profile();
+  set_backend_profiling(true);
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    for (int i = 0; i < runs; ++i) fn();
+  } catch (...) {
+    set_backend_profiling(false);
+    throw;
+  }
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  set_backend_profiling(false);
+  std::printf("profile: %d more runs with every backend primitive synchronised and timed (%.2f ms per run against "
+              "%.2f unprofiled)\n%s",
+              runs, ms / runs, unprofiled_ms, format_backend_profile(backend_profile(), runs, ms).c_str());
 }
 
 }  // namespace intl::bench

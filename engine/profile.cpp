@@ -129,23 +129,23 @@ std::vector<PrimitiveTime> backend_profile() {
   return out;
 }
 
-std::string format_backend_profile(const std::vector<PrimitiveTime>& profile, int steps, double step_ms_total) {
+std::string format_backend_profile(const std::vector<PrimitiveTime>& profile, int runs, double total_ms) {
   std::string s;
   char line[160];
-  std::snprintf(line, sizeof line, "  %-28s %-5s %10s %12s %7s\n", "primitive", "dev", "calls/step", "ms/step",
+  std::snprintf(line, sizeof line, "  %-28s %-5s %10s %12s %7s\n", "primitive", "dev", "calls/run", "ms/run",
                 "share");
   s += line;
-  const double per = 1.0 / std::max(1, steps);
+  const double per = 1.0 / std::max(1, runs);
   double inside = 0;
   for (const PrimitiveTime& p : profile) {
     inside += p.ms;
     std::snprintf(line, sizeof line, "  %-28s %-5s %10.1f %12.3f %6.1f%%\n", p.name.c_str(), device_name(p.device),
-                  double(p.calls) * per, p.ms * per, step_ms_total > 0 ? 100.0 * p.ms / step_ms_total : 0.0);
+                  double(p.calls) * per, p.ms * per, total_ms > 0 ? 100.0 * p.ms / total_ms : 0.0);
     s += line;
   }
-  const double outside = std::max(0.0, step_ms_total - inside);
+  const double outside = std::max(0.0, total_ms - inside);
   std::snprintf(line, sizeof line, "  %-28s %-5s %10s %12.3f %6.1f%%\n", "(outside the primitives)", "", "",
-                outside * per, step_ms_total > 0 ? 100.0 * outside / step_ms_total : 0.0);
+                outside * per, total_ms > 0 ? 100.0 * outside / total_ms : 0.0);
   s += line;
   return s;
 }

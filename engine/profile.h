@@ -25,8 +25,9 @@ void reset_backend_profile();
 // Accumulated times since the last reset, the largest first.
 std::vector<PrimitiveTime> backend_profile();
 
-// The profile as an aligned table over `steps` steps whose wall time was `step_ms_total`: calls and
-// milliseconds per step, share of the step, and the remainder outside the primitives (host work, launches).
-std::string format_backend_profile(const std::vector<PrimitiveTime>& profile, int steps, double step_ms_total);
+// The profile as an aligned table over `runs` runs (training steps, loss evaluations) whose wall time was
+// `total_ms`: calls and milliseconds per run, share of the time, and the remainder outside the primitives
+// (host work, launches).
+std::string format_backend_profile(const std::vector<PrimitiveTime>& profile, int runs, double total_ms);
 
 }  // namespace intl

@@ -127,7 +127,7 @@ if has iternorm; then
   # Both forms of the loss: the eigensolver one (the training path) and the literal Newton one, whose small
   # GEMMs may beat cuSOLVER's 256 x 256 syevd on a GPU; the figures decide which the GPU should train with.
   for impl in spectral newton; do
-    step "bench iternorm $impl" "$OUT/bench_iternorm.log" 60 "$BUILD/intl" bench iternorm --device cuda --impl $impl
+    step "bench iternorm $impl" "$OUT/bench_iternorm.log" 60 "$BUILD/intl" bench iternorm --device cuda --impl $impl --profile 5
   done
 else
   note "bench iternorm: not available in this build"
