@@ -9,7 +9,6 @@
 #include "engine/backend.h"
 #include "engine/ops.h"
 #include "losses/intl_loss.h"
-#include "losses/intl_spectral.h"
 
 namespace intl::bench {
 namespace {
@@ -18,7 +17,7 @@ struct Options {
   int64_t m = 256, d = 2048;
   int T = 4;
   double budget = 3.0;
-  std::string impl = "spectral";
+  IntlLossForm form = IntlLossForm::spectral;
   int profile_runs = 0;
   cli::CommonOptions common;
 };
@@ -42,7 +41,7 @@ void run(const Options& o) {
   auto step = [&] {
     z1.zero_grad();
     z2.zero_grad();
-    Tensor loss = o.impl == "newton" ? intl_loss(z1, z2, o.T, beta) : intl_loss_spectral(z1, z2, o.T, beta);
+    Tensor loss = intl_loss(z1, z2, o.T, beta, o.form);
     loss.backward();
     loss_value = loss.item();  // waits for the device: the backward ran on the same stream before it
   };
@@ -53,10 +52,11 @@ void run(const Options& o) {
   const double m = double(o.m), d = double(o.d);
   const double literal = 2 * 3 * (2 * m * m * d + o.T * 3 * 2 * m * m * m + 2 * m * m * d);
   const double spectral = 14 * m * m * d + 16 * 2 * m * m * m;
-  const double done = o.impl == "newton" ? literal : spectral;
+  const double done = o.form == IntlLossForm::newton ? literal : spectral;
   const double peak = sgemm_gflops(device);
-  std::printf("intl bench iternorm: m=%lld d=%lld T=%d float32 impl=%s device=%s loss=%.6g reps=%d\n",
-              (long long)o.m, (long long)o.d, o.T, o.impl.c_str(), device_name(device), loss_value, t.reps);
+  std::printf("intl bench iternorm: m=%lld d=%lld T=%d float32 loss-form=%s device=%s loss=%.6g reps=%d\n",
+              (long long)o.m, (long long)o.d, o.T, intl_loss_form_name(o.form), device_name(device), loss_value,
+              t.reps);
   std::printf("GEMM work of this algorithm: %.2f GFLOP -> %.1f GFLOP/s (%.0f%% of sgemm 2048^3 measured here: "
               "%.1f GFLOP/s); the literal algorithm would need %.2f GFLOP\n",
               done / 1e9, done / (t.median_ms * 1e-3) / 1e9, 100 * done / (t.median_ms * 1e-3) / 1e9 / peak, peak,
@@ -74,9 +74,7 @@ void add_bench_iternorm(CLI::App& bench) {
   cmd->add_option("--d", opts->d, "embedding dimension")->capture_default_str()->check(CLI::Range(2, 1 << 20));
   cmd->add_option("--T", opts->T, "Newton iterations")->capture_default_str()->check(CLI::Range(0, 100));
   cmd->add_option("--budget", opts->budget, "seconds of timed repetitions")->capture_default_str();
-  cmd->add_option("--impl", opts->impl, "spectral (one eigensolve per view, exact gradient) or newton (literal)")
-      ->check(CLI::IsMember({"spectral", "newton"}))
-      ->capture_default_str();
+  cli::add_loss_form_option(*cmd, opts->form);
   cmd->add_option("--profile", opts->profile_runs,
                   "then N more runs with every backend primitive synchronised and timed: where the time goes")
       ->check(CLI::NonNegativeNumber);

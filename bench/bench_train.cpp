@@ -37,6 +37,7 @@ struct Options {
   int image_size = 0;
   bool forward_only = false;
   int profile_steps = 0;
+  IntlLossForm loss_form = IntlLossForm::spectral;
   cli::CommonOptions common;
 };
 
@@ -148,7 +149,7 @@ void run(Options o) {
       last_loss = mean(model.backbone().forward(x1)).item();  // the features' mean, read back as a loss would be
     } else {
       sgd.zero_grad();
-      Tensor loss = train::intl_two_view_loss(model, x1, x2, 4, beta);
+      Tensor loss = train::intl_two_view_loss(model, x1, x2, 4, beta, o.loss_form);
       loss.backward();
       sgd.step(0.05);
       last_loss = loss.item();
@@ -183,11 +184,11 @@ void run(Options o) {
                 o.arch.c_str(), (long long)o.base_width, (long long)o.batch, o.image_size, o.image_size,
                 precision.c_str(), device_name(device), omp_get_max_threads());
   else
-    std::printf("intl bench train: %s (base width %lld) + projector %lld%s, INTL loss (spectral, T=4) + SGD step, "
+    std::printf("intl bench train: %s (base width %lld) + projector %lld%s, INTL loss (%s, T=4) + SGD step, "
                 "batch %lld x 2 views, %dx%d NHWC, %s, device %s, threads %d\n",
                 o.arch.c_str(), (long long)o.base_width, (long long)model.backbone().feature_dim(),
-                projector.c_str(), (long long)o.batch, o.image_size, o.image_size, precision.c_str(),
-                device_name(device), omp_get_max_threads());
+                projector.c_str(), intl_loss_form_name(o.loss_form), (long long)o.batch, o.image_size, o.image_size,
+                precision.c_str(), device_name(device), omp_get_max_threads());
   if (gpu) std::printf("gpu: %s\n", cuda_device_name().c_str());
   const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
   std::printf("OMP_WAIT_POLICY=%s, load average %s\n", wait_policy ? wait_policy : "(unset)", load_average().c_str());
@@ -239,6 +240,7 @@ void add_bench_train(CLI::App& bench) {
                   "then run N more steps with every backend primitive synchronised and timed, and print where "
                   "their time goes")
       ->check(CLI::NonNegativeNumber);
+  cli::add_loss_form_option(*cmd, o->loss_form);
   cli::add_common_options(*cmd, o->common);
   cmd->callback([o] { run(*o); });
 }

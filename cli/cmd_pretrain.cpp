@@ -79,6 +79,7 @@ void add_pretrain_command(CLI::App& app) {
       ->delimiter(',')
       ->capture_default_str();
   cmd->add_option("--T", o->T, "IterNorm iterations")->capture_default_str();
+  cli::add_loss_form_option(*cmd, o->loss_form);
   cmd->add_option("--beta", o->beta, "trace-loss weight (0: 0.01 (log2(batch-size) - 3), 0.05 at 256)")
       ->capture_default_str();
   cmd->add_option("--epochs", o->epochs, "training epochs")->capture_default_str();

@@ -4,6 +4,8 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include "losses/intl_loss.h"
+
 namespace intl::cli {
 
 void add_run_command(CLI::App& app);       // intl run toy2d | whiten-instability | iternorm-cifar
@@ -27,6 +29,9 @@ struct CommonOptions {
   std::string precision = "fp32";  // GPU GEMMs and convolutions: fp32 | bf16 (engine/cuda/precision.h)
 };
 void add_common_options(CLI::App& cmd, CommonOptions& opts);
+
+// --loss-form spectral | newton: how a two-view INTL loss is computed (losses/intl_loss.h).
+void add_loss_form_option(CLI::App& cmd, IntlLossForm& form);
 
 // Whether any command was given --verbose: main then prints the allocators' counters when the command ends.
 bool verbose_requested();

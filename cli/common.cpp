@@ -109,6 +109,14 @@ void add_common_options(CLI::App& cmd, CommonOptions& opts) {
       ->capture_default_str();
 }
 
+void add_loss_form_option(CLI::App& cmd, IntlLossForm& form) {
+  cmd.add_option_function<std::string>(
+         "--loss-form", [&form](const std::string& name) { form = parse_intl_loss_form(name); },
+         "how the INTL loss is computed, the same value either way: spectral (one eigensolve per view; default) | "
+         "newton (IterNorm's matrix products literally; may be faster on a GPU)")
+      ->check(CLI::IsMember({"spectral", "newton"}));
+}
+
 bool verbose_requested() { return g_verbose; }
 
 }  // namespace intl::cli

@@ -5,6 +5,7 @@
 
 #include "engine/error.h"
 #include "engine/ops.h"
+#include "losses/intl_spectral.h"
 
 namespace intl {
 
@@ -29,6 +30,18 @@ Tensor intl_loss(const Tensor& z1, const Tensor& z2, int T, double beta) {
   Tensor align = norm_mse(w1, w2);
   if (beta == 0.0) return align;
   return add(align, mul(add(trace_loss(w1, WhitenAxis::channel), trace_loss(w2, WhitenAxis::channel)), beta));
+}
+
+IntlLossForm parse_intl_loss_form(const std::string& name) {
+  if (name == "spectral") return IntlLossForm::spectral;
+  if (name == "newton") return IntlLossForm::newton;
+  throw UsageError("--loss-form: '" + name + "' is not one of spectral, newton");
+}
+
+const char* intl_loss_form_name(IntlLossForm form) { return form == IntlLossForm::newton ? "newton" : "spectral"; }
+
+Tensor intl_loss(const Tensor& z1, const Tensor& z2, int T, double beta, IntlLossForm form) {
+  return form == IntlLossForm::newton ? intl_loss(z1, z2, T, beta) : intl_loss_spectral(z1, z2, T, beta);
 }
 
 Tensor intl_multicrop_loss(const std::vector<Tensor>& online, const Tensor& target, int T, double beta) {

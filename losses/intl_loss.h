@@ -1,6 +1,7 @@
 // The INTL objective (SPEC section 2): trace loss, norm_mse alignment, the total loss with
 // beta = 0.01 (log2 K - 3), and its multi-crop + EMA variant.
 #pragma once
+#include <string>
 #include <vector>
 
 #include "engine/tensor.h"
@@ -17,6 +18,15 @@ Tensor norm_mse(const Tensor& a, const Tensor& b);
 double intl_beta(int64_t K);
 // norm_mse(Zhat1, Zhat2) + beta (INTL(Zhat1) + INTL(Zhat2)), Zhat = CW IterNorm(Z, T).
 Tensor intl_loss(const Tensor& z1, const Tensor& z2, int T, double beta);
+// The two computations of the two-view loss, equal up to rounding in value and gradient: `spectral`
+// (intl_loss_spectral, losses/intl_spectral.h: one eigensolve per view, the default) and `newton` (intl_loss:
+// IterNorm literally, 3T matrix products per view forward and 6T backward). Which is faster depends on the
+// device: on the CPU the spectral form is (README, Speed); a GPU measures both (`intl bench train --loss-form`).
+enum class IntlLossForm { spectral, newton };
+// "spectral" | "newton"; anything else is a UsageError naming --loss-form.
+IntlLossForm parse_intl_loss_form(const std::string& name);
+const char* intl_loss_form_name(IntlLossForm form);
+Tensor intl_loss(const Tensor& z1, const Tensor& z2, int T, double beta, IntlLossForm form);
 // Multi-crop + EMA: mean_i [norm_mse(q_i, k) + beta INTL(q_i)], q_i the whitened online crops, k the
 // whitened target (no gradient).
 Tensor intl_multicrop_loss(const std::vector<Tensor>& online, const Tensor& target, int T, double beta);

@@ -2,13 +2,14 @@
 // hard whitening gives the identity covariance, and the trace loss of Theorem 2.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <string>
+#include <tuple>
 
+#include "engine/error.h"
 #include "engine/ops.h"
 #include "losses/intl_loss.h"
-#include "losses/intl_spectral.h"
-#include <algorithm>
-#include <tuple>
 #include "losses/whitening.h"
 
 using namespace intl;
@@ -119,12 +120,12 @@ TEST_CASE("the spectral INTL loss equals the literal Newton form, value and grad
     z1.requires_grad_(true);
     z2.requires_grad_(true);
     const double beta = intl_beta(m);
-    Tensor lit = intl_loss(z1, z2, T, beta);
+    Tensor lit = intl_loss(z1, z2, T, beta, parse_intl_loss_form("newton"));
     lit.backward();
     const std::vector<double> g1 = z1.grad().to_vector(), g2 = z2.grad().to_vector();
     z1.zero_grad();
     z2.zero_grad();
-    Tensor fast = intl_loss_spectral(z1, z2, T, beta);
+    Tensor fast = intl_loss(z1, z2, T, beta, parse_intl_loss_form("spectral"));
     fast.backward();
     CHECK(fast.item() == doctest::Approx(lit.item()).epsilon(1e-10));
     const std::vector<double> f1 = z1.grad().to_vector(), f2 = z2.grad().to_vector();
@@ -135,4 +136,6 @@ TEST_CASE("the spectral INTL loss equals the literal Newton form, value and grad
     }
     CHECK(err <= 1e-9 * scale);
   }
+  CHECK_THROWS_AS(parse_intl_loss_form("eigen"), UsageError);
+  CHECK(std::string(intl_loss_form_name(IntlLossForm::newton)) == "newton");
 }

@@ -120,6 +120,7 @@ json pretrain_options_json(const PretrainOptions& o) {
   j["keep"] = o.keep;
   j["max-steps"] = o.max_steps;
   j["device"] = o.device;
+  j["loss-form"] = intl_loss_form_name(o.loss_form);
   if (is_image_folder_dataset(o.dataset)) {
     j["on-bad-image"] = o.on_bad_image;
     j["linear-lr"] = o.linear_lr;
@@ -263,7 +264,8 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
     return device != Device::cpu ? x.to(device) : x;
   };
   parts.loss = [&](const Batch& b) {
-    if (!o.ema && !o.multi_crop) return intl_two_view_loss(model, view_tensor(b, 0), view_tensor(b, 1), o.T, beta);
+    if (!o.ema && !o.multi_crop)
+      return intl_two_view_loss(model, view_tensor(b, 0), view_tensor(b, 1), o.T, beta, o.loss_form);
     Tensor target;
     {
       NoGradGuard no_grad;

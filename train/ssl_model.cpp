@@ -2,7 +2,6 @@
 #include "train/ssl_model.h"
 
 #include "engine/error.h"
-#include "losses/intl_spectral.h"
 #include "models/projector.h"
 
 namespace intl::train {
@@ -65,8 +64,9 @@ std::vector<std::pair<std::string, Tensor>> SslModel::online_parameters() const 
 
 Tensor SslModel::embed(const Tensor& x) const { return projector_->forward(backbone_->forward(x)); }
 
-Tensor intl_two_view_loss(const SslModel& model, const Tensor& view1, const Tensor& view2, int T, double beta) {
-  return intl_loss_spectral(model.embed(view1), model.embed(view2), T, beta);
+Tensor intl_two_view_loss(const SslModel& model, const Tensor& view1, const Tensor& view2, int T, double beta,
+                          IntlLossForm form) {
+  return intl_loss(model.embed(view1), model.embed(view2), T, beta, form);
 }
 
 }  // namespace intl::train

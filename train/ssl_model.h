@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "losses/intl_loss.h"
 #include "models/layers.h"
 #include "models/resnet.h"
 
@@ -52,7 +53,8 @@ class SslModel : public Module {
   std::shared_ptr<SslModel> target_;
 };
 
-// The INTL objective of two views' embeddings: intl_loss_spectral(z1, z2, T, beta) (losses/intl_spectral.h).
-Tensor intl_two_view_loss(const SslModel& model, const Tensor& view1, const Tensor& view2, int T, double beta);
+// The INTL objective of two views' embeddings, in either of its computations (losses/intl_loss.h).
+Tensor intl_two_view_loss(const SslModel& model, const Tensor& view1, const Tensor& view2, int T, double beta,
+                          IntlLossForm form = IntlLossForm::spectral);
 
 }  // namespace intl::train
