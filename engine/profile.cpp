@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <mutex>
+#include <type_traits>
 
 #include "engine/backend.h"
 
@@ -37,32 +38,37 @@ thread_local int t_depth = 0;  // > 0 inside a timed entry: nested calls are par
 
 const Backend& device_table(Device d) { return d == Device::cpu ? cpu_backend() : cuda_backend(); }
 
-// Times one call of slot `Slot` of `D`'s table.
+void record(Device d, int slot, std::chrono::steady_clock::time_point t0) {
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  Counters& c = counters();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  c.calls[int(d)][size_t(slot)]++;
+  c.ms[int(d)][size_t(slot)] += ms;
+}
+
+// Times one call of slot `Slot` of `D`'s table. The synchronisation after the call is on the normal path, so
+// an asynchronous GPU fault surfaces here, in the primitive that caused it; a call that throws is not counted.
 template <Device D, int Slot, auto Member> struct Timed;
 template <Device D, int Slot, class R, class... A, R (*Backend::*Member)(A...)> struct Timed<D, Slot, Member> {
   static R call(A... args) {
     const Backend& inner = device_table(D);
     if (t_depth > 0) return (inner.*Member)(args...);
     inner.synchronize();
-    ++t_depth;
+    struct Depth {
+      Depth() { ++t_depth; }
+      ~Depth() { --t_depth; }
+    } depth;
     const auto t0 = std::chrono::steady_clock::now();
-    struct Done {  // records on every exit, a throwing kernel included
-      const Backend& inner;
-      std::chrono::steady_clock::time_point t0;
-      ~Done() {
-        try {
-          inner.synchronize();
-        } catch (...) {
-        }
-        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-        Counters& c = counters();
-        std::lock_guard<std::mutex> lock(c.mutex);
-        c.calls[int(D)][Slot]++;
-        c.ms[int(D)][Slot] += ms;
-        --t_depth;
-      }
-    } done{inner, t0};
-    return (inner.*Member)(args...);
+    if constexpr (std::is_void_v<R>) {
+      (inner.*Member)(args...);
+      inner.synchronize();
+      record(D, Slot, t0);
+    } else {
+      R result = (inner.*Member)(args...);
+      inner.synchronize();
+      record(D, Slot, t0);
+      return result;
+    }
   }
 };
 

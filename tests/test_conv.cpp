@@ -141,6 +141,33 @@ TEST_CASE("max_pool2d takes the window maximum; padding never wins") {
         }
 }
 
+TEST_CASE("a NaN in a max-pooling window propagates (the first NaN wins), with or without gradients") {
+  for (const DType dtype : {DType::f32, DType::f64}) {
+    // One 4x4 plane with NaN at (1, 1) and (3, 3), each the last of its 2x2 window (stride 2), after numbers.
+    std::vector<double> v(16);
+    for (size_t i = 0; i < 16; ++i) v[i] = double(i);
+    v[5] = NAN;
+    v[15] = NAN;
+    for (const bool grad : {true, false}) {
+      CAPTURE(grad);
+      Tensor x = Tensor::from_vector(v, {1, 4, 4, 1}, dtype).requires_grad_(grad);
+      Tensor y = max_pool2d(x, 2, 2, 0);
+      const std::vector<double> out = y.to_vector();
+      CHECK(std::isnan(out[0]));
+      CHECK(out[1] == 7.0);
+      CHECK(out[2] == 13.0);
+      CHECK(std::isnan(out[3]));
+      if (!grad) continue;
+      sum(mul(y, Tensor::from_vector({1, 2, 3, 4}, {1, 2, 2, 1}, dtype))).backward();
+      const std::vector<double> g = x.grad().to_vector();
+      CHECK(g[5] == 1.0);   // the NaN took the first window's gradient
+      CHECK(g[15] == 4.0);  // and the other NaN the last one's
+      CHECK(g[7] == 2.0);
+      CHECK(g[13] == 3.0);
+    }
+  }
+}
+
 TEST_CASE("batch_norm_2d normalises per channel and updates running statistics as PyTorch") {
   Tensor x = Tensor::randn({3, 2, 2, 2}, 5, 1, DType::f64);
   Tensor gamma = Tensor::from_vector({2.0, 0.5}, {2}, DType::f64);

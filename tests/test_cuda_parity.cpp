@@ -31,13 +31,14 @@ struct Tol {
   double atol = 1e-4, rtol = 1e-3;
 };
 
-// "" when the two tensors (any devices) agree elementwise within tol, else the first disagreement.
+// "" when the two tensors (any devices) agree elementwise within tol (NaN where the other has NaN), else the
+// first disagreement.
 std::string compare(const Tensor& expected, const Tensor& actual, Tol tol) {
   if (expected.shape() != actual.shape())
     return "shape " + shape_str(expected.shape()) + " vs " + shape_str(actual.shape());
   const std::vector<double> e = expected.to_vector(), a = actual.to_vector();
   for (size_t i = 0; i < e.size(); ++i)
-    if (!(std::abs(e[i] - a[i]) <= tol.atol + tol.rtol * std::abs(e[i])))
+    if (!(std::abs(e[i] - a[i]) <= tol.atol + tol.rtol * std::abs(e[i])) && !(std::isnan(e[i]) && std::isnan(a[i])))
       return "element " + std::to_string(i) + ": cpu " + std::to_string(e[i]) + " cuda " + std::to_string(a[i]);
   return "";
 }
@@ -205,6 +206,19 @@ struct Primitive {
 
 Tensor on(Device d, const Tensor& t) { return d == Device::cpu ? t.clone().detach() : t.to(d); }
 
+// The three convolution passes, with a bias, on NHWC activations in `t`.
+std::vector<Tensor> conv_primitive(Device d, DType t) {
+  const Conv2dArgs a{2, 3, 7, 6, 4, 3, 3, 2, 1};
+  Tensor x = on(d, rnd({2, 7, 6, 3}, 1).to(t)), w = on(d, rnd({4, 3, 3, 3}, 2, 0.3).to(t));
+  Tensor b = on(d, rnd({4}, 3).to(t)), y = Tensor::empty({2, a.h_out(), a.w_out(), 4}, t, d);
+  Tensor dy = on(d, rnd(y.shape(), 4).to(t));
+  Tensor dx = Tensor::empty(x.shape(), t, d), dw = Tensor::empty(w.shape(), t, d), db = Tensor::empty({4}, t, d);
+  backend(d).conv2d_forward(a, x, w, b, y);
+  backend(d).conv2d_backward_data(a, dy, w, dx);
+  backend(d).conv2d_backward_filter(a, x, dy, dw, db);
+  return {y, dx, dw, db};
+}
+
 std::vector<Primitive> primitive_cases() {
   return {
       {"random normal f32",
@@ -268,19 +282,9 @@ std::vector<Primitive> primitive_cases() {
          backend(d).batchnorm2d_backward(a, x, y, dy, gamma, mean, invstd, Tensor(), Tensor(), dx, dgamma, dbeta, dres);
          return std::vector<Tensor>{y, mean, invstd, rm, rv, dx, dgamma, dbeta, dres};
        }},
-      {"conv2d 3x3 stride 2 pad 1 with bias",
-       [](Device d) {
-         const Conv2dArgs a{2, 3, 7, 6, 4, 3, 3, 2, 1};  // NHWC activations
-         Tensor x = on(d, rnd({2, 7, 6, 3}, 1)), w = on(d, rnd({4, 3, 3, 3}, 2, 0.3)), b = on(d, rnd({4}, 3));
-         Tensor y = Tensor::empty({2, a.h_out(), a.w_out(), 4}, DType::f32, d);
-         Tensor dy = on(d, rnd(y.shape(), 4));
-         Tensor dx = Tensor::empty(x.shape(), DType::f32, d), dw = Tensor::empty(w.shape(), DType::f32, d);
-         Tensor db = Tensor::empty({4}, DType::f32, d);
-         backend(d).conv2d_forward(a, x, w, b, y);
-         backend(d).conv2d_backward_data(a, dy, w, dx);
-         backend(d).conv2d_backward_filter(a, x, dy, dw, db);
-         return std::vector<Tensor>{y, dx, dw, db};
-       }},
+      {"conv2d 3x3 stride 2 pad 1 with bias", [](Device d) { return conv_primitive(d, DType::f32); }},
+      {"conv2d 3x3 stride 2 pad 1 with bias, float64", [](Device d) { return conv_primitive(d, DType::f64); },
+       {1e-9, 1e-9}},
       {"maxpool 3x3 stride 2 pad 1",
        [](Device d) {
          const Pool2dArgs a{2, 3, 7, 6, 3, 2, 1};  // NHWC activations
@@ -291,6 +295,20 @@ std::vector<Primitive> primitive_cases() {
          backend(d).maxpool2d_forward(a, x, y, idx);
          backend(d).maxpool2d_backward(a, dy, idx, dx);
          return std::vector<Tensor>{y, idx, dx};
+       }},
+      {"NaN propagates through max pooling and the fused ReLU as on the CPU",
+       [](Device d) {
+         std::vector<double> v = rnd({2, 6, 6, 3}, 1).to_vector();
+         v[7] = v[40] = v[100] = NAN;
+         const Tensor xc = Tensor::from_vector(v, {2, 6, 6, 3});
+         const Pool2dArgs p{2, 3, 6, 6, 3, 2, 1};
+         Tensor x = on(d, xc), y = Tensor::empty({2, p.h_out(), p.w_out(), 3}, DType::f32, d);
+         Tensor idx = Tensor::empty(y.shape(), DType::i32, d);
+         backend(d).maxpool2d_forward(p, x, y, idx);
+         const BatchNorm2dArgs a{2, 6, 6, 3, 1e-5, 0.1, false, true};  // eval: NaN stays in its place
+         Tensor rm = on(d, rnd({3}, 2, 0.3)), rv = on(d, pos({3}, 3)), bn = Tensor::empty(x.shape(), DType::f32, d);
+         backend(d).batchnorm2d_forward(a, x, Tensor(), Tensor(), Tensor(), bn, Tensor(), Tensor(), rm, rv);
+         return std::vector<Tensor>{y, idx, bn};
        }},
       {"sgd nesterov, weight decay, two steps",
        [](Device d) {

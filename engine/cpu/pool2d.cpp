@@ -55,13 +55,15 @@ void maxpool2d_forward(const Pool2dShape& s, const T* x, T* y, int32_t* argmax) 
             if (ar) {
 #pragma omp simd
               for (int k = 0; k < c; ++k) {
-                const bool take = xr[k] > yr[k] || ar[k] < 0;  // strict: the first maximum wins ties
+                // Strict: the first maximum wins ties. A NaN wins over numbers (the first NaN), so that it
+                // propagates as in PyTorch; x != x is the NaN test that vectorises.
+                const bool take = xr[k] > yr[k] || ar[k] < 0 || (xr[k] != xr[k] && yr[k] == yr[k]);
                 yr[k] = take ? xr[k] : yr[k];
                 ar[k] = take ? pos : ar[k];
               }
             } else {
 #pragma omp simd
-              for (int k = 0; k < c; ++k) yr[k] = xr[k] > yr[k] ? xr[k] : yr[k];
+              for (int k = 0; k < c; ++k) yr[k] = xr[k] > yr[k] || (xr[k] != xr[k] && yr[k] == yr[k]) ? xr[k] : yr[k];
             }
           }
         }

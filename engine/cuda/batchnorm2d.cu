@@ -127,7 +127,7 @@ __global__ void apply_affine_kernel(const T* x, const T* scale, const T* shift, 
     const int64_t i = r * c + k;
     T v = x[i] * sc + sh;
     if (residual) v += residual[i];
-    y[i] = relu ? (v > T(0) ? v : T(0)) : v;
+    y[i] = relu ? (v < T(0) ? T(0) : v) : v;  // NaN passes, as std::max(v, 0) on the CPU
   }
 }
 

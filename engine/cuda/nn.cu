@@ -71,7 +71,8 @@ __global__ void batchnorm_backward_kernel(const T* x, const T* gamma, const T* s
 }
 
 // NHWC activations. One thread per output; the index is the argmax's position ih * w + iw within its input
-// plane (first of equals; NaN wins, as in PyTorch).
+// plane (the first of equals; the first NaN wins over numbers, so that it propagates as in PyTorch), as on
+// the CPU (engine/cpu/pool2d.cpp).
 template <class T>
 __global__ void maxpool_forward_kernel(const T* x, T* y, int32_t* indices, int64_t total, Pool2dArgs a,
                                        int64_t h_out, int64_t w_out) {
@@ -88,7 +89,7 @@ __global__ void maxpool_forward_kernel(const T* x, T* y, int32_t* indices, int64
         const int64_t iw = ow * a.stride - a.pad + j;
         if (iw < 0 || iw >= a.w) continue;
         const T v = xp[(ih * a.w + iw) * a.c];
-        if (arg < 0 || v > best || isnan(double(v))) {
+        if (arg < 0 || v > best || (v != v && best == best)) {
           best = v;
           arg = ih * a.w + iw;
         }

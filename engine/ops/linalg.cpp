@@ -1,6 +1,6 @@
 // Symmetric eigendecomposition, Cholesky and triangular solves, with their backward formulas. The solvers
-// read only the lower triangle of their input, so gradients are returned symmetrised (eigh, Cholesky) or
-// restricted to the lower triangle (triangular solve).
+// read only one triangle of their input (eigh the row-major upper, Cholesky the lower), so gradients are
+// returned symmetrised (eigh, Cholesky) or restricted to the lower triangle (triangular solve).
 #include "engine/ops/common.h"
 
 namespace intl {
