@@ -183,6 +183,7 @@ void choose(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, const char* wh
 const void* krsc_weight(const Tensor& weight, uint64_t version, bool bf16, std::unique_ptr<DeviceBuffer>& scratch) {
   struct Cached {
     uint64_t version = 0;
+    Shape shape;  // the relayout depends on it, not only on the byte count
     std::unique_ptr<DeviceBuffer> data;
   };
   static std::mutex mutex;
@@ -195,10 +196,11 @@ const void* krsc_weight(const Tensor& weight, uint64_t version, bool bf16, std::
   }
   std::lock_guard<std::mutex> lock(mutex);
   Cached& c = (*cache)[{weight.raw_data(), bf16}];
-  if (c.data && c.version == version && c.data->bytes() == bytes) return c.data->get();
+  if (c.data && c.version == version && c.shape == weight.shape()) return c.data->get();
   if (!c.data || c.data->bytes() != bytes) c.data = std::make_unique<DeviceBuffer>(bytes);
   weight_to_krsc(weight, c.data->get(), bf16);
   c.version = version;
+  c.shape = weight.shape();
   return c.data->get();
 }
 
