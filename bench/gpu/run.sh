@@ -43,7 +43,7 @@ step() {
   local t0=$SECONDS
   timeout "$secs" "$@" >>"$log" 2>&1
   local rc=$?
-  note "$(printf '%-28s %s (%ds)' "$name" "$([ $rc = 0 ] && echo ok || echo "FAILED rc=$rc")" $((SECONDS - t0)))"
+  note "$(printf '%-34s %s (%ds)' "$name" "$([ $rc = 0 ] && echo ok || echo "FAILED rc=$rc")" $((SECONDS - t0)))"
   return $rc
 }
 
