@@ -4,6 +4,7 @@
 // unless an entry says otherwise, outputs are contiguous and inputs may be strided only where stated.
 // This is the only place that knows whether CUDA was built (engine/cuda/stub.cpp throws otherwise).
 #pragma once
+#include <atomic>
 #include <cstdint>
 
 #include "engine/tensor.h"
@@ -155,11 +156,11 @@ const Backend& cuda_backend();  // throws "built without CUDA" or "no usable GPU
 // profiling is on.
 const Backend& profiled_backend(Device device);
 namespace detail {
-extern bool g_profiling;  // written only by set_backend_profiling, between steps
+extern std::atomic<bool> g_profiling;  // set by set_backend_profiling, between steps
 }
 
 inline const Backend& backend(Device device) {
-  if (detail::g_profiling) return profiled_backend(device);
+  if (detail::g_profiling.load(std::memory_order_relaxed)) return profiled_backend(device);
   return device == Device::cpu ? cpu_backend() : cuda_backend();
 }
 

@@ -15,7 +15,7 @@
 namespace intl {
 
 namespace detail {
-bool g_profiling = false;
+std::atomic<bool> g_profiling{false};
 }
 
 namespace {
