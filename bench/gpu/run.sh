@@ -115,7 +115,7 @@ JOBS=${INTL_JOBS:-16}  # the H200 machine has 16 cores
 step "configure" "$OUT/build.log" 120 cmake -S "$ROOT" -B "$BUILD" "${CMAKE_ARGS[@]}" ||
   { tail -30 "$OUT/build.log"; exit 1; }
 step "build (ninja -j$JOBS)" "$OUT/build.log" 360 ninja -C "$BUILD" -j"$JOBS" || { tail -40 "$OUT/build.log"; exit 1; }
-step "ctest" "$OUT/tests.log" 180 ctest --test-dir "$BUILD" --output-on-failure
+step "ctest" "$OUT/tests.log" 180 ctest --test-dir "$BUILD" -j8 --output-on-failure
 step "parity table (durations)" "$OUT/tests.log" 120 "$BUILD/intl_tests" --source-file='*test_cuda_parity*' \
   --duration=true
 grep -q "SKIP: no usable GPU" "$OUT/tests.log" && note "WARNING: the CUDA tests SKIPPED: no usable GPU seen"
