@@ -1,5 +1,6 @@
 // Shared by the op files: argument checks and the call that runs one backend kernel into a new tensor.
 #pragma once
+#include <functional>
 #include <string>
 
 #include "engine/autograd.h"
@@ -26,5 +27,9 @@ Shape broadcast_shapes(const Shape& a, const Shape& b);
 Tensor unary_kernel(UnaryOp op, const Tensor& x, double s = 0.0);
 // out = op(a, b) with broadcasting, through the backend's binary kernel.
 Tensor binary_kernel(BinaryOp op, const Tensor& a, const Tensor& b);
+// A constant built on the host (identity, triangle masks) on `device`: on the CPU built each call; on a GPU
+// built and copied over once per process and `key`, then cloned on the device, so that backward passes ask
+// for no host round trip (each would be a synchronisation).
+Tensor host_constant(const std::string& key, Device device, const std::function<Tensor()>& build_on_cpu);
 
 }  // namespace intl::ops

@@ -9,11 +9,13 @@ using namespace ops;
 namespace {
 
 Tensor lower_mask(int64_t n, DType dtype, Device device) {
-  Tensor m = Tensor::zeros({n, n}, DType::f64);
-  double* p = m.data<double>();
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j <= i; ++j) p[i * n + j] = 1.0;
-  return m.to(dtype).to(device);
+  return host_constant("lower " + std::to_string(n) + " " + dtype_name(dtype), device, [n, dtype] {
+    Tensor m = Tensor::zeros({n, n}, DType::f64);
+    double* p = m.data<double>();
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j <= i; ++j) p[i * n + j] = 1.0;
+    return m.to(dtype);
+  });
 }
 
 Tensor symmetrize(const Tensor& g) { return mul(add(g, transpose(g)), 0.5); }

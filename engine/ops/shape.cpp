@@ -1,7 +1,31 @@
-// Shape ops: reshape, transpose, slice and expand are views where the layout allows; concat copies.
+// Shape ops: reshape, transpose, slice and expand are views where the layout allows; concat copies. Also the
+// identity, and the device cache of such host-built constants.
+#include <map>
+#include <mutex>
+#include <utility>
+
 #include "engine/ops/common.h"
 
 namespace intl {
+
+namespace ops {
+
+Tensor host_constant(const std::string& key, Device device, const std::function<Tensor()>& build_on_cpu) {
+  if (device == Device::cpu) return build_on_cpu();
+  static std::mutex mutex;
+  static auto* cache = new std::map<std::pair<std::string, Device>, Tensor>();  // never destroyed (exit order)
+  Tensor constant;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    Tensor& slot = (*cache)[{key, device}];
+    if (!slot.defined()) slot = build_on_cpu().to(device);
+    constant = slot;
+  }
+  return constant.clone();
+}
+
+}  // namespace ops
+
 using namespace ops;
 
 Tensor reshape(const Tensor& x, const Shape& shape_in) {
@@ -118,12 +142,14 @@ Tensor expand(const Tensor& x, const Shape& shape) {
 }
 
 Tensor eye(int64_t n, DType dtype, Device device) {
-  Tensor t = Tensor::zeros({n, n}, dtype, Device::cpu);
-  for (int64_t i = 0; i < n; ++i) {
-    if (dtype == DType::f32) t.data<float>()[i * n + i] = 1.0f;
-    else t.data<double>()[i * n + i] = 1.0;
-  }
-  return t.to(device);
+  return host_constant("eye " + std::to_string(n) + " " + dtype_name(dtype), device, [n, dtype] {
+    Tensor t = Tensor::zeros({n, n}, dtype, Device::cpu);
+    for (int64_t i = 0; i < n; ++i) {
+      if (dtype == DType::f32) t.data<float>()[i * n + i] = 1.0f;
+      else t.data<double>()[i * n + i] = 1.0;
+    }
+    return t;
+  });
 }
 
 Tensor diagonal(const Tensor& x) {
