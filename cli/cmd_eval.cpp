@@ -16,6 +16,7 @@
 #include "cli/command.h"
 #include "data/image_folder.h"
 #include "engine/backend.h"
+#include "engine/cuda/precision.h"
 #include "engine/error.h"
 #include "results/result.h"
 #include "train/evaluation.h"
@@ -190,6 +191,7 @@ void run_eval(EvalCommandOptions& o) {
   result.header.device = device_name(device);
   result.header.seed = o.common.seed;
   result.config = config;
+  result.config["precision"] = effective_precision_name(device);
   if (o.mode == "knn") {
     result.config["k"] = o.k;
     result.config["distance"] = o.distance;

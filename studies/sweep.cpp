@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "engine/backend.h"
+#include "engine/cuda/precision.h"
 #include "engine/error.h"
 #include "plot/figures.h"
 #include "train/checkpoint.h"
@@ -33,7 +34,8 @@ CifarDataset first_images(CifarDataset data, int limit) {
 
 // Options that do not change what is trained: a resumed sweep may differ in them.
 bool ignored_on_resume(const std::string& key) {
-  return key == "out" || key == "resume" || key == "workers" || key == "device" || key == "log-every";
+  return key == "out" || key == "resume" || key == "workers" || key == "device" || key == "log-every" ||
+         key == "precision";
 }
 
 void prepare_out_dir(const std::string& dir) {
@@ -128,6 +130,7 @@ Sweep::Sweep(const std::string& study, const std::string& command, const std::st
   result_.header.device_name = results::device_description(device != Device::cpu);
   result_.header.seed = seed;
   result_.config = config;
+  result_.config["precision"] = effective_precision_name(device);
 }
 
 std::string Sweep::result_path() const { return (fs::path(out_) / "RESULT.json").string(); }

@@ -15,6 +15,7 @@
 #include "data/loader.h"
 #include "engine/autograd.h"
 #include "engine/backend.h"
+#include "engine/cuda/precision.h"
 #include "engine/error.h"
 #include "engine/optim/schedule.h"
 #include "losses/intl_loss.h"
@@ -236,11 +237,11 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
   result.config = pretrain_options_json(o);
   result.config["beta_used"] = beta;
   result.config["base_lr_used"] = schedule.base_lr;
+  result.config["precision"] = effective_precision_name(device);
   if (folder) {
     result.config["classes_used"] = train_data.num_classes();
     result.config["train_images_used"] = train_data.size();
     if (test_folder) result.config["val_images_used"] = test_data.size();
-    result.config["precision"] = "fp32";  // the engine has no reduced-precision types; whitening is fp32 anyway
   }
   result.runs.emplace_back();
   results::Run& run = result.runs.back();

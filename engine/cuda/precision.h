@@ -7,6 +7,7 @@
 #include <string>
 
 #include "engine/error.h"
+#include "engine/tensor.h"
 
 namespace intl {
 
@@ -23,6 +24,11 @@ inline MatmulPrecision parse_matmul_precision(const std::string& name) {
 }
 inline const char* matmul_precision_name(MatmulPrecision precision) {
   return precision == MatmulPrecision::bf16 ? "bf16" : "fp32";
+}
+// What a run on `device` computes its GEMMs and convolutions in ("fp32" on the CPU whatever was asked), for
+// the results' config.
+inline const char* effective_precision_name(Device device) {
+  return device == Device::cuda ? matmul_precision_name(matmul_precision()) : "fp32";
 }
 
 }  // namespace intl
