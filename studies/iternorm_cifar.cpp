@@ -16,7 +16,6 @@
 #include "engine/optim/optimizer.h"
 #include "engine/optim/schedule.h"
 #include "losses/intl_loss.h"
-#include "losses/intl_spectral.h"
 #include "losses/whitening.h"
 #include "studies/sweep.h"
 #include "train/evaluation.h"
@@ -130,6 +129,7 @@ json iternorm_cifar_config(const IternormCifarOptions& o) {
   return {{"T", o.T},
           {"trace-loss", o.trace_loss},
           {"beta", o.beta},
+          {"loss-form", intl_loss_form_name(o.loss_form)},
           {"epochs", o.epochs},
           {"batch", o.batch},
           {"lr", o.lr},
@@ -228,7 +228,7 @@ results::Result run_iternorm_cifar(const IternormCifarOptions& options) {
         Tensor z1 = model.embed(Tensor::from_floats(b.view1, shape).to(device));
         Tensor z2 = model.embed(Tensor::from_floats(b.view2, shape).to(device));
         last_z1 = z1.detach();
-        return intl_loss_spectral(z1, z2, T, beta);
+        return intl_loss(z1, z2, T, beta, o.loss_form);
       };
       parts.on_step = [&](int64_t, double, double) {
         sums.add(cw_spectra(last_z1, T));

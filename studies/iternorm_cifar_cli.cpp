@@ -23,6 +23,7 @@ void add_run_iternorm_cifar(CLI::App& run) {
   cmd->add_option("--trace-loss", o->trace_loss, "on and/or off")->delimiter(',')->capture_default_str();
   cmd->add_option("--beta", o->beta, "trace-loss weight per --T value (default: 5, 0.5, 0.05 for T = 1, 3, 5)")
       ->delimiter(',');
+  cli::add_loss_form_option(*cmd, o->loss_form);
   cmd->add_option("--epochs", o->epochs, "training epochs")->capture_default_str();
   cmd->add_option("--batch", o->batch, "batch size")->capture_default_str();
   cmd->add_option("--lr", o->lr, "Adam learning rate")->capture_default_str();

@@ -35,7 +35,7 @@ CifarDataset first_images(CifarDataset data, int limit) {
 // Options that do not change what is trained: a resumed sweep may differ in them.
 bool ignored_on_resume(const std::string& key) {
   return key == "out" || key == "resume" || key == "workers" || key == "device" || key == "log-every" ||
-         key == "precision";
+         key == "precision" || key == "loss-form";
 }
 
 void prepare_out_dir(const std::string& dir) {
