@@ -77,7 +77,7 @@ void add_bench_iternorm(CLI::App& bench) {
   cli::add_loss_form_option(*cmd, opts->form);
   cmd->add_option("--profile", opts->profile_runs,
                   "then N more runs with every backend primitive synchronised and timed: where the time goes")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 100000));
   cli::add_common_options(*cmd, opts->common);
   cmd->callback([opts] { run(*opts); });
 }

@@ -239,7 +239,7 @@ void add_bench_train(CLI::App& bench) {
   cmd->add_option("--profile", o->profile_steps,
                   "then run N more steps with every backend primitive synchronised and timed, and print where "
                   "their time goes")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 100000));
   cli::add_loss_form_option(*cmd, o->loss_form);
   cli::add_common_options(*cmd, o->common);
   cmd->callback([o] { run(*o); });

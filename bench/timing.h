@@ -56,9 +56,10 @@ inline void print_profile(const std::function<void()>& fn, int runs, double unpr
   }
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   set_backend_profiling(false);
-  std::printf("profile: %d more runs with every backend primitive synchronised and timed (%.2f ms per run against "
+  std::printf("profile: %d more run%s with every backend primitive synchronised and timed (%.2f ms per run against "
               "%.2f unprofiled)\n%s",
-              runs, ms / runs, unprofiled_ms, format_backend_profile(backend_profile(), runs, ms).c_str());
+              runs, runs == 1 ? "" : "s", ms / runs, unprofiled_ms,
+              format_backend_profile(backend_profile(), runs, ms).c_str());
 }
 
 }  // namespace intl::bench
