@@ -4,19 +4,21 @@
 #include <immintrin.h>
 #include <omp.h>
 
+#include <malloc.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <ctime>
 #include <cmath>
-#include <malloc.h>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "bench/fp32_peak.h"
 #include "bench/timing.h"
+#include "cli/command.h"
 #include "engine/allocator.h"
 #include "engine/cpu/conv_kernels.h"
 #include "engine/error.h"
@@ -323,7 +325,7 @@ void add_bench_conv(CLI::App& bench) {
   CLI::App* cmd = bench.add_subcommand("conv", "Time the conv-layer kernels on the CIFAR ResNet-18 backbone");
   cmd->add_option("--batch", opts->batches, "batch sizes")->capture_default_str();
   cmd->add_option("--reps", opts->reps, "timed runs per measurement (the median is reported)")->check(CLI::PositiveNumber);
-  cmd->add_option("--warmup", opts->warmup, "untimed runs first")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--warmup", opts->warmup, "untimed runs first")->check(non_negative());
   cmd->add_option("--threads", opts->threads, "OpenMP threads (0: OMP_NUM_THREADS or all cores)");
   cmd->add_flag("--direct", opts->direct, "no Winograd: direct convolution kernels only");
   cmd->add_flag("--breakdown", opts->breakdown, "time per kernel family as well");

@@ -25,9 +25,9 @@ void add_diff_command(CLI::App& app) {
       "Exit status: 0 all compared metrics agree, 1 some differ, 2 bad options or unreadable files.");
   cmd->add_option("files", opts->files, "result files (two or more); the first is the reference")->required();
   cmd->add_option("--rtol", opts->diff.rtol, "relative tolerance, times |reference|")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative())
       ->capture_default_str();
-  cmd->add_option("--atol", opts->diff.atol, "absolute tolerance")->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--atol", opts->diff.atol, "absolute tolerance")->check(non_negative())->capture_default_str();
   cmd->add_option("--keys", opts->diff.key_patterns,
                   "only metrics and curves whose \"run/metric\" key or metric name matches one of these shell globs "
                   "(comma-separated, may be repeated; e.g. 'linear_*,knn*')")

@@ -33,6 +33,10 @@ void add_common_options(CLI::App& cmd, CommonOptions& opts);
 // --loss-form spectral | newton: how a two-view INTL loss is computed (losses/intl_loss.h).
 void add_loss_form_option(CLI::App& cmd, IntlLossForm& form);
 
+// A check for options that must be a number >= 0, whose message names the value found (CLI11's own
+// NonNegativeNumber prints the largest double as the upper bound).
+CLI::Validator non_negative();
+
 // Whether any command was given --verbose: main then prints the allocators' counters when the command ends.
 bool verbose_requested();
 

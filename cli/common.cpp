@@ -109,6 +109,20 @@ void add_common_options(CLI::App& cmd, CommonOptions& opts) {
       ->capture_default_str();
 }
 
+CLI::Validator non_negative() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        try {
+          size_t used = 0;
+          const double v = std::stod(text, &used);
+          if (used == text.size() && v >= 0) return "";
+        } catch (const std::exception&) {
+        }
+        return "must be a number >= 0, found '" + text + "'";
+      },
+      "NUMBER >= 0");
+}
+
 void add_loss_form_option(CLI::App& cmd, IntlLossForm& form) {
   cmd.add_option_function<std::string>(
          "--loss-form", [&form](const std::string& name) { form = parse_intl_loss_form(name); },
