@@ -324,7 +324,7 @@ void add_bench_conv(CLI::App& bench) {
   auto opts = std::make_shared<Options>();
   CLI::App* cmd = bench.add_subcommand("conv", "Time the conv-layer kernels on the CIFAR ResNet-18 backbone");
   cmd->add_option("--batch", opts->batches, "batch sizes")->capture_default_str();
-  cmd->add_option("--reps", opts->reps, "timed runs per measurement (the median is reported)")->check(CLI::PositiveNumber);
+  cmd->add_option("--reps", opts->reps, "timed runs per measurement (the median is reported)")->check(CLI::Range(1, 1000000));
   cmd->add_option("--warmup", opts->warmup, "untimed runs first")->check(non_negative());
   cmd->add_option("--threads", opts->threads, "OpenMP threads (0: OMP_NUM_THREADS or all cores)");
   cmd->add_flag("--direct", opts->direct, "no Winograd: direct convolution kernels only");
