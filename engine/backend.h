@@ -168,6 +168,8 @@ inline const Backend& backend(Device device) {
 bool cuda_available();
 bool cuda_built();
 std::string cuda_device_name();  // "" when none
+// Why no GPU is usable, in the CUDA runtime's words ("" when one is).
+std::string cuda_unavailable_reason();
 // "cpu" / "cuda" / "auto" -> a device; asking for cuda where there is none is a UsageError.
 Device resolve_device(const std::string& name);
 

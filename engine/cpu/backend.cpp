@@ -46,8 +46,9 @@ Device resolve_device(const std::string& name) {
   if (name == "cpu") return Device::cpu;
   if (name == "cuda") {
     if (!cuda_available())
-      throw UsageError("--device cuda: no usable GPU (this build " +
-                       std::string(cuda_built() ? "has CUDA but no GPU answered" : "was built without CUDA") +
+      throw UsageError("--device cuda: no usable GPU (" +
+                       (cuda_built() ? "this build has CUDA, but the runtime says: " + cuda_unavailable_reason()
+                                     : std::string("this intl was built without CUDA")) +
                        "); use --device cpu or auto");
     return Device::cuda;
   }
@@ -58,7 +59,8 @@ Device resolve_device(const std::string& name) {
     if (gpu || cuda_built())
       std::call_once(said, [gpu] {
         std::fprintf(stderr, "intl: --device auto: %s\n",
-                     gpu ? ("cuda (" + cuda_device_name() + ")").c_str() : "cpu (no GPU answered)");
+                     gpu ? ("cuda (" + cuda_device_name() + ")").c_str()
+                         : ("cpu (no GPU answered: " + cuda_unavailable_reason() + ")").c_str());
       });
     return gpu ? Device::cuda : Device::cpu;
   }

@@ -125,5 +125,6 @@ namespace intl {
 bool cuda_built() { return true; }
 bool cuda_available() { return cuda::probe(); }
 std::string cuda_device_name() { return cuda::probe() ? cuda::probe_result().name : std::string(); }
+std::string cuda_unavailable_reason() { return cuda::probe() ? std::string() : cuda::probe_failure(); }
 
 }  // namespace intl

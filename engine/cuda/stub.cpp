@@ -10,6 +10,7 @@ namespace intl {
 bool cuda_built() { return false; }
 bool cuda_available() { return false; }
 std::string cuda_device_name() { return ""; }
+std::string cuda_unavailable_reason() { return "this intl was built without CUDA"; }
 
 const Backend& cuda_backend() {
   throw Error("this intl was built without CUDA (configure with -DINTL_CUDA=ON where nvcc and cuDNN exist)");
