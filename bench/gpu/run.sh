@@ -25,7 +25,7 @@ PACKAGES="nlohmann-json3-dev libcli11-dev doctest-dev libstb-dev libstb0 libopen
 
 if [ "${1:-}" = fetch ]; then
   mkdir -p "$DEBS" && cd "$DEBS" && apt-get download $PACKAGES || exit 1
-  exclude="$(git -C "$ROOT" rev-parse --git-common-dir)/info/exclude"
+  exclude="$(git -C "$ROOT" rev-parse --path-format=absolute --git-common-dir)/info/exclude"
   grep -qx '/.debs/' "$exclude" 2>/dev/null || echo '/.debs/' >>"$exclude"
   du -sh "$DEBS"
   exit 0
