@@ -45,17 +45,23 @@ template <class Algo> struct Pass {
   bool low = false;  // runs on the bfloat16 descriptors
 };
 
-struct Plan {
-  cudnnTensorDescriptor_t x = nullptr, y = nullptr, bias = nullptr;
+// The operands' descriptors in one data type: x (n, c_in, h, w), y (n, c_out, h_out, w_out), w (KRSC).
+struct Descriptors {
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
-  cudnnTensorDescriptor_t x16 = nullptr, y16 = nullptr;  // bfloat16 twins (bf16 plans only)
-  cudnnFilterDescriptor_t w16 = nullptr;
+};
+
+struct Plan {
+  Descriptors full;  // in the tensors' own dtype
+  Descriptors low;   // bfloat16 twins (bf16 plans only)
+  cudnnTensorDescriptor_t bias = nullptr;
   bool bf16 = false;
   Pass<cudnnConvolutionFwdAlgo_t> forward;
   Pass<cudnnConvolutionBwdDataAlgo_t> backward_data;
   Pass<cudnnConvolutionBwdFilterAlgo_t> backward_filter;
   cudnnMathType_t math = CUDNN_DEFAULT_MATH;
   bool strict = false;  // float32 without tensor cores: only FMA-math algorithms
+  const Descriptors& at(bool on_low) const { return on_low ? low : full; }
 };
 
 using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int>;
@@ -67,8 +73,20 @@ std::string shape_of(const Conv2dArgs& a) {
          std::to_string(a.pad);
 }
 
-void set_tensor(cudnnTensorDescriptor_t d, cudnnDataType_t t, int64_t n, int64_t c, int64_t h, int64_t w) {
+cudnnTensorDescriptor_t make_tensor(cudnnDataType_t t, int64_t n, int64_t c, int64_t h, int64_t w) {
+  cudnnTensorDescriptor_t d;
+  CUDNN_CHECK(cudnnCreateTensorDescriptor(&d));
   CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, kLayout, t, int(n), int(c), int(h), int(w)));
+  return d;
+}
+
+Descriptors make_descriptors(const Conv2dArgs& a, cudnnDataType_t t) {
+  Descriptors d;
+  d.x = make_tensor(t, a.n, a.c_in, a.h, a.w);
+  d.y = make_tensor(t, a.n, a.c_out, a.h_out(), a.w_out());
+  CUDNN_CHECK(cudnnCreateFilterDescriptor(&d.w));
+  CUDNN_CHECK(cudnnSetFilter4dDescriptor(d.w, t, kWeightLayout, int(a.c_out), int(a.c_in), int(a.kh), int(a.kw)));
+  return d;
 }
 
 cudnnConvolutionDescriptor_t make_conv(const Conv2dArgs& a, cudnnDataType_t t, cudnnMathType_t math) {
@@ -96,24 +114,10 @@ Plan& plan_for(const Conv2dArgs& a, DType dtype) {
   const cudnnDataType_t t = dtype == DType::f32 ? CUDNN_DATA_FLOAT : CUDNN_DATA_DOUBLE;
   plan->strict = dtype == DType::f32 && !bf16;
   plan->math = plan->strict ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;  // DEFAULT allows TF32 tensor cores
-  CUDNN_CHECK(cudnnCreateTensorDescriptor(&plan->x));
-  CUDNN_CHECK(cudnnCreateTensorDescriptor(&plan->y));
-  CUDNN_CHECK(cudnnCreateTensorDescriptor(&plan->bias));
-  CUDNN_CHECK(cudnnCreateFilterDescriptor(&plan->w));
-  set_tensor(plan->x, t, a.n, a.c_in, a.h, a.w);
-  set_tensor(plan->y, t, a.n, a.c_out, a.h_out(), a.w_out());
-  set_tensor(plan->bias, t, 1, a.c_out, 1, 1);
-  CUDNN_CHECK(cudnnSetFilter4dDescriptor(plan->w, t, kWeightLayout, int(a.c_out), int(a.c_in), int(a.kh), int(a.kw)));
+  plan->full = make_descriptors(a, t);
+  plan->bias = make_tensor(t, 1, a.c_out, 1, 1);
   plan->bf16 = dtype == DType::f32 && bf16;
-  if (plan->bf16) {
-    CUDNN_CHECK(cudnnCreateTensorDescriptor(&plan->x16));
-    CUDNN_CHECK(cudnnCreateTensorDescriptor(&plan->y16));
-    CUDNN_CHECK(cudnnCreateFilterDescriptor(&plan->w16));
-    set_tensor(plan->x16, CUDNN_DATA_BFLOAT16, a.n, a.c_in, a.h, a.w);
-    set_tensor(plan->y16, CUDNN_DATA_BFLOAT16, a.n, a.c_out, a.h_out(), a.w_out());
-    CUDNN_CHECK(cudnnSetFilter4dDescriptor(plan->w16, CUDNN_DATA_BFLOAT16, kWeightLayout, int(a.c_out), int(a.c_in),
-                                           int(a.kh), int(a.kw)));
-  }
+  if (plan->bf16) plan->low = make_descriptors(a, CUDNN_DATA_BFLOAT16);
   plan->forward.conv = make_conv(a, t, plan->math);
   plan->backward_data.conv = make_conv(a, t, plan->math);
   plan->backward_filter.conv = make_conv(a, t, plan->math);
@@ -145,17 +149,16 @@ bool pick(Pass<Algo>& pass, const Perf* perfs, int count, bool strict) {
 // Once per plan and pass: the algorithm, from cuDNN's heuristics. A bf16 plan asks with the bfloat16
 // descriptors first; the float descriptors answer otherwise, true float32 (FMA) algorithms first in fp32. When
 // cuDNN offers no bfloat16, or no FMA, algorithm for a shape, the pass runs on TF32 tensor cores and says so
-// once on stderr. `query(low, perfs, max, &count)` is the pass's cudnnGet*Algorithm_v7 on the bfloat16 (low) or
-// float descriptors.
+// once on stderr. `query(descriptors, perfs, max, &count)` is the pass's cudnnGet*Algorithm_v7.
 template <class Perf, int kMax, class Algo, class Query>
-void choose(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, const char* what, Query query) {
+void choose_algorithm(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, const char* what, Query query) {
   Perf perfs[kMax];
   int count = 0;
-  if (p.bf16 && query(true, perfs, kMax, &count) == CUDNN_STATUS_SUCCESS && pick(pass, perfs, count, false)) {
+  if (p.bf16 && query(p.low, perfs, kMax, &count) == CUDNN_STATUS_SUCCESS && pick(pass, perfs, count, false)) {
     pass.low = true;
     return;
   }
-  CUDNN_CHECK(query(false, perfs, kMax, &count));
+  CUDNN_CHECK(query(p.full, perfs, kMax, &count));
   if (pick(pass, perfs, count, p.strict)) {
     if (p.bf16) {
       static std::once_flag once;
@@ -175,6 +178,17 @@ void choose(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, const char* wh
     return;
   }
   throw Error(std::string("cuDNN has no usable ") + what + " convolution algorithm for " + shape_of(a));
+}
+
+// The algorithm, then its workspace under the descriptor's final math type; `workspace(descriptors, algo,
+// &bytes)` is the pass's cudnnGet*WorkspaceSize.
+template <class Perf, int kMax, class Algo, class Query, class Workspace>
+void choose(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, const char* what, Query query,
+            Workspace workspace) {
+  choose_algorithm<Perf, kMax>(pass, p, a, what, query);
+  size_t bytes = 0;
+  CUDNN_CHECK(workspace(p.at(pass.low), pass.algo, &bytes));
+  pass.workspace = std::max(pass.workspace, bytes);
 }
 
 // The KRSC copy of a weight (bfloat16 when `bf16`, else the weight's dtype), relaid when its (address, version)
@@ -227,64 +241,64 @@ void conv2d_forward(const Conv2dArgs& a, const Tensor& x, const Tensor& weight, 
   if (y.numel() == 0) return;
   Plan& p = plan_for(a, x.dtype());
   Pass<cudnnConvolutionFwdAlgo_t>& pass = p.forward;
-  if (!pass.chosen) {
+  if (!pass.chosen)
     choose<cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT>(
-        pass, p, a, "forward", [&](bool low, auto* perfs, int max, int* count) {
-          return cudnnGetConvolutionForwardAlgorithm_v7(cudnn(), low ? p.x16 : p.x, low ? p.w16 : p.w, pass.conv,
-                                                        low ? p.y16 : p.y, max, count, perfs);
+        pass, p, a, "forward",
+        [&](const Descriptors& d, auto* perfs, int max, int* count) {
+          return cudnnGetConvolutionForwardAlgorithm_v7(cudnn(), d.x, d.w, pass.conv, d.y, max, count, perfs);
+        },
+        [&](const Descriptors& d, auto algo, size_t* bytes) {
+          return cudnnGetConvolutionForwardWorkspaceSize(cudnn(), d.x, d.w, pass.conv, d.y, algo, bytes);
         });
-    size_t bytes = 0;  // the workspace under the descriptor's final math type
-    CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(cudnn(), pass.low ? p.x16 : p.x, pass.low ? p.w16 : p.w,
-                                                        pass.conv, pass.low ? p.y16 : p.y, pass.algo, &bytes));
-    pass.workspace = std::max(pass.workspace, bytes);
-  }
+  const Descriptors& d = p.at(pass.low);
   DeviceBuffer ws(pass.workspace);
   const Scale s(x.dtype());
-  std::unique_ptr<DeviceBuffer> w_scratch;
+  std::unique_ptr<DeviceBuffer> w_scratch, xb, yb;
   const void* w = krsc_weight(weight, a.weight_version, pass.low, w_scratch);
-  if (pass.low) {
-    const auto xb = bf16_copy(x);
-    DeviceBuffer yb(size_t(y.numel()) * 2);
-    CUDNN_CHECK(cudnnConvolutionForward(cudnn(), s.one(), p.x16, xb->get(), p.w16, w, pass.conv, pass.algo, ws.get(),
-                                        ws.bytes(), s.zero(), p.y16, yb.get()));
-    from_bf16(yb.get(), y.data<float>(), y.numel());
-  } else {
-    CUDNN_CHECK(cudnnConvolutionForward(cudnn(), s.one(), p.x, x.raw_data(), p.w, w, pass.conv, pass.algo, ws.get(),
-                                        ws.bytes(), s.zero(), p.y, y.raw_data()));
+  const void* xp = x.raw_data();
+  void* yp = y.raw_data();
+  if (pass.low) {  // bfloat16 operand and result, converted around the call
+    xb = bf16_copy(x);
+    yb = std::make_unique<DeviceBuffer>(size_t(y.numel()) * 2);
+    xp = xb->get();
+    yp = yb->get();
   }
+  CUDNN_CHECK(cudnnConvolutionForward(cudnn(), s.one(), d.x, xp, d.w, w, pass.conv, pass.algo, ws.get(), ws.bytes(),
+                                      s.zero(), d.y, yp));
+  if (pass.low) from_bf16(yp, y.data<float>(), y.numel());
   if (bias.defined())
-    CUDNN_CHECK(cudnnAddTensor(cudnn(), s.one(), p.bias, bias.raw_data(), s.one(), p.y, y.raw_data()));
+    CUDNN_CHECK(cudnnAddTensor(cudnn(), s.one(), p.bias, bias.raw_data(), s.one(), p.full.y, y.raw_data()));
 }
 
 void conv2d_backward_data(const Conv2dArgs& a, const Tensor& dy, const Tensor& weight, const Tensor& dx) {
   if (dx.numel() == 0) return;
   Plan& p = plan_for(a, dy.dtype());
   Pass<cudnnConvolutionBwdDataAlgo_t>& pass = p.backward_data;
-  if (!pass.chosen) {
+  if (!pass.chosen)
     choose<cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT>(
-        pass, p, a, "backward-data", [&](bool low, auto* perfs, int max, int* count) {
-          return cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnn(), low ? p.w16 : p.w, low ? p.y16 : p.y, pass.conv,
-                                                             low ? p.x16 : p.x, max, count, perfs);
+        pass, p, a, "backward-data",
+        [&](const Descriptors& d, auto* perfs, int max, int* count) {
+          return cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnn(), d.w, d.y, pass.conv, d.x, max, count, perfs);
+        },
+        [&](const Descriptors& d, auto algo, size_t* bytes) {
+          return cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn(), d.w, d.y, pass.conv, d.x, algo, bytes);
         });
-    size_t bytes = 0;
-    CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn(), pass.low ? p.w16 : p.w, pass.low ? p.y16 : p.y,
-                                                             pass.conv, pass.low ? p.x16 : p.x, pass.algo, &bytes));
-    pass.workspace = std::max(pass.workspace, bytes);
-  }
+  const Descriptors& d = p.at(pass.low);
   DeviceBuffer ws(pass.workspace);
   const Scale s(dy.dtype());
-  std::unique_ptr<DeviceBuffer> w_scratch;
+  std::unique_ptr<DeviceBuffer> w_scratch, dyb, dxb;
   const void* w = krsc_weight(weight, a.weight_version, pass.low, w_scratch);
+  const void* dyp = dy.raw_data();
+  void* dxp = dx.raw_data();
   if (pass.low) {
-    const auto dyb = bf16_copy(dy);
-    DeviceBuffer dxb(size_t(dx.numel()) * 2);
-    CUDNN_CHECK(cudnnConvolutionBackwardData(cudnn(), s.one(), p.w16, w, p.y16, dyb->get(), pass.conv, pass.algo,
-                                             ws.get(), ws.bytes(), s.zero(), p.x16, dxb.get()));
-    from_bf16(dxb.get(), dx.data<float>(), dx.numel());
-  } else {
-    CUDNN_CHECK(cudnnConvolutionBackwardData(cudnn(), s.one(), p.w, w, p.y, dy.raw_data(), pass.conv, pass.algo,
-                                             ws.get(), ws.bytes(), s.zero(), p.x, dx.raw_data()));
+    dyb = bf16_copy(dy);
+    dxb = std::make_unique<DeviceBuffer>(size_t(dx.numel()) * 2);
+    dyp = dyb->get();
+    dxp = dxb->get();
   }
+  CUDNN_CHECK(cudnnConvolutionBackwardData(cudnn(), s.one(), d.w, w, d.y, dyp, pass.conv, pass.algo, ws.get(),
+                                           ws.bytes(), s.zero(), d.x, dxp));
+  if (pass.low) from_bf16(dxp, dx.data<float>(), dx.numel());
 }
 
 void conv2d_backward_filter(const Conv2dArgs& a, const Tensor& x, const Tensor& dy, const Tensor& dweight,
@@ -292,32 +306,34 @@ void conv2d_backward_filter(const Conv2dArgs& a, const Tensor& x, const Tensor& 
   if (dweight.numel() == 0) return;
   Plan& p = plan_for(a, x.dtype());
   Pass<cudnnConvolutionBwdFilterAlgo_t>& pass = p.backward_filter;
-  if (!pass.chosen) {
+  if (!pass.chosen)
     choose<cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT>(
-        pass, p, a, "backward-filter", [&](bool low, auto* perfs, int max, int* count) {
-          return cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnn(), low ? p.x16 : p.x, low ? p.y16 : p.y,
-                                                               pass.conv, low ? p.w16 : p.w, max, count, perfs);
+        pass, p, a, "backward-filter",
+        [&](const Descriptors& d, auto* perfs, int max, int* count) {
+          return cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnn(), d.x, d.y, pass.conv, d.w, max, count, perfs);
+        },
+        [&](const Descriptors& d, auto algo, size_t* bytes) {
+          return cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn(), d.x, d.y, pass.conv, d.w, algo, bytes);
         });
-    size_t bytes = 0;
-    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn(), pass.low ? p.x16 : p.x,
-                                                               pass.low ? p.y16 : p.y, pass.conv,
-                                                               pass.low ? p.w16 : p.w, pass.algo, &bytes));
-    pass.workspace = std::max(pass.workspace, bytes);
-  }
+  const Descriptors& d = p.at(pass.low);
   DeviceBuffer ws(pass.workspace);
   const Scale s(x.dtype());
   DeviceBuffer dw(size_t(dweight.numel()) * (pass.low ? 2 : dtype_size(dweight.dtype())));  // KRSC
+  std::unique_ptr<DeviceBuffer> xb, dyb;
+  const void* xp = x.raw_data();
+  const void* dyp = dy.raw_data();
   if (pass.low) {
-    const auto xb = bf16_copy(x), dyb = bf16_copy(dy);
-    CUDNN_CHECK(cudnnConvolutionBackwardFilter(cudnn(), s.one(), p.x16, xb->get(), p.y16, dyb->get(), pass.conv,
-                                               pass.algo, ws.get(), ws.bytes(), s.zero(), p.w16, dw.get()));
-  } else {
-    CUDNN_CHECK(cudnnConvolutionBackwardFilter(cudnn(), s.one(), p.x, x.raw_data(), p.y, dy.raw_data(), pass.conv,
-                                               pass.algo, ws.get(), ws.bytes(), s.zero(), p.w, dw.get()));
+    xb = bf16_copy(x);
+    dyb = bf16_copy(dy);
+    xp = xb->get();
+    dyp = dyb->get();
   }
+  CUDNN_CHECK(cudnnConvolutionBackwardFilter(cudnn(), s.one(), d.x, xp, d.y, dyp, pass.conv, pass.algo, ws.get(),
+                                             ws.bytes(), s.zero(), d.w, dw.get()));
   weight_from_krsc(dw.get(), pass.low, dweight);
   if (dbias.defined())
-    CUDNN_CHECK(cudnnConvolutionBackwardBias(cudnn(), s.one(), p.y, dy.raw_data(), s.zero(), p.bias, dbias.raw_data()));
+    CUDNN_CHECK(cudnnConvolutionBackwardBias(cudnn(), s.one(), p.full.y, dy.raw_data(), s.zero(), p.bias,
+                                             dbias.raw_data()));
 }
 
 }  // namespace intl::cuda
