@@ -17,7 +17,7 @@ struct Options {
   int64_t m = 256, d = 2048;
   int T = 4;
   double budget = 3.0;
-  IntlLossForm form = IntlLossForm::spectral;
+  IntlLossForm form = IntlLossForm::automatic;
   int profile_runs = 0;
   cli::CommonOptions common;
 };
@@ -30,8 +30,9 @@ double sgemm_gflops(Device device) {  // the machine's GEMM rate at a large size
   return 2.0 * double(n * n * n) / (t.median_ms * 1e-3) / 1e9;
 }
 
-void run(const Options& o) {
+void run(Options o) {
   const Device device = resolve_device(o.common.device);
+  o.form = resolve_intl_loss_form(o.form, device);
   Tensor z1 = Tensor::randn({o.m, o.d}, o.common.seed, 1, DType::f32, device);
   Tensor z2 = add(z1, mul(Tensor::randn({o.m, o.d}, o.common.seed, 2, DType::f32, device), 0.1));
   z1.requires_grad_(true);

@@ -37,7 +37,7 @@ struct Options {
   int image_size = 0;
   bool forward_only = false;
   int profile_steps = 0;
-  IntlLossForm loss_form = IntlLossForm::spectral;
+  IntlLossForm loss_form = IntlLossForm::automatic;
   cli::CommonOptions common;
 };
 
@@ -124,6 +124,7 @@ void run(Options o) {
   if (o.batch < 2 || o.steps < 1) throw UsageError("bench train: --batch must be >= 2 and --steps >= 1");
   if (o.image_size < 8) throw UsageError("bench train: --image-size must be >= 8");
   const Device device = resolve_device(o.common.device);
+  o.loss_form = resolve_intl_loss_form(o.loss_form, device);
   train::SslModelConfig config;
   config.arch = arch.backbone;
   config.stem = arch.stem;

@@ -16,7 +16,7 @@
 #include "cli/command.h"
 #include "data/image_folder.h"
 #include "engine/backend.h"
-#include "engine/cuda/precision.h"
+#include "engine/precision.h"
 #include "engine/error.h"
 #include "results/result.h"
 #include "train/evaluation.h"

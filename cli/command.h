@@ -26,11 +26,11 @@ struct CommonOptions {
   uint64_t seed = 0;
   std::string out;               // result folder; empty: runs/<study>-<time>
   bool verbose = false;
-  std::string precision = "fp32";  // GPU GEMMs and convolutions: fp32 | bf16 (engine/cuda/precision.h)
+  std::string precision = "fp32";  // GPU GEMMs and convolutions: fp32 | bf16 (engine/precision.h)
 };
 void add_common_options(CLI::App& cmd, CommonOptions& opts);
 
-// --loss-form spectral | newton: how a two-view INTL loss is computed (losses/intl_loss.h).
+// --loss-form auto | spectral | newton: how a two-view INTL loss is computed (losses/intl_loss.h).
 void add_loss_form_option(CLI::App& cmd, IntlLossForm& form);
 
 // A check for options that must be a number >= 0, whose message names the value found (CLI11's own

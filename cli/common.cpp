@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "cli/command.h"
-#include "engine/cuda/precision.h"
+#include "engine/precision.h"
 #include "engine/error.h"
 
 namespace intl::cli {
@@ -126,9 +126,9 @@ CLI::Validator non_negative() {
 void add_loss_form_option(CLI::App& cmd, IntlLossForm& form) {
   cmd.add_option_function<std::string>(
          "--loss-form", [&form](const std::string& name) { form = parse_intl_loss_form(name); },
-         "how the INTL loss is computed, the same value either way: spectral (one eigensolve per view; default) | "
-         "newton (IterNorm's matrix products literally; may be faster on a GPU)")
-      ->check(CLI::IsMember({"spectral", "newton"}));
+         "how the INTL loss is computed, the same value either way: auto (default: spectral on the CPU, newton on "
+         "a GPU) | spectral (one eigensolve per view) | newton (IterNorm's matrix products literally)")
+      ->check(CLI::IsMember({"auto", "spectral", "newton"}));
 }
 
 bool verbose_requested() { return g_verbose; }

@@ -9,6 +9,7 @@
 #include "engine/allocator.h"
 #include "engine/cuda/allocator.h"
 #include "engine/error.h"
+#include "engine/precision.h"
 
 // OpenMP threads that spin while waiting steal the cores from the threads doing work whenever the machine
 // is shared (a 2-core VM running anything else was measured 90x slower with libgomp's default spin of 300,000
@@ -23,7 +24,8 @@ static void ensure_short_openmp_spin(char** argv) {
 }
 
 // --verbose: what each allocator holds at the end of the command (system_allocs counts cudaMalloc calls on
-// the GPU); a training step that reuses its memory shows the same count after one step as after many.
+// the GPU); a training step that reuses its memory shows the same count after one step as after many. On a GPU
+// also how many float32 GEMMs and convolutions ran in each precision (a bf16 run keeps its losses in fp32).
 static void print_allocator_counters() {
   auto line = [](const char* name, const intl::AllocatorStats& st) {
     std::fprintf(stderr, "intl: %s allocator: active %.1f MB, peak %.1f MB, cached %.1f MB, %zu system allocations\n",
@@ -31,7 +33,11 @@ static void print_allocator_counters() {
   };
   line("cpu", intl::cpu_allocator_stats());
   const intl::AllocatorStats gpu = intl::cuda_allocator_stats();
-  if (gpu.system_allocs > 0) line("cuda", gpu);
+  if (gpu.system_allocs == 0) return;
+  line("cuda", gpu);
+  const intl::MatmulCounts calls = intl::matmul_counts();
+  std::fprintf(stderr, "intl: float32 GEMMs and convolutions: %lld in bf16, %lld in fp32\n", (long long)calls.bf16,
+               (long long)calls.fp32);
 }
 
 int main(int argc, char** argv) {

@@ -32,6 +32,7 @@ void record(const char* name, const std::vector<Tensor>& inputs, std::vector<Ten
   node->inputs = inputs;
   node->backward = std::move(backward);
   node->num_outputs = int(outputs.size());
+  node->precision = matmul_precision();
   for (size_t i = 0; i < outputs.size(); ++i) {
     TensorImpl* impl = outputs[i]->impl();
     impl->requires_grad = true;
@@ -106,7 +107,11 @@ void Tensor::backward(const Tensor& grad_output) const {
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* node = *it;
     if (node->grad_outputs.empty()) continue;  // nothing reached it
-    std::vector<Tensor> grads = node->backward(node->grad_outputs);
+    std::vector<Tensor> grads;
+    {
+      MatmulPrecisionScope precision(node->precision);
+      grads = node->backward(node->grad_outputs);
+    }
     node->grad_outputs.clear();
     check(grads.size() == node->inputs.size(),
           std::string("backward of ") + node->name + " returned the wrong number of gradients");

@@ -2,11 +2,13 @@
 // and a backward function that maps the outputs' gradients to the inputs' gradients, capturing exactly what
 // it reads. `Tensor::backward` sorts the nodes reachable from the loss once, walks them in reverse, and
 // accumulates (fan-out adds). Gradients of broadcast inputs are summed back to the input's shape here and
-// nowhere else.
+// nowhere else. A node's backward runs under the GEMM/convolution precision its forward ran under
+// (engine/precision.h), so a loss computed in an fp32 scope is differentiated in fp32 too.
 #pragma once
 #include <functional>
 #include <vector>
 
+#include "engine/precision.h"
 #include "engine/tensor.h"
 
 namespace intl {
@@ -19,6 +21,7 @@ struct Node {
   // broadcasting; the engine reduces it.
   std::function<std::vector<Tensor>(const std::vector<Tensor>& grad_outputs)> backward;
   int num_outputs = 1;
+  MatmulPrecision precision = MatmulPrecision::fp32;  // in effect when the node was recorded
   std::vector<Tensor> grad_outputs;  // filled during the walk, released after use
 };
 

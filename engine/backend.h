@@ -35,6 +35,7 @@ struct GemmArgs {
   void* c = nullptr;       int64_t ldc = 0, stride_c = 0;
   int64_t batch = 1;
   DType dtype = DType::f32;
+  bool bf16 = false;  // float32 only: bfloat16 operands, float32 accumulation (GPU; the CPU ignores it)
 };
 
 // Batch normalisation per feature over (rows, spatial): x is (rows, features, spatial) contiguous (BatchNorm1d
@@ -51,6 +52,7 @@ struct BatchNormArgs {
 struct Conv2dArgs {
   int64_t n = 0, c_in = 0, h = 0, w = 0, c_out = 0, kh = 1, kw = 1, stride = 1, pad = 0;
   uint64_t weight_version = 0;
+  bool bf16 = false;  // float32 only: in bfloat16 with float accumulation (GPU; the CPU ignores it)
   int64_t h_out() const { return (h + 2 * pad - kh) / stride + 1; }
   int64_t w_out() const { return (w + 2 * pad - kw) / stride + 1; }
 };

@@ -10,6 +10,7 @@
 namespace intl {
 
 Tensor trace_loss(const Tensor& zhat, WhitenAxis axis) {
+  const LossPrecision fp32;
   check(zhat.dim() == 2, "trace loss needs a 2-D input, got " + shape_str(zhat.shape()));
   const int64_t reduce_axis = axis == WhitenAxis::channel ? 1 : 0;
   const double denom = double(zhat.size(reduce_axis) - 1);
@@ -18,6 +19,7 @@ Tensor trace_loss(const Tensor& zhat, WhitenAxis axis) {
 }
 
 Tensor norm_mse(const Tensor& a, const Tensor& b) {
+  const LossPrecision fp32;
   Tensor cos = sum(mul(l2_normalize_rows(a), l2_normalize_rows(b)), {1});
   return add(mul(mean(cos), -2.0), 2.0);
 }
@@ -25,6 +27,7 @@ Tensor norm_mse(const Tensor& a, const Tensor& b) {
 double intl_beta(int64_t K) { return 0.01 * (std::log2(double(K)) - 3.0); }
 
 Tensor intl_loss(const Tensor& z1, const Tensor& z2, int T, double beta) {
+  const LossPrecision fp32;
   Tensor w1 = iternorm(z1, T, WhitenAxis::channel);
   Tensor w2 = iternorm(z2, T, WhitenAxis::channel);
   Tensor align = norm_mse(w1, w2);
@@ -33,18 +36,34 @@ Tensor intl_loss(const Tensor& z1, const Tensor& z2, int T, double beta) {
 }
 
 IntlLossForm parse_intl_loss_form(const std::string& name) {
+  if (name == "auto") return IntlLossForm::automatic;
   if (name == "spectral") return IntlLossForm::spectral;
   if (name == "newton") return IntlLossForm::newton;
-  throw UsageError("--loss-form: '" + name + "' is not one of spectral, newton");
+  throw UsageError("--loss-form: '" + name + "' is not one of auto, spectral, newton");
 }
 
-const char* intl_loss_form_name(IntlLossForm form) { return form == IntlLossForm::newton ? "newton" : "spectral"; }
+const char* intl_loss_form_name(IntlLossForm form) {
+  switch (form) {
+    case IntlLossForm::spectral: return "spectral";
+    case IntlLossForm::newton: return "newton";
+    case IntlLossForm::automatic: break;
+  }
+  return "auto";
+}
+
+IntlLossForm resolve_intl_loss_form(IntlLossForm form, Device device) {
+  if (form != IntlLossForm::automatic) return form;
+  return device == Device::cpu ? IntlLossForm::spectral : IntlLossForm::newton;
+}
 
 Tensor intl_loss(const Tensor& z1, const Tensor& z2, int T, double beta, IntlLossForm form) {
-  return form == IntlLossForm::newton ? intl_loss(z1, z2, T, beta) : intl_loss_spectral(z1, z2, T, beta);
+  const LossPrecision fp32;
+  return resolve_intl_loss_form(form, z1.device()) == IntlLossForm::newton ? intl_loss(z1, z2, T, beta)
+                                                                            : intl_loss_spectral(z1, z2, T, beta);
 }
 
 Tensor intl_multicrop_loss(const std::vector<Tensor>& online, const Tensor& target, int T, double beta) {
+  const LossPrecision fp32;
   check(!online.empty(), "multi-crop loss needs at least one online crop");
   Tensor k = iternorm(target.detach(), T, WhitenAxis::channel);
   Tensor total;

@@ -19,13 +19,19 @@ double intl_beta(int64_t K);
 // norm_mse(Zhat1, Zhat2) + beta (INTL(Zhat1) + INTL(Zhat2)), Zhat = CW IterNorm(Z, T).
 Tensor intl_loss(const Tensor& z1, const Tensor& z2, int T, double beta);
 // The two computations of the two-view loss, equal up to rounding in value and gradient: `spectral`
-// (intl_loss_spectral, losses/intl_spectral.h: one eigensolve per view, the default) and `newton` (intl_loss:
-// IterNorm literally, 3T matrix products per view forward and 6T backward). Which is faster depends on the
-// device: on the CPU the spectral form is (README, Speed); a GPU measures both (`intl bench train --loss-form`).
-enum class IntlLossForm { spectral, newton };
-// "spectral" | "newton"; anything else is a UsageError naming --loss-form.
+// (intl_loss_spectral, losses/intl_spectral.h: one eigensolve per view) and `newton` (intl_loss: IterNorm
+// literally, 3T matrix products per view forward and 6T backward). `automatic` (the default, "auto") takes the
+// spectral form on the CPU, where it is the faster (README, Speed), and the newton form on a GPU, where it is
+// GEMMs only and queues a whole step without waiting for the device, while the spectral form reads back its
+// traces, eigenvalues and the eigensolver's status every step, and cuSOLVER's syevd at m = 256 is a chain of
+// small kernels; `intl bench iternorm --loss-form` measures both on any device.
+enum class IntlLossForm { automatic, spectral, newton };
+// "auto" | "spectral" | "newton"; anything else is a UsageError naming --loss-form.
 IntlLossForm parse_intl_loss_form(const std::string& name);
 const char* intl_loss_form_name(IntlLossForm form);
+// The form that runs on `device`: `form` itself unless automatic.
+IntlLossForm resolve_intl_loss_form(IntlLossForm form, Device device);
+// The loss in `form`, resolved on the views' device.
 Tensor intl_loss(const Tensor& z1, const Tensor& z2, int T, double beta, IntlLossForm form);
 // Multi-crop + EMA: mean_i [norm_mse(q_i, k) + beta INTL(q_i)], q_i the whitened online crops, k the
 // whitened target (no gradient).

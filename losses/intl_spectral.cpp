@@ -21,6 +21,7 @@
 #include "engine/backend.h"
 #include "engine/error.h"
 #include "engine/ops.h"
+#include "losses/whitening.h"
 
 namespace intl {
 namespace {
@@ -181,6 +182,7 @@ void view_backward_gram(const View& V, const Tensor& gw, const Tensor& gv, int64
 }  // namespace
 
 Tensor intl_loss_spectral(const Tensor& z1, const Tensor& z2, int T, double beta) {
+  const LossPrecision fp32;
   check(z1.dim() == 2 && z1.shape() == z2.shape(), "INTL loss: views must have the same (m, d) shape, got " +
                                                        shape_str(z1.shape()) + " and " + shape_str(z2.shape()));
   check(z1.dtype() == z2.dtype() && z1.device() == z2.device(), "INTL loss: views must share dtype and device");

@@ -8,6 +8,7 @@
 namespace intl {
 
 Centered center_and_covariance(const Tensor& z, WhitenAxis axis) {
+  const LossPrecision fp32;
   check(z.dim() == 2, "whitening needs a 2-D embedding (samples x features), got " + shape_str(z.shape()));
   const int64_t m = z.size(0), d = z.size(1);
   if (axis == WhitenAxis::channel) {
@@ -21,6 +22,7 @@ Centered center_and_covariance(const Tensor& z, WhitenAxis axis) {
 }
 
 Tensor iternorm_matrix(const Tensor& sigma, int T) {
+  const LossPrecision fp32;
   check(T >= 0, "IterNorm: T must be >= 0, got " + std::to_string(T));
   const int64_t n = sigma.size(0);
   Tensor tr = sum(diagonal(sigma));
@@ -40,11 +42,13 @@ Tensor apply(const Tensor& w, const Tensor& zc, WhitenAxis axis) {
 }  // namespace
 
 Tensor iternorm(const Tensor& z, int T, WhitenAxis axis) {
+  const LossPrecision fp32;
   Centered c = center_and_covariance(z, axis);
   return apply(iternorm_matrix(c.sigma, T), c.zc, axis);
 }
 
 Tensor spectral_transform(const Tensor& z, double p, WhitenAxis axis) {
+  const LossPrecision fp32;
   check(p >= 0.0 && p <= 1.0, "spectral transform: power p must be in [0, 1], got " + std::to_string(p));
   Centered c = center_and_covariance(z, axis);
   EighResult e = eigh(c.sigma);
@@ -53,6 +57,7 @@ Tensor spectral_transform(const Tensor& z, double p, WhitenAxis axis) {
 }
 
 Tensor cholesky_whiten(const Tensor& z, WhitenAxis axis) {
+  const LossPrecision fp32;
   Centered c = center_and_covariance(z, axis);
   Tensor l = cholesky(c.sigma);
   // CW: L^{-1} Zc (m x d). BW: Zc L^{-T} = (L^{-1} Zc^T)^T.

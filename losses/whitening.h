@@ -4,9 +4,17 @@
 // channel-whitening form (CW: each sample centred over its features, m x m covariance, output P Zc) and the
 // batch-whitening form (BW: each feature centred over the batch, d x d covariance, output Zc P).
 #pragma once
+#include "engine/precision.h"
 #include "engine/tensor.h"
 
 namespace intl {
+
+// Whitening, eigensolvers and losses compute in float32 whatever `--precision` says: every public function of
+// losses/ holds one of these while it records its ops, so their backward runs in float32 too
+// (engine/precision.h).
+struct LossPrecision : MatmulPrecisionScope {
+  LossPrecision() : MatmulPrecisionScope(MatmulPrecision::fp32) {}
+};
 
 enum class WhitenAxis { channel, batch };
 

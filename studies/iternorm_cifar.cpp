@@ -176,6 +176,7 @@ results::Result run_iternorm_cifar(const IternormCifarOptions& options) {
   IternormCifarOptions o = options;
   if (o.out.empty()) o.out = default_out_dir("iternorm-cifar");
   const Device device = resolve_device(o.device);
+  o.loss_form = resolve_intl_loss_form(o.loss_form, device);  // results record the form that ran
   Sweep sweep("iternorm-cifar", "run iternorm-cifar", o.out, o.resume, device, o.seed, iternorm_cifar_config(o));
   const StudyData data = load_study_data(o.dataset, o.data_dir, o.train_images, o.test_images, o.seed, o.out);
   std::printf("iternorm-cifar: %s; batch %d, %d epochs, %s, out %s\n", data.description.c_str(), o.batch, o.epochs,

@@ -19,7 +19,7 @@ struct IternormCifarOptions {
   std::vector<int> T = {1, 3, 5};
   std::vector<std::string> trace_loss = {"on", "off"};
   std::vector<double> beta;          // one per T; empty: the paper's 5 / 0.5 / 0.05 for T = 1 / 3 / 5
-  IntlLossForm loss_form = IntlLossForm::spectral;  // how the loss is computed (the same value either way)
+  IntlLossForm loss_form = IntlLossForm::automatic;  // how the loss is computed (the same value either way)
   int epochs = 200;                  // not stated in the supplement; W-MSE's CIFAR ablations use 200
   int batch = 256;
   double lr = 3e-3;                  // Adam

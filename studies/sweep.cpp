@@ -11,7 +11,7 @@
 #include <fstream>
 
 #include "engine/backend.h"
-#include "engine/cuda/precision.h"
+#include "engine/precision.h"
 #include "engine/error.h"
 #include "plot/figures.h"
 #include "train/checkpoint.h"

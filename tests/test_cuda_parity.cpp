@@ -13,7 +13,7 @@
 #include "engine/autograd.h"
 #include "engine/backend.h"
 #include "engine/cuda/allocator.h"
-#include "engine/cuda/precision.h"
+#include "engine/precision.h"
 #include "engine/ops.h"
 #include "engine/random.h"
 #include "engine/optim/optimizer.h"
@@ -403,6 +403,34 @@ TEST_CASE("bf16 convolutions (forward, backward data and filter) stay within bfl
     const std::string what = std::string(names[k]) + ": " + diff;
     INFO(what);
     CHECK(diff.empty());
+  }
+}
+
+TEST_CASE("under bf16 both forms of the INTL loss keep float32 on the GPU, value and gradient") {
+  if (!cuda_available()) { MESSAGE("SKIP: no usable GPU"); return; }
+  struct Restore {
+    ~Restore() { set_matmul_precision(MatmulPrecision::fp32); }
+  } restore;
+  const Tensor z1 = rnd({64, 128}, 1), z2 = add(z1, rnd({64, 128}, 2, 0.3));
+  auto run = [&](Device d, IntlLossForm form) {
+    Tensor a = on(d, z1).requires_grad_(true), b = on(d, z2).requires_grad_(true);
+    Tensor loss = intl_loss(a, b, 4, 0.05, form);
+    loss.backward();
+    return std::vector<Tensor>{loss.detach(), a.grad(), b.grad()};
+  };
+  const std::vector<Tensor> want = run(Device::cpu, IntlLossForm::spectral);
+  set_matmul_precision(MatmulPrecision::bf16);
+  for (IntlLossForm form : {IntlLossForm::spectral, IntlLossForm::newton}) {
+    const std::vector<Tensor> got = run(Device::cuda, form);
+    for (size_t k = 0; k < want.size(); ++k) {
+      // float32 agreement; bfloat16 GEMMs in the whitening would be off by about 1e-2 relative.
+      double scale = 0;
+      for (double e : want[k].to_vector()) scale = std::max(scale, std::abs(e));
+      const std::string diff = compare(want[k], got[k], {1e-4 * scale, 1e-3});
+      const std::string what = std::string(intl_loss_form_name(form)) + " tensor " + std::to_string(k) + ": " + diff;
+      INFO(what);
+      CHECK(diff.empty());
+    }
   }
 }
 

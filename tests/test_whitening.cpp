@@ -139,3 +139,15 @@ TEST_CASE("the spectral INTL loss equals the literal Newton form, value and grad
   CHECK_THROWS_AS(parse_intl_loss_form("eigen"), UsageError);
   CHECK(std::string(intl_loss_form_name(IntlLossForm::newton)) == "newton");
 }
+
+TEST_CASE("--loss-form auto is the spectral form on the CPU and the Newton form on a GPU") {
+  CHECK(parse_intl_loss_form("auto") == IntlLossForm::automatic);
+  CHECK(std::string(intl_loss_form_name(IntlLossForm::automatic)) == "auto");
+  CHECK(resolve_intl_loss_form(IntlLossForm::automatic, Device::cpu) == IntlLossForm::spectral);
+  CHECK(resolve_intl_loss_form(IntlLossForm::automatic, Device::cuda) == IntlLossForm::newton);
+  for (IntlLossForm form : {IntlLossForm::spectral, IntlLossForm::newton})
+    for (Device device : {Device::cpu, Device::cuda}) CHECK(resolve_intl_loss_form(form, device) == form);
+  Tensor z1 = Tensor::randn({8, 16}, 5, 0), z2 = Tensor::randn({8, 16}, 5, 1);
+  CHECK(intl_loss(z1, z2, 4, 0.05, IntlLossForm::automatic).item() ==
+        intl_loss(z1, z2, 4, 0.05, IntlLossForm::spectral).item());  // the same computation, bit for bit
+}

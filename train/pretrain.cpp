@@ -15,7 +15,7 @@
 #include "data/loader.h"
 #include "engine/autograd.h"
 #include "engine/backend.h"
-#include "engine/cuda/precision.h"
+#include "engine/precision.h"
 #include "engine/error.h"
 #include "engine/optim/schedule.h"
 #include "losses/intl_loss.h"
@@ -146,6 +146,7 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
   }
 
   const Device device = resolve_device(o.device);
+  o.loss_form = resolve_intl_loss_form(o.loss_form, device);  // results record the form that ran
   const bool folder = is_image_folder_dataset(o.dataset);
   if (o.lr == 0) o.lr = recipe_base_lr(o.dataset, o.epochs);
   const bool final_eval = wants(o, "knn") || wants(o, "linear");

@@ -26,7 +26,7 @@ struct PretrainOptions {
   std::string data_dir;
   SslModelConfig model;          // arch, stem, base width, projector widths (seed set from `seed`)
   int T = 4;                     // IterNorm iterations
-  IntlLossForm loss_form = IntlLossForm::spectral;  // how the two-view loss is computed (same value)
+  IntlLossForm loss_form = IntlLossForm::automatic;  // how the two-view loss is computed (same value)
   double beta = 0;               // trace-loss weight; 0: 0.01 (log2(batch) - 3)
   int epochs = 1000;
   int batch_size = 256;

@@ -55,6 +55,6 @@ class SslModel : public Module {
 
 // The INTL objective of two views' embeddings, in either of its computations (losses/intl_loss.h).
 Tensor intl_two_view_loss(const SslModel& model, const Tensor& view1, const Tensor& view2, int T, double beta,
-                          IntlLossForm form = IntlLossForm::spectral);
+                          IntlLossForm form = IntlLossForm::automatic);
 
 }  // namespace intl::train

@@ -218,9 +218,11 @@ TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, 
       parts.optimizer->zero_grad();
       try {
         Tensor loss = parts.loss(*batch);
+        // Backward is queued before the loss is read, so that on a GPU the host issues it while the forward
+        // runs and the step waits for the device once; the gradients of a non-finite loss are never applied.
+        loss.backward();
         value = loss.item();
-        if (std::isfinite(value)) loss.backward();
-        else failure = "the loss became " + std::to_string(value);
+        if (!std::isfinite(value)) failure = "the loss became " + std::to_string(value);
         if (config.crash_is_result && failure.empty()) {
           const std::string bad = first_nonfinite_gradient(*parts.model);
           if (!bad.empty()) failure = "a gradient became non-finite (first in " + bad + ")";

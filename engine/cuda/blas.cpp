@@ -2,23 +2,12 @@
 // column-major (n x m) C^T, and C^T = op(B)^T op(A)^T, so every call swaps the operands (B first) and the
 // extents (n, m) and keeps the leading dimensions. One strided-batched call serves batch 1 and batch > 1.
 #include <algorithm>
-#include <atomic>
 
 #include "engine/cuda/check.h"
 #include "engine/cuda/context.h"
 #include "engine/cuda/kernels.h"
-#include "engine/cuda/precision.h"
 
-namespace intl {
-namespace {
-std::atomic<MatmulPrecision> g_precision{MatmulPrecision::fp32};
-}
-
-void set_matmul_precision(MatmulPrecision precision) { g_precision = precision; }
-MatmulPrecision matmul_precision() { return g_precision; }
-
-
-namespace cuda {
+namespace intl::cuda {
 namespace {
 
 int checked_int(int64_t v, const char* what) {
@@ -48,13 +37,11 @@ void gemm(const GemmArgs& g) {
   }
   // float32 storage either way; bf16 lets cuBLAS round the inputs to bfloat16 on tensor cores and accumulate
   // in float32 (no conversion buffers: the rounding happens inside the kernel).
-  const cublasComputeType_t compute =
-      matmul_precision() == MatmulPrecision::bf16 ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F;
+  const cublasComputeType_t compute = g.bf16 ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F;
   const float alpha = float(g.alpha), beta = float(g.beta);
   CUBLAS_CHECK(cublasGemmStridedBatchedEx(cublas(), op_b, op_a, n, m, k, &alpha, g.b, CUDA_R_32F, ldb, g.stride_b,
                                           g.a, CUDA_R_32F, lda, g.stride_a, &beta, g.c, CUDA_R_32F, ldc, g.stride_c,
                                           batch, compute, CUBLAS_GEMM_DEFAULT));
 }
 
-}  // namespace cuda
-}  // namespace intl
+}  // namespace intl::cuda

@@ -26,7 +26,6 @@
 #include "engine/cuda/check.h"
 #include "engine/cuda/context.h"
 #include "engine/cuda/kernels.h"
-#include "engine/cuda/precision.h"
 
 namespace intl::cuda {
 namespace {
@@ -102,7 +101,7 @@ cudnnConvolutionDescriptor_t make_conv(const Conv2dArgs& a, cudnnDataType_t t, c
 Plan& plan_for(const Conv2dArgs& a, DType dtype) {
   static std::mutex mutex;
   static auto* plans = new std::map<Key, std::unique_ptr<Plan>>();
-  const bool bf16 = matmul_precision() == MatmulPrecision::bf16;
+  const bool bf16 = a.bf16;
   const Key key{a.n, a.c_in, a.h, a.w, a.c_out, a.kh, a.kw, a.stride, a.pad, int(dtype), int(bf16)};
   std::lock_guard<std::mutex> lock(mutex);
   std::unique_ptr<Plan>& p = (*plans)[key];

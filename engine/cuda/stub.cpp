@@ -1,8 +1,7 @@
-// The CUDA backend of a build without CUDA: every entry throws, so no op file needs an #ifdef. The precision
-// flag and the (empty) device allocator counters exist here too, so the CLI reads them in every build.
+// The CUDA backend of a build without CUDA: every entry throws, so no op file needs an #ifdef. The (empty)
+// device allocator counters exist here too, so the CLI reads them in every build.
 #include "engine/backend.h"
 #include "engine/cuda/allocator.h"
-#include "engine/cuda/precision.h"
 #include "engine/error.h"
 
 namespace intl {
@@ -17,11 +16,5 @@ const Backend& cuda_backend() {
 }
 
 AllocatorStats cuda_allocator_stats() { return {}; }
-
-namespace {
-MatmulPrecision g_precision = MatmulPrecision::fp32;
-}
-void set_matmul_precision(MatmulPrecision precision) { g_precision = precision; }
-MatmulPrecision matmul_precision() { return g_precision; }
 
 }  // namespace intl

@@ -9,6 +9,7 @@
 // being BatchNorm1d over N * H * W rows. cuDNN is given the same layout (engine/cuda/conv.cpp). Weights stay
 // (C_out, C_in, kh, kw), PyTorch's OIHW, so that safetensors files match torchvision's names and shapes.
 #include "engine/ops/common.h"
+#include "engine/precision.h"
 
 namespace intl {
 using namespace ops;
@@ -39,6 +40,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
   const Tensor xc = contiguous_detached(x), wc = contiguous_detached(weight);
   // A contiguous weight is the parameter's own memory: its version identifies the values there.
   args.weight_version = weight.is_contiguous() ? weight.version() : 0;
+  args.bf16 = matmul_in_bf16(x.dtype());  // the backward passes keep the forward's precision (args)
+  if (x.dtype() == DType::f32) count_matmul(args.bf16);
   // (N, H_out, W_out, C_out)
   Tensor y = Tensor::empty({args.n, args.h_out(), args.w_out(), args.c_out}, x.dtype(), x.device());
   backend(x.device()).conv2d_forward(args, xc, wc, bias.defined() ? bias.detach() : Tensor(), y);
@@ -50,11 +53,13 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
       Tensor dx, dweight, dbias;
       if (gx) {
         dx = empty_like(xc);
+        if (gc.dtype() == DType::f32) count_matmul(args.bf16);
         be.conv2d_backward_data(args, gc, wc, dx);
       }
       if (gw || gb) {
         dweight = empty_like(wc);
         if (gb) dbias = Tensor::empty({args.c_out}, gc.dtype(), gc.device());
+        if (gc.dtype() == DType::f32) count_matmul(args.bf16);
         be.conv2d_backward_filter(args, xc, gc, dweight, dbias);
       }
       return std::vector<Tensor>{dx, gw ? dweight : Tensor(), dbias};

@@ -1,6 +1,8 @@
 // Matrix products on the backend's GEMM: 2-D and batched (rank 3) matmul, and linear. Transposed views are
-// passed to GEMM as transpose flags rather than copied.
+// passed to GEMM as transpose flags rather than copied. Each product runs in the precision in effect
+// (engine/precision.h); a backward pass runs under its forward's (engine/autograd.cpp).
 #include "engine/ops/common.h"
+#include "engine/precision.h"
 
 namespace intl {
 using namespace ops;
@@ -43,6 +45,8 @@ void gemm_into(const Tensor& a, const Tensor& b, const Tensor& c, double alpha, 
   g.c = c.raw_data();   g.ldc = c.strides()[size_t(c.dim() - 2)];  g.stride_c = c.dim() == 3 ? c.strides()[0] : 0;
   g.batch = c.dim() == 3 ? c.size(0) : 1;
   g.dtype = c.dtype();
+  g.bf16 = matmul_in_bf16(g.dtype);
+  if (g.dtype == DType::f32) count_matmul(g.bf16);
   backend(c.device()).gemm(g);
 }
 
