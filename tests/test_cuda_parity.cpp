@@ -515,6 +515,7 @@ TEST_CASE("two training steps of a narrow CIFAR ResNet-18 + projector + INTL los
   Sgd gpu_opt(sgd_params(gpu_model.online_parameters()), SgdOptions{0.9, 1e-4, false, true});
   const double beta = intl_beta(16);
   for (int step = 0; step < 2; ++step) {
+    CAPTURE(step);
     const Tensor x1 = rnd({16, 16, 16, 3}, 20 + 2 * uint64_t(step)), x2 = rnd({16, 16, 16, 3}, 21 + 2 * uint64_t(step));
     cpu_opt.zero_grad();
     gpu_opt.zero_grad();
@@ -522,13 +523,31 @@ TEST_CASE("two training steps of a narrow CIFAR ResNet-18 + projector + INTL los
     Tensor gpu_loss = train::intl_two_view_loss(gpu_model, x1.to(Device::cuda), x2.to(Device::cuda), 4, beta);
     cpu_loss.backward();
     gpu_loss.backward();
-    CHECK(gpu_loss.item() == doctest::Approx(cpu_loss.item()).epsilon(1e-3));
+    CHECK(gpu_loss.item() == doctest::Approx(cpu_loss.item()).epsilon(1e-4));
+    // Gradients agree in relative norm, per parameter. Not elementwise: a pre-activation within rounding of 0
+    // may pass a fused ReLU on one device and not on the other, which moves one channel's batch-norm bias
+    // gradient by that element's whole gradient (seen here: 1% of the tensor's norm, 3% of its largest entry);
+    // a wrong kernel moves the norm by far more.
+    const auto cp = cpu_model.online_parameters(), gp = gpu_model.online_parameters();
+    REQUIRE(cp.size() == gp.size());
+    for (size_t i = 0; i < cp.size(); ++i) {
+      const std::vector<double> c = cp[i].second.grad().to_vector(), g = gp[i].second.grad().to_vector();
+      double err = 0, norm = 0;
+      for (size_t k = 0; k < c.size(); ++k) {
+        err += (c[k] - g[k]) * (c[k] - g[k]);
+        norm += c[k] * c[k];
+      }
+      const double relative = std::sqrt(err / std::max(norm, 1e-30));
+      const std::string what = "gradient of " + cp[i].first + ": relative error " + std::to_string(relative);
+      INFO(what);
+      CHECK(relative < 5e-2);
+    }
+    // The optimizer step itself, from the CPU's gradients on both devices: the parameters then agree to
+    // float32 rounding, and the next step starts from (nearly) the same network.
+    for (size_t i = 0; i < cp.size(); ++i) gp[i].second.grad().copy_(cp[i].second.grad());
     cpu_opt.step(0.05);
     gpu_opt.step(0.05);
+    check_named_agree("parameter", cp, gp, {1e-6, 1e-5}, true);
   }
-  // cuDNN and oneDNN sum the convolutions in different orders and batch norm amplifies the difference, so
-  // the parameters after two steps agree to 1e-3 rather than to float32 rounding.
-  const auto cp = cpu_model.named_parameters(), gp = gpu_model.named_parameters();
-  REQUIRE(cp.size() == gp.size());
-  check_named_agree("parameter", cp, gp, {1e-3, 1e-2}, true);
+  check_named_agree("buffer", cpu_model.named_buffers(), gpu_model.named_buffers(), {1e-4, 1e-3}, false);
 }

@@ -1,0 +1,120 @@
+// The CUDA backend table of the emulation build: the engine's own kernels (engine/cuda/*.cu, run by the
+// emulated runtime) and its caching device allocator, with the library slots (cuBLAS GEMM and trsm, cuSOLVER
+// eigh and Cholesky, cuDNN convolutions) answered by the CPU backend, which can read the emulated device memory
+// because it is host memory. What this build tests is therefore everything of the CUDA backend except the
+// library calls themselves (tests/cuda_emulation/README.md).
+#include <cstdlib>
+#include <string>
+#include "engine/backend.h"
+#include "engine/cuda/allocator.h"
+#include "engine/cuda/check.h"
+#include "engine/cuda/context.h"
+#include "engine/cuda/kernels.h"
+
+namespace intl {
+namespace cuda {
+
+bool probe() { return true; }
+const std::string& probe_failure() {
+  static const std::string none;
+  return none;
+}
+cudaStream_t stream() { return reinterpret_cast<cudaStream_t>(uintptr_t(1)); }
+void synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream())); }
+
+// The library slots (kernels.h declares them): the CPU computes them.
+namespace {
+const Backend& cpu() { return cpu_backend(); }
+}  // namespace
+void gemm(const GemmArgs& g) { cpu().gemm(g); }
+int eigh(const Tensor& a, const Tensor& w, const Tensor& v) { return cpu().eigh(a, w, v); }
+int cholesky(const Tensor& a) { return cpu().cholesky(a); }
+void trsm_lower(const Tensor& l, const Tensor& b, bool transpose) { cpu().trsm_lower(l, b, transpose); }
+
+// Convolutions: the CPU's, on operands that went through the backend's own conversion kernels as cuDNN's do
+// in engine/cuda/conv.cpp: the weight through its KRSC copy (relaid there and back), and under bf16 every
+// operand rounded to bfloat16 (to_bf16, from_bf16), so the bf16 numerics match a GPU's too.
+namespace {
+Tensor through_krsc(const Tensor& w, bool bf16) {
+  DeviceBuffer krsc(size_t(w.numel()) * (bf16 ? 2 : dtype_size(w.dtype())));
+  weight_to_krsc(w, krsc.get(), bf16);
+  Tensor back = Tensor::empty(w.shape(), w.dtype(), Device::cuda);
+  weight_from_krsc(krsc.get(), bf16, back);
+  return back;
+}
+Tensor rounded(const Tensor& x, bool bf16) {
+  if (!bf16) return x;
+  DeviceBuffer b(size_t(x.numel()) * 2);
+  to_bf16(x.data<float>(), b.get(), x.numel());
+  Tensor r = Tensor::empty(x.shape(), x.dtype(), Device::cuda);
+  from_bf16(b.get(), r.data<float>(), x.numel());
+  return r;
+}
+}  // namespace
+
+void conv2d_forward(const Conv2dArgs& a, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) {
+  cpu().conv2d_forward(a, rounded(x, a.bf16), through_krsc(w, a.bf16), b, y);
+}
+void conv2d_backward_data(const Conv2dArgs& a, const Tensor& dy, const Tensor& w, const Tensor& dx) {
+  cpu().conv2d_backward_data(a, rounded(dy, a.bf16), through_krsc(w, a.bf16), dx);
+}
+void conv2d_backward_filter(const Conv2dArgs& a, const Tensor& x, const Tensor& dy, const Tensor& dw,
+                            const Tensor& db) {
+  cpu().conv2d_backward_filter(a, rounded(x, a.bf16), rounded(dy, a.bf16), dw, db);
+}
+}  // namespace cuda
+
+const Backend& cuda_backend() {
+  static const Backend table = {
+      "cuda",
+      cuda_alloc,
+      cuda_free,
+      cuda::copy,
+      cuda::fill,
+      cuda::random,
+      cuda::unary,
+      cuda::binary,
+      cuda::reduce_sum,
+      cuda::gemm,
+      cuda::eigh,
+      cuda::cholesky,
+      cuda::trsm_lower,
+      cuda::batchnorm_forward_train,
+      cuda::batchnorm_backward_train,
+      cuda::conv2d_forward,
+      cuda::conv2d_backward_data,
+      cuda::conv2d_backward_filter,
+      cuda::maxpool2d_forward,
+      cuda::maxpool2d_backward,
+      cuda::batchnorm2d_forward,
+      cuda::batchnorm2d_backward,
+      cuda::softmax_xent,
+      cuda::sgd_step,
+      cuda::adam_step,
+      cuda::synchronize,
+  };
+  // INTL_EMULATION_CPU_SLOTS="binary,batchnorm2d_forward": those slots run the CPU's code instead, to find
+  // which kernel a parity failure comes from.
+  static const Backend chosen = [] {
+    Backend t = table;
+    const char* env = std::getenv("INTL_EMULATION_CPU_SLOTS");
+    const std::string slots = env ? std::string(",") + env + "," : "";
+    const Backend& c = cpu_backend();
+#define INTL_CPU_SLOT(slot) \
+  if (slots.find("," #slot ",") != std::string::npos) t.slot = c.slot;
+    INTL_CPU_SLOT(copy) INTL_CPU_SLOT(fill) INTL_CPU_SLOT(random) INTL_CPU_SLOT(unary) INTL_CPU_SLOT(binary)
+    INTL_CPU_SLOT(reduce_sum) INTL_CPU_SLOT(batchnorm_forward_train) INTL_CPU_SLOT(batchnorm_backward_train)
+    INTL_CPU_SLOT(maxpool2d_forward) INTL_CPU_SLOT(maxpool2d_backward) INTL_CPU_SLOT(batchnorm2d_forward)
+    INTL_CPU_SLOT(batchnorm2d_backward) INTL_CPU_SLOT(softmax_xent) INTL_CPU_SLOT(sgd_step) INTL_CPU_SLOT(adam_step)
+#undef INTL_CPU_SLOT
+    return t;
+  }();
+  return chosen;
+}
+
+bool cuda_built() { return true; }
+bool cuda_available() { return true; }
+std::string cuda_device_name() { return "CUDA emulation on the CPU"; }
+std::string cuda_unavailable_reason() { return ""; }
+
+}  // namespace intl
