@@ -5,10 +5,14 @@
 //
 // Activations are NHWC (the engine's image layout) and cuDNN sees the weights as KRSC (O, kh, kw, I), the
 // layout its NHWC tensor-core kernels are written for and the one PyTorch pairs with channels-last activations
-// (whether cuDNN 9 serves a mixed NHWC / OIHW call as well is not measured here). Parameters stay OIHW, as PyTorch stores them, so checkpoints and the CPU
-// need no reorder: each pass reads a KRSC copy of the weight, kept while the weight's version stands (the
-// forward and backward-data passes of a step relayout it once), and the filter gradient is computed in KRSC
-// and relaid into the OIHW gradient.
+// (whether cuDNN 9 serves a mixed NHWC / OIHW call as well is not measured here). Parameters stay OIHW, as
+// PyTorch stores them, so checkpoints and the CPU need no reorder: each pass reads a KRSC copy of the weight,
+// kept while the weight's version stands (the forward and backward-data passes of a step relayout it once),
+// and the filter gradient is computed in KRSC and relaid into the OIHW gradient.
+//
+// float64 (a reference path: tests and gradient checks, never training) runs in NCHW instead, as PyTorch runs
+// it: cuDNN documents no NHWC algorithm for double data. Its activations are permuted into NCHW copies and the
+// results back, and the OIHW weight is cuDNN's NCHW filter as it stands.
 //
 // --precision bf16 on float32 tensors runs each pass in cuDNN's BFLOAT16 configuration (bfloat16 operands,
 // float accumulation), as PyTorch's autocast does around a convolution: the activations are rounded to bfloat16
@@ -35,6 +39,12 @@ namespace {
 constexpr cudnnTensorFormat_t kLayout = CUDNN_TENSOR_NHWC;
 constexpr cudnnTensorFormat_t kWeightLayout = CUDNN_TENSOR_NHWC;
 
+// The layouts of a plan's descriptors in dtype `t`: NHWC / KRSC, or NCHW / OIHW for float64.
+cudnnTensorFormat_t layout_for(cudnnDataType_t t) { return t == CUDNN_DATA_DOUBLE ? CUDNN_TENSOR_NCHW : kLayout; }
+cudnnTensorFormat_t weight_layout_for(cudnnDataType_t t) {
+  return t == CUDNN_DATA_DOUBLE ? CUDNN_TENSOR_NCHW : kWeightLayout;
+}
+
 // One pass (forward, backward data, backward filter): its descriptor (carrying the math type) and algorithm.
 template <class Algo> struct Pass {
   cudnnConvolutionDescriptor_t conv = nullptr;
@@ -60,6 +70,7 @@ struct Plan {
   Pass<cudnnConvolutionBwdFilterAlgo_t> backward_filter;
   cudnnMathType_t math = CUDNN_DEFAULT_MATH;
   bool strict = false;  // float32 without tensor cores: only FMA-math algorithms
+  bool nchw = false;    // float64: NCHW activations, OIHW filter
   const Descriptors& at(bool on_low) const { return on_low ? low : full; }
 };
 
@@ -75,7 +86,7 @@ std::string shape_of(const Conv2dArgs& a) {
 cudnnTensorDescriptor_t make_tensor(cudnnDataType_t t, int64_t n, int64_t c, int64_t h, int64_t w) {
   cudnnTensorDescriptor_t d;
   CUDNN_CHECK(cudnnCreateTensorDescriptor(&d));
-  CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, kLayout, t, int(n), int(c), int(h), int(w)));
+  CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, layout_for(t), t, int(n), int(c), int(h), int(w)));
   return d;
 }
 
@@ -84,7 +95,8 @@ Descriptors make_descriptors(const Conv2dArgs& a, cudnnDataType_t t) {
   d.x = make_tensor(t, a.n, a.c_in, a.h, a.w);
   d.y = make_tensor(t, a.n, a.c_out, a.h_out(), a.w_out());
   CUDNN_CHECK(cudnnCreateFilterDescriptor(&d.w));
-  CUDNN_CHECK(cudnnSetFilter4dDescriptor(d.w, t, kWeightLayout, int(a.c_out), int(a.c_in), int(a.kh), int(a.kw)));
+  CUDNN_CHECK(
+      cudnnSetFilter4dDescriptor(d.w, t, weight_layout_for(t), int(a.c_out), int(a.c_in), int(a.kh), int(a.kw)));
   return d;
 }
 
@@ -116,6 +128,7 @@ Plan& plan_for(const Conv2dArgs& a, DType dtype) {
   plan->full = make_descriptors(a, t);
   plan->bias = make_tensor(t, 1, a.c_out, 1, 1);
   plan->bf16 = dtype == DType::f32 && bf16;
+  plan->nchw = dtype == DType::f64;
   if (plan->bf16) plan->low = make_descriptors(a, CUDNN_DATA_BFLOAT16);
   plan->forward.conv = make_conv(a, t, plan->math);
   plan->backward_data.conv = make_conv(a, t, plan->math);
@@ -153,9 +166,15 @@ template <class Perf, int kMax, class Algo, class Query>
 void choose_algorithm(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, const char* what, Query query) {
   Perf perfs[kMax];
   int count = 0;
-  if (p.bf16 && query(p.low, perfs, kMax, &count) == CUDNN_STATUS_SUCCESS && pick(pass, perfs, count, false)) {
-    pass.low = true;
-    return;
+  if (p.bf16) {
+    // cuDNN ranks tensor-core algorithms only for a descriptor that allows them (pick() then sets the math
+    // type of the one chosen).
+    CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, CUDNN_TENSOR_OP_MATH));
+    if (query(p.low, perfs, kMax, &count) == CUDNN_STATUS_SUCCESS && pick(pass, perfs, count, false)) {
+      pass.low = true;
+      return;
+    }
+    CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, p.math));
   }
   CUDNN_CHECK(query(p.full, perfs, kMax, &count));
   if (pick(pass, perfs, count, p.strict)) {
@@ -167,6 +186,11 @@ void choose_algorithm(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, cons
       });
     }
     return;
+  }
+  // An FMA-math descriptor is offered FMA algorithms only: ask again allowing TF32.
+  if (p.strict) {
+    CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, CUDNN_DEFAULT_MATH));
+    CUDNN_CHECK(query(p.full, perfs, kMax, &count));
   }
   if (p.strict && pick(pass, perfs, count, false)) {
     static std::once_flag once;
@@ -224,6 +248,19 @@ std::unique_ptr<DeviceBuffer> bf16_copy(const Tensor& t) {
   return b;
 }
 
+// A float64 activation (N, H, W, C) as a contiguous NCHW copy, and an NCHW result into its NHWC tensor, by
+// the strided copy kernel.
+Tensor to_nchw(const Tensor& t) {
+  const int64_t n = t.size(0), h = t.size(1), w = t.size(2), c = t.size(3);
+  Tensor out = Tensor::empty({n, c, h, w}, t.dtype(), Device::cuda);
+  cuda::copy(make_view(t, {n, c, h, w}, {h * w * c, 1, w * c, c}, t.impl()->offset), out);
+  return out;
+}
+void from_nchw(const Tensor& nchw, const Tensor& nhwc) {
+  const int64_t n = nhwc.size(0), h = nhwc.size(1), w = nhwc.size(2), c = nhwc.size(3);
+  cuda::copy(make_view(nchw, {n, h, w, c}, {c * h * w, w, 1, h * w}, nchw.impl()->offset), nhwc);
+}
+
 // cuDNN's scaling factors are float for float data and double for double data.
 struct Scale {
   float f[2] = {1.0f, 0.0f};
@@ -253,7 +290,8 @@ void conv2d_forward(const Conv2dArgs& a, const Tensor& x, const Tensor& weight, 
   DeviceBuffer ws(pass.workspace);
   const Scale s(x.dtype());
   std::unique_ptr<DeviceBuffer> w_scratch, xb, yb;
-  const void* w = krsc_weight(weight, a.weight_version, pass.low, w_scratch);
+  Tensor x_nchw, y_nchw;
+  const void* w = p.nchw ? weight.raw_data() : krsc_weight(weight, a.weight_version, pass.low, w_scratch);
   const void* xp = x.raw_data();
   void* yp = y.raw_data();
   if (pass.low) {  // bfloat16 operand and result, converted around the call
@@ -261,12 +299,19 @@ void conv2d_forward(const Conv2dArgs& a, const Tensor& x, const Tensor& weight, 
     yb = std::make_unique<DeviceBuffer>(size_t(y.numel()) * 2);
     xp = xb->get();
     yp = yb->get();
+  } else if (p.nchw) {
+    x_nchw = to_nchw(x);
+    y_nchw = Tensor::empty({a.n, a.c_out, a.h_out(), a.w_out()}, y.dtype(), Device::cuda);
+    xp = x_nchw.raw_data();
+    yp = y_nchw.raw_data();
   }
   CUDNN_CHECK(cudnnConvolutionForward(cudnn(), s.one(), d.x, xp, d.w, w, pass.conv, pass.algo, ws.get(), ws.bytes(),
                                       s.zero(), d.y, yp));
   if (pass.low) from_bf16(yp, y.data<float>(), y.numel());
+  void* biased = p.nchw ? y_nchw.raw_data() : y.raw_data();  // float32 y, or the NCHW float64 result
   if (bias.defined())
-    CUDNN_CHECK(cudnnAddTensor(cudnn(), s.one(), p.bias, bias.raw_data(), s.one(), p.full.y, y.raw_data()));
+    CUDNN_CHECK(cudnnAddTensor(cudnn(), s.one(), p.bias, bias.raw_data(), s.one(), p.full.y, biased));
+  if (p.nchw) from_nchw(y_nchw, y);
 }
 
 void conv2d_backward_data(const Conv2dArgs& a, const Tensor& dy, const Tensor& weight, const Tensor& dx) {
@@ -286,7 +331,8 @@ void conv2d_backward_data(const Conv2dArgs& a, const Tensor& dy, const Tensor& w
   DeviceBuffer ws(pass.workspace);
   const Scale s(dy.dtype());
   std::unique_ptr<DeviceBuffer> w_scratch, dyb, dxb;
-  const void* w = krsc_weight(weight, a.weight_version, pass.low, w_scratch);
+  Tensor dy_nchw, dx_nchw;
+  const void* w = p.nchw ? weight.raw_data() : krsc_weight(weight, a.weight_version, pass.low, w_scratch);
   const void* dyp = dy.raw_data();
   void* dxp = dx.raw_data();
   if (pass.low) {
@@ -294,15 +340,26 @@ void conv2d_backward_data(const Conv2dArgs& a, const Tensor& dy, const Tensor& w
     dxb = std::make_unique<DeviceBuffer>(size_t(dx.numel()) * 2);
     dyp = dyb->get();
     dxp = dxb->get();
+  } else if (p.nchw) {
+    dy_nchw = to_nchw(dy);
+    dx_nchw = Tensor::empty({a.n, a.c_in, a.h, a.w}, dx.dtype(), Device::cuda);
+    dyp = dy_nchw.raw_data();
+    dxp = dx_nchw.raw_data();
   }
   CUDNN_CHECK(cudnnConvolutionBackwardData(cudnn(), s.one(), d.w, w, d.y, dyp, pass.conv, pass.algo, ws.get(),
                                            ws.bytes(), s.zero(), d.x, dxp));
   if (pass.low) from_bf16(dxp, dx.data<float>(), dx.numel());
+  if (p.nchw) from_nchw(dx_nchw, dx);
 }
 
 void conv2d_backward_filter(const Conv2dArgs& a, const Tensor& x, const Tensor& dy, const Tensor& dweight,
                             const Tensor& dbias) {
   if (dweight.numel() == 0) return;
+  if (x.numel() == 0 || dy.numel() == 0) {  // an empty batch: zero gradients, as on the CPU
+    cuda::fill(dweight, 0.0);
+    if (dbias.defined()) cuda::fill(dbias, 0.0);
+    return;
+  }
   Plan& p = plan_for(a, x.dtype());
   Pass<cudnnConvolutionBwdFilterAlgo_t>& pass = p.backward_filter;
   if (!pass.chosen)
@@ -317,8 +374,13 @@ void conv2d_backward_filter(const Conv2dArgs& a, const Tensor& x, const Tensor& 
   const Descriptors& d = p.at(pass.low);
   DeviceBuffer ws(pass.workspace);
   const Scale s(x.dtype());
-  DeviceBuffer dw(size_t(dweight.numel()) * (pass.low ? 2 : dtype_size(dweight.dtype())));  // KRSC
+  // KRSC, or straight into the OIHW gradient in NCHW (float64)
+  std::unique_ptr<DeviceBuffer> dw;
+  if (!p.nchw)
+    dw = std::make_unique<DeviceBuffer>(size_t(dweight.numel()) * (pass.low ? 2 : dtype_size(dweight.dtype())));
+  void* dwp = p.nchw ? dweight.raw_data() : dw->get();
   std::unique_ptr<DeviceBuffer> xb, dyb;
+  Tensor x_nchw, dy_nchw;
   const void* xp = x.raw_data();
   const void* dyp = dy.raw_data();
   if (pass.low) {
@@ -326,13 +388,18 @@ void conv2d_backward_filter(const Conv2dArgs& a, const Tensor& x, const Tensor& 
     dyb = bf16_copy(dy);
     xp = xb->get();
     dyp = dyb->get();
+  } else if (p.nchw) {
+    x_nchw = to_nchw(x);
+    dy_nchw = to_nchw(dy);
+    xp = x_nchw.raw_data();
+    dyp = dy_nchw.raw_data();
   }
   CUDNN_CHECK(cudnnConvolutionBackwardFilter(cudnn(), s.one(), d.x, xp, d.y, dyp, pass.conv, pass.algo, ws.get(),
-                                             ws.bytes(), s.zero(), d.w, dw.get()));
-  weight_from_krsc(dw.get(), pass.low, dweight);
-  if (dbias.defined())
-    CUDNN_CHECK(cudnnConvolutionBackwardBias(cudnn(), s.one(), p.full.y, dy.raw_data(), s.zero(), p.bias,
-                                             dbias.raw_data()));
+                                             ws.bytes(), s.zero(), d.w, dwp));
+  if (!p.nchw) weight_from_krsc(dw->get(), pass.low, dweight);
+  if (dbias.defined())  // from the float32 dy, or the NCHW float64 copy
+    CUDNN_CHECK(cudnnConvolutionBackwardBias(cudnn(), s.one(), p.full.y, p.nchw ? dy_nchw.raw_data() : dy.raw_data(),
+                                             s.zero(), p.bias, dbias.raw_data()));
 }
 
 }  // namespace intl::cuda
