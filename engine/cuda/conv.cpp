@@ -148,6 +148,13 @@ bool pick(Pass<Algo>& pass, const Perf* perfs, int count, bool strict) {
       if (strict && (p.mathType == CUDNN_TENSOR_OP_MATH || p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))
         continue;
       if (deterministic_only && p.determinism != CUDNN_DETERMINISTIC) continue;
+      if (!deterministic_only) {
+        static std::once_flag once;
+        std::call_once(once, [] {
+          std::fprintf(stderr, "intl: cuDNN offers no deterministic algorithm for a convolution pass; runs with a "
+                               "fixed seed may differ in the last bits on this GPU\n");
+        });
+      }
       pass.algo = p.algo;
       pass.workspace = p.memory;
       if (!strict) CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, p.mathType));
@@ -164,19 +171,22 @@ bool pick(Pass<Algo>& pass, const Perf* perfs, int count, bool strict) {
 // once on stderr. `query(descriptors, perfs, max, &count)` is the pass's cudnnGet*Algorithm_v7.
 template <class Perf, int kMax, class Algo, class Query>
 void choose_algorithm(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, const char* what, Query query) {
-  Perf perfs[kMax];
+  // Room for more entries than the enum has algorithms: the heuristics may list one algorithm once per math
+  // type (cudnnGet*AlgorithmMaxCount), and a list cut short could drop the only usable one.
+  constexpr int kCapacity = kMax < 32 ? 32 : kMax;
+  Perf perfs[kCapacity];
   int count = 0;
   if (p.bf16) {
     // cuDNN ranks tensor-core algorithms only for a descriptor that allows them (pick() then sets the math
     // type of the one chosen).
     CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, CUDNN_TENSOR_OP_MATH));
-    if (query(p.low, perfs, kMax, &count) == CUDNN_STATUS_SUCCESS && pick(pass, perfs, count, false)) {
+    if (query(p.low, perfs, kCapacity, &count) == CUDNN_STATUS_SUCCESS && pick(pass, perfs, count, false)) {
       pass.low = true;
       return;
     }
     CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, p.math));
   }
-  CUDNN_CHECK(query(p.full, perfs, kMax, &count));
+  CUDNN_CHECK(query(p.full, perfs, kCapacity, &count));
   if (pick(pass, perfs, count, p.strict)) {
     if (p.bf16) {
       static std::once_flag once;
@@ -190,7 +200,7 @@ void choose_algorithm(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, cons
   // An FMA-math descriptor is offered FMA algorithms only: ask again allowing TF32.
   if (p.strict) {
     CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, CUDNN_DEFAULT_MATH));
-    CUDNN_CHECK(query(p.full, perfs, kMax, &count));
+    CUDNN_CHECK(query(p.full, perfs, kCapacity, &count));
   }
   if (p.strict && pick(pass, perfs, count, false)) {
     static std::once_flag once;

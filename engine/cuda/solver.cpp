@@ -12,13 +12,16 @@
 namespace intl::cuda {
 namespace {
 
-// The first nonzero of `count` solver infos on the device (0 when all succeeded).
-int first_info(const DeviceBuffer& infos, int64_t count) {
+// The first nonzero of `count` solver infos on the device (0 when all succeeded). A negative info names an
+// argument `routine` rejected: a defect here, not a property of the matrix, so it throws rather than returns.
+int first_info(const DeviceBuffer& infos, int64_t count, const char* routine) {
   std::vector<int> host(static_cast<size_t>(count));
   CUDA_CHECK(cudaMemcpyAsync(host.data(), infos.get(), size_t(count) * sizeof(int), cudaMemcpyDeviceToHost, stream()));
   synchronize();
-  for (int v : host)
+  for (int v : host) {
+    if (v < 0) throw Error(std::string("cuSOLVER ") + routine + " rejected its argument " + std::to_string(-v));
     if (v != 0) return v;
+  }
   return 0;
 }
 
@@ -49,7 +52,7 @@ template <class T> int eigh_typed(const Tensor& a, const Tensor& values, const T
       CUBLAS_CHECK(cublasDgeam(cublas(), CUBLAS_OP_T, CUBLAS_OP_N, n, n, &one, m, n, &zero, m, n, pv + b * n * n, n));
     }
   }
-  return first_info(infos, batch);
+  return first_info(infos, batch, "syevd");
 }
 
 template <class T> int cholesky_typed(const Tensor& a) {
@@ -70,7 +73,7 @@ template <class T> int cholesky_typed(const Tensor& a) {
     else CUSOLVER_CHECK(cusolverDnDpotrf(cusolver(), uplo, n, m, n, work.as<T>(), lwork, info));
   }
   zero_upper_triangle(a);
-  return first_info(infos, batch);
+  return first_info(infos, batch, "potrf");
 }
 
 }  // namespace
