@@ -1,8 +1,8 @@
 // The CUDA backend table of the emulation build: the engine's own kernels (engine/cuda/*.cu, run by the
-// emulated runtime) and its caching device allocator, with the library slots (cuBLAS GEMM and trsm, cuSOLVER
-// eigh and Cholesky, cuDNN convolutions) answered by the CPU backend, which can read the emulated device memory
-// because it is host memory. What this build tests is therefore everything of the CUDA backend except the
-// library calls themselves (tests/cuda_emulation/README.md).
+// emulated runtime), its caching device allocator and its cuDNN convolutions (engine/cuda/conv.cpp over the
+// emulated cuDNN, cudnn.cpp), with the cuBLAS and cuSOLVER slots (GEMM, trsm, eigh, Cholesky) answered by the
+// CPU backend, which can read the emulated device memory because it is host memory
+// (tests/cuda_emulation/README.md).
 #include <cstdlib>
 #include <string>
 #include "engine/backend.h"
@@ -20,9 +20,17 @@ const std::string& probe_failure() {
   return none;
 }
 cudaStream_t stream() { return reinterpret_cast<cudaStream_t>(uintptr_t(1)); }
+cudnnHandle_t cudnn() {
+  static cudnnHandle_t handle = [] {
+    cudnnHandle_t h = nullptr;
+    CUDNN_CHECK(cudnnCreate(&h));
+    return h;
+  }();
+  return handle;
+}
 void synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream())); }
 
-// The library slots (kernels.h declares them): the CPU computes them.
+// The cuBLAS and cuSOLVER slots (kernels.h declares them): the CPU computes them.
 namespace {
 const Backend& cpu() { return cpu_backend(); }
 }  // namespace
@@ -31,37 +39,6 @@ int eigh(const Tensor& a, const Tensor& w, const Tensor& v) { return cpu().eigh(
 int cholesky(const Tensor& a) { return cpu().cholesky(a); }
 void trsm_lower(const Tensor& l, const Tensor& b, bool transpose) { cpu().trsm_lower(l, b, transpose); }
 
-// Convolutions: the CPU's, on operands that went through the backend's own conversion kernels as cuDNN's do
-// in engine/cuda/conv.cpp: the weight through its KRSC copy (relaid there and back), and under bf16 every
-// operand rounded to bfloat16 (to_bf16, from_bf16), so the bf16 numerics match a GPU's too.
-namespace {
-Tensor through_krsc(const Tensor& w, bool bf16) {
-  DeviceBuffer krsc(size_t(w.numel()) * (bf16 ? 2 : dtype_size(w.dtype())));
-  weight_to_krsc(w, krsc.get(), bf16);
-  Tensor back = Tensor::empty(w.shape(), w.dtype(), Device::cuda);
-  weight_from_krsc(krsc.get(), bf16, back);
-  return back;
-}
-Tensor rounded(const Tensor& x, bool bf16) {
-  if (!bf16) return x;
-  DeviceBuffer b(size_t(x.numel()) * 2);
-  to_bf16(x.data<float>(), b.get(), x.numel());
-  Tensor r = Tensor::empty(x.shape(), x.dtype(), Device::cuda);
-  from_bf16(b.get(), r.data<float>(), x.numel());
-  return r;
-}
-}  // namespace
-
-void conv2d_forward(const Conv2dArgs& a, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) {
-  cpu().conv2d_forward(a, rounded(x, a.bf16), through_krsc(w, a.bf16), b, y);
-}
-void conv2d_backward_data(const Conv2dArgs& a, const Tensor& dy, const Tensor& w, const Tensor& dx) {
-  cpu().conv2d_backward_data(a, rounded(dy, a.bf16), through_krsc(w, a.bf16), dx);
-}
-void conv2d_backward_filter(const Conv2dArgs& a, const Tensor& x, const Tensor& dy, const Tensor& dw,
-                            const Tensor& db) {
-  cpu().conv2d_backward_filter(a, rounded(x, a.bf16), rounded(dy, a.bf16), dw, db);
-}
 }  // namespace cuda
 
 const Backend& cuda_backend() {
@@ -106,6 +83,7 @@ const Backend& cuda_backend() {
     INTL_CPU_SLOT(reduce_sum) INTL_CPU_SLOT(batchnorm_forward_train) INTL_CPU_SLOT(batchnorm_backward_train)
     INTL_CPU_SLOT(maxpool2d_forward) INTL_CPU_SLOT(maxpool2d_backward) INTL_CPU_SLOT(batchnorm2d_forward)
     INTL_CPU_SLOT(batchnorm2d_backward) INTL_CPU_SLOT(softmax_xent) INTL_CPU_SLOT(sgd_step) INTL_CPU_SLOT(adam_step)
+    INTL_CPU_SLOT(conv2d_forward) INTL_CPU_SLOT(conv2d_backward_data) INTL_CPU_SLOT(conv2d_backward_filter)
 #undef INTL_CPU_SLOT
     return t;
   }();
