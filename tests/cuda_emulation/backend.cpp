@@ -1,8 +1,7 @@
-// The CUDA backend table of the emulation build: the engine's own kernels (engine/cuda/*.cu, run by the
-// emulated runtime), its caching device allocator and its cuDNN convolutions (engine/cuda/conv.cpp over the
-// emulated cuDNN, cudnn.cpp), with the cuBLAS and cuSOLVER slots (GEMM, trsm, eigh, Cholesky) answered by the
-// CPU backend, which can read the emulated device memory because it is host memory
-// (tests/cuda_emulation/README.md).
+// The CUDA backend table of the emulation build: the real table's entries, that is the engine's own kernels
+// (engine/cuda/*.cu, run by the emulated runtime), its caching device allocator, and its cuBLAS, cuSOLVER and
+// cuDNN calls (blas.cpp, solver.cpp, conv.cpp) over the emulated libraries (cublas.cpp, cudnn.cpp); only the
+// context (device probe, stream, handles) is this file's (tests/cuda_emulation/README.md).
 #include <cstdlib>
 #include <string>
 #include "engine/backend.h"
@@ -20,6 +19,22 @@ const std::string& probe_failure() {
   return none;
 }
 cudaStream_t stream() { return reinterpret_cast<cudaStream_t>(uintptr_t(1)); }
+cublasHandle_t cublas() {
+  static cublasHandle_t handle = [] {
+    cublasHandle_t h = nullptr;
+    CUBLAS_CHECK(cublasCreate(&h));
+    return h;
+  }();
+  return handle;
+}
+cusolverDnHandle_t cusolver() {
+  static cusolverDnHandle_t handle = [] {
+    cusolverDnHandle_t h = nullptr;
+    CUSOLVER_CHECK(cusolverDnCreate(&h));
+    return h;
+  }();
+  return handle;
+}
 cudnnHandle_t cudnn() {
   static cudnnHandle_t handle = [] {
     cudnnHandle_t h = nullptr;
@@ -29,15 +44,6 @@ cudnnHandle_t cudnn() {
   return handle;
 }
 void synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream())); }
-
-// The cuBLAS and cuSOLVER slots (kernels.h declares them): the CPU computes them.
-namespace {
-const Backend& cpu() { return cpu_backend(); }
-}  // namespace
-void gemm(const GemmArgs& g) { cpu().gemm(g); }
-int eigh(const Tensor& a, const Tensor& w, const Tensor& v) { return cpu().eigh(a, w, v); }
-int cholesky(const Tensor& a) { return cpu().cholesky(a); }
-void trsm_lower(const Tensor& l, const Tensor& b, bool transpose) { cpu().trsm_lower(l, b, transpose); }
 
 }  // namespace cuda
 
@@ -84,6 +90,7 @@ const Backend& cuda_backend() {
     INTL_CPU_SLOT(maxpool2d_forward) INTL_CPU_SLOT(maxpool2d_backward) INTL_CPU_SLOT(batchnorm2d_forward)
     INTL_CPU_SLOT(batchnorm2d_backward) INTL_CPU_SLOT(softmax_xent) INTL_CPU_SLOT(sgd_step) INTL_CPU_SLOT(adam_step)
     INTL_CPU_SLOT(conv2d_forward) INTL_CPU_SLOT(conv2d_backward_data) INTL_CPU_SLOT(conv2d_backward_filter)
+    INTL_CPU_SLOT(gemm) INTL_CPU_SLOT(eigh) INTL_CPU_SLOT(cholesky) INTL_CPU_SLOT(trsm_lower)
 #undef INTL_CPU_SLOT
     return t;
   }();
