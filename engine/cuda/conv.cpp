@@ -25,6 +25,7 @@
 #include <mutex>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "engine/cuda/allocator.h"
 #include "engine/cuda/check.h"
@@ -140,11 +141,12 @@ Plan& plan_for(const Conv2dArgs& a, DType dtype) {
 // The best-ranked usable algorithm: succeeded, deterministic when one is, and in strict fp32 not a tensor-core
 // one (the descriptor then keeps CUDNN_FMA_MATH, which cuDNN honours when running it). False when none is.
 template <class Perf, class Algo>
-bool pick(Pass<Algo>& pass, const Perf* perfs, int count, bool strict) {
+bool pick(Pass<Algo>& pass, const Perf* perfs, int count, bool strict, const std::vector<Algo>& rejected) {
   for (int deterministic_only = 1; deterministic_only >= 0; --deterministic_only) {
     for (int i = 0; i < count; ++i) {
       const Perf& p = perfs[i];
       if (p.status != CUDNN_STATUS_SUCCESS) continue;
+      if (std::find(rejected.begin(), rejected.end(), p.algo) != rejected.end()) continue;
       if (strict && (p.mathType == CUDNN_TENSOR_OP_MATH || p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))
         continue;
       if (deterministic_only && p.determinism != CUDNN_DETERMINISTIC) continue;
@@ -168,9 +170,11 @@ bool pick(Pass<Algo>& pass, const Perf* perfs, int count, bool strict) {
 // Once per plan and pass: the algorithm, from cuDNN's heuristics. A bf16 plan asks with the bfloat16
 // descriptors first; the float descriptors answer otherwise, true float32 (FMA) algorithms first in fp32. When
 // cuDNN offers no bfloat16, or no FMA, algorithm for a shape, the pass runs on TF32 tensor cores and says so
-// once on stderr. `query(descriptors, perfs, max, &count)` is the pass's cudnnGet*Algorithm_v7.
+// once on stderr. `query(descriptors, perfs, max, &count)` is the pass's cudnnGet*Algorithm_v7; algorithms in
+// `rejected` are passed over.
 template <class Perf, int kMax, class Algo, class Query>
-void choose_algorithm(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, const char* what, Query query) {
+void choose_algorithm(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, const char* what, Query query,
+                      const std::vector<Algo>& rejected) {
   // Room for more entries than the enum has algorithms: the heuristics may list one algorithm once per math
   // type (cudnnGet*AlgorithmMaxCount), and a list cut short could drop the only usable one.
   constexpr int kCapacity = kMax < 32 ? 32 : kMax;
@@ -180,14 +184,14 @@ void choose_algorithm(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, cons
     // cuDNN ranks tensor-core algorithms only for a descriptor that allows them (pick() then sets the math
     // type of the one chosen).
     CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, CUDNN_TENSOR_OP_MATH));
-    if (query(p.low, perfs, kCapacity, &count) == CUDNN_STATUS_SUCCESS && pick(pass, perfs, count, false)) {
+    if (query(p.low, perfs, kCapacity, &count) == CUDNN_STATUS_SUCCESS && pick(pass, perfs, count, false, rejected)) {
       pass.low = true;
       return;
     }
     CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, p.math));
   }
   CUDNN_CHECK(query(p.full, perfs, kCapacity, &count));
-  if (pick(pass, perfs, count, p.strict)) {
+  if (pick(pass, perfs, count, p.strict, rejected)) {
     if (p.bf16) {
       static std::once_flag once;
       std::call_once(once, [&] {
@@ -202,7 +206,7 @@ void choose_algorithm(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, cons
     CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, CUDNN_DEFAULT_MATH));
     CUDNN_CHECK(query(p.full, perfs, kCapacity, &count));
   }
-  if (p.strict && pick(pass, perfs, count, false)) {
+  if (p.strict && pick(pass, perfs, count, false, rejected)) {
     static std::once_flag once;
     std::call_once(once, [&] {
       std::fprintf(stderr, "intl: cuDNN offers no true float32 %s convolution for %s; such passes run on TF32 tensor "
@@ -214,14 +218,25 @@ void choose_algorithm(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, cons
 }
 
 // The algorithm, then its workspace under the descriptor's final math type; `workspace(descriptors, algo,
-// &bytes)` is the pass's cudnnGet*WorkspaceSize.
+// &bytes)` is the pass's cudnnGet*WorkspaceSize. An algorithm the heuristics ranked but whose workspace query
+// says it cannot run this configuration is passed over for the next one, as PyTorch does.
 template <class Perf, int kMax, class Algo, class Query, class Workspace>
 void choose(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, const char* what, Query query,
             Workspace workspace) {
-  choose_algorithm<Perf, kMax>(pass, p, a, what, query);
-  size_t bytes = 0;
-  CUDNN_CHECK(workspace(p.at(pass.low), pass.algo, &bytes));
-  pass.workspace = std::max(pass.workspace, bytes);
+  std::vector<Algo> rejected;
+  for (;;) {
+    choose_algorithm<Perf, kMax>(pass, p, a, what, query, rejected);  // throws when none is left
+    size_t bytes = 0;
+    const cudnnStatus_t status = workspace(p.at(pass.low), pass.algo, &bytes);
+    if (status == CUDNN_STATUS_SUCCESS) {
+      pass.workspace = std::max(pass.workspace, bytes);
+      return;
+    }
+    if (status != CUDNN_STATUS_NOT_SUPPORTED && status != CUDNN_STATUS_BAD_PARAM) CUDNN_CHECK(status);
+    rejected.push_back(pass.algo);
+    pass.chosen = pass.low = false;
+    pass.workspace = 0;
+  }
 }
 
 // The KRSC copy of a weight (bfloat16 when `bf16`, else the weight's dtype), relaid when its (address, version)

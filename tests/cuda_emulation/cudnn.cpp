@@ -4,6 +4,7 @@
 // algorithms only, bfloat16 runs on tensor-op algorithms with float compute, and float64 has no NHWC
 // algorithm (the engine runs float64 in NCHW).
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -80,6 +81,16 @@ const char* check_conv(const cudnnTensorStruct* x, const cudnnTensorStruct* w, c
 }
 
 size_t workspace_of(int algo) { return algo == 1 ? 512 : 0; }
+
+// INTL_EMULATION_CUDNN_REJECT=1: the workspace query of algorithm 1 (ranked first for float32 and bfloat16
+// when allowed) answers NOT_SUPPORTED, as cuDNN has done for a recommended algorithm, so that the caller's
+// fallback to the next one is exercised.
+cudnnStatus_t workspace_status(int algo, size_t* bytes) {
+  static const bool reject = std::getenv("INTL_EMULATION_CUDNN_REJECT") != nullptr;
+  if (reject && algo == 1) return CUDNN_STATUS_NOT_SUPPORTED;
+  *bytes = workspace_of(algo);
+  return CUDNN_STATUS_SUCCESS;
+}
 
 template <class Perf>
 cudnnStatus_t algorithms(const cudnnTensorStruct* x, const cudnnTensorStruct* w, const cudnnConvolutionStruct* c,
@@ -196,21 +207,18 @@ cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t, cudnn
 cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t, cudnnTensorDescriptor_t, cudnnFilterDescriptor_t,
                                                       cudnnConvolutionDescriptor_t, cudnnTensorDescriptor_t,
                                                       cudnnConvolutionFwdAlgo_t algo, size_t* bytes) {
-  *bytes = workspace_of(algo);
-  return CUDNN_STATUS_SUCCESS;
+  return workspace_status(algo, bytes);
 }
 cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(cudnnHandle_t, cudnnFilterDescriptor_t, cudnnTensorDescriptor_t,
                                                            cudnnConvolutionDescriptor_t, cudnnTensorDescriptor_t,
                                                            cudnnConvolutionBwdDataAlgo_t algo, size_t* bytes) {
-  *bytes = workspace_of(algo);
-  return CUDNN_STATUS_SUCCESS;
+  return workspace_status(algo, bytes);
 }
 cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t, cudnnTensorDescriptor_t,
                                                              cudnnTensorDescriptor_t, cudnnConvolutionDescriptor_t,
                                                              cudnnFilterDescriptor_t,
                                                              cudnnConvolutionBwdFilterAlgo_t algo, size_t* bytes) {
-  *bytes = workspace_of(algo);
-  return CUDNN_STATUS_SUCCESS;
+  return workspace_status(algo, bytes);
 }
 
 // y = alpha conv(x, w) + beta y
