@@ -146,6 +146,12 @@ std::vector<Case> op_cases() {
       {"global average pool", [](V x) { return global_avg_pool(x[0]); }, {rnd({2, 3, 2, 3}, 1)}},
       {"mse", [](V x) { return mse_loss(x[0], x[1]); }, {rnd({3, 4}, 1), rnd({3, 4}, 2)}},
       {"softmax cross-entropy", [](V x) { return softmax_cross_entropy(x[0], x[1]); }, {rnd({4, 3}, 1), labels}},
+      // Extents over the 256 threads of a block, so that every warp holds data and the kernels' block
+      // reductions must order the warps (a missing barrier shows here, not with 3 classes or 5 rows).
+      {"softmax cross-entropy, 300 classes", [](V x) { return softmax_cross_entropy(x[0], x[1]); },
+       {rnd({4, 300}, 1, 3.0), Tensor::from_vector({7, 299, 0, 150}, {4}, DType::i64)}},
+      {"batch norm train, 600 rows", [](V x) { return batch_norm_1d(x[0], x[1], x[2], Tensor(), Tensor(), true); },
+       {add(rnd({600, 3}, 1), 2.0), pos({3}, 2), rnd({3}, 3)}},
       {"eigh values", [](V x) { return eigh(sym(x[0])).values; }, {spd(4, 1)}, {1e-3, 1e-3}},
       {"eigh vectors (sign-fixed)",
        [](V x) {

@@ -90,20 +90,39 @@ void run_block(Block& b) {
     f.context.uc_link = nullptr;
     makecontext(&f.context, fiber_main, 0);
   }
-  for (;;) {
-    bool ran = false;
-    for (unsigned t = 0; t < n; ++t) {
-      Fiber& f = b.fibers[t];
-      if (f.state != State::ready) continue;
-      ran = true;
-      b.current = &f;
-      threadIdx = f.index;
-      swapcontext(&b.scheduler, &f.context);
+  // Warps run as far as they can, one after another: a warp passes its shuffles' barriers at once and stops
+  // only at __syncthreads or its end, so warps get far apart, as they may on a GPU, and a shared-memory read
+  // that lacks the barrier ordering it after another warp's write reads too early here. Odd blocks take their
+  // warps and lanes last to first, so a race shows in one of the two orders.
+  const bool reverse = (blockIdx.x + blockIdx.y + blockIdx.z) % 2 == 1;
+  const unsigned warps = (n + 31) / 32;
+  auto run_warp = [&](unsigned w) {
+    const unsigned lo = w * 32, hi = std::min(n, lo + 32);
+    for (;;) {
+      for (unsigned i = lo; i < hi; ++i) {
+        Fiber& f = b.fibers[reverse ? hi - 1 - (i - lo) : i];
+        if (f.state != State::ready) continue;
+        b.current = &f;
+        threadIdx = f.index;
+        swapcontext(&b.scheduler, &f.context);
+      }
+      bool any = false, all = true;  // at the warp's shuffle barrier: every live lane, or not
+      for (unsigned t = lo; t < hi; ++t) {
+        const State s = b.fibers[t].state;
+        if (s == State::done) continue;
+        if (s == State::warp_barrier) any = true;
+        else all = false;
+      }
+      if (!(any && all)) return;
+      for (unsigned t = lo; t < hi; ++t)
+        if (b.fibers[t].state == State::warp_barrier) b.fibers[t].state = State::ready;
     }
-    if (ran) continue;
-    // Nobody can run: release a barrier every live participant has reached, or report a deadlock.
-    bool live = false, released = false;
-    bool all_at_block = true;
+  };
+  for (;;) {
+    for (unsigned k = 0; k < warps; ++k) run_warp(reverse ? warps - 1 - k : k);
+    // Every live thread now waits at __syncthreads (release them all), or some wait at a barrier that not
+    // every thread of their warp or block will reach.
+    bool live = false, all_at_block = true;
     for (unsigned t = 0; t < n; ++t) {
       const State s = b.fibers[t].state;
       if (s == State::done) continue;
@@ -111,30 +130,13 @@ void run_block(Block& b) {
       if (s != State::block_barrier) all_at_block = false;
     }
     if (!live) return;
-    if (all_at_block) {
-      for (unsigned t = 0; t < n; ++t)
-        if (b.fibers[t].state == State::block_barrier) b.fibers[t].state = State::ready;
-      continue;
-    }
-    for (unsigned w = 0; w * 32 < n; ++w) {
-      bool any = false, all = true;
-      for (unsigned t = w * 32; t < std::min(n, w * 32 + 32); ++t) {
-        const State s = b.fibers[t].state;
-        if (s == State::done) continue;
-        if (s == State::warp_barrier) any = true;
-        else all = false;
-      }
-      if (any && all) {
-        for (unsigned t = w * 32; t < std::min(n, w * 32 + 32); ++t)
-          if (b.fibers[t].state == State::warp_barrier) b.fibers[t].state = State::ready;
-        released = true;
-      }
-    }
-    if (!released) {
+    if (!all_at_block) {
       std::fprintf(stderr, "cuda emulation: deadlock in block (%u, %u, %u): threads wait at barriers that not "
                            "every live thread of their block or warp reaches\n", blockIdx.x, blockIdx.y, blockIdx.z);
       std::abort();
     }
+    for (unsigned t = 0; t < n; ++t)
+      if (b.fibers[t].state == State::block_barrier) b.fibers[t].state = State::ready;
   }
 }
 
