@@ -46,7 +46,6 @@ struct Fiber {
   ucontext_t context;
   std::unique_ptr<char[]> stack;
   uint3 index;
-  int warp = 0;
   State state = State::ready;
 };
 
@@ -82,7 +81,6 @@ void run_block(Block& b) {
     Fiber& f = b.fibers[t];
     if (!f.stack) f.stack.reset(new char[kStackBytes]);
     f.index = {t % blockDim.x, (t / blockDim.x) % blockDim.y, t / (blockDim.x * blockDim.y)};
-    f.warp = int(t / 32);
     f.state = State::ready;
     getcontext(&f.context);
     f.context.uc_stack.ss_sp = f.stack.get();
@@ -192,6 +190,22 @@ void warp_exchange(const void* value, void* out, size_t bytes, int source_lane) 
 }  // namespace emu
 
 void __syncthreads() { emu::wait(emu::State::block_barrier); }
+
+cudaError_t cudaGetDeviceCount(int* count) {
+  *count = 1;
+  return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : cudaErrorInvalidValue; }
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
+  if (device != 0) return cudaErrorInvalidValue;
+  std::snprintf(prop->name, sizeof(prop->name), "CUDA emulation on the CPU");
+  return cudaSuccess;
+}
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned) {
+  static CUstream_st* token = reinterpret_cast<CUstream_st*>(uintptr_t(1));
+  *stream = token;
+  return cudaSuccess;
+}
 
 cudaError_t cudaMalloc(void** ptr, size_t bytes) {
   void* p = std::aligned_alloc(256, (bytes + 255) / 256 * 256);

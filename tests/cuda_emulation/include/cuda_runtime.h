@@ -52,6 +52,16 @@ enum cudaMemcpyKind {
 struct CUstream_st;
 using cudaStream_t = CUstream_st*;
 
+// The device: one, named "CUDA emulation on the CPU"; a stream is a token (work runs at once).
+struct cudaDeviceProp {
+  char name[256];
+};
+constexpr unsigned cudaStreamNonBlocking = 1;
+cudaError_t cudaGetDeviceCount(int* count);
+cudaError_t cudaSetDevice(int device);
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device);
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags);
+
 cudaError_t cudaMalloc(void** ptr, size_t bytes);
 cudaError_t cudaFree(void* ptr);
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream);
