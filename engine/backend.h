@@ -6,6 +6,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <memory>
 
 #include "engine/tensor.h"
 
@@ -49,10 +50,18 @@ struct BatchNormArgs {
 // 2-D convolution, groups = 1. x (n, h, w, c_in), weight (c_out, c_in, kh, kw) as PyTorch (OIHW), y (n, h_out,
 // w_out, c_out). `weight_version` is the weight tensor's version (Tensor::version: unique per in-place update,
 // 0 = unknown), which lets a kernel keep a reordered copy of the weight between calls.
+//
+// `saved` carries a device's own data from one convolution's forward to its backward passes: the op passes
+// the same args to all three and drops `saved` when its backward is done. CUDA keeps the bfloat16 copies of
+// x (when `keep_input`, i.e. a filter gradient will be asked for) and of dy there, so a bf16 step converts
+// each once; the CPU leaves it empty. Its type is each device's own (engine/cuda/conv.cpp).
+struct ConvSaved;
 struct Conv2dArgs {
   int64_t n = 0, c_in = 0, h = 0, w = 0, c_out = 0, kh = 1, kw = 1, stride = 1, pad = 0;
   uint64_t weight_version = 0;
   bool bf16 = false;  // float32 only: in bfloat16 with float accumulation (GPU; the CPU ignores it)
+  bool keep_input = false;
+  mutable std::shared_ptr<ConvSaved> saved = nullptr;
   int64_t h_out() const { return (h + 2 * pad - kh) / stride + 1; }
   int64_t w_out() const { return (w + 2 * pad - kw) / stride + 1; }
 };

@@ -16,8 +16,12 @@
 //
 // --precision bf16 on float32 tensors runs each pass in cuDNN's BFLOAT16 configuration (bfloat16 operands,
 // float accumulation), as PyTorch's autocast does around a convolution: the activations are rounded to bfloat16
-// copies, the weight's KRSC copy is bfloat16, and the result is converted back to float32. A pass cuDNN cannot
-// run that way runs in float32 on TF32 tensor cores instead, which is said once on stderr.
+// copies, the weight's KRSC copy is bfloat16, and the result is converted back to float32. Each operand is
+// rounded once per step: the forward's copy of x serves the filter gradient, and the backward-data pass's copy of
+// dy the backward-filter one (Conv2dArgs::saved). A pass cuDNN cannot run that way runs in float32 on TF32
+// tensor cores instead, which is said once on stderr.
+//
+// An algorithm cuDNN offers but then refuses, at its workspace query or when run, is passed over for the next.
 #include <algorithm>
 #include <cstdio>
 #include <map>
@@ -31,6 +35,20 @@
 #include "engine/cuda/check.h"
 #include "engine/cuda/context.h"
 #include "engine/cuda/kernels.h"
+
+namespace intl {
+// What a bf16 convolution's passes share (Conv2dArgs::saved): the bfloat16 copy of x made by the forward for
+// the filter gradient (when args.keep_input), and that of dy made by the backward-data pass for the
+// backward-filter one. Each names the tensor it copies by address and version.
+struct ConvSaved {
+  struct Copy {
+    const void* of = nullptr;
+    uint64_t version = 0;
+    std::unique_ptr<cuda::DeviceBuffer> data;
+  };
+  Copy x, dy;
+};
+}  // namespace intl
 
 namespace intl::cuda {
 namespace {
@@ -52,7 +70,8 @@ template <class Algo> struct Pass {
   Algo algo{};
   size_t workspace = 0;
   bool chosen = false;
-  bool low = false;  // runs on the bfloat16 descriptors
+  bool low = false;             // runs on the bfloat16 descriptors
+  std::vector<Algo> rejected;   // refused by cuDNN for this shape after the heuristics offered them
 };
 
 // The operands' descriptors in one data type: x (n, c_in, h, w), y (n, c_out, h_out, w_out), w (KRSC).
@@ -223,7 +242,7 @@ void choose_algorithm(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, cons
 template <class Perf, int kMax, class Algo, class Query, class Workspace>
 void choose(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, const char* what, Query query,
             Workspace workspace) {
-  std::vector<Algo> rejected;
+  std::vector<Algo>& rejected = pass.rejected;
   for (;;) {
     choose_algorithm<Perf, kMax>(pass, p, a, what, query, rejected);  // throws when none is left
     size_t bytes = 0;
@@ -266,11 +285,46 @@ const void* krsc_weight(const Tensor& weight, uint64_t version, bool bf16, std::
   return c.data->get();
 }
 
-// A float32 tensor's bfloat16 copy, for one call.
-std::unique_ptr<DeviceBuffer> bf16_copy(const Tensor& t) {
+// A float32 operand's bfloat16 copy: the one `slot` holds when it copies `t` as it stands (same address and
+// version), else a fresh one, left in `slot` when there is one (for the next pass) or in `scratch` (this call).
+using Copy = ConvSaved::Copy;
+const void* bf16_operand(const Tensor& t, Copy* slot, std::unique_ptr<DeviceBuffer>& scratch) {
+  if (slot && slot->data && slot->of == t.raw_data() && slot->version == t.version()) return slot->data->get();
   auto b = std::make_unique<DeviceBuffer>(size_t(t.numel()) * 2);
   to_bf16(t.data<float>(), b->get(), t.numel());
-  return b;
+  const void* p = b->get();
+  if (slot) {
+    slot->of = t.raw_data();
+    slot->version = t.version();
+    slot->data = std::move(b);
+  } else {
+    scratch = std::move(b);
+  }
+  return p;
+}
+
+// The args' saved copies, created on first use.
+ConvSaved& saved(const Conv2dArgs& a) {
+  if (!a.saved) a.saved = std::make_shared<ConvSaved>();
+  return *a.saved;
+}
+
+// Runs one pass: its algorithm chosen when it is not (`choose()`), then `run()`, which prepares the operands
+// for the pass as chosen (bfloat16 or not) and returns the library call's status. cuDNN may refuse to run an
+// algorithm its heuristics and workspace query offered (CUDNN_STATUS_NOT_SUPPORTED): that one is passed over
+// for this shape from then on and the next one runs, as PyTorch does; choose() throws when none is left.
+template <class Algo, class Choose, class Run>
+void execute(Pass<Algo>& pass, const char* call, Choose choose, Run run) {
+  for (;;) {
+    if (!pass.chosen) choose();
+    const cudnnStatus_t status = run();
+    if (status == CUDNN_STATUS_SUCCESS) return;
+    if (status != CUDNN_STATUS_NOT_SUPPORTED)
+      throw_call_error("cuDNN", call, __FILE__, __LINE__, int(status), cudnnGetErrorString(status));
+    pass.rejected.push_back(pass.algo);
+    pass.chosen = pass.low = false;
+    pass.workspace = 0;
+  }
 }
 
 // A float64 activation (N, H, W, C) as a contiguous NCHW copy, and an NCHW result into its NHWC tensor, by
@@ -302,37 +356,41 @@ void conv2d_forward(const Conv2dArgs& a, const Tensor& x, const Tensor& weight, 
   if (y.numel() == 0) return;
   Plan& p = plan_for(a, x.dtype());
   Pass<cudnnConvolutionFwdAlgo_t>& pass = p.forward;
-  if (!pass.chosen)
-    choose<cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT>(
-        pass, p, a, "forward",
-        [&](const Descriptors& d, auto* perfs, int max, int* count) {
-          return cudnnGetConvolutionForwardAlgorithm_v7(cudnn(), d.x, d.w, pass.conv, d.y, max, count, perfs);
-        },
-        [&](const Descriptors& d, auto algo, size_t* bytes) {
-          return cudnnGetConvolutionForwardWorkspaceSize(cudnn(), d.x, d.w, pass.conv, d.y, algo, bytes);
-        });
-  const Descriptors& d = p.at(pass.low);
-  DeviceBuffer ws(pass.workspace);
   const Scale s(x.dtype());
-  std::unique_ptr<DeviceBuffer> w_scratch, xb, yb;
+  std::unique_ptr<DeviceBuffer> w_scratch, x_scratch, yb;
   Tensor x_nchw, y_nchw;
-  const void* w = p.nchw ? weight.raw_data() : krsc_weight(weight, a.weight_version, pass.low, w_scratch);
-  const void* xp = x.raw_data();
-  void* yp = y.raw_data();
-  if (pass.low) {  // bfloat16 operand and result, converted around the call
-    xb = bf16_copy(x);
-    yb = std::make_unique<DeviceBuffer>(size_t(y.numel()) * 2);
-    xp = xb->get();
-    yp = yb->get();
-  } else if (p.nchw) {
-    x_nchw = to_nchw(x);
-    y_nchw = Tensor::empty({a.n, a.c_out, a.h_out(), a.w_out()}, y.dtype(), Device::cuda);
-    xp = x_nchw.raw_data();
-    yp = y_nchw.raw_data();
-  }
-  CUDNN_CHECK(cudnnConvolutionForward(cudnn(), s.one(), d.x, xp, d.w, w, pass.conv, pass.algo, ws.get(), ws.bytes(),
-                                      s.zero(), d.y, yp));
-  if (pass.low) from_bf16(yp, y.data<float>(), y.numel());
+  execute(
+      pass, "cudnnConvolutionForward",
+      [&] {
+        choose<cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT>(
+            pass, p, a, "forward",
+            [&](const Descriptors& d, auto* perfs, int max, int* count) {
+              return cudnnGetConvolutionForwardAlgorithm_v7(cudnn(), d.x, d.w, pass.conv, d.y, max, count, perfs);
+            },
+            [&](const Descriptors& d, auto algo, size_t* bytes) {
+              return cudnnGetConvolutionForwardWorkspaceSize(cudnn(), d.x, d.w, pass.conv, d.y, algo, bytes);
+            });
+      },
+      [&] {
+        const Descriptors& d = p.at(pass.low);
+        DeviceBuffer ws(pass.workspace);
+        const void* w = p.nchw ? weight.raw_data() : krsc_weight(weight, a.weight_version, pass.low, w_scratch);
+        const void* xp = x.raw_data();
+        void* yp = y.raw_data();
+        if (pass.low) {  // bfloat16 operands and result, converted around the call; x's copy kept for the filter
+          xp = bf16_operand(x, a.keep_input ? &saved(a).x : nullptr, x_scratch);
+          yb = std::make_unique<DeviceBuffer>(size_t(y.numel()) * 2);
+          yp = yb->get();
+        } else if (p.nchw) {
+          x_nchw = to_nchw(x);
+          y_nchw = Tensor::empty({a.n, a.c_out, a.h_out(), a.w_out()}, y.dtype(), Device::cuda);
+          xp = x_nchw.raw_data();
+          yp = y_nchw.raw_data();
+        }
+        return cudnnConvolutionForward(cudnn(), s.one(), d.x, xp, d.w, w, pass.conv, pass.algo, ws.get(), ws.bytes(),
+                                       s.zero(), d.y, yp);
+      });
+  if (pass.low) from_bf16(yb->get(), y.data<float>(), y.numel());
   void* biased = p.nchw ? y_nchw.raw_data() : y.raw_data();  // float32 y, or the NCHW float64 result
   if (bias.defined())
     CUDNN_CHECK(cudnnAddTensor(cudnn(), s.one(), p.bias, bias.raw_data(), s.one(), p.full.y, biased));
@@ -343,37 +401,42 @@ void conv2d_backward_data(const Conv2dArgs& a, const Tensor& dy, const Tensor& w
   if (dx.numel() == 0) return;
   Plan& p = plan_for(a, dy.dtype());
   Pass<cudnnConvolutionBwdDataAlgo_t>& pass = p.backward_data;
-  if (!pass.chosen)
-    choose<cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT>(
-        pass, p, a, "backward-data",
-        [&](const Descriptors& d, auto* perfs, int max, int* count) {
-          return cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnn(), d.w, d.y, pass.conv, d.x, max, count, perfs);
-        },
-        [&](const Descriptors& d, auto algo, size_t* bytes) {
-          return cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn(), d.w, d.y, pass.conv, d.x, algo, bytes);
-        });
-  const Descriptors& d = p.at(pass.low);
-  DeviceBuffer ws(pass.workspace);
   const Scale s(dy.dtype());
-  std::unique_ptr<DeviceBuffer> w_scratch, dyb, dxb;
+  std::unique_ptr<DeviceBuffer> w_scratch, dy_scratch, dxb;
   Tensor dy_nchw, dx_nchw;
-  const void* w = p.nchw ? weight.raw_data() : krsc_weight(weight, a.weight_version, pass.low, w_scratch);
-  const void* dyp = dy.raw_data();
-  void* dxp = dx.raw_data();
-  if (pass.low) {
-    dyb = bf16_copy(dy);
-    dxb = std::make_unique<DeviceBuffer>(size_t(dx.numel()) * 2);
-    dyp = dyb->get();
-    dxp = dxb->get();
-  } else if (p.nchw) {
-    dy_nchw = to_nchw(dy);
-    dx_nchw = Tensor::empty({a.n, a.c_in, a.h, a.w}, dx.dtype(), Device::cuda);
-    dyp = dy_nchw.raw_data();
-    dxp = dx_nchw.raw_data();
-  }
-  CUDNN_CHECK(cudnnConvolutionBackwardData(cudnn(), s.one(), d.w, w, d.y, dyp, pass.conv, pass.algo, ws.get(),
-                                           ws.bytes(), s.zero(), d.x, dxp));
-  if (pass.low) from_bf16(dxp, dx.data<float>(), dx.numel());
+  execute(
+      pass, "cudnnConvolutionBackwardData",
+      [&] {
+        choose<cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT>(
+            pass, p, a, "backward-data",
+            [&](const Descriptors& d, auto* perfs, int max, int* count) {
+              return cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnn(), d.w, d.y, pass.conv, d.x, max, count,
+                                                                 perfs);
+            },
+            [&](const Descriptors& d, auto algo, size_t* bytes) {
+              return cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn(), d.w, d.y, pass.conv, d.x, algo, bytes);
+            });
+      },
+      [&] {
+        const Descriptors& d = p.at(pass.low);
+        DeviceBuffer ws(pass.workspace);
+        const void* w = p.nchw ? weight.raw_data() : krsc_weight(weight, a.weight_version, pass.low, w_scratch);
+        const void* dyp = dy.raw_data();
+        void* dxp = dx.raw_data();
+        if (pass.low) {  // dy's copy kept for the backward-filter pass
+          dyp = bf16_operand(dy, &saved(a).dy, dy_scratch);
+          dxb = std::make_unique<DeviceBuffer>(size_t(dx.numel()) * 2);
+          dxp = dxb->get();
+        } else if (p.nchw) {
+          dy_nchw = to_nchw(dy);
+          dx_nchw = Tensor::empty({a.n, a.c_in, a.h, a.w}, dx.dtype(), Device::cuda);
+          dyp = dy_nchw.raw_data();
+          dxp = dx_nchw.raw_data();
+        }
+        return cudnnConvolutionBackwardData(cudnn(), s.one(), d.w, w, d.y, dyp, pass.conv, pass.algo, ws.get(),
+                                            ws.bytes(), s.zero(), d.x, dxp);
+      });
+  if (pass.low) from_bf16(dxb->get(), dx.data<float>(), dx.numel());
   if (p.nchw) from_nchw(dx_nchw, dx);
 }
 
@@ -387,40 +450,49 @@ void conv2d_backward_filter(const Conv2dArgs& a, const Tensor& x, const Tensor& 
   }
   Plan& p = plan_for(a, x.dtype());
   Pass<cudnnConvolutionBwdFilterAlgo_t>& pass = p.backward_filter;
-  if (!pass.chosen)
-    choose<cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT>(
-        pass, p, a, "backward-filter",
-        [&](const Descriptors& d, auto* perfs, int max, int* count) {
-          return cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnn(), d.x, d.y, pass.conv, d.w, max, count, perfs);
-        },
-        [&](const Descriptors& d, auto algo, size_t* bytes) {
-          return cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn(), d.x, d.y, pass.conv, d.w, algo, bytes);
-        });
-  const Descriptors& d = p.at(pass.low);
-  DeviceBuffer ws(pass.workspace);
   const Scale s(x.dtype());
-  // KRSC, or straight into the OIHW gradient in NCHW (float64)
-  std::unique_ptr<DeviceBuffer> dw;
-  if (!p.nchw)
-    dw = std::make_unique<DeviceBuffer>(size_t(dweight.numel()) * (pass.low ? 2 : dtype_size(dweight.dtype())));
-  void* dwp = p.nchw ? dweight.raw_data() : dw->get();
-  std::unique_ptr<DeviceBuffer> xb, dyb;
+  std::unique_ptr<DeviceBuffer> dw, x_scratch, dy_scratch;
   Tensor x_nchw, dy_nchw;
-  const void* xp = x.raw_data();
-  const void* dyp = dy.raw_data();
-  if (pass.low) {
-    xb = bf16_copy(x);
-    dyb = bf16_copy(dy);
-    xp = xb->get();
-    dyp = dyb->get();
-  } else if (p.nchw) {
-    x_nchw = to_nchw(x);
-    dy_nchw = to_nchw(dy);
-    xp = x_nchw.raw_data();
-    dyp = dy_nchw.raw_data();
+  execute(
+      pass, "cudnnConvolutionBackwardFilter",
+      [&] {
+        choose<cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT>(
+            pass, p, a, "backward-filter",
+            [&](const Descriptors& d, auto* perfs, int max, int* count) {
+              return cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnn(), d.x, d.y, pass.conv, d.w, max, count,
+                                                                   perfs);
+            },
+            [&](const Descriptors& d, auto algo, size_t* bytes) {
+              return cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn(), d.x, d.y, pass.conv, d.w, algo, bytes);
+            });
+      },
+      [&] {
+        const Descriptors& d = p.at(pass.low);
+        DeviceBuffer ws(pass.workspace);
+        // KRSC, or straight into the OIHW gradient in NCHW (float64)
+        if (!p.nchw)
+          dw = std::make_unique<DeviceBuffer>(size_t(dweight.numel()) *
+                                              (pass.low ? 2 : dtype_size(dweight.dtype())));
+        void* dwp = p.nchw ? dweight.raw_data() : dw->get();
+        const void* xp = x.raw_data();
+        const void* dyp = dy.raw_data();
+        if (pass.low) {  // the copies the forward and backward-data passes left, when they did
+          ConvSaved* kept = a.saved.get();
+          xp = bf16_operand(x, kept ? &kept->x : nullptr, x_scratch);
+          dyp = bf16_operand(dy, kept ? &kept->dy : nullptr, dy_scratch);
+        } else if (p.nchw) {
+          x_nchw = to_nchw(x);
+          dy_nchw = to_nchw(dy);
+          xp = x_nchw.raw_data();
+          dyp = dy_nchw.raw_data();
+        }
+        return cudnnConvolutionBackwardFilter(cudnn(), s.one(), d.x, xp, d.y, dyp, pass.conv, pass.algo, ws.get(),
+                                              ws.bytes(), s.zero(), d.w, dwp);
+      });
+  if (a.saved) {  // this pass was their last reader
+    a.saved->x.data.reset();
+    a.saved->dy.data.reset();
   }
-  CUDNN_CHECK(cudnnConvolutionBackwardFilter(cudnn(), s.one(), d.x, xp, d.y, dyp, pass.conv, pass.algo, ws.get(),
-                                             ws.bytes(), s.zero(), d.w, dwp));
   if (!p.nchw) weight_from_krsc(dw->get(), pass.low, dweight);
   if (dbias.defined())  // from the float32 dy, or the NCHW float64 copy
     CUDNN_CHECK(cudnnConvolutionBackwardBias(cudnn(), s.one(), p.full.y, p.nchw ? dy_nchw.raw_data() : dy.raw_data(),

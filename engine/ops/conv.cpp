@@ -42,11 +42,13 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
   args.weight_version = weight.is_contiguous() ? weight.version() : 0;
   args.bf16 = matmul_in_bf16(x.dtype());  // the backward passes keep the forward's precision (args)
   if (x.dtype() == DType::f32) count_matmul(args.bf16);
+  const bool backward = needs_grad({x, weight, bias});
+  const bool gx = x.requires_grad(), gw = weight.requires_grad(), gb = bias.defined() && bias.requires_grad();
+  args.keep_input = backward && gw;
   // (N, H_out, W_out, C_out)
   Tensor y = Tensor::empty({args.n, args.h_out(), args.w_out(), args.c_out}, x.dtype(), x.device());
   backend(x.device()).conv2d_forward(args, xc, wc, bias.defined() ? bias.detach() : Tensor(), y);
-  if (needs_grad({x, weight, bias})) {
-    const bool gx = x.requires_grad(), gw = weight.requires_grad(), gb = bias.defined() && bias.requires_grad();
+  if (backward) {
     record("conv2d", {x, weight, bias}, y, [args, xc, wc, gx, gw, gb](const Tensor& g) {
       const Tensor gc = g.is_contiguous() ? g : g.contiguous();
       const Backend& be = backend(gc.device());
@@ -62,6 +64,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
         if (gc.dtype() == DType::f32) count_matmul(args.bf16);
         be.conv2d_backward_filter(args, xc, gc, dweight, dbias);
       }
+      args.saved.reset();  // the device's copies of x and dy go back to its allocator now
       return std::vector<Tensor>{dx, gw ? dweight : Tensor(), dbias};
     });
   }

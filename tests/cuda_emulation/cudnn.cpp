@@ -82,11 +82,16 @@ const char* check_conv(const cudnnTensorStruct* x, const cudnnTensorStruct* w, c
 
 size_t workspace_of(int algo) { return algo == 1 ? 512 : 0; }
 
-// INTL_EMULATION_CUDNN_REJECT=1: the workspace query of algorithm 1 (ranked first for float32 and bfloat16
-// when allowed) answers NOT_SUPPORTED, as cuDNN has done for a recommended algorithm, so that the caller's
-// fallback to the next one is exercised.
+// INTL_EMULATION_CUDNN_REJECT=workspace: the workspace query of algorithm 1 (ranked first for float32 and
+// bfloat16 when allowed) answers NOT_SUPPORTED; =run: algorithm 1 passes its workspace query but answers
+// NOT_SUPPORTED when run. cuDNN has done both for an algorithm its heuristics recommended; the caller must fall
+// back to the next one.
+bool rejects(const char* when) {
+  const char* v = std::getenv("INTL_EMULATION_CUDNN_REJECT");
+  return v && std::strcmp(v, when) == 0;
+}
 cudnnStatus_t workspace_status(int algo, size_t* bytes) {
-  static const bool reject = std::getenv("INTL_EMULATION_CUDNN_REJECT") != nullptr;
+  static const bool reject = rejects("workspace");
   if (reject && algo == 1) return CUDNN_STATUS_NOT_SUPPORTED;
   *bytes = workspace_of(algo);
   return CUDNN_STATUS_SUCCESS;
@@ -121,6 +126,12 @@ cudnnStatus_t algorithms(const cudnnTensorStruct* x, const cudnnTensorStruct* w,
   *returned = std::min(requested, int(list.size()));
   for (int i = 0; i < *returned; ++i) perfs[i] = list[size_t(i)];
   return CUDNN_STATUS_SUCCESS;
+}
+
+// Algorithm 1 refused when run (INTL_EMULATION_CUDNN_REJECT=run), before it reads or writes anything.
+bool refused_at_run(int algo) {
+  static const bool reject = rejects("run");
+  return reject && algo == 1;
 }
 
 const char* check_run(int algo, void* workspace, size_t bytes, std::initializer_list<const void*> operands) {
@@ -229,6 +240,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t, const void* alpha, cudnnTen
   const char* bad = check_conv(xd, wd, c, yd);
   if (!*bad) bad = check_run(algo, ws, ws_bytes, {x, w, y});
   if (*bad) return fail(bad);
+  if (refused_at_run(algo)) return CUDNN_STATUS_NOT_SUPPORTED;
   const View X{xd, const_cast<void*>(x)}, W{wd, const_cast<void*>(w)}, Y{yd, y};
   const double a = scalar(alpha, xd->type), b = scalar(beta, xd->type);
   for (int n = 0; n < yd->dim[0]; ++n)
@@ -256,6 +268,7 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t, const void* alpha, cud
   const char* bad = check_conv(dxd, wd, c, dyd);
   if (!*bad) bad = check_run(algo, ws, ws_bytes, {w, dy, dx});
   if (*bad) return fail(bad);
+  if (refused_at_run(algo)) return CUDNN_STATUS_NOT_SUPPORTED;
   const View W{wd, const_cast<void*>(w)}, DY{dyd, const_cast<void*>(dy)}, DX{dxd, dx};
   const double a = scalar(alpha, dxd->type), b = scalar(beta, dxd->type);
   std::vector<double> acc(size_t(DX.numel()), 0.0);
@@ -292,6 +305,7 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t, const void* alpha, c
   const char* bad = check_conv(xd, dwd, c, dyd);
   if (!*bad) bad = check_run(algo, ws, ws_bytes, {x, dy, dw});
   if (*bad) return fail(bad);
+  if (refused_at_run(algo)) return CUDNN_STATUS_NOT_SUPPORTED;
   const View X{xd, const_cast<void*>(x)}, DY{dyd, const_cast<void*>(dy)}, DW{dwd, dw};
   const double a = scalar(alpha, xd->type), b = scalar(beta, xd->type);
   for (int k = 0; k < dwd->dim[0]; ++k)
