@@ -14,7 +14,6 @@ Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t 
       stride_(stride),
       padding_(padding) {
   if (bias) bias_ = &register_parameter("bias", Tensor::zeros({out}, dtype));
-  weight_.bump_version();  // a version of its own from the start, so kernels can keep its reordered copy
 }
 
 Tensor Conv2d::forward(const Tensor& x) const {

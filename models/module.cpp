@@ -3,8 +3,13 @@
 
 namespace intl {
 
+// A parameter carries a version from the start, and a fresh one after each device move (the moved tensor is a
+// new one), rather than 0 ("never updated"): kernels key their copies of a weight (oneDNN's reorder, cuDNN's
+// KRSC layout) on (address, version) and cache nothing for version 0. So the first training step already lays
+// out the copies every later step reuses, and on a GPU no step after the first calls cudaMalloc.
 Tensor& Module::register_parameter(const std::string& name, Tensor t) {
   t.requires_grad_(true);
+  t.bump_version();
   params_.emplace_back(name, std::make_shared<Tensor>(std::move(t)));
   return *params_.back().second;
 }
@@ -51,6 +56,7 @@ void Module::train(bool on) {
 void Module::to(Device device) {
   for (auto& [name, t] : params_) {
     Tensor moved = t->to(device).detach();
+    moved.bump_version();
     *t = moved.requires_grad_(true);
   }
   for (auto& [name, t] : buffers_) *t = t->to(device);

@@ -562,6 +562,41 @@ TEST_CASE("two training steps of a narrow CIFAR ResNet-18 + projector + INTL los
   check_named_agree("buffer", cpu_model.named_buffers(), gpu_model.named_buffers(), {1e-4, 1e-3}, false);
 }
 
+// The whole step of the real network, in both precisions: after the first step every later one finds its
+// memory in the allocator's cache, including the weights' KRSC copies and the bf16 operand copies.
+TEST_CASE("a training step of a narrow ResNet-18 + INTL loss asks the driver for nothing after the first") {
+  if (!cuda_available()) { MESSAGE("SKIP: no usable GPU"); return; }
+  struct Restore {
+    ~Restore() { set_matmul_precision(MatmulPrecision::fp32); }
+  } restore;
+  for (const MatmulPrecision precision : {MatmulPrecision::fp32, MatmulPrecision::bf16}) {
+    CAPTURE(int(precision));
+    set_matmul_precision(precision);
+    train::SslModelConfig config;
+    config.base_width = 8;
+    config.projector = {32, 32};
+    config.seed = 6;
+    train::SslModel model(config);
+    model.to(Device::cuda);
+    model.train();
+    Sgd opt(sgd_params(model.online_parameters()), SgdOptions{0.9, 1e-4, false, true});
+    const Tensor x1 = rnd({8, 8, 8, 3}, 30).to(Device::cuda), x2 = rnd({8, 8, 8, 3}, 31).to(Device::cuda);
+    auto step = [&] {
+      opt.zero_grad();
+      Tensor loss = train::intl_two_view_loss(model, x1, x2, 4, intl_beta(8));
+      loss.backward();
+      opt.step(0.05);
+      return loss.item();
+    };
+    step();
+    const AllocatorStats before = cuda_allocator_stats();
+    for (int i = 0; i < 2; ++i) CHECK(std::isfinite(step()));
+    const AllocatorStats after = cuda_allocator_stats();
+    CHECK(after.system_allocs == before.system_allocs);
+    CHECK(after.active_bytes == before.active_bytes);
+  }
+}
+
 TEST_CASE("pretraining on CUDA follows the CPU's first epoch and resumes from its own checkpoint") {
   if (!cuda_available()) { MESSAGE("SKIP: no usable GPU"); return; }
   TempDir dir;
