@@ -91,7 +91,8 @@ fi
 
 # The Debian build dependencies, unpacked from the carried .debs (never into /).
 # INTL_USE_DEBS=1 takes them even where the system has its own (to test this path off the device).
-if [ -n "${INTL_USE_DEBS:-}" ] || ! ls /usr/include/nlohmann/json.hpp /usr/include/doctest/doctest.h >/dev/null 2>&1
+if [ -n "${INTL_USE_DEBS:-}" ] || ! ls /usr/include/nlohmann/json.hpp /usr/include/doctest/doctest.h \
+  /usr/include/stb/stb_image.h /usr/include/CLI/CLI.hpp /usr/include/dnnl.hpp >/dev/null 2>&1
 then
   if ! ls "$DEBS"/*.deb >/dev/null 2>&1; then
     note "build dependencies missing and no .debs carried: run 'bash bench/gpu/run.sh fetch' here, carry .debs"
