@@ -104,7 +104,7 @@ then
   CMAKE_ARGS+=(-DCMAKE_PREFIX_PATH="$DEP/usr" -DSTB_INCLUDE="$DEP/usr/include/stb"
     -DOPENBLAS_INCLUDE="$DEP/usr/include/x86_64-linux-gnu/openblas-openmp"
     -DOPENBLAS_LIB="$A/openblas-openmp/libopenblas.so" -DDNNL_LIB="$A/libdnnl.so"
-    -DDOCTEST_INCLUDE="$DEP/usr/include")
+    -DDOCTEST_INCLUDE="$DEP/usr/include" -DCMAKE_CXX_FLAGS="-isystem $DEP/usr/include")
   LIBPATH="$A/openblas-openmp:$A:$LIBPATH"
   note "build dependencies: carried .debs unpacked into $DEP"
 fi
