@@ -81,7 +81,8 @@ bool wait_for_file(const std::string& path, pid_t pid) {
 std::vector<std::string> tiny_args(const std::string& data, const std::string& out, int epochs) {
   return {"pretrain", "cifar10", "--data-dir", data, "--out", out, "--base-width", "4", "--projector", "16,16,16",
           "--image-size", "8", "--batch-size", "16", "--train-images", "64", "--epochs", std::to_string(epochs),
-          "--workers", "1", "--eval-every", "0", "--final-eval", "none", "--seed", "3", "--log-every", "1000"};
+          "--workers", "1", "--eval-every", "0", "--final-eval", "none", "--seed", "3", "--log-every", "1000",
+          "--device", "cpu"};  // the CPU: these tests compare bytes and recorded options
 }
 
 // The model and optimizer tensors of two checkpoints are identical bytes.

@@ -121,6 +121,23 @@ step "parity table (durations)" "$OUT/tests.log" 120 "$BUILD/intl_tests" --sourc
   --duration=true
 grep -q "SKIP: no usable GPU" "$OUT/tests.log" && note "WARNING: the CUDA tests SKIPPED: no usable GPU seen"
 
+# INTL_GPU_CHECK=speed: after the tests, only the training benchmarks in bf16 and fp32, with cuDNN's heuristics
+# and with its measured choice (INTL_CUDNN_FIND=1); a short rerun after a change.
+if [ "${INTL_GPU_CHECK:-}" = speed ]; then
+  for find in 0 1; do
+    export INTL_CUDNN_FIND=$find
+    for p in bf16 fp32; do
+      step "bench train resnet50 $p find=$find" "$OUT/bench_train.log" 120 "$BUILD/intl" bench \
+        train --device cuda --precision $p --arch resnet50-imagenet --steps 5 --profile 2
+      step "bench train cifar $p find=$find" "$OUT/bench_train.log" 90 "$BUILD/intl" bench \
+        train --device cuda --precision $p --arch resnet18-cifar --steps 10
+    done
+  done
+  grep -E "^(intl bench train|images_per_s|cifar_epoch_s)" "$OUT/bench_train.log" >>"$SUMMARY"
+  note "== done in ${SECONDS}s"
+  exit 0
+fi
+
 # ---- benchmarks, when the commands exist ----
 has() { timeout 20 "$BUILD/intl" bench --help 2>/dev/null | grep -qE "^ +$1( |$)"; }
 cd "$OUT"

@@ -73,12 +73,15 @@ __global__ void batchnorm_backward_kernel(const T* x, const T* gamma, const T* s
 // NHWC activations. One thread per output; the index is the argmax's position ih * w + iw within its input
 // plane (the first of equals; the first NaN wins over numbers, so that it propagates as in PyTorch), as on
 // the CPU (engine/cpu/pool2d.cpp).
-template <class T>
+//
+// The index arithmetic runs in I: 32-bit where the tensors allow (ResNet-50's stem pool at batch 256 has 2e8
+// elements), as a GPU divides 64-bit integers in software, several times slower.
+template <class T, class I>
 __global__ void maxpool_forward_kernel(const T* x, T* y, int32_t* indices, int64_t total, Pool2dArgs a,
                                        int64_t h_out, int64_t w_out) {
   INTL_GRID_STRIDE(t, total) {
-    const int64_t c = t % a.c, ow = (t / a.c) % w_out, oh = (t / (a.c * w_out)) % h_out,
-                  n = t / (a.c * w_out * h_out);
+    const I u = I(t), C = I(a.c), W = I(w_out), H = I(h_out);
+    const int64_t c = u % C, ow = (u / C) % W, oh = (u / (C * W)) % H, n = u / (C * W * H);
     const T* xp = x + n * a.h * a.w * a.c + c;  // element (ih, iw) of the plane at xp[(ih * w + iw) * c]
     T best = T(-INFINITY);  // stays so (index -1) only for a window entirely in the padding
     int64_t arg = -1;
@@ -101,21 +104,23 @@ __global__ void maxpool_forward_kernel(const T* x, T* y, int32_t* indices, int64
 }
 
 // Gather form (no atomics, deterministic): each input element sums dy over the windows that chose it.
-template <class T>
+template <class T, class I>
 __global__ void maxpool_backward_kernel(const T* dy, const int32_t* indices, T* dx, int64_t total, Pool2dArgs a,
                                         int64_t h_out, int64_t w_out) {
   INTL_GRID_STRIDE(t, total) {
-    const int64_t c = t % a.c, iw = (t / a.c) % a.w, ih = (t / (a.c * a.w)) % a.h, n = t / (a.c * a.w * a.h);
-    const int64_t lo_h = ih + a.pad - a.k + 1, lo_w = iw + a.pad - a.k + 1;
-    const int64_t oh0 = lo_h <= 0 ? 0 : (lo_h + a.stride - 1) / a.stride;
-    const int64_t ow0 = lo_w <= 0 ? 0 : (lo_w + a.stride - 1) / a.stride;
-    const int64_t oh1 = min((ih + a.pad) / a.stride, h_out - 1), ow1 = min((iw + a.pad) / a.stride, w_out - 1);
+    const I u = I(t), C = I(a.c), W = I(a.w), H = I(a.h), S = I(a.stride), P = I(a.pad), K = I(a.k);
+    const I c = u % C, iw = (u / C) % W, ih = (u / (C * W)) % H;
+    const int64_t n = u / (C * W * H);
+    const I lo_h = ih + P - K + 1, lo_w = iw + P - K + 1;
+    const I oh0 = lo_h <= 0 ? 0 : (lo_h + S - 1) / S;
+    const I ow0 = lo_w <= 0 ? 0 : (lo_w + S - 1) / S;
+    const I oh1 = min(I((ih + P) / S), I(h_out - 1)), ow1 = min(I((iw + P) / S), I(w_out - 1));
     const int32_t me = int32_t(ih * a.w + iw);
     const int64_t base = n * h_out * w_out * a.c + c;
     T acc = 0;
-    for (int64_t oh = oh0; oh <= oh1; ++oh)
-      for (int64_t ow = ow0; ow <= ow1; ++ow) {
-        const int64_t o = base + (oh * w_out + ow) * a.c;
+    for (I oh = oh0; oh <= oh1; ++oh)
+      for (I ow = ow0; ow <= ow1; ++ow) {
+        const int64_t o = base + (int64_t(oh) * w_out + ow) * a.c;
         if (indices[o] == me) acc += dy[o];
       }
     dx[t] = acc;
@@ -206,8 +211,12 @@ void maxpool2d_forward(const Pool2dArgs& a, const Tensor& x, const Tensor& y, co
   if (total == 0) return;
   dispatch_float(x.dtype(), [&](auto z) {
     using T = decltype(z);
-    maxpool_forward_kernel<T><<<grid_for(total), kThreads, 0, stream()>>>(
-        ptr<const T>(x), ptr<T>(y), ptr<int32_t>(indices), total, a, a.h_out(), a.w_out());
+    if (total <= INT32_MAX)
+      maxpool_forward_kernel<T, int32_t><<<grid_for(total), kThreads, 0, stream()>>>(
+          ptr<const T>(x), ptr<T>(y), ptr<int32_t>(indices), total, a, a.h_out(), a.w_out());
+    else
+      maxpool_forward_kernel<T, int64_t><<<grid_for(total), kThreads, 0, stream()>>>(
+          ptr<const T>(x), ptr<T>(y), ptr<int32_t>(indices), total, a, a.h_out(), a.w_out());
     CUDA_CHECK_LAUNCH();
   });
 }
@@ -217,8 +226,12 @@ void maxpool2d_backward(const Pool2dArgs& a, const Tensor& dy, const Tensor& ind
   if (total == 0) return;
   dispatch_float(dx.dtype(), [&](auto z) {
     using T = decltype(z);
-    maxpool_backward_kernel<T><<<grid_for(total), kThreads, 0, stream()>>>(
-        ptr<const T>(dy), ptr<const int32_t>(indices), ptr<T>(dx), total, a, a.h_out(), a.w_out());
+    if (total <= INT32_MAX)  // the forward's elements are fewer
+      maxpool_backward_kernel<T, int32_t><<<grid_for(total), kThreads, 0, stream()>>>(
+          ptr<const T>(dy), ptr<const int32_t>(indices), ptr<T>(dx), total, a, a.h_out(), a.w_out());
+    else
+      maxpool_backward_kernel<T, int64_t><<<grid_for(total), kThreads, 0, stream()>>>(
+          ptr<const T>(dy), ptr<const int32_t>(indices), ptr<T>(dx), total, a, a.h_out(), a.w_out());
     CUDA_CHECK_LAUNCH();
   });
 }
