@@ -121,19 +121,23 @@ step "parity table (durations)" "$OUT/tests.log" 120 "$BUILD/intl_tests" --sourc
   --duration=true
 grep -q "SKIP: no usable GPU" "$OUT/tests.log" && note "WARNING: the CUDA tests SKIPPED: no usable GPU seen"
 
-# INTL_GPU_CHECK=speed: after the tests, only the training benchmarks in bf16 and fp32, with cuDNN's heuristics
-# and with its measured choice (INTL_CUDNN_FIND=1); a short rerun after a change.
+# INTL_GPU_CHECK=speed: after the tests, only the training benchmarks (ResNet-50 with a profile; CIFAR over 50
+# steps, its figure being the noisier) and PyTorch's figures for the same work: a short rerun after a change.
 if [ "${INTL_GPU_CHECK:-}" = speed ]; then
-  for find in 0 1; do
-    export INTL_CUDNN_FIND=$find
-    for p in bf16 fp32; do
-      step "bench train resnet50 $p find=$find" "$OUT/bench_train.log" 120 "$BUILD/intl" bench \
-        train --device cuda --precision $p --arch resnet50-imagenet --steps 5 --profile 2
-      step "bench train cifar $p find=$find" "$OUT/bench_train.log" 90 "$BUILD/intl" bench \
-        train --device cuda --precision $p --arch resnet18-cifar --steps 10
+  for p in bf16 fp32; do
+    step "bench train resnet50 $p" "$OUT/bench_train.log" 120 "$BUILD/intl" bench train --device cuda \
+      --precision $p --arch resnet50-imagenet --steps 10 --profile 2
+    for form in newton spectral; do
+      step "bench train cifar $p $form" "$OUT/bench_train.log" 90 "$BUILD/intl" bench train --device cuda \
+        --precision $p --arch resnet18-cifar --steps 50 --loss-form $form
     done
   done
-  grep -E "^(intl bench train|images_per_s|cifar_epoch_s)" "$OUT/bench_train.log" >>"$SUMMARY"
+  grep -E "^(intl bench train|steps:|images_per_s|cifar_epoch_s)" "$OUT/bench_train.log" >>"$SUMMARY"
+  if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+    step "torch (same work)" "$OUT/bench_torch.log" 150 python3 "$ROOT/bench/gpu/torch_bench.py" --device cuda \
+      --cases cifar resnet50 --steps 20
+    grep "^torch" "$OUT/bench_torch.log" >>"$SUMMARY"
+  fi
   note "== done in ${SECONDS}s"
   exit 0
 fi

@@ -24,7 +24,6 @@
 // An algorithm cuDNN offers but then refuses, at its workspace query or when run, is passed over for the next.
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -156,17 +155,6 @@ Plan& plan_for(const Conv2dArgs& a, DType dtype) {
   plan->backward_filter.conv = make_conv(a, t, plan->math);
   p = std::move(plan);
   return *p;
-}
-
-// INTL_CUDNN_FIND=1: rank a shape's algorithms by running each once (cuDNN's Find, as PyTorch's
-// cudnn.benchmark) instead of by cuDNN's heuristics. The fastest may change from run to run, and with it the
-// last bits of the results, so it is not the default.
-bool measure_algorithms() {
-  static const bool on = [] {
-    const char* v = std::getenv("INTL_CUDNN_FIND");
-    return v && *v && std::string(v) != "0";
-  }();
-  return on;
 }
 
 // The best-ranked usable algorithm: succeeded, deterministic when one is, and in strict fp32 not a tensor-core
@@ -377,9 +365,7 @@ void conv2d_forward(const Conv2dArgs& a, const Tensor& x, const Tensor& weight, 
         choose<cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT>(
             pass, p, a, "forward",
             [&](const Descriptors& d, auto* perfs, int max, int* count) {
-              return measure_algorithms()
-                         ? cudnnFindConvolutionForwardAlgorithm(cudnn(), d.x, d.w, pass.conv, d.y, max, count, perfs)
-                         : cudnnGetConvolutionForwardAlgorithm_v7(cudnn(), d.x, d.w, pass.conv, d.y, max, count, perfs);
+              return cudnnGetConvolutionForwardAlgorithm_v7(cudnn(), d.x, d.w, pass.conv, d.y, max, count, perfs);
             },
             [&](const Descriptors& d, auto algo, size_t* bytes) {
               return cudnnGetConvolutionForwardWorkspaceSize(cudnn(), d.x, d.w, pass.conv, d.y, algo, bytes);
@@ -424,11 +410,8 @@ void conv2d_backward_data(const Conv2dArgs& a, const Tensor& dy, const Tensor& w
         choose<cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT>(
             pass, p, a, "backward-data",
             [&](const Descriptors& d, auto* perfs, int max, int* count) {
-              return measure_algorithms()
-                         ? cudnnFindConvolutionBackwardDataAlgorithm(cudnn(), d.w, d.y, pass.conv, d.x, max, count,
-                                                                     perfs)
-                         : cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnn(), d.w, d.y, pass.conv, d.x, max, count,
-                                                                       perfs);
+              return cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnn(), d.w, d.y, pass.conv, d.x, max, count,
+                                                                 perfs);
             },
             [&](const Descriptors& d, auto algo, size_t* bytes) {
               return cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn(), d.w, d.y, pass.conv, d.x, algo, bytes);
@@ -476,11 +459,8 @@ void conv2d_backward_filter(const Conv2dArgs& a, const Tensor& x, const Tensor& 
         choose<cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT>(
             pass, p, a, "backward-filter",
             [&](const Descriptors& d, auto* perfs, int max, int* count) {
-              return measure_algorithms()
-                         ? cudnnFindConvolutionBackwardFilterAlgorithm(cudnn(), d.x, d.y, pass.conv, d.w, max, count,
-                                                                       perfs)
-                         : cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnn(), d.x, d.y, pass.conv, d.w, max,
-                                                                         count, perfs);
+              return cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnn(), d.x, d.y, pass.conv, d.w, max, count,
+                                                                   perfs);
             },
             [&](const Descriptors& d, auto algo, size_t* bytes) {
               return cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn(), d.x, d.y, pass.conv, d.w, algo, bytes);

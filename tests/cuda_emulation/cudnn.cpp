@@ -215,24 +215,6 @@ cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t, cudnn
                                                             cudnnConvolutionBwdFilterAlgoPerf_t* p) {
   return algorithms(x, dw, c, dy, requested, returned, p);
 }
-// Find (INTL_CUDNN_FIND=1) measures nothing here: it answers as the heuristics do.
-cudnnStatus_t cudnnFindConvolutionForwardAlgorithm(cudnnHandle_t h, cudnnTensorDescriptor_t x, cudnnFilterDescriptor_t w,
-                                                   cudnnConvolutionDescriptor_t c, cudnnTensorDescriptor_t y,
-                                                   int requested, int* returned, cudnnConvolutionFwdAlgoPerf_t* p) {
-  return cudnnGetConvolutionForwardAlgorithm_v7(h, x, w, c, y, requested, returned, p);
-}
-cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithm(cudnnHandle_t h, cudnnFilterDescriptor_t w,
-                                                        cudnnTensorDescriptor_t dy, cudnnConvolutionDescriptor_t c,
-                                                        cudnnTensorDescriptor_t dx, int requested, int* returned,
-                                                        cudnnConvolutionBwdDataAlgoPerf_t* p) {
-  return cudnnGetConvolutionBackwardDataAlgorithm_v7(h, w, dy, c, dx, requested, returned, p);
-}
-cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithm(cudnnHandle_t h, cudnnTensorDescriptor_t x,
-                                                          cudnnTensorDescriptor_t dy, cudnnConvolutionDescriptor_t c,
-                                                          cudnnFilterDescriptor_t dw, int requested, int* returned,
-                                                          cudnnConvolutionBwdFilterAlgoPerf_t* p) {
-  return cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, x, dy, c, dw, requested, returned, p);
-}
 cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t, cudnnTensorDescriptor_t, cudnnFilterDescriptor_t,
                                                       cudnnConvolutionDescriptor_t, cudnnTensorDescriptor_t,
                                                       cudnnConvolutionFwdAlgo_t algo, size_t* bytes) {

@@ -76,16 +76,6 @@ cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t, cudnn
                                                             cudnnConvolutionDescriptor_t conv,
                                                             cudnnFilterDescriptor_t dw, int requested, int* returned,
                                                             cudnnConvolutionBwdFilterAlgoPerf_t* perfs);
-cudnnStatus_t cudnnFindConvolutionForwardAlgorithm(cudnnHandle_t, cudnnTensorDescriptor_t x, cudnnFilterDescriptor_t w,
-                                                   cudnnConvolutionDescriptor_t, cudnnTensorDescriptor_t y, int requested,
-                                                   int* returned, cudnnConvolutionFwdAlgoPerf_t*);
-cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithm(cudnnHandle_t, cudnnFilterDescriptor_t w, cudnnTensorDescriptor_t dy,
-                                                        cudnnConvolutionDescriptor_t, cudnnTensorDescriptor_t dx,
-                                                        int requested, int* returned, cudnnConvolutionBwdDataAlgoPerf_t*);
-cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithm(cudnnHandle_t, cudnnTensorDescriptor_t x,
-                                                          cudnnTensorDescriptor_t dy, cudnnConvolutionDescriptor_t,
-                                                          cudnnFilterDescriptor_t dw, int requested, int* returned,
-                                                          cudnnConvolutionBwdFilterAlgoPerf_t*);
 cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t, cudnnTensorDescriptor_t x,
                                                       cudnnFilterDescriptor_t w, cudnnConvolutionDescriptor_t conv,
                                                       cudnnTensorDescriptor_t y, cudnnConvolutionFwdAlgo_t algo,
