@@ -57,7 +57,6 @@ __global__ void channel_sums_kernel(Terms terms, int64_t rows, int64_t c, double
   const int64_t k = tile_channel();
   double a = 0, b = 0;
   if (k < c)
-#pragma unroll 4  // four rows' loads in flight per thread: one alone leaves HBM waiting (Little's law)
     for (int64_t r = first_row(); r < rows; r += row_step()) terms(r, k, a, b);
   sa[threadIdx.y][threadIdx.x] = a;
   sb[threadIdx.y][threadIdx.x] = b;
@@ -124,7 +123,6 @@ __global__ void apply_affine_kernel(const T* x, const T* scale, const T* shift, 
   const int64_t k = tile_channel();
   if (k >= c) return;
   const T sc = scale[k], sh = shift[k];
-#pragma unroll 4
   for (int64_t r = first_row(); r < rows; r += row_step()) {
     const int64_t i = r * c + k;
     T v = x[i] * sc + sh;
@@ -163,7 +161,6 @@ __global__ void backward_apply_kernel(const T* x, const T* y, const T* dy, const
   const int64_t k = tile_channel();
   if (k >= c) return;
   const T a = coef[k], b = coef[c + k], d = coef[2 * c + k];
-#pragma unroll 4
   for (int64_t r = first_row(); r < rows; r += row_step()) {
     const int64_t i = r * c + k;
     const T g = (y && !(y[i] > T(0))) ? T(0) : dy[i];
