@@ -13,6 +13,7 @@
 #     bash bench/gpu/run.sh fetch        # apt-get download of those .debs into .debs/ (git-ignored), ~21 MB
 # and on the device (carry ".debs" and, if you want it, nothing else):
 #     bash bench/gpu/run.sh              # run(command="bash bench/gpu/run.sh", carry=[".debs"], timeout_s=540)
+#     INTL_GPU_CHECK=speed bash bench/gpu/run.sh   # build, tests, then only the training figures (~3 min)
 # cuDNN is taken from the CUDA toolkit or /usr when present, else from site-packages/nvidia (pip's
 # nvidia-cudnn-cu13) through -DINTL_CUDNN_ROOT; cuBLAS/cuSOLVER likewise from the toolkit, else from pip's
 # nvidia-cublas / nvidia-cusolver through unversioned links in a scratch folder.
