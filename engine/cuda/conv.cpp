@@ -72,6 +72,13 @@ template <class Algo> struct Pass {
   bool chosen = false;
   bool low = false;             // runs on the bfloat16 descriptors
   std::vector<Algo> rejected;   // refused by cuDNN for this shape after the heuristics offered them
+
+  // The chosen algorithm refused: passed over from now on, and the pass is to be chosen again.
+  void reject() {
+    rejected.push_back(algo);
+    chosen = low = false;
+    workspace = 0;
+  }
 };
 
 // The operands' descriptors in one data type: x (n, c_in, h, w), y (n, c_out, h_out, w_out), w (KRSC).
@@ -160,12 +167,12 @@ Plan& plan_for(const Conv2dArgs& a, DType dtype) {
 // The best-ranked usable algorithm: succeeded, deterministic when one is, and in strict fp32 not a tensor-core
 // one (the descriptor then keeps CUDNN_FMA_MATH, which cuDNN honours when running it). False when none is.
 template <class Perf, class Algo>
-bool pick(Pass<Algo>& pass, const Perf* perfs, int count, bool strict, const std::vector<Algo>& rejected) {
+bool pick(Pass<Algo>& pass, const Perf* perfs, int count, bool strict) {
   for (int deterministic_only = 1; deterministic_only >= 0; --deterministic_only) {
     for (int i = 0; i < count; ++i) {
       const Perf& p = perfs[i];
       if (p.status != CUDNN_STATUS_SUCCESS) continue;
-      if (std::find(rejected.begin(), rejected.end(), p.algo) != rejected.end()) continue;
+      if (std::find(pass.rejected.begin(), pass.rejected.end(), p.algo) != pass.rejected.end()) continue;
       if (strict && (p.mathType == CUDNN_TENSOR_OP_MATH || p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))
         continue;
       if (deterministic_only && p.determinism != CUDNN_DETERMINISTIC) continue;
@@ -190,10 +197,9 @@ bool pick(Pass<Algo>& pass, const Perf* perfs, int count, bool strict, const std
 // descriptors first; the float descriptors answer otherwise, true float32 (FMA) algorithms first in fp32. When
 // cuDNN offers no bfloat16, or no FMA, algorithm for a shape, the pass runs on TF32 tensor cores and says so
 // once on stderr. `query(descriptors, perfs, max, &count)` is the pass's cudnnGet*Algorithm_v7; algorithms in
-// `rejected` are passed over.
+// `pass.rejected` are passed over.
 template <class Perf, int kMax, class Algo, class Query>
-void choose_algorithm(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, const char* what, Query query,
-                      const std::vector<Algo>& rejected) {
+void choose_algorithm(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, const char* what, Query query) {
   // Room for more entries than the enum has algorithms: the heuristics may list one algorithm once per math
   // type (cudnnGet*AlgorithmMaxCount), and a list cut short could drop the only usable one.
   constexpr int kCapacity = kMax < 32 ? 32 : kMax;
@@ -203,14 +209,14 @@ void choose_algorithm(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, cons
     // cuDNN ranks tensor-core algorithms only for a descriptor that allows them (pick() then sets the math
     // type of the one chosen).
     CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, CUDNN_TENSOR_OP_MATH));
-    if (query(p.low, perfs, kCapacity, &count) == CUDNN_STATUS_SUCCESS && pick(pass, perfs, count, false, rejected)) {
+    if (query(p.low, perfs, kCapacity, &count) == CUDNN_STATUS_SUCCESS && pick(pass, perfs, count, false)) {
       pass.low = true;
       return;
     }
     CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, p.math));
   }
   CUDNN_CHECK(query(p.full, perfs, kCapacity, &count));
-  if (pick(pass, perfs, count, p.strict, rejected)) {
+  if (pick(pass, perfs, count, p.strict)) {
     if (p.bf16) {
       static std::once_flag once;
       std::call_once(once, [&] {
@@ -225,7 +231,7 @@ void choose_algorithm(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, cons
     CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, CUDNN_DEFAULT_MATH));
     CUDNN_CHECK(query(p.full, perfs, kCapacity, &count));
   }
-  if (p.strict && pick(pass, perfs, count, false, rejected)) {
+  if (p.strict && pick(pass, perfs, count, false)) {
     static std::once_flag once;
     std::call_once(once, [&] {
       std::fprintf(stderr, "intl: cuDNN offers no true float32 %s convolution for %s; such passes run on TF32 tensor "
@@ -242,9 +248,8 @@ void choose_algorithm(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, cons
 template <class Perf, int kMax, class Algo, class Query, class Workspace>
 void choose(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, const char* what, Query query,
             Workspace workspace) {
-  std::vector<Algo>& rejected = pass.rejected;
   for (;;) {
-    choose_algorithm<Perf, kMax>(pass, p, a, what, query, rejected);  // throws when none is left
+    choose_algorithm<Perf, kMax>(pass, p, a, what, query);  // throws when none is left
     size_t bytes = 0;
     const cudnnStatus_t status = workspace(p.at(pass.low), pass.algo, &bytes);
     if (status == CUDNN_STATUS_SUCCESS) {
@@ -252,9 +257,7 @@ void choose(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, const char* wh
       return;
     }
     if (status != CUDNN_STATUS_NOT_SUPPORTED && status != CUDNN_STATUS_BAD_PARAM) CUDNN_CHECK(status);
-    rejected.push_back(pass.algo);
-    pass.chosen = pass.low = false;
-    pass.workspace = 0;
+    pass.reject();
   }
 }
 
@@ -321,9 +324,7 @@ void execute(Pass<Algo>& pass, const char* call, Choose choose, Run run) {
     if (status == CUDNN_STATUS_SUCCESS) return;
     if (status != CUDNN_STATUS_NOT_SUPPORTED)
       throw_call_error("cuDNN", call, __FILE__, __LINE__, int(status), cudnnGetErrorString(status));
-    pass.rejected.push_back(pass.algo);
-    pass.chosen = pass.low = false;
-    pass.workspace = 0;
+    pass.reject();
   }
 }
 
@@ -489,10 +490,6 @@ void conv2d_backward_filter(const Conv2dArgs& a, const Tensor& x, const Tensor& 
         return cudnnConvolutionBackwardFilter(cudnn(), s.one(), d.x, xp, d.y, dyp, pass.conv, pass.algo, ws.get(),
                                               ws.bytes(), s.zero(), d.w, dwp);
       });
-  if (a.saved) {  // this pass was their last reader
-    a.saved->x.data.reset();
-    a.saved->dy.data.reset();
-  }
   if (!p.nchw) weight_from_krsc(dw->get(), pass.low, dweight);
   if (dbias.defined())  // from the float32 dy, or the NCHW float64 copy
     CUDNN_CHECK(cudnnConvolutionBackwardBias(cudnn(), s.one(), p.full.y, p.nchw ? dy_nchw.raw_data() : dy.raw_data(),
