@@ -23,6 +23,7 @@
 #include "engine/error.h"
 #include "engine/ops.h"
 #include "engine/optim/optimizer.h"
+#include "engine/precision.h"
 #include "losses/intl_loss.h"
 #include "train/ssl_model.h"
 
@@ -38,6 +39,7 @@ struct Options {
   bool forward_only = false;
   int profile_steps = 0;
   IntlLossForm loss_form = IntlLossForm::automatic;
+  std::string bf16_activations = "on";
   cli::CommonOptions common;
 };
 
@@ -176,9 +178,12 @@ void run(Options o) {
   const double peak = gpu ? 0.0 : measure_fp32_peak(omp_get_max_threads(), &isa);
   std::string projector;
   for (int64_t width : config.projector) projector += "-" + std::to_string(width);
-  const std::string precision = o.common.precision == "bf16" && device == Device::cuda
-                                    ? "bf16 GEMMs and convolutions, fp32 master weights and loss"
-                                    : "float32";
+  const std::string precision =
+      o.common.precision == "bf16" && device == Device::cuda
+          ? std::string("bf16 GEMMs and convolutions, ") +
+                (o.bf16_activations == "on" ? "bf16 activations" : "fp32 activations") +
+                ", fp32 master weights and loss"
+          : "float32";
   if (o.forward_only)
     std::printf("intl bench train: %s (base width %lld) backbone forward only (eval mode, no gradients), batch %lld, "
                 "%dx%d NHWC, %s, device %s, threads %d\n",
@@ -241,9 +246,17 @@ void add_bench_train(CLI::App& bench) {
                   "then run N more steps with every backend primitive synchronised and timed, and print where "
                   "their time goes")
       ->check(CLI::Range(0, 100000));
+  cmd->add_option("--bf16-activations", o->bf16_activations,
+                  "under --precision bf16 on a GPU: hold the backbone's activations in bfloat16 (on, as PyTorch's "
+                  "autocast) or in float32 with each convolution's operands rounded into copies (off)")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
   cli::add_loss_form_option(*cmd, o->loss_form);
   cli::add_common_options(*cmd, o->common);
-  cmd->callback([o] { run(*o); });
+  cmd->callback([o] {
+    set_bf16_activations(o->bf16_activations == "on");
+    run(*o);
+  });
 }
 
 }  // namespace intl::bench

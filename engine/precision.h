@@ -8,6 +8,13 @@
 // --precision bf16 while the network's convolutions and linear layers run in bfloat16. The ops read the
 // precision when they run forward and put it in the backend's arguments (GemmArgs::bf16, Conv2dArgs::bf16); their
 // backward runs under the precision of their forward, whenever the tape replays it.
+//
+// On a GPU, bf16 also holds a convolutional network's image activations in bfloat16 (DType::bf16), as PyTorch's
+// autocast does: a ResNet casts its input once, its convolutions, fused batch norms (float32 statistics and
+// parameters) and pooling read and write bfloat16, and global average pooling hands float32 features to the
+// projector. Half the bytes through every memory-bound kernel of the backbone, and no per-convolution
+// conversions. set_bf16_activations(false) keeps float32 activations with bfloat16 convolutions (the
+// operands rounded into copies per convolution), for comparing the two (`intl bench train --bf16-activations`).
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -42,6 +49,11 @@ class MatmulPrecisionScope {
 inline bool matmul_in_bf16(DType dtype) {
   return dtype == DType::f32 && matmul_precision() == MatmulPrecision::bf16;
 }
+
+// Whether a network's image activations `x` (float32, on `device`) are to be held in bfloat16: bf16 precision
+// in effect, a GPU, and bfloat16 activations not turned off (they are on by default).
+bool bf16_activations(DType dtype, Device device);
+void set_bf16_activations(bool on);
 
 // Float32 GEMMs and convolutions issued by the ops since the process started, by the precision they asked for
 // (forward and backward; the CPU computes both in float32). `--verbose` prints them on a GPU, and they show

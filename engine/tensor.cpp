@@ -7,6 +7,7 @@
 
 #include "engine/autograd.h"
 #include "engine/backend.h"
+#include "engine/bfloat16.h"
 #include "engine/error.h"
 
 namespace intl {
@@ -18,6 +19,7 @@ size_t dtype_size(DType dtype) {
     case DType::i32: return 4;
     case DType::i64: return 8;
     case DType::u8: return 1;
+    case DType::bf16: return 2;
   }
   return 0;
 }
@@ -29,6 +31,7 @@ const char* dtype_name(DType dtype) {
     case DType::i32: return "int32";
     case DType::i64: return "int64";
     case DType::u8: return "uint8";
+    case DType::bf16: return "bfloat16";
   }
   return "?";
 }
@@ -96,6 +99,7 @@ Tensor Tensor::from_vector(const std::vector<double>& values, const Shape& shape
       case DType::i32: t.data<int32_t>()[i] = int32_t(values[i]); break;
       case DType::i64: t.data<int64_t>()[i] = int64_t(values[i]); break;
       case DType::u8: t.data<uint8_t>()[i] = uint8_t(values[i]); break;
+      case DType::bf16: t.data<bfloat16>()[i] = bfloat16(values[i]); break;
     }
   }
   return t;
@@ -143,6 +147,7 @@ template <> constexpr DType dtype_of<double>() { return DType::f64; }
 template <> constexpr DType dtype_of<int32_t>() { return DType::i32; }
 template <> constexpr DType dtype_of<int64_t>() { return DType::i64; }
 template <> constexpr DType dtype_of<uint8_t>() { return DType::u8; }
+template <> constexpr DType dtype_of<bfloat16>() { return DType::bf16; }
 }  // namespace
 
 template <class T> T* Tensor::data() const {
@@ -155,6 +160,7 @@ template double* Tensor::data<double>() const;
 template int32_t* Tensor::data<int32_t>() const;
 template int64_t* Tensor::data<int64_t>() const;
 template uint8_t* Tensor::data<uint8_t>() const;
+template bfloat16* Tensor::data<bfloat16>() const;
 
 void* Tensor::raw_data() const {
   return static_cast<char*>(impl_->storage->data) + impl_->offset * int64_t(dtype_size(impl_->dtype));
@@ -230,7 +236,7 @@ std::vector<float> Tensor::to_floats() const {
 }
 
 Tensor& Tensor::requires_grad_(bool value) {
-  check(!value || is_float(dtype()), std::string("only floating tensors can require grad, not ") +
+  check(!value || is_floating(dtype()), std::string("only floating tensors can require grad, not ") +
                                          dtype_name(dtype()));
   impl_->requires_grad = value;
   return *this;

@@ -10,7 +10,9 @@
 
 namespace intl {
 
-enum class DType : uint8_t { f32, f64, i32, i64, u8 };
+// bf16 (bfloat16) holds a network's activations on a GPU under --precision bf16 (engine/precision.h); the CPU
+// only stores and converts it.
+enum class DType : uint8_t { f32, f64, i32, i64, u8, bf16 };
 enum class Device : uint8_t { cpu, cuda };
 using Shape = std::vector<int64_t>;
 
@@ -20,6 +22,8 @@ const char* device_name(Device device);
 std::string shape_str(const Shape& shape);
 int64_t shape_numel(const Shape& shape);
 inline bool is_float(DType d) { return d == DType::f32 || d == DType::f64; }
+// Any floating dtype, bfloat16 included: what may carry gradients and be cast.
+inline bool is_floating(DType d) { return is_float(d) || d == DType::bf16; }
 
 // Owns one device allocation; returns it to the device's allocator when the last tensor lets go.
 struct Storage {

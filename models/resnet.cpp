@@ -7,6 +7,7 @@
 
 #include "engine/error.h"
 #include "engine/ops.h"
+#include "engine/precision.h"
 #include "engine/random.h"
 #include "models/conv_layers.h"
 
@@ -167,7 +168,9 @@ ResNet::ResNet(const ResNetConfig& config) : config_(config) {
 
 Tensor ResNet::forward(const Tensor& x) const {
   check(x.dim() == 4 && x.size(3) == 3, "ResNet input must be NHWC (N, H, W, 3), got " + shape_str(x.shape()));
-  Tensor h = bn1_->forward(conv1_->forward(x), Tensor(), true);
+  // bfloat16 activations from the stem to the pooled features under --precision bf16 on a GPU (precision.h)
+  const Tensor in = bf16_activations(x.dtype(), x.device()) ? cast(x, DType::bf16) : x;
+  Tensor h = bn1_->forward(conv1_->forward(in), Tensor(), true);
   if (config_.stem == ResNetStem::imagenet) h = max_pool2d(h, 3, 2, 1);
   for (const auto& layer : layers_) h = layer->forward(h);
   return global_avg_pool(h);

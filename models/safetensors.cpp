@@ -32,12 +32,13 @@ const char* safetensors_dtype(DType d) {
     case DType::i32: return "I32";
     case DType::i64: return "I64";
     case DType::u8: return "U8";
+    case DType::bf16: return "BF16";
   }
   return "?";
 }
 
 bool parse_dtype(const std::string& s, DType& out) {
-  for (DType d : {DType::f32, DType::f64, DType::i32, DType::i64, DType::u8})
+  for (DType d : {DType::f32, DType::f64, DType::i32, DType::i64, DType::u8, DType::bf16})
     if (s == safetensors_dtype(d)) {
       out = d;
       return true;

@@ -3,6 +3,11 @@
 // the backend's arguments and count it, so this is checked here on the CPU, which computes both in float32.
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <vector>
+
+#include "engine/bfloat16.h"
+#include "engine/error.h"
 #include "engine/ops.h"
 #include "engine/precision.h"
 #include "losses/intl_loss.h"
@@ -103,4 +108,50 @@ TEST_CASE("whitening transforms keep float32 under bf16, forward and backward") 
     CHECK(c.bf16 == 0);
     CHECK(c.fp32 > 0);
   }
+}
+
+// bfloat16 storage on the host: what a GPU's bfloat16 activations read back as (engine/bfloat16.h).
+TEST_CASE("bfloat16 rounds float32 to nearest even and keeps NaN and infinities") {
+  auto round_trip = [](float f) { return float(bfloat16(f)); };
+  CHECK(round_trip(1.0f) == 1.0f);
+  CHECK(round_trip(-2.5f) == -2.5f);
+  // 1 + 2^-8 lies halfway between 1 and 1 + 2^-7: ties go to the even mantissa (1); 1 + 3 * 2^-8 lies halfway
+  // between 1 + 2^-7 and 1 + 2^-6 and goes up to the even one.
+  CHECK(round_trip(1.0f + 0x1p-8f) == 1.0f);
+  CHECK(round_trip(1.0f + 3 * 0x1p-8f) == 1.0f + 0x1p-6f);
+  CHECK(round_trip(1.0f + 0x1p-8f + 0x1p-20f) == 1.0f + 0x1p-7f);  // above the tie: up
+  CHECK(std::isnan(round_trip(NAN)));
+  CHECK(round_trip(INFINITY) == INFINITY);
+  CHECK(round_trip(-INFINITY) == -INFINITY);
+  CHECK(round_trip(3.4e38f) == INFINITY);  // past bfloat16's largest finite value (about 3.39e38)
+  CHECK(bfloat16(0.1).bits == 0x3dcd);     // 0.1 = 0x3dcccccd as float32
+}
+
+TEST_CASE("bfloat16 tensors convert on the CPU, and its kernels refuse bfloat16 activations with a clear message") {
+  const Tensor x = Tensor::from_vector({0.1, -3.0, 1e-3, 300.5}, {4});
+  const Tensor b = x.to(DType::bf16);
+  CHECK(b.dtype() == DType::bf16);
+  CHECK(dtype_size(DType::bf16) == 2);
+  const std::vector<double> back = b.to_vector();
+  for (size_t i = 0; i < back.size(); ++i)
+    CHECK(back[i] == doctest::Approx(x.to_vector()[i]).epsilon(1.0 / 256));  // 8 significant bits
+  CHECK(back[3] == 300.0);  // 300.5 rounds to the nearest bfloat16, 300 (steps of 2 there)
+  // The differentiable cast carries the gradient back to float32.
+  Tensor leaf = x.clone().requires_grad_(true);
+  sum(cast(cast(leaf, DType::bf16), DType::f32)).backward();
+  CHECK(leaf.grad().dtype() == DType::f32);
+  CHECK(leaf.grad().to_vector() == std::vector<double>{1, 1, 1, 1});
+  // The CPU stores bfloat16 but runs no network on it.
+  const Tensor img = Tensor::zeros({1, 4, 4, 2}).to(DType::bf16), w = Tensor::zeros({3, 2, 3, 3});
+  CHECK_THROWS_WITH_AS(conv2d(img, w, Tensor(), 1, 1), doctest::Contains("bfloat16 activations run on CUDA only"),
+                       Error);
+  CHECK_THROWS_WITH_AS(max_pool2d(img, 2, 2, 0), doctest::Contains("bfloat16 activations run on CUDA only"), Error);
+  // And the run's precision never asks for them off a GPU.
+  RunPrecision bf16(MatmulPrecision::bf16);
+  CHECK_FALSE(bf16_activations(DType::f32, Device::cpu));
+  CHECK(bf16_activations(DType::f32, Device::cuda));
+  CHECK_FALSE(bf16_activations(DType::f64, Device::cuda));
+  set_bf16_activations(false);
+  CHECK_FALSE(bf16_activations(DType::f32, Device::cuda));
+  set_bf16_activations(true);
 }

@@ -132,6 +132,12 @@ TEST_CASE("safetensors layout: little-endian header length, JSON header, aligned
   CHECK(back.tensors[1].first == "b.t");
   CHECK(back.tensors[1].second.to_vector() == std::vector<double>{1, 4, 2, 5, 3, 6});
   CHECK(back.tensors[2].second.item() == 7);
+  // bfloat16 is the format's BF16, two bytes a value.
+  const std::string bf16_path = dir.file("bf16.safetensors");
+  write_safetensors(bf16_path, {{"h", Tensor::from_vector({0.5, -3.0}, {2}, DType::bf16)}});
+  const SafetensorsContents h = read_safetensors(bf16_path);
+  CHECK(h.tensors.at(0).second.dtype() == DType::bf16);
+  CHECK(h.tensors.at(0).second.to_vector() == std::vector<double>{0.5, -3.0});
   check_error([&] { write_safetensors(path, {{"a", f64}, {"a", f32}}); }, {path, "'a'", "twice"});
   check_error([&] { write_safetensors(dir.file("no/such/folder/x.safetensors"), {{"a", f64}}); },
               {"no/such/folder/x.safetensors.tmp"});
@@ -154,7 +160,7 @@ TEST_CASE("malformed safetensors files are errors naming the file and the tensor
   read_error(with_header(good, 8), {"'w'", "data_offsets [0, 16]", "outside the data section"});
   read_error(with_header("{\"w\": [1, 2", 0), {"not valid JSON"});
   read_error(with_header("[1, 2]", 0), {"must be a JSON object"});
-  read_error(with_header(R"({"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}})", 4), {"'w'", "BF16"});
+  read_error(with_header(R"({"w":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}})", 4), {"'w'", "F16"});
   read_error(with_header(R"({"w":{"dtype":"F32","shape":[3,2],"data_offsets":[0,16]}})", 16),
              {"'w'", "needs 24 bytes", "span 16"});
   read_error(with_header(R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8),

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 
+#include "engine/bfloat16.h"
 #include "engine/error.h"
 #include "engine/tensor.h"
 
@@ -15,7 +16,7 @@ template <class F> void dispatch_float(DType dtype, const char* kernel, F&& f) {
   else throw Error(std::string(kernel) + " needs a float32 or float64 tensor, got " + dtype_name(dtype));
 }
 
-// Calls f(T()) for every element type.
+// Calls f(T()) for every element type (bfloat16 as engine/bfloat16.h's storage type: copy and fill only).
 template <class F> void dispatch_all(DType dtype, F&& f) {
   switch (dtype) {
     case DType::f32: f(float()); break;
@@ -23,6 +24,7 @@ template <class F> void dispatch_all(DType dtype, F&& f) {
     case DType::i32: f(int32_t()); break;
     case DType::i64: f(int64_t()); break;
     case DType::u8: f(uint8_t()); break;
+    case DType::bf16: f(bfloat16()); break;
   }
 }
 

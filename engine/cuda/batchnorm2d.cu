@@ -6,6 +6,9 @@
 //   2. one thread per channel adds the chunks in order and turns the sums into coefficients (and the saved and
 //      running statistics, dgamma, dbeta);
 //   3. an elementwise pass applies the coefficients to every value, in the same 32-channel tiles.
+// Activations (x, y, residual and their gradients) are stored as T: float, double, or bfloat16 (--precision bf16
+// on a GPU), read into P = compute_t<T> (float for bfloat16) and rounded once when stored; the per-channel
+// tensors (gamma, beta, statistics, their gradients) are P, so a bfloat16 network keeps float32 parameters.
 #include <algorithm>
 
 #include "engine/cuda/kernels.h"
@@ -22,7 +25,7 @@ template <class T> struct StatTerms {
   const T* x;
   int64_t c;
   __device__ void operator()(int64_t r, int64_t k, double& a, double& b) const {
-    const double d = double(x[r * c + k]) - double(x[k]);
+    const double d = double(widen(x[r * c + k])) - double(widen(x[k]));
     a += d;
     b += d * d;
   }
@@ -31,16 +34,17 @@ template <class T> struct StatTerms {
 // Backward sums: g = dy, zeroed where the fused ReLU's output y was not positive (y null: no ReLU);
 // a = sum g, b = sum g (x - mean).
 template <class T> struct GradTerms {
+  using P = compute_t<T>;
   const T* x;
   const T* y;
   const T* dy;
-  const T* mean;
+  const P* mean;
   int64_t c;
   __device__ void operator()(int64_t r, int64_t k, double& a, double& b) const {
     const int64_t i = r * c + k;
-    const double g = (y && !(y[i] > T(0))) ? 0.0 : double(dy[i]);
+    const double g = (y && !(widen(y[i]) > P(0))) ? 0.0 : double(widen(dy[i]));
     a += g;
-    b += g * (double(x[i]) - double(mean[k]));
+    b += g * (double(widen(x[i])) - double(mean[k]));
   }
 };
 
@@ -81,27 +85,27 @@ __device__ void chunk_totals(const double* partial, int chunks, int64_t c, int64
 }
 
 // Training forward: mean = K + S1 / R, var = S2 / R - (S1 / R)^2; y = x * scale + shift (+ residual, ReLU).
-template <class T>
+template <class T, class P = compute_t<T>>
 __global__ void forward_train_coefficients(const double* partial, int chunks, int64_t rows, int64_t c, const T* x,
-                                           const T* gamma, const T* beta, double eps, double momentum, T* scale,
-                                           T* shift, T* save_mean, T* save_invstd, T* running_mean, T* running_var) {
+                                           const P* gamma, const P* beta, double eps, double momentum, P* scale,
+                                           P* shift, P* save_mean, P* save_invstd, P* running_mean, P* running_var) {
   const int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (k >= c) return;
   double s1, s2;
   chunk_totals(partial, chunks, c, k, s1, s2);
   const double m1 = s1 / double(rows);
   const double var = fmax(0.0, s2 / double(rows) - m1 * m1);
-  const double mean = double(x[k]) + m1;
+  const double mean = double(widen(x[k])) + m1;
   const double invstd = 1.0 / sqrt(var + eps);
   const double g = gamma ? double(gamma[k]) : 1.0, bt = beta ? double(beta[k]) : 0.0;
-  scale[k] = T(g * invstd);
-  shift[k] = T(bt - mean * g * invstd);
-  if (save_mean) save_mean[k] = T(mean);
-  if (save_invstd) save_invstd[k] = T(invstd);
-  if (running_mean) running_mean[k] = T((1.0 - momentum) * double(running_mean[k]) + momentum * mean);
+  scale[k] = P(g * invstd);
+  shift[k] = P(bt - mean * g * invstd);
+  if (save_mean) save_mean[k] = P(mean);
+  if (save_invstd) save_invstd[k] = P(invstd);
+  if (running_mean) running_mean[k] = P((1.0 - momentum) * double(running_mean[k]) + momentum * mean);
   if (running_var)
     running_var[k] =
-        T((1.0 - momentum) * double(running_var[k]) + momentum * var * double(rows) / double(rows - 1));
+        P((1.0 - momentum) * double(running_var[k]) + momentum * var * double(rows) / double(rows - 1));
 }
 
 template <class T>
@@ -117,27 +121,27 @@ __global__ void forward_eval_coefficients(int64_t c, const T* gamma, const T* be
 
 // The elementwise passes use the same geometry, so a thread keeps its channel's coefficients in registers and
 // no index is divided.
-template <class T>
-__global__ void apply_affine_kernel(const T* x, const T* scale, const T* shift, const T* residual, bool relu, T* y,
+template <class T, class P = compute_t<T>>
+__global__ void apply_affine_kernel(const T* x, const P* scale, const P* shift, const T* residual, bool relu, T* y,
                                     int64_t rows, int64_t c) {
   const int64_t k = tile_channel();
   if (k >= c) return;
-  const T sc = scale[k], sh = shift[k];
+  const P sc = scale[k], sh = shift[k];
   for (int64_t r = first_row(); r < rows; r += row_step()) {
     const int64_t i = r * c + k;
-    T v = x[i] * sc + sh;
-    if (residual) v += residual[i];
-    y[i] = relu ? (v < T(0) ? T(0) : v) : v;  // NaN passes, as std::max(v, 0) on the CPU
+    P v = widen(x[i]) * sc + sh;
+    if (residual) v += widen(residual[i]);
+    y[i] = narrow<T>(relu ? (v < P(0) ? P(0) : v) : v);  // NaN passes, as std::max(v, 0) on the CPU
   }
 }
 
 // With xhat = (x - mean) invstd over R values and g the gradient reaching the affine output:
 // dbeta = sum g, dgamma = sum g xhat, dx = a g + b x + d with a = gamma invstd, b = -a invstd dgamma / R,
 // d = -a dbeta / R - b mean. In evaluation the statistics are constants: b = d = 0.
-template <class T>
+template <class P>
 __global__ void backward_coefficients(const double* partial, int chunks, int64_t rows, int64_t c, bool training,
-                                      const T* gamma, const T* mean, const T* invstd_saved, const T* running_var,
-                                      double eps, T* coef, T* dgamma, T* dbeta) {
+                                      const P* gamma, const P* mean, const P* invstd_saved, const P* running_var,
+                                      double eps, P* coef, P* dgamma, P* dbeta) {
   const int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (k >= c) return;
   const double invstd = training ? double(invstd_saved[k]) : 1.0 / sqrt(double(running_var[k]) + eps);
@@ -145,27 +149,27 @@ __global__ void backward_coefficients(const double* partial, int chunks, int64_t
   double sg = 0, sgx = 0;
   if (partial) chunk_totals(partial, chunks, c, k, sg, sgx);
   const double dg = sgx * invstd, db = sg;
-  if (dgamma) dgamma[k] = T(dg);
-  if (dbeta) dbeta[k] = T(db);
+  if (dgamma) dgamma[k] = P(dg);
+  if (dbeta) dbeta[k] = P(db);
   const double a = g * invstd;
   const double b = training ? -a * invstd * dg / double(rows) : 0.0;
   const double d = training ? -a * db / double(rows) - b * double(mean[k]) : 0.0;
-  coef[k] = T(a);
-  coef[c + k] = T(b);
-  coef[2 * c + k] = T(d);
+  coef[k] = P(a);
+  coef[c + k] = P(b);
+  coef[2 * c + k] = P(d);
 }
 
-template <class T>
-__global__ void backward_apply_kernel(const T* x, const T* y, const T* dy, const T* coef, T* dx, T* dresidual,
+template <class T, class P = compute_t<T>>
+__global__ void backward_apply_kernel(const T* x, const T* y, const T* dy, const P* coef, T* dx, T* dresidual,
                                       int64_t rows, int64_t c) {
   const int64_t k = tile_channel();
   if (k >= c) return;
-  const T a = coef[k], b = coef[c + k], d = coef[2 * c + k];
+  const P a = coef[k], b = coef[c + k], d = coef[2 * c + k];
   for (int64_t r = first_row(); r < rows; r += row_step()) {
     const int64_t i = r * c + k;
-    const T g = (y && !(y[i] > T(0))) ? T(0) : dy[i];
-    if (dx) dx[i] = a * g + b * x[i] + d;
-    if (dresidual) dresidual[i] = g;
+    const bool pass = !y || widen(y[i]) > P(0);
+    if (dx) dx[i] = narrow<T>(a * (pass ? widen(dy[i]) : P(0)) + b * widen(x[i]) + d);
+    if (dresidual) dresidual[i] = pass ? dy[i] : narrow<T>(P(0));
   }
 }
 
@@ -200,11 +204,12 @@ void batchnorm2d_forward(const BatchNorm2dArgs& a, const Tensor& x, const Tensor
   check_args(a, "batch_norm_2d");
   const int64_t c = a.c, rows = a.n * a.h * a.w;
   check(!a.training || rows > 1, "batch_norm_2d in training needs more than one value per channel");
-  dispatch_float(x.dtype(), [&](auto z) {
+  dispatch_storage(x.dtype(), "batch_norm_2d", [&](auto z) {
     using T = decltype(z);
-    Tensor coef = Tensor::empty({2, c}, x.dtype(), Device::cuda);  // scale, shift
-    T* scale = ptr<T>(coef);
-    T* shift = scale + c;
+    using P = compute_t<T>;
+    Tensor coef = Tensor::empty({2, c}, compute_dtype(x.dtype()), Device::cuda);  // scale, shift
+    P* scale = ptr<P>(coef);
+    P* shift = scale + c;
     if (a.training) {
       const ChannelGrid g = sums_grid(rows, c);
       Tensor partial = Tensor::empty({g.chunks, 2, c}, DType::f64, Device::cuda);
@@ -212,14 +217,14 @@ void batchnorm2d_forward(const BatchNorm2dArgs& a, const Tensor& x, const Tensor
                                                             ptr<double>(partial));
       CUDA_CHECK_LAUNCH();
       forward_train_coefficients<T><<<channel_blocks(c), kThreads, 0, stream()>>>(
-          ptr<const double>(partial), g.chunks, rows, c, ptr<const T>(x), ptr<const T>(gamma), ptr<const T>(beta),
-          a.eps, a.momentum, scale, shift, ptr<T>(save_mean), ptr<T>(save_invstd), ptr<T>(running_mean),
-          ptr<T>(running_var));
+          ptr<const double>(partial), g.chunks, rows, c, ptr<const T>(x), ptr<const P>(gamma), ptr<const P>(beta),
+          a.eps, a.momentum, scale, shift, ptr<P>(save_mean), ptr<P>(save_invstd), ptr<P>(running_mean),
+          ptr<P>(running_var));
       CUDA_CHECK_LAUNCH();
     } else {
-      forward_eval_coefficients<T><<<channel_blocks(c), kThreads, 0, stream()>>>(
-          c, ptr<const T>(gamma), ptr<const T>(beta), a.eps, ptr<const T>(running_mean),
-          ptr<const T>(running_var), scale, shift);
+      forward_eval_coefficients<P><<<channel_blocks(c), kThreads, 0, stream()>>>(
+          c, ptr<const P>(gamma), ptr<const P>(beta), a.eps, ptr<const P>(running_mean),
+          ptr<const P>(running_var), scale, shift);
       CUDA_CHECK_LAUNCH();
     }
     const ChannelGrid ag = apply_grid(rows, c);
@@ -235,10 +240,11 @@ void batchnorm2d_backward(const BatchNorm2dArgs& a, const Tensor& x, const Tenso
                           const Tensor& dgamma, const Tensor& dbeta, const Tensor& dresidual) {
   check_args(a, "batch_norm_2d backward");
   const int64_t c = a.c, rows = a.n * a.h * a.w;
-  dispatch_float(x.dtype(), [&](auto z) {
+  dispatch_storage(x.dtype(), "batch_norm_2d backward", [&](auto z) {
     using T = decltype(z);
+    using P = compute_t<T>;
     const T* yr = a.relu ? ptr<const T>(y) : nullptr;
-    const T* mean = a.training ? ptr<const T>(save_mean) : ptr<const T>(running_mean);
+    const P* mean = a.training ? ptr<const P>(save_mean) : ptr<const P>(running_mean);
     // The sums feed dx in training, and dgamma / dbeta in both modes.
     const bool sums = a.training ? (dx.defined() || dgamma.defined() || dbeta.defined())
                                  : (dgamma.defined() || dbeta.defined());
@@ -250,15 +256,15 @@ void batchnorm2d_backward(const BatchNorm2dArgs& a, const Tensor& x, const Tenso
           GradTerms<T>{ptr<const T>(x), yr, ptr<const T>(dy), mean, c}, rows, c, ptr<double>(partial));
       CUDA_CHECK_LAUNCH();
     }
-    Tensor coef = Tensor::empty({3, c}, x.dtype(), Device::cuda);  // a, b, d
-    backward_coefficients<T><<<channel_blocks(c), kThreads, 0, stream()>>>(
-        sums ? ptr<const double>(partial) : nullptr, g.chunks, rows, c, a.training, ptr<const T>(gamma), mean,
-        ptr<const T>(save_invstd), ptr<const T>(running_var), a.eps, ptr<T>(coef), ptr<T>(dgamma), ptr<T>(dbeta));
+    Tensor coef = Tensor::empty({3, c}, compute_dtype(x.dtype()), Device::cuda);  // a, b, d
+    backward_coefficients<P><<<channel_blocks(c), kThreads, 0, stream()>>>(
+        sums ? ptr<const double>(partial) : nullptr, g.chunks, rows, c, a.training, ptr<const P>(gamma), mean,
+        ptr<const P>(save_invstd), ptr<const P>(running_var), a.eps, ptr<P>(coef), ptr<P>(dgamma), ptr<P>(dbeta));
     CUDA_CHECK_LAUNCH();
     if (dx.defined() || dresidual.defined()) {
       const ChannelGrid ag = apply_grid(rows, c);
       backward_apply_kernel<T><<<ag.grid, ag.block, 0, stream()>>>(ptr<const T>(x), yr, ptr<const T>(dy),
-                                                                   ptr<const T>(coef), ptr<T>(dx), ptr<T>(dresidual),
+                                                                   ptr<const P>(coef), ptr<T>(dx), ptr<T>(dresidual),
                                                                    rows, c);
       CUDA_CHECK_LAUNCH();
     }

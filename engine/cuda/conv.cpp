@@ -21,6 +21,11 @@
 // dy the backward-filter one (Conv2dArgs::saved). A pass cuDNN cannot run that way runs in float32 on TF32
 // tensor cores instead, which is said once on stderr.
 //
+// bfloat16 tensors (a network's activations under --precision bf16, engine/precision.h) are the same
+// configuration without the copies: x, y, dy and dx are read and written where they lie, beside float32
+// weights (their KRSC copy bfloat16, the filter gradient float32). A pass cuDNN runs no bfloat16 algorithm for
+// widens its operands to float32 copies and rounds its result back. Such convolutions take no bias.
+//
 // An algorithm cuDNN offers but then refuses, at its workspace query or when run, is passed over for the next.
 #include <algorithm>
 #include <cstdio>
@@ -145,16 +150,17 @@ Plan& plan_for(const Conv2dArgs& a, DType dtype) {
   std::lock_guard<std::mutex> lock(mutex);
   std::unique_ptr<Plan>& p = (*plans)[key];
   if (p) return *p;
-  check(dtype == DType::f32 || dtype == DType::f64, std::string("conv2d on ") + dtype_name(dtype));
+  check(dtype == DType::f32 || dtype == DType::f64 || dtype == DType::bf16, std::string("conv2d on ") +
+                                                                                 dtype_name(dtype));
   for (int64_t v : {a.n, a.c_in, a.h, a.w, a.c_out, a.kh, a.kw, a.stride, a.pad})
     check(v >= 0 && v <= 0x7fffffff, "conv2d: an extent exceeds cuDNN's 32-bit limit in " + shape_of(a));
   auto plan = std::make_unique<Plan>();
-  const cudnnDataType_t t = dtype == DType::f32 ? CUDNN_DATA_FLOAT : CUDNN_DATA_DOUBLE;
+  const cudnnDataType_t t = dtype == DType::f64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
   plan->strict = dtype == DType::f32 && !bf16;
   plan->math = plan->strict ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;  // DEFAULT allows TF32 tensor cores
   plan->full = make_descriptors(a, t);
   plan->bias = make_tensor(t, 1, a.c_out, 1, 1);
-  plan->bf16 = dtype == DType::f32 && bf16;
+  plan->bf16 = dtype == DType::bf16 || (dtype == DType::f32 && bf16);
   plan->nchw = dtype == DType::f64;
   if (plan->bf16) plan->low = make_descriptors(a, CUDNN_DATA_BFLOAT16);
   plan->forward.conv = make_conv(a, t, plan->math);
@@ -312,6 +318,31 @@ ConvSaved& saved(const Conv2dArgs& a) {
   return *a.saved;
 }
 
+// An activation operand as a pass reads it: bfloat16 when the pass runs on the bfloat16 descriptors, else
+// float32 (or float64). A float32 tensor read in bfloat16 is rounded into a copy (bf16_operand); a bfloat16
+// tensor read in float32 is widened into `scratch`; otherwise the tensor's own memory.
+const void* input_for(const Tensor& t, bool low, Copy* slot, std::unique_ptr<DeviceBuffer>& scratch) {
+  if (low == (t.dtype() == DType::bf16)) return t.raw_data();
+  if (low) return bf16_operand(t, slot, scratch);
+  scratch = std::make_unique<DeviceBuffer>(size_t(t.numel()) * sizeof(float));
+  from_bf16(t.raw_data(), static_cast<float*>(scratch->get()), t.numel());
+  return scratch->get();
+}
+
+// Where a pass writes an activation result: the tensor itself when it holds the pass's type, else `scratch`
+// (left empty otherwise), which finish_output() then converts into the tensor.
+void* output_for(const Tensor& t, bool low, std::unique_ptr<DeviceBuffer>& scratch) {
+  scratch.reset();
+  if (low == (t.dtype() == DType::bf16)) return t.raw_data();
+  scratch = std::make_unique<DeviceBuffer>(size_t(t.numel()) * (low ? 2 : sizeof(float)));
+  return scratch->get();
+}
+void finish_output(const Tensor& t, bool low, const std::unique_ptr<DeviceBuffer>& scratch) {
+  if (!scratch) return;
+  if (low) from_bf16(scratch->get(), t.data<float>(), t.numel());
+  else to_bf16(static_cast<const float*>(scratch->get()), t.raw_data(), t.numel());
+}
+
 // Runs one pass: its algorithm chosen when it is not (`choose()`), then `run()`, which prepares the operands
 // for the pass as chosen (bfloat16 or not) and returns the library call's status. cuDNN may refuse to run an
 // algorithm its heuristics and workspace query offered (CUDNN_STATUS_NOT_SUPPORTED): that one is passed over
@@ -355,10 +386,11 @@ struct Scale {
 
 void conv2d_forward(const Conv2dArgs& a, const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y) {
   if (y.numel() == 0) return;
+  check(!bias.defined() || x.dtype() != DType::bf16, "conv2d: a bias on bfloat16 activations is not supported");
   Plan& p = plan_for(a, x.dtype());
   Pass<cudnnConvolutionFwdAlgo_t>& pass = p.forward;
   const Scale s(x.dtype());
-  std::unique_ptr<DeviceBuffer> w_scratch, x_scratch, yb;
+  std::unique_ptr<DeviceBuffer> w_scratch, x_scratch, y_scratch;
   Tensor x_nchw, y_nchw;
   execute(
       pass, "cudnnConvolutionForward",
@@ -376,22 +408,21 @@ void conv2d_forward(const Conv2dArgs& a, const Tensor& x, const Tensor& weight, 
         const Descriptors& d = p.at(pass.low);
         DeviceBuffer ws(pass.workspace);
         const void* w = p.nchw ? weight.raw_data() : krsc_weight(weight, a.weight_version, pass.low, w_scratch);
-        const void* xp = x.raw_data();
-        void* yp = y.raw_data();
-        if (pass.low) {  // bfloat16 operands and result, converted around the call; x's copy kept for the filter
-          xp = bf16_operand(x, a.keep_input ? &saved(a).x : nullptr, x_scratch);
-          yb = std::make_unique<DeviceBuffer>(size_t(y.numel()) * 2);
-          yp = yb->get();
-        } else if (p.nchw) {
+        const void* xp;
+        void* yp;
+        if (p.nchw) {
           x_nchw = to_nchw(x);
           y_nchw = Tensor::empty({a.n, a.c_out, a.h_out(), a.w_out()}, y.dtype(), Device::cuda);
           xp = x_nchw.raw_data();
           yp = y_nchw.raw_data();
+        } else {  // a float32 x's bfloat16 copy is kept for the filter gradient
+          xp = input_for(x, pass.low, a.keep_input && x.dtype() == DType::f32 ? &saved(a).x : nullptr, x_scratch);
+          yp = output_for(y, pass.low, y_scratch);
         }
         return cudnnConvolutionForward(cudnn(), s.one(), d.x, xp, d.w, w, pass.conv, pass.algo, ws.get(), ws.bytes(),
                                        s.zero(), d.y, yp);
       });
-  if (pass.low) from_bf16(yb->get(), y.data<float>(), y.numel());
+  finish_output(y, pass.low, y_scratch);
   void* biased = p.nchw ? y_nchw.raw_data() : y.raw_data();  // float32 y, or the NCHW float64 result
   if (bias.defined())
     CUDNN_CHECK(cudnnAddTensor(cudnn(), s.one(), p.bias, bias.raw_data(), s.one(), p.full.y, biased));
@@ -403,7 +434,7 @@ void conv2d_backward_data(const Conv2dArgs& a, const Tensor& dy, const Tensor& w
   Plan& p = plan_for(a, dy.dtype());
   Pass<cudnnConvolutionBwdDataAlgo_t>& pass = p.backward_data;
   const Scale s(dy.dtype());
-  std::unique_ptr<DeviceBuffer> w_scratch, dy_scratch, dxb;
+  std::unique_ptr<DeviceBuffer> w_scratch, dy_scratch, dx_scratch;
   Tensor dy_nchw, dx_nchw;
   execute(
       pass, "cudnnConvolutionBackwardData",
@@ -422,22 +453,21 @@ void conv2d_backward_data(const Conv2dArgs& a, const Tensor& dy, const Tensor& w
         const Descriptors& d = p.at(pass.low);
         DeviceBuffer ws(pass.workspace);
         const void* w = p.nchw ? weight.raw_data() : krsc_weight(weight, a.weight_version, pass.low, w_scratch);
-        const void* dyp = dy.raw_data();
-        void* dxp = dx.raw_data();
-        if (pass.low) {  // dy's copy kept for the backward-filter pass
-          dyp = bf16_operand(dy, &saved(a).dy, dy_scratch);
-          dxb = std::make_unique<DeviceBuffer>(size_t(dx.numel()) * 2);
-          dxp = dxb->get();
-        } else if (p.nchw) {
+        const void* dyp;
+        void* dxp;
+        if (p.nchw) {
           dy_nchw = to_nchw(dy);
           dx_nchw = Tensor::empty({a.n, a.c_in, a.h, a.w}, dx.dtype(), Device::cuda);
           dyp = dy_nchw.raw_data();
           dxp = dx_nchw.raw_data();
+        } else {  // a float32 dy's bfloat16 copy is kept for the backward-filter pass
+          dyp = input_for(dy, pass.low, dy.dtype() == DType::f32 ? &saved(a).dy : nullptr, dy_scratch);
+          dxp = output_for(dx, pass.low, dx_scratch);
         }
         return cudnnConvolutionBackwardData(cudnn(), s.one(), d.w, w, d.y, dyp, pass.conv, pass.algo, ws.get(),
                                             ws.bytes(), s.zero(), d.x, dxp);
       });
-  if (pass.low) from_bf16(dxb->get(), dx.data<float>(), dx.numel());
+  finish_output(dx, pass.low, dx_scratch);
   if (p.nchw) from_nchw(dx_nchw, dx);
 }
 
@@ -475,17 +505,17 @@ void conv2d_backward_filter(const Conv2dArgs& a, const Tensor& x, const Tensor& 
           dw = std::make_unique<DeviceBuffer>(size_t(dweight.numel()) *
                                               (pass.low ? 2 : dtype_size(dweight.dtype())));
         void* dwp = p.nchw ? dweight.raw_data() : dw->get();
-        const void* xp = x.raw_data();
-        const void* dyp = dy.raw_data();
-        if (pass.low) {  // the copies the forward and backward-data passes left, when they did
-          ConvSaved* kept = a.saved.get();
-          xp = bf16_operand(x, kept ? &kept->x : nullptr, x_scratch);
-          dyp = bf16_operand(dy, kept ? &kept->dy : nullptr, dy_scratch);
-        } else if (p.nchw) {
+        const void* xp;
+        const void* dyp;
+        if (p.nchw) {
           x_nchw = to_nchw(x);
           dy_nchw = to_nchw(dy);
           xp = x_nchw.raw_data();
           dyp = dy_nchw.raw_data();
+        } else {  // float32 operands: the bfloat16 copies the forward and backward-data passes left, if any
+          ConvSaved* kept = a.saved.get();
+          xp = input_for(x, pass.low, kept ? &kept->x : nullptr, x_scratch);
+          dyp = input_for(dy, pass.low, kept ? &kept->dy : nullptr, dy_scratch);
         }
         return cudnnConvolutionBackwardFilter(cudnn(), s.one(), d.x, xp, d.y, dyp, pass.conv, pass.algo, ws.get(),
                                               ws.bytes(), s.zero(), d.w, dwp);

@@ -39,7 +39,7 @@ template <class Src, class Dst> __global__ void copy_kernel(const Src* s, Dst* d
   INTL_GRID_STRIDE(i, n) {
     int64_t os, unused;
     offsets(L, i, os, unused);
-    d[i] = Dst(s[os]);
+    d[i] = Convert<Dst, Src>::of(s[os]);
   }
 }
 
@@ -90,11 +90,12 @@ template <class T, BinaryOp OP> __device__ __forceinline__ T apply_binary(T u, T
   else return u < v ? u : v;  // min
 }
 
+// T is the stored type; bfloat16 operands are computed in float and the result rounded once.
 template <class T, BinaryOp OP> __global__ void binary_kernel(const T* a, const T* b, T* out, int64_t n, Layout L) {
   INTL_GRID_STRIDE(i, n) {
     int64_t oa, ob;
     offsets(L, i, oa, ob);
-    out[i] = apply_binary<T, OP>(a[oa], b[ob]);
+    out[i] = narrow<T>(apply_binary<compute_t<T>, OP>(widen(a[oa]), widen(b[ob])));
   }
 }
 
@@ -213,11 +214,6 @@ __global__ void from_bf16_kernel(const __nv_bfloat16* src, float* dst, int64_t n
   INTL_GRID_STRIDE(i, n) dst[i] = __bfloat162float(src[i]);
 }
 
-__device__ __forceinline__ float convert(float v, float) { return v; }
-__device__ __forceinline__ double convert(double v, double) { return v; }
-__device__ __forceinline__ __nv_bfloat16 convert(float v, __nv_bfloat16) { return __float2bfloat16_rn(v); }
-__device__ __forceinline__ float convert(__nv_bfloat16 v, float) { return __bfloat162float(v); }
-
 // Weight (o, i, s) with s = kh * kw: OIHW holds it at (o * I + i) * S + s, KRSC at (o * S + s) * I + i. One
 // thread per destination element, so the writes are coalesced (weights are small; the reads may stride).
 template <bool ToKrsc, class Src, class Dst>
@@ -225,10 +221,10 @@ __global__ void weight_relayout_kernel(const Src* src, Dst* dst, int64_t total, 
   INTL_GRID_STRIDE(t, total) {
     if constexpr (ToKrsc) {
       const int64_t i = t % I, s = (t / I) % S, o = t / (I * S);
-      dst[t] = convert(src[(o * I + i) * S + s], Dst());
+      dst[t] = Convert<Dst, Src>::of(src[(o * I + i) * S + s]);
     } else {
       const int64_t s = t % S, i = (t / S) % I, o = t / (I * S);
-      dst[t] = convert(src[(o * S + s) * I + i], Dst());
+      dst[t] = Convert<Dst, Src>::of(src[(o * S + s) * I + i]);
     }
   }
 }
@@ -281,7 +277,7 @@ void fill(const Tensor& dst, double value) {
   if (n == 0) return;
   dispatch_all(dst.dtype(), [&](auto z) {
     using T = decltype(z);
-    fill_kernel<T><<<grid_for(n), kThreads, 0, stream()>>>(ptr<T>(dst), n, T(value));
+    fill_kernel<T><<<grid_for(n), kThreads, 0, stream()>>>(ptr<T>(dst), n, Convert<T, double>::of(value));
     CUDA_CHECK_LAUNCH();
   });
 }
@@ -321,7 +317,7 @@ void unary(UnaryOp op, const Tensor& x, const Tensor& y, double s) {
 
 void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
   if (out.numel() == 0) return;
-  dispatch_float(out.dtype(), [&](auto z) {
+  dispatch_storage(out.dtype(), "binary op", [&](auto z) {
     using T = decltype(z);
     switch (op) {
       case BinaryOp::add: launch_binary<T, BinaryOp::add>(a, b, out); break;

@@ -1,6 +1,7 @@
 // Device-side building blocks shared by the .cu files: launch geometry for grid-stride loops, dtype dispatch
 // on the host, typed math overloads, and block-wide reductions. Included only by .cu files.
 #pragma once
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -29,6 +30,7 @@ template <class F> void dispatch_float(DType dtype, F&& f) {
   else throw Error(std::string("CUDA kernel needs a floating tensor, got ") + dtype_name(dtype));
 }
 
+// Every element type (copy and fill).
 template <class F> void dispatch_all(DType dtype, F&& f) {
   switch (dtype) {
     case DType::f32: f(float()); break;
@@ -36,8 +38,48 @@ template <class F> void dispatch_all(DType dtype, F&& f) {
     case DType::i32: f(int32_t()); break;
     case DType::i64: f(int64_t()); break;
     case DType::u8: f(uint8_t()); break;
+    case DType::bf16: f(__nv_bfloat16()); break;
   }
 }
+
+// The floating types a kernel stores: float, double, and bfloat16 (computed in float, Compute below) for the
+// kernels that carry a network's activations (binary ops, fused batch norm, pooling).
+template <class F> void dispatch_storage(DType dtype, const char* kernel, F&& f) {
+  if (dtype == DType::f32) f(float());
+  else if (dtype == DType::f64) f(double());
+  else if (dtype == DType::bf16) f(__nv_bfloat16());
+  else throw Error(std::string(kernel) + ": CUDA kernel needs a floating tensor, got " + dtype_name(dtype));
+}
+
+// A stored element's compute type: itself, float for bfloat16. widen() reads a value into it, narrow<T>()
+// stores one back (round to nearest even); for float and double both are the identity.
+template <class T> struct Compute { using type = T; };
+template <> struct Compute<__nv_bfloat16> { using type = float; };
+template <class T> using compute_t = typename Compute<T>::type;
+
+template <class T> __host__ __device__ __forceinline__ T widen(T v) { return v; }
+__host__ __device__ __forceinline__ float widen(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <class T> __host__ __device__ __forceinline__ T narrow(compute_t<T> v) { return v; }
+template <> __host__ __device__ __forceinline__ __nv_bfloat16 narrow<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+
+// Element conversion between any two stored types (copy, fill): through float where bfloat16 is involved.
+template <class D, class S> struct Convert {
+  __host__ __device__ static D of(S v) { return D(v); }
+};
+template <class D> struct Convert<D, __nv_bfloat16> {
+  __host__ __device__ static D of(__nv_bfloat16 v) { return D(__bfloat162float(v)); }
+};
+template <class S> struct Convert<__nv_bfloat16, S> {
+  __host__ __device__ static __nv_bfloat16 of(S v) { return __float2bfloat16_rn(float(v)); }
+};
+template <> struct Convert<__nv_bfloat16, __nv_bfloat16> {
+  __host__ __device__ static __nv_bfloat16 of(__nv_bfloat16 v) { return v; }
+};
+
+// The dtype of a stored type's compute type (the per-channel tensors beside bfloat16 activations are float32).
+inline DType compute_dtype(DType stored) { return stored == DType::bf16 ? DType::f32 : stored; }
 
 template <class T> T* ptr(const Tensor& t) { return t.defined() ? static_cast<T*>(t.raw_data()) : nullptr; }
 

@@ -83,7 +83,8 @@ __global__ void maxpool_forward_kernel(const T* x, T* y, int32_t* indices, int64
     const I u = I(t), C = I(a.c), W = I(w_out), H = I(h_out);
     const int64_t c = u % C, ow = (u / C) % W, oh = (u / (C * W)) % H, n = u / (C * W * H);
     const T* xp = x + n * a.h * a.w * a.c + c;  // element (ih, iw) of the plane at xp[(ih * w + iw) * c]
-    T best = T(-INFINITY);  // stays so (index -1) only for a window entirely in the padding
+    using P = compute_t<T>;
+    P best = P(-INFINITY);  // stays so (index -1) only for a window entirely in the padding
     int64_t arg = -1;
     for (int64_t i = 0; i < a.k; ++i) {
       const int64_t ih = oh * a.stride - a.pad + i;
@@ -91,14 +92,14 @@ __global__ void maxpool_forward_kernel(const T* x, T* y, int32_t* indices, int64
       for (int64_t j = 0; j < a.k; ++j) {
         const int64_t iw = ow * a.stride - a.pad + j;
         if (iw < 0 || iw >= a.w) continue;
-        const T v = xp[(ih * a.w + iw) * a.c];
+        const P v = widen(xp[(ih * a.w + iw) * a.c]);
         if (arg < 0 || v > best || (v != v && best == best)) {
           best = v;
           arg = ih * a.w + iw;
         }
       }
     }
-    y[t] = best;
+    y[t] = narrow<T>(best);
     indices[t] = int32_t(arg);
   }
 }
@@ -117,13 +118,13 @@ __global__ void maxpool_backward_kernel(const T* dy, const int32_t* indices, T* 
     const I oh1 = min(I((ih + P) / S), I(h_out - 1)), ow1 = min(I((iw + P) / S), I(w_out - 1));
     const int32_t me = int32_t(ih * a.w + iw);
     const int64_t base = n * h_out * w_out * a.c + c;
-    T acc = 0;
+    compute_t<T> acc = 0;
     for (I oh = oh0; oh <= oh1; ++oh)
       for (I ow = ow0; ow <= ow1; ++ow) {
         const int64_t o = base + (int64_t(oh) * w_out + ow) * a.c;
-        if (indices[o] == me) acc += dy[o];
+        if (indices[o] == me) acc += widen(dy[o]);
       }
-    dx[t] = acc;
+    dx[t] = narrow<T>(acc);
   }
 }
 
@@ -209,7 +210,7 @@ void maxpool2d_forward(const Pool2dArgs& a, const Tensor& x, const Tensor& y, co
   check(indices.dtype() == DType::i32, "maxpool2d: indices must be int32");
   const int64_t total = a.n * a.c * a.h_out() * a.w_out();
   if (total == 0) return;
-  dispatch_float(x.dtype(), [&](auto z) {
+  dispatch_storage(x.dtype(), "max_pool2d", [&](auto z) {
     using T = decltype(z);
     if (total <= INT32_MAX)
       maxpool_forward_kernel<T, int32_t><<<grid_for(total), kThreads, 0, stream()>>>(
@@ -224,7 +225,7 @@ void maxpool2d_forward(const Pool2dArgs& a, const Tensor& x, const Tensor& y, co
 void maxpool2d_backward(const Pool2dArgs& a, const Tensor& dy, const Tensor& indices, const Tensor& dx) {
   const int64_t total = a.n * a.c * a.h * a.w;
   if (total == 0) return;
-  dispatch_float(dx.dtype(), [&](auto z) {
+  dispatch_storage(dx.dtype(), "max_pool2d backward", [&](auto z) {
     using T = decltype(z);
     if (total <= INT32_MAX)  // the forward's elements are fewer
       maxpool_backward_kernel<T, int32_t><<<grid_for(total), kThreads, 0, stream()>>>(

@@ -16,11 +16,32 @@ using namespace ops;
 
 namespace {
 Tensor contiguous_detached(const Tensor& t) { return t.is_contiguous() ? t.detach() : t.detach().contiguous(); }
+
+
+// bfloat16 activations (engine/precision.h) run on CUDA only, beside float32 parameters.
+void check_bf16_activation(const char* op, const Tensor& x) {
+  check(x.device() == Device::cuda, std::string(op) + ": bfloat16 activations run on CUDA only (this tensor is on "
+                                        "the CPU); cast it to float32 first");
+}
+
+// The parameter `p` of an op on activations `x`: the same device, and x's dtype (float32 beside bfloat16).
+void check_parameter(const char* op, const Tensor& x, const Tensor& p) {
+  if (x.dtype() != DType::bf16) return check_same(op, x, p);
+  check(p.device() == x.device(), std::string(op) + ": tensors on different devices");
+  check(p.dtype() == DType::f32, std::string(op) + ": parameters beside bfloat16 activations must be float32, got " +
+                                     dtype_name(p.dtype()));
+}
 }  // namespace
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding) {
-  check_same("conv2d", x, weight);
-  check(is_float(x.dtype()), std::string("conv2d needs float tensors, got ") + dtype_name(x.dtype()));
+  check(x.defined() && weight.defined(), "conv2d: undefined tensor");
+  check(is_floating(x.dtype()), std::string("conv2d needs float tensors, got ") + dtype_name(x.dtype()));
+  check_parameter("conv2d", x, weight);
+  if (x.dtype() == DType::bf16) {
+    check_bf16_activation("conv2d", x);
+    check(!bias.defined(), "conv2d: a bias on bfloat16 activations is not supported (ResNets' convolutions have "
+                           "none); run this layer in float32");
+  }
   check(x.dim() == 4, "conv2d: input must be (N, H, W, C), got " + shape_str(x.shape()));
   check(weight.dim() == 4 && weight.size(1) == x.size(3),
         "conv2d: weight must be (c_out, " + std::to_string(x.size(3)) + ", kh, kw) for input " +
@@ -40,8 +61,9 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
   const Tensor xc = contiguous_detached(x), wc = contiguous_detached(weight);
   // A contiguous weight is the parameter's own memory: its version identifies the values there.
   args.weight_version = weight.is_contiguous() ? weight.version() : 0;
-  args.bf16 = matmul_in_bf16(x.dtype());  // the backward passes keep the forward's precision (args)
-  if (x.dtype() == DType::f32) count_matmul(args.bf16);
+  // bfloat16 tensors always run in bfloat16; the backward passes keep the forward's precision (args)
+  args.bf16 = matmul_in_bf16(x.dtype()) || x.dtype() == DType::bf16;
+  if (x.dtype() != DType::f64) count_matmul(args.bf16);
   const bool backward = needs_grad({x, weight, bias});
   const bool gx = x.requires_grad(), gw = weight.requires_grad(), gb = bias.defined() && bias.requires_grad();
   args.keep_input = backward && gw;
@@ -55,13 +77,13 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
       Tensor dx, dweight, dbias;
       if (gx) {
         dx = empty_like(xc);
-        if (gc.dtype() == DType::f32) count_matmul(args.bf16);
+        if (gc.dtype() != DType::f64) count_matmul(args.bf16);
         be.conv2d_backward_data(args, gc, wc, dx);
       }
       if (gw || gb) {
         dweight = empty_like(wc);
         if (gb) dbias = Tensor::empty({args.c_out}, gc.dtype(), gc.device());
-        if (gc.dtype() == DType::f32) count_matmul(args.bf16);
+        if (gc.dtype() != DType::f64) count_matmul(args.bf16);
         be.conv2d_backward_filter(args, xc, gc, dweight, dbias);
       }
       args.saved.reset();  // the device's copies of x and dy go back to its allocator now
@@ -80,11 +102,12 @@ Tensor batch_norm_2d_fused(const Tensor& x, const Tensor& residual, bool relu, c
                            const Tensor& beta, const Tensor& running_mean, const Tensor& running_var, bool training,
                            double momentum, double eps) {
   check(x.dim() == 4, "batch_norm_2d: input must be (N, H, W, C), got " + shape_str(x.shape()));
-  check(is_float(x.dtype()), std::string("batch_norm_2d needs a float input, got ") + dtype_name(x.dtype()));
+  check(is_floating(x.dtype()), std::string("batch_norm_2d needs a float input, got ") + dtype_name(x.dtype()));
+  if (x.dtype() == DType::bf16) check_bf16_activation("batch_norm_2d", x);
   const int64_t c = x.size(3), rows = x.size(0) * x.size(1) * x.size(2);
   for (const Tensor* t : {&gamma, &beta, &running_mean, &running_var})
     if (t->defined()) {
-      check_same("batch_norm_2d", x, *t);
+      check_parameter("batch_norm_2d", x, *t);
       check(t->dim() == 1 && t->size(0) == c, "batch_norm_2d: per-channel tensors must be (" + std::to_string(c) +
                                                   ") for input " + shape_str(x.shape()) + ", got " +
                                                   shape_str(t->shape()));
@@ -100,6 +123,8 @@ Tensor batch_norm_2d_fused(const Tensor& x, const Tensor& residual, bool relu, c
     check(rows > 1, "batch_norm_2d in training needs more than one value per channel, got input " +
                         shape_str(x.shape()));
   const Backend& be = backend(x.device());
+  // The per-channel statistics and gradients: float32 beside bfloat16 activations, else x's dtype.
+  const DType stat = x.dtype() == DType::bf16 ? DType::f32 : x.dtype();
   if (!be.batchnorm2d_forward) {
     // No fused kernel on this device: BatchNorm1d over the N * H * W rows, then the add and the ReLU.
     Tensor y = reshape(batch_norm_1d(reshape(x, {rows, c}), gamma, beta, running_mean, running_var, training,
@@ -115,8 +140,8 @@ Tensor batch_norm_2d_fused(const Tensor& x, const Tensor& residual, bool relu, c
   Tensor y = empty_like(xc);  // (N, H, W, C)
   Tensor mean, invstd;        // saved batch statistics (training)
   if (training) {
-    mean = Tensor::empty({c}, x.dtype(), x.device());
-    invstd = Tensor::empty({c}, x.dtype(), x.device());
+    mean = Tensor::empty({c}, stat, x.device());
+    invstd = Tensor::empty({c}, stat, x.device());
   }
   be.batchnorm2d_forward(args, xc, g, beta.defined() ? beta.detach() : Tensor(), rc, y, mean, invstd,
                          running_mean, running_var);
@@ -129,13 +154,14 @@ Tensor batch_norm_2d_fused(const Tensor& x, const Tensor& residual, bool relu, c
                gb = beta.defined() && beta.requires_grad(), gr = residual.defined() && residual.requires_grad();
     const Tensor rm = training ? Tensor() : running_mean.detach(), rv = training ? Tensor() : running_var.detach();
     record("batch_norm_2d", {x, gamma, beta, residual}, y,
-           [args, xc, g, mean, invstd, rm, rv, yd = relu ? y.detach() : Tensor(), gx, gg, gb, gr](const Tensor& dy) {
+           [args, xc, g, mean, invstd, rm, rv, yd = relu ? y.detach() : Tensor(), gx, gg, gb, gr,
+            stat](const Tensor& dy) {
              const Tensor dyc = dy.is_contiguous() ? dy : dy.contiguous();
              const int64_t c = args.c;
              Tensor dx = gx ? empty_like(xc) : Tensor();
              Tensor dres = gr ? empty_like(xc) : Tensor();
-             Tensor dgamma = gg ? Tensor::empty({c}, xc.dtype(), xc.device()) : Tensor();
-             Tensor dbeta = gb ? Tensor::empty({c}, xc.dtype(), xc.device()) : Tensor();
+             Tensor dgamma = gg ? Tensor::empty({c}, stat, xc.device()) : Tensor();
+             Tensor dbeta = gb ? Tensor::empty({c}, stat, xc.device()) : Tensor();
              backend(xc.device()).batchnorm2d_backward(args, xc, yd, dyc, g, mean, invstd, rm, rv, dx, dgamma, dbeta,
                                                        dres);
              return std::vector<Tensor>{dx, dgamma, dbeta, dres};
@@ -146,7 +172,8 @@ Tensor batch_norm_2d_fused(const Tensor& x, const Tensor& residual, bool relu, c
 
 Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding) {
   check(x.dim() == 4, "max_pool2d: input must be (N, H, W, C), got " + shape_str(x.shape()));
-  check(is_float(x.dtype()), std::string("max_pool2d needs a float input, got ") + dtype_name(x.dtype()));
+  check(is_floating(x.dtype()), std::string("max_pool2d needs a float input, got ") + dtype_name(x.dtype()));
+  if (x.dtype() == DType::bf16) check_bf16_activation("max_pool2d", x);
   check(kernel >= 1 && stride >= 1 && padding >= 0 && 2 * padding <= kernel,
         "max_pool2d: kernel " + std::to_string(kernel) + " stride " + std::to_string(stride) + " padding " +
             std::to_string(padding) + " (need kernel, stride >= 1 and padding <= kernel / 2)");
@@ -170,10 +197,12 @@ Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t paddi
   return y;
 }
 
-// The mean over H and W; its gradient (dy / (H W) broadcast back) comes from the reduction op.
+// The mean over H and W; its gradient (dy / (H W) broadcast back) comes from the reduction op. bfloat16
+// activations are widened first: the features leave the network in float32.
 Tensor global_avg_pool(const Tensor& x) {
   check(x.dim() == 4, "global_avg_pool: input must be (N, H, W, C), got " + shape_str(x.shape()));
-  return mean(reshape(x, {x.size(0), x.size(1) * x.size(2), x.size(3)}), {1});
+  const Tensor xf = x.dtype() == DType::bf16 ? cast(x, DType::f32) : x;
+  return mean(reshape(xf, {x.size(0), x.size(1) * x.size(2), x.size(3)}), {1});
 }
 
 }  // namespace intl

@@ -172,7 +172,7 @@ Tensor Tensor::clone() const {
 Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
 
 Tensor cast(const Tensor& x, DType dtype) {
-  check(is_float(x.dtype()) && is_float(dtype), std::string("cast: floating dtypes only, got ") +
+  check(is_floating(x.dtype()) && is_floating(dtype), std::string("cast: floating dtypes only, got ") +
                                                     dtype_name(x.dtype()) + " to " + dtype_name(dtype));
   if (x.dtype() == dtype) return x;
   Tensor y = x.detach().to(dtype);
