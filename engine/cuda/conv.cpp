@@ -28,6 +28,7 @@
 //
 // An algorithm cuDNN offers but then refuses, at its workspace query or when run, is passed over for the next.
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -322,7 +323,15 @@ ConvSaved& saved(const Conv2dArgs& a) {
 // float32 (or float64). A float32 tensor read in bfloat16 is rounded into a copy (bf16_operand); a bfloat16
 // tensor read in float32 is widened into `scratch`; otherwise the tensor's own memory.
 const void* input_for(const Tensor& t, bool low, Copy* slot, std::unique_ptr<DeviceBuffer>& scratch) {
-  if (low == (t.dtype() == DType::bf16)) return t.raw_data();
+  if (low == (t.dtype() == DType::bf16)) {
+    // In place, unless a view starts off the 16-byte alignment that vectorised (tensor-core) kernels read at;
+    // tensors the engine allocates start on 512-byte blocks.
+    if (reinterpret_cast<uintptr_t>(t.raw_data()) % 16 == 0) return t.raw_data();
+    const size_t bytes = size_t(t.numel()) * dtype_size(t.dtype());
+    scratch = std::make_unique<DeviceBuffer>(bytes);
+    CUDA_CHECK(cudaMemcpyAsync(scratch->get(), t.raw_data(), bytes, cudaMemcpyDeviceToDevice, stream()));
+    return scratch->get();
+  }
   if (low) return bf16_operand(t, slot, scratch);
   scratch = std::make_unique<DeviceBuffer>(size_t(t.numel()) * sizeof(float));
   from_bf16(t.raw_data(), static_cast<float*>(scratch->get()), t.numel());
