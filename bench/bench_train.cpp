@@ -8,10 +8,13 @@
 #include <omp.h>
 #include <sys/resource.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "bench/fp32_peak.h"
 #include "bench/timing.h"
@@ -146,15 +149,23 @@ void run(Options o) {
   double first_loss = 0, last_loss = 0;
   bool first = true;
   if (o.forward_only) model.backbone().eval();
+  // On a GPU, the host's time to issue a step (everything before the loss is read back, which waits for the
+  // device): near the whole step, the GPU waits on the host; far below it, the host waits on the GPU. (A step
+  // that waits inside, as the spectral loss form does for the eigensolver's status, counts that wait too.)
+  std::vector<double> issue_ms;
   auto step = [&] {
+    const auto t0 = std::chrono::steady_clock::now();
     if (o.forward_only) {
       NoGradGuard no_grad;
-      last_loss = mean(model.backbone().forward(x1)).item();  // the features' mean, read back as a loss would be
+      Tensor m = mean(model.backbone().forward(x1));
+      issue_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      last_loss = m.item();  // the features' mean, read back as a loss would be
     } else {
       sgd.zero_grad();
       Tensor loss = train::intl_two_view_loss(model, x1, x2, 4, beta, o.loss_form);
       loss.backward();
       sgd.step(0.05);
+      issue_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
       last_loss = loss.item();
     }
     if (first) first_loss = last_loss;
@@ -164,6 +175,7 @@ void run(Options o) {
   auto allocator = [gpu] { return gpu ? cuda_allocator_stats() : cpu_allocator_stats(); };
   step();  // warm-up: caches filled, kernels chosen
   const AllocatorStats after_first = allocator();
+  issue_ms.clear();
   const long faults_before = minor_page_faults();
   const Timing t = time_median(step, 0, o.steps, 0.0);
   const long faults = minor_page_faults() - faults_before;
@@ -200,6 +212,14 @@ void run(Options o) {
   std::printf("OMP_WAIT_POLICY=%s, load average %s\n", wait_policy ? wait_policy : "(unset)", load_average().c_str());
   std::printf("steps: %d timed after 1 warm-up; median %.1f ms, min %.1f ms; loss %.6g -> %.6g\n", t.reps,
               t.median_ms, t.min_ms, first_loss, last_loss);
+  if (gpu) {
+    std::sort(issue_ms.begin(), issue_ms.end());
+    const double issue = issue_ms[issue_ms.size() / 2];
+    std::printf("host_issue_ms: median %.1f to issue a step before reading its loss (%.0f%% of the median step: "
+                "%s)\n",
+                issue, 100.0 * issue / t.median_ms,
+                issue > 0.8 * t.median_ms ? "the GPU waits on the host" : "the host waits on the GPU");
+  }
   std::printf("peak_rss_mb: %.0f\n", peak_rss_mb());
   // Page faults are expensive on virtual machines: a step that reuses its memory touches no new pages.
   std::printf("page_faults: %.1f minor faults per timed step (%ld in %d steps)\n", double(faults) / t.reps, faults,

@@ -139,7 +139,7 @@ if [ "${INTL_GPU_CHECK:-}" = speed ]; then
     --precision bf16 --bf16-activations off --arch resnet50-imagenet --steps 10
   step "bench train cifar bf16 act-fp32" "$OUT/bench_train.log" 90 "$BUILD/intl" bench train --device cuda \
     --precision bf16 --bf16-activations off --arch resnet18-cifar --steps 50 --loss-form newton
-  grep -E "^(intl bench train|steps:|images_per_s|cifar_epoch_s)" "$OUT/bench_train.log" >>"$SUMMARY"
+  grep -E "^(intl bench train|steps:|host_issue_ms|images_per_s|cifar_epoch_s)" "$OUT/bench_train.log" >>"$SUMMARY"
   if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
     step "torch (same work)" "$OUT/bench_torch.log" 150 python3 "$ROOT/bench/gpu/torch_bench.py" --device cuda \
       --cases cifar resnet50 --steps 20
@@ -176,7 +176,7 @@ if has train; then
     --precision bf16 --arch resnet18-cifar --steps 10 --loss-form spectral
   step "bench train resnet50 bf16 act-fp32" "$OUT/bench_train.log" 120 "$BUILD/intl" bench train --device cuda \
     --precision bf16 --bf16-activations off --arch resnet50-imagenet --steps 5
-  grep -E "^(intl bench train|images_per_s|cifar_epoch_s)" "$OUT/bench_train.log" >>"$SUMMARY"
+  grep -E "^(intl bench train|host_issue_ms|images_per_s|cifar_epoch_s)" "$OUT/bench_train.log" >>"$SUMMARY"
 else
   note "bench train: not available in this build"
 fi
