@@ -714,31 +714,30 @@ TEST_CASE("convolution, fused batch norm and max pooling on bfloat16 activations
     std::function<Tensor(V, DType)> f;
     std::vector<Tensor> inputs;  // [0] the activation; the rest parameters (float32 on both devices)
   };
-  auto act = [](const Tensor& x, DType d) { return cast(x, d); };
   const std::vector<Op> ops = {
       {"conv2d 3x3 s1 p1",
-       [&](V x, DType d) { return cast(conv2d(act(x[0], d), x[1], Tensor(), 1, 1), DType::f32); },
+       [](V x, DType d) { return cast(conv2d(cast(x[0], d), x[1], Tensor(), 1, 1), DType::f32); },
        {rnd({2, 9, 9, 16}, 1), rnd({24, 16, 3, 3}, 2, 0.3)}},
       {"conv2d 3x3 on a batch slice (an unaligned view)",
-       [&](V x, DType d) { return cast(conv2d(slice(act(x[0], d), 0, 1, 3), x[1], Tensor(), 1, 1), DType::f32); },
+       [](V x, DType d) { return cast(conv2d(slice(cast(x[0], d), 0, 1, 3), x[1], Tensor(), 1, 1), DType::f32); },
        {rnd({4, 3, 3, 3}, 1), rnd({8, 3, 3, 3}, 2, 0.3)}},
       {"conv2d 1x1 s2 (projection)",
-       [&](V x, DType d) { return cast(conv2d(act(x[0], d), x[1], Tensor(), 2, 0), DType::f32); },
+       [](V x, DType d) { return cast(conv2d(cast(x[0], d), x[1], Tensor(), 2, 0), DType::f32); },
        {rnd({2, 9, 9, 16}, 1), rnd({32, 16, 1, 1}, 2, 0.3)}},
       {"batch norm 2d fused + residual + relu, train",
-       [&](V x, DType d) {
-         return cast(batch_norm_2d_fused(act(x[0], d), act(x[3], d), true, x[1], x[2], Tensor(), Tensor(), true),
+       [](V x, DType d) {
+         return cast(batch_norm_2d_fused(cast(x[0], d), cast(x[3], d), true, x[1], x[2], Tensor(), Tensor(), true),
                      DType::f32);
        },
        {rnd({2, 8, 9, 40}, 1, 2.0), pos({40}, 2), rnd({40}, 3), rnd({2, 8, 9, 40}, 4)}},
       {"batch norm 2d, eval",
-       [&](V x, DType d) {
-         return cast(batch_norm_2d(act(x[0], d), x[1], x[2], x[3], x[4], false), DType::f32);
+       [](V x, DType d) {
+         return cast(batch_norm_2d(cast(x[0], d), x[1], x[2], x[3], x[4], false), DType::f32);
        },
        {rnd({2, 8, 9, 40}, 1, 2.0), pos({40}, 2), rnd({40}, 3), rnd({40}, 4, 0.3), pos({40}, 5)}},
-      {"max pool 3 s2 p1", [&](V x, DType d) { return cast(max_pool2d(act(x[0], d), 3, 2, 1), DType::f32); },
+      {"max pool 3 s2 p1", [](V x, DType d) { return cast(max_pool2d(cast(x[0], d), 3, 2, 1), DType::f32); },
        {rnd({2, 9, 8, 6}, 1)}},
-      {"global average pool", [&](V x, DType d) { return global_avg_pool(act(x[0], d)); }, {rnd({2, 3, 4, 8}, 1)}},
+      {"global average pool", [](V x, DType d) { return global_avg_pool(cast(x[0], d)); }, {rnd({2, 3, 4, 8}, 1)}},
   };
   for (const Op& op : ops) {
     SUBCASE(op.name) {

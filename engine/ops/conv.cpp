@@ -17,7 +17,6 @@ using namespace ops;
 namespace {
 Tensor contiguous_detached(const Tensor& t) { return t.is_contiguous() ? t.detach() : t.detach().contiguous(); }
 
-
 // bfloat16 activations (engine/precision.h) run on CUDA only, beside float32 parameters.
 void check_bf16_activation(const char* op, const Tensor& x) {
   check(x.device() == Device::cuda, std::string(op) + ": bfloat16 activations run on CUDA only (this tensor is on "
@@ -27,7 +26,8 @@ void check_bf16_activation(const char* op, const Tensor& x) {
 // The parameter `p` of an op on activations `x`: the same device, and x's dtype (float32 beside bfloat16).
 void check_parameter(const char* op, const Tensor& x, const Tensor& p) {
   if (x.dtype() != DType::bf16) return check_same(op, x, p);
-  check(p.device() == x.device(), std::string(op) + ": tensors on different devices");
+  check(p.device() == x.device(), std::string(op) + ": tensors on different devices (" + device_name(x.device()) +
+                                      " and " + device_name(p.device()) + "); move one with .to()");
   check(p.dtype() == DType::f32, std::string(op) + ": parameters beside bfloat16 activations must be float32, got " +
                                      dtype_name(p.dtype()));
 }
