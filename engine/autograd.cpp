@@ -50,7 +50,7 @@ void record(const char* name, const std::vector<Tensor>& inputs, Tensor& output,
 Tensor sum_to_shape(const Tensor& grad, const Shape& shape) {
   if (grad.shape() == shape) return grad;
   const int64_t lead = grad.dim() - int64_t(shape.size());
-  check(lead >= 0, "gradient of shape " + shape_str(grad.shape()) + " cannot reduce to " + shape_str(shape));
+  INTL_CHECK(lead >= 0, "gradient of shape " + shape_str(grad.shape()) + " cannot reduce to " + shape_str(shape));
   std::vector<int64_t> axes;
   for (int64_t i = 0; i < grad.dim(); ++i) {
     if (i < lead) {
@@ -58,7 +58,7 @@ Tensor sum_to_shape(const Tensor& grad, const Shape& shape) {
     } else if (shape[size_t(i - lead)] == 1 && grad.shape()[size_t(i)] != 1) {
       axes.push_back(i);
     } else {
-      check(shape[size_t(i - lead)] == grad.shape()[size_t(i)],
+      INTL_CHECK(shape[size_t(i - lead)] == grad.shape()[size_t(i)],
             "gradient of shape " + shape_str(grad.shape()) + " does not match input shape " + shape_str(shape));
     }
   }
@@ -67,10 +67,10 @@ Tensor sum_to_shape(const Tensor& grad, const Shape& shape) {
 }
 
 void Tensor::backward(const Tensor& grad_output) const {
-  check(requires_grad(), "backward() on a tensor that does not require grad");
+  INTL_CHECK(requires_grad(), "backward() on a tensor that does not require grad");
   Tensor seed = grad_output;
   if (!seed.defined()) {
-    check(numel() == 1, "backward() without a gradient needs a scalar, not shape " + shape_str(shape()));
+    INTL_CHECK(numel() == 1, "backward() without a gradient needs a scalar, not shape " + shape_str(shape()));
     seed = Tensor::ones(shape(), dtype(), device());
   }
   NoGradGuard no_grad;  // backward functions compute with plain ops
@@ -113,13 +113,13 @@ void Tensor::backward(const Tensor& grad_output) const {
       grads = node->backward(node->grad_outputs);
     }
     node->grad_outputs.clear();
-    check(grads.size() == node->inputs.size(),
+    INTL_CHECK(grads.size() == node->inputs.size(),
           std::string("backward of ") + node->name + " returned the wrong number of gradients");
     for (size_t i = 0; i < grads.size(); ++i) {
       const Tensor& in = node->inputs[i];
       if (!grads[i].defined() || !in.defined() || !in.requires_grad()) continue;
       Tensor g = sum_to_shape(grads[i], in.shape());
-      check(g.dtype() == in.dtype(), std::string("backward of ") + node->name + ": gradient dtype " +
+      INTL_CHECK(g.dtype() == in.dtype(), std::string("backward of ") + node->name + ": gradient dtype " +
                                          dtype_name(g.dtype()) + " for input of dtype " + dtype_name(in.dtype()));
       if (Node* prev = in.impl()->grad_fn.get()) {
         if (prev->grad_outputs.empty()) prev->grad_outputs.assign(size_t(prev->num_outputs), Tensor());

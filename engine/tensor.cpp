@@ -69,7 +69,7 @@ Storage::Storage(size_t bytes_, Device device_) : bytes(bytes_), device(device_)
 Storage::~Storage() { backend(device).free(data, bytes); }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
-  for (int64_t s : shape) check(s >= 0, "tensor shape " + shape_str(shape) + " has a negative extent");
+  for (int64_t s : shape) INTL_CHECK(s >= 0, "tensor shape " + shape_str(shape) + " has a negative extent");
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = std::make_shared<Storage>(size_t(shape_numel(shape)) * dtype_size(dtype), device);
   impl->shape = shape;
@@ -89,7 +89,7 @@ Tensor Tensor::ones(const Shape& shape, DType dtype, Device device) { return ful
 Tensor Tensor::scalar(double value, DType dtype, Device device) { return full({}, value, dtype, device); }
 
 Tensor Tensor::from_vector(const std::vector<double>& values, const Shape& shape, DType dtype) {
-  check(int64_t(values.size()) == shape_numel(shape),
+  INTL_CHECK(int64_t(values.size()) == shape_numel(shape),
         "from_vector: " + std::to_string(values.size()) + " values for shape " + shape_str(shape));
   Tensor t = empty(shape, dtype);
   for (size_t i = 0; i < values.size(); ++i) {
@@ -127,7 +127,7 @@ Tensor Tensor::rand(const Shape& shape, double lo, double hi, uint64_t seed, uin
 int64_t Tensor::size(int64_t axis) const {
   const int64_t d = dim();
   if (axis < 0) axis += d;
-  check(axis >= 0 && axis < d, "axis " + std::to_string(axis) + " out of range for shape " + shape_str(shape()));
+  INTL_CHECK(axis >= 0 && axis < d, "axis " + std::to_string(axis) + " out of range for shape " + shape_str(shape()));
   return impl_->shape[size_t(axis)];
 }
 
@@ -151,7 +151,7 @@ template <> constexpr DType dtype_of<bfloat16>() { return DType::bf16; }
 }  // namespace
 
 template <class T> T* Tensor::data() const {
-  check(impl_->dtype == dtype_of<T>(), std::string("tensor holds ") + dtype_name(impl_->dtype) + ", read as " +
+  INTL_CHECK(impl_->dtype == dtype_of<T>(), std::string("tensor holds ") + dtype_name(impl_->dtype) + ", read as " +
                                            dtype_name(dtype_of<T>()));
   return static_cast<T*>(impl_->storage->data) + impl_->offset;
 }
@@ -201,21 +201,21 @@ void Tensor::bump_version() const {
 }
 
 void Tensor::fill_(double value) {
-  check(is_contiguous(), "fill_ needs a contiguous tensor");
+  INTL_CHECK(is_contiguous(), "fill_ needs a contiguous tensor");
   backend(device()).fill(*this, value);
   bump_version();
 }
 
 void Tensor::copy_(const Tensor& src) {
-  check(src.shape() == shape(), "copy_: shape " + shape_str(src.shape()) + " into " + shape_str(shape()));
-  check(is_contiguous(), "copy_ needs a contiguous destination");
+  INTL_CHECK(src.shape() == shape(), "copy_: shape " + shape_str(src.shape()) + " into " + shape_str(shape()));
+  INTL_CHECK(is_contiguous(), "copy_ needs a contiguous destination");
   Tensor s = src.device() == device() ? src : src.to(device());
   backend(device()).copy(s, *this);
   bump_version();
 }
 
 double Tensor::item() const {
-  check(numel() == 1, "item() of a tensor with shape " + shape_str(shape()));
+  INTL_CHECK(numel() == 1, "item() of a tensor with shape " + shape_str(shape()));
   return to_vector()[0];
 }
 
@@ -236,7 +236,7 @@ std::vector<float> Tensor::to_floats() const {
 }
 
 Tensor& Tensor::requires_grad_(bool value) {
-  check(!value || is_floating(dtype()), std::string("only floating tensors can require grad, not ") +
+  INTL_CHECK(!value || is_floating(dtype()), std::string("only floating tensors can require grad, not ") +
                                          dtype_name(dtype()));
   impl_->requires_grad = value;
   return *this;

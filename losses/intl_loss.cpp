@@ -11,7 +11,7 @@ namespace intl {
 
 Tensor trace_loss(const Tensor& zhat, WhitenAxis axis) {
   const LossPrecision fp32;
-  check(zhat.dim() == 2, "trace loss needs a 2-D input, got " + shape_str(zhat.shape()));
+  INTL_CHECK(zhat.dim() == 2, "trace loss needs a 2-D input, got " + shape_str(zhat.shape()));
   const int64_t reduce_axis = axis == WhitenAxis::channel ? 1 : 0;
   const double denom = double(zhat.size(reduce_axis) - 1);
   Tensor v = mul(sum(square(zhat), {reduce_axis}), 1.0 / denom);
@@ -64,7 +64,7 @@ Tensor intl_loss(const Tensor& z1, const Tensor& z2, int T, double beta, IntlLos
 
 Tensor intl_multicrop_loss(const std::vector<Tensor>& online, const Tensor& target, int T, double beta) {
   const LossPrecision fp32;
-  check(!online.empty(), "multi-crop loss needs at least one online crop");
+  INTL_CHECK(!online.empty(), "multi-crop loss needs at least one online crop");
   Tensor k = iternorm(target.detach(), T, WhitenAxis::channel);
   Tensor total;
   for (const Tensor& z : online) {

@@ -9,21 +9,21 @@ namespace intl {
 
 Centered center_and_covariance(const Tensor& z, WhitenAxis axis) {
   const LossPrecision fp32;
-  check(z.dim() == 2, "whitening needs a 2-D embedding (samples x features), got " + shape_str(z.shape()));
+  INTL_CHECK(z.dim() == 2, "whitening needs a 2-D embedding (samples x features), got " + shape_str(z.shape()));
   const int64_t m = z.size(0), d = z.size(1);
   if (axis == WhitenAxis::channel) {
-    check(d > 1, "channel whitening needs more than one feature");
+    INTL_CHECK(d > 1, "channel whitening needs more than one feature");
     Tensor zc = sub(z, mean(z, {1}, true));
     return {zc, mul(matmul(zc, transpose(zc)), 1.0 / double(d - 1))};
   }
-  check(m > 1, "batch whitening needs more than one sample");
+  INTL_CHECK(m > 1, "batch whitening needs more than one sample");
   Tensor zc = sub(z, mean(z, {0}, true));
   return {zc, mul(matmul(transpose(zc), zc), 1.0 / double(m - 1))};
 }
 
 Tensor iternorm_matrix(const Tensor& sigma, int T) {
   const LossPrecision fp32;
-  check(T >= 0, "IterNorm: T must be >= 0, got " + std::to_string(T));
+  INTL_CHECK(T >= 0, "IterNorm: T must be >= 0, got " + std::to_string(T));
   const int64_t n = sigma.size(0);
   Tensor tr = sum(diagonal(sigma));
   Tensor sn = div(sigma, tr);
@@ -49,7 +49,7 @@ Tensor iternorm(const Tensor& z, int T, WhitenAxis axis) {
 
 Tensor spectral_transform(const Tensor& z, double p, WhitenAxis axis) {
   const LossPrecision fp32;
-  check(p >= 0.0 && p <= 1.0, "spectral transform: power p must be in [0, 1], got " + std::to_string(p));
+  INTL_CHECK(p >= 0.0 && p <= 1.0, "spectral transform: power p must be in [0, 1], got " + std::to_string(p));
   Centered c = center_and_covariance(z, axis);
   EighResult e = eigh(c.sigma);
   Tensor phi = matmul(mul(e.vectors, reshape(pow(e.values, -p), {1, -1})), transpose(e.vectors));

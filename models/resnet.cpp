@@ -150,7 +150,7 @@ ResNetStem resnet_stem(const std::string& name) {
 
 ResNet::ResNet(const ResNetConfig& config) : config_(config) {
   const DepthPlan& plan = plan_for(config.depth);
-  check(config.base_width >= 1, "ResNet base_width must be >= 1, got " + std::to_string(config.base_width));
+  INTL_CHECK(config.base_width >= 1, "ResNet base_width must be >= 1, got " + std::to_string(config.base_width));
   StreamCounter streams;
   const int64_t w = config.base_width;
   const bool imagenet = config.stem == ResNetStem::imagenet;
@@ -167,7 +167,7 @@ ResNet::ResNet(const ResNetConfig& config) : config_(config) {
 }
 
 Tensor ResNet::forward(const Tensor& x) const {
-  check(x.dim() == 4 && x.size(3) == 3, "ResNet input must be NHWC (N, H, W, 3), got " + shape_str(x.shape()));
+  INTL_CHECK(x.dim() == 4 && x.size(3) == 3, "ResNet input must be NHWC (N, H, W, 3), got " + shape_str(x.shape()));
   // bfloat16 activations from the stem to the pooled features under --precision bf16 on a GPU (precision.h)
   const Tensor in = bf16_activations(x.dtype(), x.device()) ? cast(x, DType::bf16) : x;
   Tensor h = bn1_->forward(conv1_->forward(in), Tensor(), true);

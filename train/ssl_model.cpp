@@ -44,7 +44,7 @@ ResNetConfig backbone_config(const SslModelConfig& c) {
 }
 
 SslModel::SslModel(const SslModelConfig& config) : config_(config) {
-  check(config.base_width >= 1, "--base-width must be >= 1, found " + std::to_string(config.base_width));
+  INTL_CHECK(config.base_width >= 1, "--base-width must be >= 1, found " + std::to_string(config.base_width));
   backbone_ = register_module("backbone", make_resnet(backbone_config(config)));
   projector_ = register_module("projector", make_projector(backbone_->feature_dim(), config.projector, config.seed));
   if (config.ema) {

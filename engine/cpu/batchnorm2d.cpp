@@ -34,7 +34,7 @@ Partials& partials() {
 }
 
 void check_shape(const NhwcShape& s, const char* what) {
-  check(s.n > 0 && s.h > 0 && s.w > 0 && s.c > 0,
+  INTL_CHECK(s.n > 0 && s.h > 0 && s.w > 0 && s.c > 0,
         std::string(what) + ": invalid shape (n " + std::to_string(s.n) + ", h " + std::to_string(s.h) + ", w " +
             std::to_string(s.w) + ", c " + std::to_string(s.c) + ")");
 }
@@ -159,7 +159,7 @@ void batchnorm2d_forward_train(const NhwcShape& s, const float* x, const float* 
   check_shape(s, "batchnorm2d_forward_train");
   const int c = s.c;
   const int64_t rows = s.rows();
-  check(rows > 1, "batchnorm2d_forward_train needs more than one value per channel (n * h * w = 1)");
+  INTL_CHECK(rows > 1, "batchnorm2d_forward_train needs more than one value per channel (n * h * w = 1)");
   ChannelScratch& scratch = channel_scratch(c);
   float* shift_k = scratch.coef.data();
   std::copy(x, x + c, shift_k);

@@ -87,8 +87,8 @@ template <class T, class F> void map_binary(const Tensor& a, const Tensor& b, co
 }  // namespace
 
 void copy(const Tensor& src, const Tensor& dst) {
-  check(src.shape() == dst.shape(), "copy: shape " + shape_str(src.shape()) + " into " + shape_str(dst.shape()));
-  check(dst.is_contiguous(), "copy: the destination must be contiguous");
+  INTL_CHECK(src.shape() == dst.shape(), "copy: shape " + shape_str(src.shape()) + " into " + shape_str(dst.shape()));
+  INTL_CHECK(dst.is_contiguous(), "copy: the destination must be contiguous");
   dispatch_all(src.dtype(), [&](auto s) {
     dispatch_all(dst.dtype(), [&](auto d) { copy_typed<decltype(s), decltype(d)>(src, dst); });
   });
@@ -127,7 +127,7 @@ void random(const Tensor& dst, bool uniform, double lo, double hi, uint64_t seed
 }
 
 void unary(UnaryOp op, const Tensor& x, const Tensor& y, double s) {
-  check(x.is_contiguous() && y.is_contiguous(), "unary kernel needs contiguous tensors");
+  INTL_CHECK(x.is_contiguous() && y.is_contiguous(), "unary kernel needs contiguous tensors");
   const int64_t n = x.numel();
   dispatch_float(x.dtype(), "unary", [&](auto z) {
     using T = decltype(z);
@@ -168,7 +168,7 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
 
 // out has x's rank with extent 1 on reduced axes. Accumulates in the tensor's own type.
 void reduce_sum(const Tensor& x, const Tensor& out) {
-  check(x.is_contiguous() && out.is_contiguous() && x.dim() == out.dim(), "reduce_sum: bad operands");
+  INTL_CHECK(x.is_contiguous() && out.is_contiguous() && x.dim() == out.dim(), "reduce_sum: bad operands");
   dispatch_float(x.dtype(), "reduce_sum", [&](auto z) {
     using T = decltype(z);
     const T* px = static_cast<const T*>(x.raw_data());

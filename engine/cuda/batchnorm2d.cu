@@ -192,8 +192,8 @@ ChannelGrid apply_grid(int64_t rows, int64_t c) { return ChannelGrid(rows, c, 81
 unsigned channel_blocks(int64_t c) { return unsigned((c + kThreads - 1) / kThreads); }
 
 void check_args(const BatchNorm2dArgs& a, const char* what) {
-  check(a.n > 0 && a.h > 0 && a.w > 0 && a.c > 0, std::string(what) + ": empty or negative shape");
-  check(a.c <= (int64_t(1) << 31) / kTileChannels, std::string(what) + ": too many channels");
+  INTL_CHECK(a.n > 0 && a.h > 0 && a.w > 0 && a.c > 0, std::string(what) + ": empty or negative shape");
+  INTL_CHECK(a.c <= (int64_t(1) << 31) / kTileChannels, std::string(what) + ": too many channels");
 }
 
 }  // namespace
@@ -203,7 +203,7 @@ void batchnorm2d_forward(const BatchNorm2dArgs& a, const Tensor& x, const Tensor
                          const Tensor& running_mean, const Tensor& running_var) {
   check_args(a, "batch_norm_2d");
   const int64_t c = a.c, rows = a.n * a.h * a.w;
-  check(!a.training || rows > 1, "batch_norm_2d in training needs more than one value per channel");
+  INTL_CHECK(!a.training || rows > 1, "batch_norm_2d in training needs more than one value per channel");
   dispatch_storage(x.dtype(), "batch_norm_2d", [&](auto z) {
     using T = decltype(z);
     using P = compute_t<T>;

@@ -11,7 +11,7 @@ namespace intl::cuda {
 namespace {
 
 int checked_int(int64_t v, const char* what) {
-  check(v >= 0 && v <= 0x7fffffff, std::string("gemm: ") + what + " = " + std::to_string(v) +
+  INTL_CHECK(v >= 0 && v <= 0x7fffffff, std::string("gemm: ") + what + " = " + std::to_string(v) +
                                        " exceeds cuBLAS's 32-bit limit");
   return int(v);
 }
@@ -20,7 +20,7 @@ int checked_int(int64_t v, const char* what) {
 
 void gemm(const GemmArgs& g) {
   if (g.m == 0 || g.n == 0 || g.batch == 0) return;
-  check(g.dtype == DType::f32 || g.dtype == DType::f64, std::string("gemm on ") + dtype_name(g.dtype));
+  INTL_CHECK(g.dtype == DType::f32 || g.dtype == DType::f64, std::string("gemm on ") + dtype_name(g.dtype));
   const cublasOperation_t op_a = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_b = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   const int m = checked_int(g.m, "m"), n = checked_int(g.n, "n"), k = checked_int(g.k, "k");

@@ -151,10 +151,10 @@ Plan& plan_for(const Conv2dArgs& a, DType dtype) {
   std::lock_guard<std::mutex> lock(mutex);
   std::unique_ptr<Plan>& p = (*plans)[key];
   if (p) return *p;
-  check(dtype == DType::f32 || dtype == DType::f64 || dtype == DType::bf16, std::string("conv2d on ") +
+  INTL_CHECK(dtype == DType::f32 || dtype == DType::f64 || dtype == DType::bf16, std::string("conv2d on ") +
                                                                                  dtype_name(dtype));
   for (int64_t v : {a.n, a.c_in, a.h, a.w, a.c_out, a.kh, a.kw, a.stride, a.pad})
-    check(v >= 0 && v <= 0x7fffffff, "conv2d: an extent exceeds cuDNN's 32-bit limit in " + shape_of(a));
+    INTL_CHECK(v >= 0 && v <= 0x7fffffff, "conv2d: an extent exceeds cuDNN's 32-bit limit in " + shape_of(a));
   auto plan = std::make_unique<Plan>();
   const cudnnDataType_t t = dtype == DType::f64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
   plan->strict = dtype == DType::f32 && !bf16;
@@ -395,7 +395,7 @@ struct Scale {
 
 void conv2d_forward(const Conv2dArgs& a, const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y) {
   if (y.numel() == 0) return;
-  check(!bias.defined() || x.dtype() != DType::bf16, "conv2d: a bias on bfloat16 activations is not supported");
+  INTL_CHECK(!bias.defined() || x.dtype() != DType::bf16, "conv2d: a bias on bfloat16 activations is not supported");
   Plan& p = plan_for(a, x.dtype());
   Pass<cudnnConvolutionFwdAlgo_t>& pass = p.forward;
   const Scale s(x.dtype());

@@ -142,7 +142,7 @@ Layout make_layout(const Shape& shape, const Shape& s0, const Shape& s1) {
   L.strides[1] = s1;
   L.strides[2] = contiguous_strides(shape);
   L.collapse();
-  check(L.shape.size() <= size_t(kMaxRank), "CUDA strided kernel: more than 8 non-mergeable axes in shape " +
+  INTL_CHECK(L.shape.size() <= size_t(kMaxRank), "CUDA strided kernel: more than 8 non-mergeable axes in shape " +
                                                 shape_str(shape));
   Layout out;
   out.rank = int(L.shape.size());
@@ -156,7 +156,7 @@ Layout make_layout(const Shape& shape, const Shape& s0, const Shape& s1) {
 
 // Host <-> device: staged through a contiguous tensor of dst's dtype on the side that needs converting.
 void copy_across(const Tensor& src, const Tensor& dst) {
-  check(dst.is_contiguous(), "copy between devices needs a contiguous destination");
+  INTL_CHECK(dst.is_contiguous(), "copy between devices needs a contiguous destination");
   const bool direct = src.is_contiguous() && src.dtype() == dst.dtype();
   const size_t bytes = size_t(dst.numel()) * dtype_size(dst.dtype());
   if (src.device() == Device::cpu) {
@@ -231,8 +231,8 @@ __global__ void weight_relayout_kernel(const Src* src, Dst* dst, int64_t total, 
 
 // OIHW `oihw` <-> KRSC `krsc` in the direction ToKrsc says; the KRSC side is bfloat16 when `bf16`.
 template <bool ToKrsc> void relayout_weight(const Tensor& oihw, void* krsc, bool bf16) {
-  check(oihw.dim() == 4 && oihw.is_contiguous(), "weight relayout: a contiguous (O, I, kh, kw) weight");
-  check(!bf16 || oihw.dtype() == DType::f32, "weight relayout: bfloat16 pairs with float32 only");
+  INTL_CHECK(oihw.dim() == 4 && oihw.is_contiguous(), "weight relayout: a contiguous (O, I, kh, kw) weight");
+  INTL_CHECK(!bf16 || oihw.dtype() == DType::f32, "weight relayout: bfloat16 pairs with float32 only");
   const int64_t total = oihw.numel(), I = oihw.size(1), S = oihw.size(2) * oihw.size(3);
   if (total == 0) return;
   auto launch = [&](auto oihw_type, auto krsc_type) {
@@ -251,9 +251,9 @@ template <bool ToKrsc> void relayout_weight(const Tensor& oihw, void* krsc, bool
 }  // namespace
 
 void copy(const Tensor& src, const Tensor& dst) {
-  check(src.shape() == dst.shape(), "copy: shape " + shape_str(src.shape()) + " into " + shape_str(dst.shape()));
+  INTL_CHECK(src.shape() == dst.shape(), "copy: shape " + shape_str(src.shape()) + " into " + shape_str(dst.shape()));
   if (src.device() != dst.device()) return copy_across(src, dst);
-  check(dst.is_contiguous(), "copy needs a contiguous destination");
+  INTL_CHECK(dst.is_contiguous(), "copy needs a contiguous destination");
   const int64_t n = src.numel();
   if (n == 0) return;
   if (src.is_contiguous() && src.dtype() == dst.dtype()) {
@@ -294,7 +294,7 @@ void random(const Tensor& dst, bool uniform, double lo, double hi, uint64_t seed
 }
 
 void unary(UnaryOp op, const Tensor& x, const Tensor& y, double s) {
-  check(x.is_contiguous() && y.is_contiguous(), "unary kernel needs contiguous tensors");
+  INTL_CHECK(x.is_contiguous() && y.is_contiguous(), "unary kernel needs contiguous tensors");
   if (x.numel() == 0) return;
   dispatch_float(x.dtype(), [&](auto z) {
     using T = decltype(z);
@@ -334,7 +334,7 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
 // Each maximal run of consecutive reduced axes is one (outer, red, inner) reduction; runs are reduced from
 // the last to the first, through temporaries, the final one into `out`.
 void reduce_sum(const Tensor& x, const Tensor& out) {
-  check(x.is_contiguous() && out.is_contiguous() && x.dim() == out.dim(), "reduce_sum: bad operands");
+  INTL_CHECK(x.is_contiguous() && out.is_contiguous() && x.dim() == out.dim(), "reduce_sum: bad operands");
   std::vector<std::pair<int64_t, int64_t>> runs;  // [first, last] axes
   for (int64_t i = 0; i < x.dim(); ++i) {
     if (out.shape()[size_t(i)] != 1 || x.shape()[size_t(i)] == 1) continue;

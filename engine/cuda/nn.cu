@@ -173,7 +173,7 @@ __global__ void adam_kernel(T* p, const T* g, T* m, T* v, int64_t n, double lr, 
 }
 
 void check_features(const char* what, int64_t features) {
-  check(features <= 0x7fffffff, std::string(what) + ": too many features for one block each");
+  INTL_CHECK(features <= 0x7fffffff, std::string(what) + ": too many features for one block each");
 }
 
 }  // namespace
@@ -207,7 +207,7 @@ void batchnorm_backward_train(const BatchNormArgs& a, const Tensor& x, const Ten
 }
 
 void maxpool2d_forward(const Pool2dArgs& a, const Tensor& x, const Tensor& y, const Tensor& indices) {
-  check(indices.dtype() == DType::i32, "maxpool2d: indices must be int32");
+  INTL_CHECK(indices.dtype() == DType::i32, "maxpool2d: indices must be int32");
   const int64_t total = a.n * a.c * a.h_out() * a.w_out();
   if (total == 0) return;
   dispatch_storage(x.dtype(), "max_pool2d", [&](auto z) {
@@ -239,7 +239,7 @@ void maxpool2d_backward(const Pool2dArgs& a, const Tensor& dy, const Tensor& ind
 
 void softmax_xent(const Tensor& logits, const Tensor& labels, const Tensor& loss, const Tensor& dlogits) {
   const int64_t R = logits.size(0), C = logits.size(1);
-  check(labels.dtype() == DType::i64 && labels.device() == Device::cuda, "softmax_xent: labels must be int64 on cuda");
+  INTL_CHECK(labels.dtype() == DType::i64 && labels.device() == Device::cuda, "softmax_xent: labels must be int64 on cuda");
   if (R == 0) return;
   dispatch_float(logits.dtype(), [&](auto z) {
     using T = decltype(z);

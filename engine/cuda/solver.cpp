@@ -79,25 +79,25 @@ template <class T> int cholesky_typed(const Tensor& a) {
 }  // namespace
 
 int eigh(const Tensor& a, const Tensor& values, const Tensor& vectors) {
-  check(a.is_contiguous() && values.is_contiguous() && vectors.is_contiguous(), "eigh: contiguous tensors only");
+  INTL_CHECK(a.is_contiguous() && values.is_contiguous() && vectors.is_contiguous(), "eigh: contiguous tensors only");
   if (a.numel() == 0) return 0;
   if (a.dtype() == DType::f32) return eigh_typed<float>(a, values, vectors);
-  check(a.dtype() == DType::f64, std::string("eigh on ") + dtype_name(a.dtype()));
+  INTL_CHECK(a.dtype() == DType::f64, std::string("eigh on ") + dtype_name(a.dtype()));
   return eigh_typed<double>(a, values, vectors);
 }
 
 int cholesky(const Tensor& a) {
-  check(a.is_contiguous(), "cholesky: contiguous tensor only");
+  INTL_CHECK(a.is_contiguous(), "cholesky: contiguous tensor only");
   if (a.numel() == 0) return 0;
   if (a.dtype() == DType::f32) return cholesky_typed<float>(a);
-  check(a.dtype() == DType::f64, std::string("cholesky on ") + dtype_name(a.dtype()));
+  INTL_CHECK(a.dtype() == DType::f64, std::string("cholesky on ") + dtype_name(a.dtype()));
   return cholesky_typed<double>(a);
 }
 
 // Row-major op(L) X = B is column-major X' op(L)^T = B' with X' = X^T (k x n) and L's buffer read as L^T,
 // an upper-triangular matrix U: op(L)^T is U (no transpose) or U^T (transpose). Hence side right, upper.
 void trsm_lower(const Tensor& l, const Tensor& b, bool transpose) {
-  check(l.is_contiguous() && b.is_contiguous(), "trsm_lower: contiguous tensors only");
+  INTL_CHECK(l.is_contiguous() && b.is_contiguous(), "trsm_lower: contiguous tensors only");
   const int n = int(l.size(0)), k = int(b.size(1));
   if (n == 0 || k == 0) return;
   const cublasOperation_t op = transpose ? CUBLAS_OP_T : CUBLAS_OP_N;

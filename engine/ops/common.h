@@ -12,10 +12,10 @@ namespace intl::ops {
 
 // Inputs of one op must share device and dtype.
 inline void check_same(const char* op, const Tensor& a, const Tensor& b) {
-  check(a.defined() && b.defined(), std::string(op) + ": undefined tensor");
-  check(a.device() == b.device(), std::string(op) + ": tensors on different devices (" + device_name(a.device()) +
+  INTL_CHECK(a.defined() && b.defined(), std::string(op) + ": undefined tensor");
+  INTL_CHECK(a.device() == b.device(), std::string(op) + ": tensors on different devices (" + device_name(a.device()) +
                                       " and " + device_name(b.device()) + "); move one with .to()");
-  check(a.dtype() == b.dtype(), std::string(op) + ": dtypes differ (" + dtype_name(a.dtype()) + " and " +
+  INTL_CHECK(a.dtype() == b.dtype(), std::string(op) + ": dtypes differ (" + dtype_name(a.dtype()) + " and " +
                                     dtype_name(b.dtype()) + ")");
 }
 

@@ -19,44 +19,44 @@ Tensor contiguous_detached(const Tensor& t) { return t.is_contiguous() ? t.detac
 
 // bfloat16 activations (engine/precision.h) run on CUDA only, beside float32 parameters.
 void check_bf16_activation(const char* op, const Tensor& x) {
-  check(x.device() == Device::cuda, std::string(op) + ": bfloat16 activations run on CUDA only (this tensor is on "
+  INTL_CHECK(x.device() == Device::cuda, std::string(op) + ": bfloat16 activations run on CUDA only (this tensor is on "
                                         "the CPU); cast it to float32 first");
 }
 
 // The parameter `p` of an op on activations `x`: the same device, and x's dtype (float32 beside bfloat16).
 void check_parameter(const char* op, const Tensor& x, const Tensor& p) {
   if (x.dtype() != DType::bf16) return check_same(op, x, p);
-  check(p.device() == x.device(), std::string(op) + ": tensors on different devices (" + device_name(x.device()) +
+  INTL_CHECK(p.device() == x.device(), std::string(op) + ": tensors on different devices (" + device_name(x.device()) +
                                       " and " + device_name(p.device()) + "); move one with .to()");
-  check(p.dtype() == DType::f32, std::string(op) + ": parameters beside bfloat16 activations must be float32, got " +
+  INTL_CHECK(p.dtype() == DType::f32, std::string(op) + ": parameters beside bfloat16 activations must be float32, got " +
                                      dtype_name(p.dtype()));
 }
 }  // namespace
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding) {
-  check(x.defined() && weight.defined(), "conv2d: undefined tensor");
-  check(is_floating(x.dtype()), std::string("conv2d needs float tensors, got ") + dtype_name(x.dtype()));
+  INTL_CHECK(x.defined() && weight.defined(), "conv2d: undefined tensor");
+  INTL_CHECK(is_floating(x.dtype()), std::string("conv2d needs float tensors, got ") + dtype_name(x.dtype()));
   check_parameter("conv2d", x, weight);
   if (x.dtype() == DType::bf16) {
     check_bf16_activation("conv2d", x);
-    check(!bias.defined(), "conv2d: a bias on bfloat16 activations is not supported (ResNets' convolutions have "
+    INTL_CHECK(!bias.defined(), "conv2d: a bias on bfloat16 activations is not supported (ResNets' convolutions have "
                            "none); run this layer in float32");
   }
-  check(x.dim() == 4, "conv2d: input must be (N, H, W, C), got " + shape_str(x.shape()));
-  check(weight.dim() == 4 && weight.size(1) == x.size(3),
+  INTL_CHECK(x.dim() == 4, "conv2d: input must be (N, H, W, C), got " + shape_str(x.shape()));
+  INTL_CHECK(weight.dim() == 4 && weight.size(1) == x.size(3),
         "conv2d: weight must be (c_out, " + std::to_string(x.size(3)) + ", kh, kw) for input " +
             shape_str(x.shape()) + ", got " + shape_str(weight.shape()));
-  check(stride >= 1 && padding >= 0, "conv2d: stride must be >= 1 and padding >= 0, got stride " +
+  INTL_CHECK(stride >= 1 && padding >= 0, "conv2d: stride must be >= 1 and padding >= 0, got stride " +
                                          std::to_string(stride) + " padding " + std::to_string(padding));
   if (bias.defined()) {
     check_same("conv2d", x, bias);
-    check(bias.dim() == 1 && bias.size(0) == weight.size(0), "conv2d: bias must be (" +
+    INTL_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0), "conv2d: bias must be (" +
                                                                  std::to_string(weight.size(0)) + "), got " +
                                                                  shape_str(bias.shape()));
   }
   Conv2dArgs args{x.size(0), x.size(3), x.size(1), x.size(2), weight.size(0), weight.size(2), weight.size(3),
                   stride, padding};
-  check(args.h + 2 * padding >= args.kh && args.w + 2 * padding >= args.kw,
+  INTL_CHECK(args.h + 2 * padding >= args.kh && args.w + 2 * padding >= args.kw,
         "conv2d: kernel " + shape_str(weight.shape()) + " is larger than the padded input " + shape_str(x.shape()));
   const Tensor xc = contiguous_detached(x), wc = contiguous_detached(weight);
   // A contiguous weight is the parameter's own memory: its version identifies the values there.
@@ -101,26 +101,26 @@ Tensor batch_norm_2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, c
 Tensor batch_norm_2d_fused(const Tensor& x, const Tensor& residual, bool relu, const Tensor& gamma,
                            const Tensor& beta, const Tensor& running_mean, const Tensor& running_var, bool training,
                            double momentum, double eps) {
-  check(x.dim() == 4, "batch_norm_2d: input must be (N, H, W, C), got " + shape_str(x.shape()));
-  check(is_floating(x.dtype()), std::string("batch_norm_2d needs a float input, got ") + dtype_name(x.dtype()));
+  INTL_CHECK(x.dim() == 4, "batch_norm_2d: input must be (N, H, W, C), got " + shape_str(x.shape()));
+  INTL_CHECK(is_floating(x.dtype()), std::string("batch_norm_2d needs a float input, got ") + dtype_name(x.dtype()));
   if (x.dtype() == DType::bf16) check_bf16_activation("batch_norm_2d", x);
   const int64_t c = x.size(3), rows = x.size(0) * x.size(1) * x.size(2);
   for (const Tensor* t : {&gamma, &beta, &running_mean, &running_var})
     if (t->defined()) {
       check_parameter("batch_norm_2d", x, *t);
-      check(t->dim() == 1 && t->size(0) == c, "batch_norm_2d: per-channel tensors must be (" + std::to_string(c) +
+      INTL_CHECK(t->dim() == 1 && t->size(0) == c, "batch_norm_2d: per-channel tensors must be (" + std::to_string(c) +
                                                   ") for input " + shape_str(x.shape()) + ", got " +
                                                   shape_str(t->shape()));
     }
   if (residual.defined()) {
     check_same("batch_norm_2d", x, residual);
-    check(residual.shape() == x.shape(), "batch_norm_2d: residual " + shape_str(residual.shape()) +
+    INTL_CHECK(residual.shape() == x.shape(), "batch_norm_2d: residual " + shape_str(residual.shape()) +
                                              " must have the input's shape " + shape_str(x.shape()));
   }
   if (!training)
-    check(running_mean.defined() && running_var.defined(), "batch_norm_2d in eval mode needs running statistics");
+    INTL_CHECK(running_mean.defined() && running_var.defined(), "batch_norm_2d in eval mode needs running statistics");
   else
-    check(rows > 1, "batch_norm_2d in training needs more than one value per channel, got input " +
+    INTL_CHECK(rows > 1, "batch_norm_2d in training needs more than one value per channel, got input " +
                         shape_str(x.shape()));
   const Backend& be = backend(x.device());
   // The per-channel statistics and gradients: float32 beside bfloat16 activations, else x's dtype.
@@ -171,16 +171,16 @@ Tensor batch_norm_2d_fused(const Tensor& x, const Tensor& residual, bool relu, c
 }
 
 Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding) {
-  check(x.dim() == 4, "max_pool2d: input must be (N, H, W, C), got " + shape_str(x.shape()));
-  check(is_floating(x.dtype()), std::string("max_pool2d needs a float input, got ") + dtype_name(x.dtype()));
+  INTL_CHECK(x.dim() == 4, "max_pool2d: input must be (N, H, W, C), got " + shape_str(x.shape()));
+  INTL_CHECK(is_floating(x.dtype()), std::string("max_pool2d needs a float input, got ") + dtype_name(x.dtype()));
   if (x.dtype() == DType::bf16) check_bf16_activation("max_pool2d", x);
-  check(kernel >= 1 && stride >= 1 && padding >= 0 && 2 * padding <= kernel,
+  INTL_CHECK(kernel >= 1 && stride >= 1 && padding >= 0 && 2 * padding <= kernel,
         "max_pool2d: kernel " + std::to_string(kernel) + " stride " + std::to_string(stride) + " padding " +
             std::to_string(padding) + " (need kernel, stride >= 1 and padding <= kernel / 2)");
   Pool2dArgs args{x.size(0), x.size(3), x.size(1), x.size(2), kernel, stride, padding};
-  check(args.h + 2 * padding >= kernel && args.w + 2 * padding >= kernel,
+  INTL_CHECK(args.h + 2 * padding >= kernel && args.w + 2 * padding >= kernel,
         "max_pool2d: window " + std::to_string(kernel) + " is larger than the padded input " + shape_str(x.shape()));
-  check(args.h * args.w <= INT32_MAX, "max_pool2d: input plane too large for int32 indices");
+  INTL_CHECK(args.h * args.w <= INT32_MAX, "max_pool2d: input plane too large for int32 indices");
   const Tensor xc = contiguous_detached(x);
   const Shape out_shape{args.n, args.h_out(), args.w_out(), args.c};
   Tensor y = Tensor::empty(out_shape, x.dtype(), x.device());         // (N, H_out, W_out, C)
@@ -200,7 +200,7 @@ Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t paddi
 // The mean over H and W; its gradient (dy / (H W) broadcast back) comes from the reduction op. bfloat16
 // activations are widened first: the features leave the network in float32.
 Tensor global_avg_pool(const Tensor& x) {
-  check(x.dim() == 4, "global_avg_pool: input must be (N, H, W, C), got " + shape_str(x.shape()));
+  INTL_CHECK(x.dim() == 4, "global_avg_pool: input must be (N, H, W, C), got " + shape_str(x.shape()));
   const Tensor xf = x.dtype() == DType::bf16 ? cast(x, DType::f32) : x;
   return mean(reshape(xf, {x.size(0), x.size(1) * x.size(2), x.size(3)}), {1});
 }

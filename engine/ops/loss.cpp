@@ -5,13 +5,13 @@ namespace intl {
 using namespace ops;
 
 Tensor mse_loss(const Tensor& a, const Tensor& b) {
-  check(a.shape() == b.shape(), "mse_loss: shapes " + shape_str(a.shape()) + " and " + shape_str(b.shape()));
+  INTL_CHECK(a.shape() == b.shape(), "mse_loss: shapes " + shape_str(a.shape()) + " and " + shape_str(b.shape()));
   return mean(square(sub(a, b)));
 }
 
 Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels) {
-  check(logits.dim() == 2, "softmax_cross_entropy: logits must be (rows, classes), got " + shape_str(logits.shape()));
-  check(labels.dtype() == DType::i64 && labels.dim() == 1 && labels.size(0) == logits.size(0),
+  INTL_CHECK(logits.dim() == 2, "softmax_cross_entropy: logits must be (rows, classes), got " + shape_str(logits.shape()));
+  INTL_CHECK(labels.dtype() == DType::i64 && labels.dim() == 1 && labels.size(0) == logits.size(0),
         "softmax_cross_entropy: labels must be int64 (rows,)");
   Tensor lc = logits.is_contiguous() ? logits.detach() : logits.detach().contiguous();
   Tensor per_row = Tensor::empty({logits.size(0)}, logits.dtype(), logits.device());

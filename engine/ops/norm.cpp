@@ -5,14 +5,14 @@ namespace intl {
 using namespace ops;
 
 Tensor l2_normalize_rows(const Tensor& x, double eps) {
-  check(x.dim() == 2, "l2_normalize_rows needs a 2-D input, got " + shape_str(x.shape()));
+  INTL_CHECK(x.dim() == 2, "l2_normalize_rows needs a 2-D input, got " + shape_str(x.shape()));
   Tensor norm = sqrt(add(sum(square(x), {1}, true), eps * eps));
   return div(x, norm);
 }
 
 Tensor batch_norm_1d(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                      const Tensor& running_var, bool training, double momentum, double eps) {
-  check(x.dim() == 2, "batch_norm_1d needs (rows, features), got " + shape_str(x.shape()));
+  INTL_CHECK(x.dim() == 2, "batch_norm_1d needs (rows, features), got " + shape_str(x.shape()));
   const int64_t rows = x.size(0), features = x.size(1);
   if (!training) {
     Tensor scale = rsqrt(add(running_var.detach(), eps));
@@ -21,7 +21,7 @@ Tensor batch_norm_1d(const Tensor& x, const Tensor& gamma, const Tensor& beta, c
     if (beta.defined()) y = add(y, beta);
     return y;
   }
-  check(rows > 1, "batch_norm_1d in training needs more than one row per batch");
+  INTL_CHECK(rows > 1, "batch_norm_1d in training needs more than one row per batch");
   BatchNormArgs args{rows, features, 1, eps, momentum};
   Tensor xc = x.is_contiguous() ? x.detach() : x.detach().contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());

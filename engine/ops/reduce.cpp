@@ -10,7 +10,7 @@ namespace {
 std::vector<int64_t> normalize_axes(const Tensor& x, std::vector<int64_t> axes) {
   for (int64_t& a : axes) {
     if (a < 0) a += x.dim();
-    check(a >= 0 && a < x.dim(), "sum: axis out of range for shape " + shape_str(x.shape()));
+    INTL_CHECK(a >= 0 && a < x.dim(), "sum: axis out of range for shape " + shape_str(x.shape()));
   }
   std::sort(axes.begin(), axes.end());
   axes.erase(std::unique(axes.begin(), axes.end()), axes.end());

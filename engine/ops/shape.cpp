@@ -33,14 +33,14 @@ Tensor reshape(const Tensor& x, const Shape& shape_in) {
   int64_t known = 1, infer = -1;
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == -1) {
-      check(infer < 0, "reshape: more than one -1 in " + shape_str(shape_in));
+      INTL_CHECK(infer < 0, "reshape: more than one -1 in " + shape_str(shape_in));
       infer = int64_t(i);
     } else {
       known *= shape[i];
     }
   }
   if (infer >= 0) shape[size_t(infer)] = known ? x.numel() / known : 0;
-  check(shape_numel(shape) == x.numel(),
+  INTL_CHECK(shape_numel(shape) == x.numel(),
         "reshape: cannot view " + shape_str(x.shape()) + " as " + shape_str(shape_in));
   Tensor src = x.is_contiguous() ? x.detach() : x.detach().contiguous();
   Tensor y = make_view(src, shape, contiguous_strides(shape), src.impl()->offset);
@@ -52,7 +52,7 @@ Tensor reshape(const Tensor& x, const Shape& shape_in) {
 Tensor transpose(const Tensor& x, int64_t a0, int64_t a1) {
   if (a0 < 0) a0 += x.dim();
   if (a1 < 0) a1 += x.dim();
-  check(a0 >= 0 && a1 >= 0 && a0 < x.dim() && a1 < x.dim(), "transpose: axes out of range for " + shape_str(x.shape()));
+  INTL_CHECK(a0 >= 0 && a1 >= 0 && a0 < x.dim() && a1 < x.dim(), "transpose: axes out of range for " + shape_str(x.shape()));
   Shape shape = x.shape(), strides = x.strides();
   std::swap(shape[size_t(a0)], shape[size_t(a1)]);
   std::swap(strides[size_t(a0)], strides[size_t(a1)]);
@@ -64,9 +64,9 @@ Tensor transpose(const Tensor& x, int64_t a0, int64_t a1) {
 
 Tensor slice(const Tensor& x, int64_t axis, int64_t start, int64_t stop) {
   if (axis < 0) axis += x.dim();
-  check(axis >= 0 && axis < x.dim(), "slice: axis out of range for " + shape_str(x.shape()));
+  INTL_CHECK(axis >= 0 && axis < x.dim(), "slice: axis out of range for " + shape_str(x.shape()));
   const int64_t n = x.shape()[size_t(axis)];
-  check(0 <= start && start <= stop && stop <= n, "slice [" + std::to_string(start) + ", " + std::to_string(stop) +
+  INTL_CHECK(0 <= start && start <= stop && stop <= n, "slice [" + std::to_string(start) + ", " + std::to_string(stop) +
                                                       ") out of range for extent " + std::to_string(n));
   Shape shape = x.shape();
   shape[size_t(axis)] = stop - start;
@@ -88,7 +88,7 @@ Tensor slice(const Tensor& x, int64_t axis, int64_t start, int64_t stop) {
 }
 
 Tensor concat(const std::vector<Tensor>& xs, int64_t axis) {
-  check(!xs.empty(), "concat of no tensors");
+  INTL_CHECK(!xs.empty(), "concat of no tensors");
   if (axis < 0) axis += xs[0].dim();
   if (axis != 0) {  // concatenate along the leading axis of transposed views, then transpose back
     std::vector<Tensor> ts;
@@ -100,9 +100,9 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t axis) {
   std::vector<int64_t> sizes;
   for (const Tensor& t : xs) {
     check_same("concat", xs[0], t);
-    check(t.dim() == xs[0].dim(), "concat: ranks differ");
+    INTL_CHECK(t.dim() == xs[0].dim(), "concat: ranks differ");
     for (int64_t i = 1; i < t.dim(); ++i)
-      check(t.shape()[size_t(i)] == shape[size_t(i)],
+      INTL_CHECK(t.shape()[size_t(i)] == shape[size_t(i)],
             "concat: shapes " + shape_str(xs[0].shape()) + " and " + shape_str(t.shape()) + " differ off the axis");
     sizes.push_back(t.shape()[0]);
     total += t.shape()[0];
@@ -128,12 +128,12 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t axis) {
 }
 
 Tensor expand(const Tensor& x, const Shape& shape) {
-  check(shape.size() >= size_t(x.dim()), "expand: " + shape_str(x.shape()) + " to " + shape_str(shape));
+  INTL_CHECK(shape.size() >= size_t(x.dim()), "expand: " + shape_str(x.shape()) + " to " + shape_str(shape));
   const size_t lead = shape.size() - size_t(x.dim());
   Shape strides(shape.size(), 0);
   for (size_t i = 0; i < size_t(x.dim()); ++i) {
     const int64_t e = x.shape()[i];
-    check(e == shape[i + lead] || e == 1, "expand: " + shape_str(x.shape()) + " to " + shape_str(shape));
+    INTL_CHECK(e == shape[i + lead] || e == 1, "expand: " + shape_str(x.shape()) + " to " + shape_str(shape));
     strides[i + lead] = e == 1 ? 0 : x.strides()[i];
   }
   Tensor y = make_view(x, shape, strides, x.impl()->offset);
@@ -153,7 +153,7 @@ Tensor eye(int64_t n, DType dtype, Device device) {
 }
 
 Tensor diagonal(const Tensor& x) {
-  check(x.dim() == 2 && x.size(0) == x.size(1), "diagonal of non-square " + shape_str(x.shape()));
+  INTL_CHECK(x.dim() == 2 && x.size(0) == x.size(1), "diagonal of non-square " + shape_str(x.shape()));
   Tensor y = make_view(x, {x.size(0)}, {x.strides()[0] + x.strides()[1]}, x.impl()->offset);
   if (needs_grad({x}))
     record("diagonal", {x}, y, [n = x.size(0)](const Tensor& g) {
@@ -172,7 +172,7 @@ Tensor Tensor::clone() const {
 Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
 
 Tensor cast(const Tensor& x, DType dtype) {
-  check(is_floating(x.dtype()) && is_floating(dtype), std::string("cast: floating dtypes only, got ") +
+  INTL_CHECK(is_floating(x.dtype()) && is_floating(dtype), std::string("cast: floating dtypes only, got ") +
                                                     dtype_name(x.dtype()) + " to " + dtype_name(dtype));
   if (x.dtype() == dtype) return x;
   Tensor y = x.detach().to(dtype);
