@@ -50,8 +50,8 @@ inline bool matmul_in_bf16(DType dtype) {
   return dtype == DType::f32 && matmul_precision() == MatmulPrecision::bf16;
 }
 
-// Whether a network's image activations `x` (float32, on `device`) are to be held in bfloat16: bf16 precision
-// in effect, a GPU, and bfloat16 activations not turned off (they are on by default).
+// Whether a network's image activations of `dtype` on `device` are to be held in bfloat16: float32 ones on a
+// GPU with bf16 precision in effect, unless set_bf16_activations(false) turned them off (they are on by default).
 bool bf16_activations(DType dtype, Device device);
 void set_bf16_activations(bool on);
 
