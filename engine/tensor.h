@@ -24,6 +24,9 @@ int64_t shape_numel(const Shape& shape);
 inline bool is_float(DType d) { return d == DType::f32 || d == DType::f64; }
 // Any floating dtype, bfloat16 included: what may carry gradients and be cast.
 inline bool is_floating(DType d) { return is_float(d) || d == DType::bf16; }
+// The dtype a stored dtype computes in, and that the per-channel tensors beside it (batch-norm statistics and
+// parameters) hold: float32 for bfloat16, else itself.
+inline DType compute_dtype(DType stored) { return stored == DType::bf16 ? DType::f32 : stored; }
 
 // Owns one device allocation; returns it to the device's allocator when the last tensor lets go.
 struct Storage {

@@ -206,12 +206,14 @@ template <class T, BinaryOp OP> void launch_binary(const Tensor& a, const Tensor
   CUDA_CHECK_LAUNCH();
 }
 
-__global__ void to_bf16_kernel(const float* src, __nv_bfloat16* dst, int64_t n) {
-  INTL_GRID_STRIDE(i, n) dst[i] = __float2bfloat16_rn(src[i]);
-}
-
-__global__ void from_bf16_kernel(const __nv_bfloat16* src, float* dst, int64_t n) {
-  INTL_GRID_STRIDE(i, n) dst[i] = __bfloat162float(src[i]);
+// n contiguous elements converted from S to D: the copy kernel over one unit-stride axis.
+template <class S, class D> void convert_contiguous(const S* src, D* dst, int64_t n) {
+  if (n == 0) return;
+  Layout L;
+  L.shape[0] = n;
+  L.stride[0][0] = L.stride[1][0] = 1;
+  copy_kernel<S, D><<<grid_for(n), kThreads, 0, stream()>>>(src, dst, n, L);
+  CUDA_CHECK_LAUNCH();
 }
 
 // Weight (o, i, s) with s = kh * kw: OIHW holds it at (o * I + i) * S + s, KRSC at (o * S + s) * I + i. One
@@ -372,9 +374,7 @@ void zero_upper_triangle(const Tensor& a) {
 }
 
 void to_bf16(const float* src, void* dst, int64_t n) {
-  if (n == 0) return;
-  to_bf16_kernel<<<grid_for(n), kThreads, 0, stream()>>>(src, static_cast<__nv_bfloat16*>(dst), n);
-  CUDA_CHECK_LAUNCH();
+  convert_contiguous(src, static_cast<__nv_bfloat16*>(dst), n);
 }
 
 void weight_to_krsc(const Tensor& oihw, void* krsc, bool bf16) { relayout_weight<true>(oihw, krsc, bf16); }
@@ -384,9 +384,7 @@ void weight_from_krsc(const void* krsc, bool bf16, const Tensor& oihw) {
 }
 
 void from_bf16(const void* src, float* dst, int64_t n) {
-  if (n == 0) return;
-  from_bf16_kernel<<<grid_for(n), kThreads, 0, stream()>>>(static_cast<const __nv_bfloat16*>(src), dst, n);
-  CUDA_CHECK_LAUNCH();
+  convert_contiguous(static_cast<const __nv_bfloat16*>(src), dst, n);
 }
 
 }  // namespace intl::cuda

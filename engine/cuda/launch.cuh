@@ -78,9 +78,6 @@ template <> struct Convert<__nv_bfloat16, __nv_bfloat16> {
   __host__ __device__ static __nv_bfloat16 of(__nv_bfloat16 v) { return v; }
 };
 
-// The dtype of a stored type's compute type (the per-channel tensors beside bfloat16 activations are float32).
-inline DType compute_dtype(DType stored) { return stored == DType::bf16 ? DType::f32 : stored; }
-
 template <class T> T* ptr(const Tensor& t) { return t.defined() ? static_cast<T*>(t.raw_data()) : nullptr; }
 
 // Typed math: float calls the single-precision function, double the double one, as std:: does on the CPU.

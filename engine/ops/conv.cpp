@@ -123,8 +123,7 @@ Tensor batch_norm_2d_fused(const Tensor& x, const Tensor& residual, bool relu, c
     INTL_CHECK(rows > 1, "batch_norm_2d in training needs more than one value per channel, got input " +
                         shape_str(x.shape()));
   const Backend& be = backend(x.device());
-  // The per-channel statistics and gradients: float32 beside bfloat16 activations, else x's dtype.
-  const DType stat = x.dtype() == DType::bf16 ? DType::f32 : x.dtype();
+  const DType stat = compute_dtype(x.dtype());  // of the per-channel statistics and gradients
   if (!be.batchnorm2d_forward) {
     // No fused kernel on this device: BatchNorm1d over the N * H * W rows, then the add and the ReLU.
     Tensor y = reshape(batch_norm_1d(reshape(x, {rows, c}), gamma, beta, running_mean, running_var, training,
