@@ -22,6 +22,7 @@
 #include "engine/allocator.h"
 #include "engine/autograd.h"
 #include "engine/backend.h"
+#include "engine/conv_algorithms.h"
 #include "engine/cuda/allocator.h"
 #include "engine/error.h"
 #include "engine/ops.h"
@@ -190,12 +191,13 @@ void run(Options o) {
   const double peak = gpu ? 0.0 : measure_fp32_peak(omp_get_max_threads(), &isa);
   std::string projector;
   for (int64_t width : config.projector) projector += "-" + std::to_string(width);
-  const std::string precision =
+  std::string precision =
       o.common.precision == "bf16" && device == Device::cuda
           ? std::string("bf16 GEMMs and convolutions, ") +
                 (o.bf16_activations == "on" ? "bf16 activations" : "fp32 activations") +
                 ", fp32 master weights and loss"
           : "float32";
+  if (gpu) precision += std::string(", cuDNN algorithms ") + conv_algo_search_name(conv_algo_search());
   if (o.forward_only)
     std::printf("intl bench train: %s (base width %lld) backbone forward only (eval mode, no gradients), batch %lld, "
                 "%dx%d NHWC, %s, device %s, threads %d\n",
@@ -228,6 +230,8 @@ void run(Options o) {
               at_end.system_allocs, gpu ? " (cudaMalloc calls)" : "",
               at_end.system_allocs == after_first.system_allocs ? " (the step allocates nothing new)"
                                                                  : " (GREW: the step allocates from the system)");
+  const ConvSearchStats search = conv_search_stats();
+  if (search.passes > 0) std::printf("conv_search: %s\n", conv_search_summary(search).c_str());
   if (gpu)
     std::printf("device_memory_mb: peak %.0f in tensors and workspaces, %.0f cached at the end\n",
                 double(at_end.peak_bytes) / (1 << 20), double(at_end.cached_bytes) / (1 << 20));

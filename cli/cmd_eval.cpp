@@ -16,6 +16,7 @@
 #include "cli/command.h"
 #include "data/image_folder.h"
 #include "engine/backend.h"
+#include "engine/conv_algorithms.h"
 #include "engine/precision.h"
 #include "engine/error.h"
 #include "results/result.h"
@@ -192,6 +193,7 @@ void run_eval(EvalCommandOptions& o) {
   result.header.seed = o.common.seed;
   result.config = config;
   result.config["precision"] = effective_precision_name(device);
+  if (device == Device::cuda) result.config["conv_algo"] = conv_algo_search_name(conv_algo_search());
   if (o.mode == "knn") {
     result.config["k"] = o.k;
     result.config["distance"] = o.distance;

@@ -27,6 +27,7 @@ struct CommonOptions {
   std::string out;               // result folder; empty: runs/<study>-<time>
   bool verbose = false;
   std::string precision = "fp32";  // GPU GEMMs and convolutions: fp32 | bf16 (engine/precision.h)
+  std::string conv_algo = "heuristic";  // GPU convolution algorithms (engine/conv_algorithms.h)
 };
 void add_common_options(CLI::App& cmd, CommonOptions& opts);
 

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "engine/conv_algorithms.h"
 #include "engine/precision.h"
 #include "engine/error.h"
 
@@ -106,6 +107,13 @@ void add_common_options(CLI::App& cmd, CommonOptions& opts) {
                  "and master weights; whitening, eigensolvers and losses stay float32); the CPU ignores it")
       ->check(CLI::IsMember({"fp32", "bf16"}))
       ->each([](const std::string& name) { set_matmul_precision(parse_matmul_precision(name)); })
+      ->capture_default_str();
+  cmd.add_option("--conv-algo", opts.conv_algo,
+                 "how a GPU picks each convolution's cuDNN algorithm: heuristic (cuDNN's ranking, deterministic, the "
+                 "same on every run) | measured (times every algorithm once per shape, the fastest deterministic "
+                 "one) | fastest (as measured, non-deterministic ones allowed); the CPU ignores it")
+      ->check(CLI::IsMember({"heuristic", "measured", "fastest"}))
+      ->each([](const std::string& name) { set_conv_algo_search(parse_conv_algo_search(name)); })
       ->capture_default_str();
 }
 

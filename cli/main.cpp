@@ -7,6 +7,7 @@
 
 #include "cli/command.h"
 #include "engine/allocator.h"
+#include "engine/conv_algorithms.h"
 #include "engine/cuda/allocator.h"
 #include "engine/error.h"
 #include "engine/precision.h"
@@ -25,7 +26,8 @@ static void ensure_short_openmp_spin(char** argv) {
 
 // --verbose: what each allocator holds at the end of the command (system_allocs counts cudaMalloc calls on
 // the GPU); a training step that reuses its memory shows the same count after one step as after many. On a GPU
-// also how many float32 GEMMs and convolutions ran in each precision (a bf16 run keeps its losses in fp32).
+// also how many float32 GEMMs and convolutions ran in each precision (a bf16 run keeps its losses in fp32), and
+// under --conv-algo measured | fastest what the timed searches found.
 static void print_allocator_counters() {
   auto line = [](const char* name, const intl::AllocatorStats& st) {
     std::fprintf(stderr, "intl: %s allocator: active %.1f MB, peak %.1f MB, cached %.1f MB, %zu system allocations\n",
@@ -38,6 +40,9 @@ static void print_allocator_counters() {
   const intl::MatmulCounts calls = intl::matmul_counts();
   std::fprintf(stderr, "intl: float32 GEMMs and convolutions: %lld in bf16, %lld in fp32\n", (long long)calls.bf16,
                (long long)calls.fp32);
+  const intl::ConvSearchStats search = intl::conv_search_stats();
+  if (search.passes > 0)
+    std::fprintf(stderr, "intl: %s\n", intl::conv_search_summary(search).c_str());
 }
 
 int main(int argc, char** argv) {

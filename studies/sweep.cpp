@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "engine/backend.h"
+#include "engine/conv_algorithms.h"
 #include "engine/precision.h"
 #include "engine/error.h"
 #include "plot/figures.h"
@@ -131,6 +132,7 @@ Sweep::Sweep(const std::string& study, const std::string& command, const std::st
   result_.header.seed = seed;
   result_.config = config;
   result_.config["precision"] = effective_precision_name(device);
+  if (device == Device::cuda) result_.config["conv_algo"] = conv_algo_search_name(conv_algo_search());
 }
 
 std::string Sweep::result_path() const { return (fs::path(out_) / "RESULT.json").string(); }

@@ -12,6 +12,7 @@
 
 #include "engine/autograd.h"
 #include "engine/backend.h"
+#include "engine/conv_algorithms.h"
 #include "engine/cuda/allocator.h"
 #include "engine/precision.h"
 #include "engine/ops.h"
@@ -417,6 +418,57 @@ TEST_CASE("bf16 convolutions (forward, backward data and filter) stay within bfl
     INFO(what);
     CHECK(diff.empty());
   }
+}
+
+TEST_CASE("convolutions whose cuDNN algorithms were chosen by timing give the CPU's results") {
+  if (!cuda_available()) { MESSAGE("SKIP: no usable GPU"); return; }
+  struct Restore {
+    ~Restore() {
+      set_conv_algo_search(ConvAlgoSearch::heuristic);
+      set_matmul_precision(MatmulPrecision::fp32);
+    }
+  } restore;
+  // Shapes no other test uses, so that each search makes its own plans; float32 (FMA algorithms) and bf16.
+  const Tensor x = rnd({2, 7, 7, 5}, 21), w = rnd({6, 5, 3, 3}, 22, 0.3), dy = rnd({2, 4, 4, 6}, 23);
+  auto run = [&](Device d) {
+    Tensor xd = on(d, x).requires_grad_(true), wd = on(d, w).requires_grad_(true);
+    Tensor y = conv2d(xd, wd, Tensor(), 2, 1);
+    sum(mul(y, on(d, dy))).backward();
+    return std::vector<Tensor>{y.detach(), xd.grad(), wd.grad()};
+  };
+  const std::vector<Tensor> want = run(Device::cpu);
+  for (ConvAlgoSearch search : {ConvAlgoSearch::measured, ConvAlgoSearch::fastest}) {
+    for (MatmulPrecision precision : {MatmulPrecision::fp32, MatmulPrecision::bf16}) {
+      const bool bf16 = precision == MatmulPrecision::bf16;
+      const std::string what = std::string(conv_algo_search_name(search)) + (bf16 ? ", bf16" : ", fp32");
+      INFO(what);
+      set_conv_algo_search(search);
+      set_matmul_precision(precision);
+      const ConvSearchStats before = conv_search_stats();
+      const std::vector<Tensor> got = run(Device::cuda);
+      const ConvSearchStats after = conv_search_stats();
+      // Each pass of the new plan was chosen by timing, once; what it chose is never slower than the fastest
+      // algorithm cuDNN could run, and under `fastest` it is that one.
+      CHECK(after.passes - before.passes == 3);
+      const double chosen = after.chosen_ms - before.chosen_ms, fastest = after.fastest_ms - before.fastest_ms;
+      CHECK(fastest <= chosen + 1e-6);
+      if (search == ConvAlgoSearch::fastest) CHECK(chosen == doctest::Approx(fastest).epsilon(1e-6));
+      for (size_t k = 0; k < want.size(); ++k) {
+        double scale = 0;
+        for (double e : want[k].to_vector()) scale = std::max(scale, std::abs(e));
+        // fp32: the default tolerance; bf16: as in the bf16 convolution case above
+        const std::string diff = compare(want[k], got[k], bf16 ? Tol{2e-2 * scale, 2e-2} : Tol{});
+        INFO("tensor " << k << ": " << diff);
+        CHECK(diff.empty());
+      }
+    }
+  }
+  // The same convolution again under `measured`: its plans stand, nothing is timed twice.
+  set_conv_algo_search(ConvAlgoSearch::measured);
+  set_matmul_precision(MatmulPrecision::fp32);
+  const int64_t passes = conv_search_stats().passes;
+  run(Device::cuda);
+  CHECK(conv_search_stats().passes == passes);
 }
 
 TEST_CASE("under bf16 both forms of the INTL loss keep float32 on the GPU, value and gradient") {

@@ -224,12 +224,14 @@ TEST_CASE("options come from --config files, the command line winning; the paper
     const std::string out = dir / ("out" + std::to_string(i));
     std::vector<std::string> args = tiny_args(dir / "data", out, 1);
     args[1] = "cifar100";
-    args.insert(args.end(), {"--config", configs[i], "--max-steps", "1", "--warmup-epochs", "1", "--precision", "bf16"});
+    args.insert(args.end(), {"--config", configs[i], "--max-steps", "1", "--warmup-epochs", "1", "--precision", "bf16",
+                             "--conv-algo", "measured"});
     REQUIRE_MESSAGE(run_intl(args, dir / "log") == 0, read_text(dir / "log"));
     const results::Result r = results::load_result(out + "/RESULT.json");
     CHECK(r.config.at("batch-size") == 16);  // the command line's
     CHECK(r.config.at("loss-form") == (i == 0 ? "newton" : "spectral"));
     CHECK(r.config.at("precision") == "fp32");  // a CPU run, whatever --precision says
+    CHECK_FALSE(r.config.contains("conv_algo"));  // cuDNN's algorithms: recorded on a GPU only
     if (i == 0) {
       CHECK(r.config.at("momentum") == 0.8);
       CHECK(r.config.at("projector") == nlohmann::json::array({16, 16, 16}));  // the command line's
@@ -244,6 +246,10 @@ TEST_CASE("options come from --config files, the command line winning; the paper
   args.insert(args.end(), {"--config", dir / "bad.json"});
   CHECK(run_intl(args, dir / "log") == 2);
   CHECK(read_text(dir / "log").find("momentun") != std::string::npos);
+  args = tiny_args(dir / "data", dir / "bad2", 1);
+  args.insert(args.end(), {"--conv-algo", "best"});
+  CHECK(run_intl(args, dir / "log") == 2);
+  CHECK(read_text(dir / "log").find("--conv-algo") != std::string::npos);
 }
 
 // The synthetic classes differ in shape and hue, and hue alone already lets a random network's features reach

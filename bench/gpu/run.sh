@@ -123,8 +123,9 @@ step "parity table (durations)" "$OUT/tests.log" 120 "$BUILD/intl_tests" --sourc
 grep -q "SKIP: no usable GPU" "$OUT/tests.log" && note "WARNING: the CUDA tests SKIPPED: no usable GPU seen"
 
 # INTL_GPU_CHECK=speed: after the tests, only the training benchmarks (ResNet-50 with a profile; CIFAR over 50
-# steps, its figure being the noisier; bf16 also with float32 activations, --bf16-activations off) and PyTorch's
-# figures for the same work: a short rerun after a change.
+# steps, its figure being the noisier; bf16 also with float32 activations, --bf16-activations off, and with the
+# convolution algorithms chosen by timing, --conv-algo measured | fastest) and PyTorch's figures for the same
+# work: a short rerun after a change (about 5 minutes).
 if [ "${INTL_GPU_CHECK:-}" = speed ]; then
   for p in bf16 fp32; do
     step "bench train resnet50 $p" "$OUT/bench_train.log" 120 "$BUILD/intl" bench train --device cuda \
@@ -139,7 +140,16 @@ if [ "${INTL_GPU_CHECK:-}" = speed ]; then
     --precision bf16 --bf16-activations off --arch resnet50-imagenet --steps 10
   step "bench train cifar bf16 act-fp32" "$OUT/bench_train.log" 90 "$BUILD/intl" bench train --device cuda \
     --precision bf16 --bf16-activations off --arch resnet18-cifar --steps 50 --loss-form newton
-  grep -E "^(intl bench train|steps:|host_issue_ms|images_per_s|cifar_epoch_s)" "$OUT/bench_train.log" >>"$SUMMARY"
+  # bf16 with the cuDNN algorithms chosen by timing (as PyTorch's cudnn.benchmark, which torch_bench.py sets):
+  # the fastest deterministic one, then the fastest of all; the conv_search line says what determinism costs
+  for algo in measured fastest; do
+    step "bench train resnet50 bf16 $algo" "$OUT/bench_train.log" 150 "$BUILD/intl" bench train --device cuda \
+      --precision bf16 --conv-algo $algo --arch resnet50-imagenet --steps 10
+    step "bench train cifar bf16 $algo" "$OUT/bench_train.log" 90 "$BUILD/intl" bench train --device cuda \
+      --precision bf16 --conv-algo $algo --arch resnet18-cifar --steps 50 --loss-form newton
+  done
+  grep -E "^(intl bench train|steps:|host_issue_ms|conv_search|images_per_s|cifar_epoch_s)" \
+    "$OUT/bench_train.log" >>"$SUMMARY"
   if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
     step "torch (same work)" "$OUT/bench_torch.log" 150 python3 "$ROOT/bench/gpu/torch_bench.py" --device cuda \
       --cases cifar resnet50 --steps 20
@@ -176,7 +186,10 @@ if has train; then
     --precision bf16 --arch resnet18-cifar --steps 10 --loss-form spectral
   step "bench train resnet50 bf16 act-fp32" "$OUT/bench_train.log" 120 "$BUILD/intl" bench train --device cuda \
     --precision bf16 --bf16-activations off --arch resnet50-imagenet --steps 5
-  grep -E "^(intl bench train|host_issue_ms|images_per_s|cifar_epoch_s)" "$OUT/bench_train.log" >>"$SUMMARY"
+  step "bench train resnet50 bf16 measured" "$OUT/bench_train.log" 150 "$BUILD/intl" bench train --device cuda \
+    --precision bf16 --conv-algo measured --arch resnet50-imagenet --steps 5
+  grep -E "^(intl bench train|host_issue_ms|conv_search|images_per_s|cifar_epoch_s)" "$OUT/bench_train.log" \
+    >>"$SUMMARY"
 else
   note "bench train: not available in this build"
 fi

@@ -1,7 +1,9 @@
-// 2-D convolution on cuDNN's legacy API (cuDNN 9 still ships it in libcudnn_cnn). One plan per shape, dtype
-// and precision holds the descriptors and the algorithm of each pass, chosen once by cuDNN's heuristics
-// (deterministic algorithms first, so a fixed seed gives fixed results; in fp32 true float32 FMA algorithms,
-// TF32 tensor cores only where cuDNN offers none, said once on stderr); workspaces come from our allocator.
+// 2-D convolution on cuDNN's legacy API (cuDNN 9 still ships it in libcudnn_cnn). One plan per shape, dtype,
+// precision and search (engine/conv_algorithms.h) holds the descriptors and the algorithm of each pass, chosen
+// once: by cuDNN's heuristics (the default), or by timing every algorithm on the shape (--conv-algo measured |
+// fastest). Deterministic algorithms first unless `fastest`, so a fixed seed gives fixed results; in fp32 true
+// float32 FMA algorithms, TF32 tensor cores only where cuDNN offers none, said once on stderr. Workspaces,
+// and a timed search's scratch operands, come from our allocator.
 //
 // Activations are NHWC (the engine's image layout) and cuDNN sees the weights as KRSC (O, kh, kw, I), the
 // layout its NHWC tensor-core kernels are written for and the one PyTorch pairs with channels-last activations
@@ -41,6 +43,7 @@
 #include "engine/cuda/check.h"
 #include "engine/cuda/context.h"
 #include "engine/cuda/kernels.h"
+#include "engine/conv_algorithms.h"
 
 namespace intl {
 // What a bf16 convolution's passes share (Conv2dArgs::saved): the bfloat16 copy of x made by the forward for
@@ -104,10 +107,11 @@ struct Plan {
   cudnnMathType_t math = CUDNN_DEFAULT_MATH;
   bool strict = false;  // float32 without tensor cores: only FMA-math algorithms
   bool nchw = false;    // float64: NCHW activations, OIHW filter
+  ConvAlgoSearch search = ConvAlgoSearch::heuristic;  // how its passes choose (engine/conv_algorithms.h)
   const Descriptors& at(bool on_low) const { return on_low ? low : full; }
 };
 
-using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int>;
+using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int, int>;
 
 std::string shape_of(const Conv2dArgs& a) {
   return "x (" + std::to_string(a.n) + ", " + std::to_string(a.c_in) + ", " + std::to_string(a.h) + ", " +
@@ -147,7 +151,8 @@ Plan& plan_for(const Conv2dArgs& a, DType dtype) {
   static std::mutex mutex;
   static auto* plans = new std::map<Key, std::unique_ptr<Plan>>();
   const bool bf16 = a.bf16;
-  const Key key{a.n, a.c_in, a.h, a.w, a.c_out, a.kh, a.kw, a.stride, a.pad, int(dtype), int(bf16)};
+  const ConvAlgoSearch search = conv_algo_search();
+  const Key key{a.n, a.c_in, a.h, a.w, a.c_out, a.kh, a.kw, a.stride, a.pad, int(dtype), int(bf16), int(search)};
   std::lock_guard<std::mutex> lock(mutex);
   std::unique_ptr<Plan>& p = (*plans)[key];
   if (p) return *p;
@@ -163,6 +168,7 @@ Plan& plan_for(const Conv2dArgs& a, DType dtype) {
   plan->bias = make_tensor(t, 1, a.c_out, 1, 1);
   plan->bf16 = dtype == DType::bf16 || (dtype == DType::f32 && bf16);
   plan->nchw = dtype == DType::f64;
+  plan->search = search;
   if (plan->bf16) plan->low = make_descriptors(a, CUDNN_DATA_BFLOAT16);
   plan->forward.conv = make_conv(a, t, plan->math);
   plan->backward_data.conv = make_conv(a, t, plan->math);
@@ -171,64 +177,180 @@ Plan& plan_for(const Conv2dArgs& a, DType dtype) {
   return *p;
 }
 
-// The best-ranked usable algorithm: succeeded, deterministic when one is, and in strict fp32 not a tensor-core
-// one (the descriptor then keeps CUDNN_FMA_MATH, which cuDNN honours when running it). False when none is.
-template <class Perf, class Algo>
-bool pick(Pass<Algo>& pass, const Perf* perfs, int count, bool strict) {
-  for (int deterministic_only = 1; deterministic_only >= 0; --deterministic_only) {
-    for (int i = 0; i < count; ++i) {
-      const Perf& p = perfs[i];
-      if (p.status != CUDNN_STATUS_SUCCESS) continue;
-      if (std::find(pass.rejected.begin(), pass.rejected.end(), p.algo) != pass.rejected.end()) continue;
-      if (strict && (p.mathType == CUDNN_TENSOR_OP_MATH || p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))
-        continue;
-      if (deterministic_only && p.determinism != CUDNN_DETERMINISTIC) continue;
-      if (!deterministic_only) {
-        static std::once_flag once;
-        std::call_once(once, [] {
-          std::fprintf(stderr, "intl: cuDNN offers no deterministic algorithm for a convolution pass; runs with a "
-                               "fixed seed may differ in the last bits on this GPU\n");
-        });
-      }
-      pass.algo = p.algo;
-      pass.workspace = p.memory;
-      if (!strict) CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, p.mathType));
-      pass.chosen = true;
-      return true;
-    }
+// Each pass's three library calls: cuDNN's heuristic ranking (cudnnGet*Algorithm_v7), its timed ranking on
+// real operands (cudnnFind*AlgorithmEx), and the workspace an algorithm needs (cudnnGet*WorkspaceSize).
+// `Operands` are the pass's own operands in the order of the descriptors: x, w, y (forward: x -> y; backward
+// data: dy -> dx; backward filter: x, dy -> dw), with a workspace.
+struct Operands {
+  void *x, *w, *y, *workspace;
+  size_t workspace_bytes;
+};
+struct ForwardCalls {
+  using Algo = cudnnConvolutionFwdAlgo_t;
+  using Perf = cudnnConvolutionFwdAlgoPerf_t;
+  static constexpr int kCount = CUDNN_CONVOLUTION_FWD_ALGO_COUNT;
+  static constexpr const char* kWhat = "forward";
+  static cudnnStatus_t rank(const Descriptors& d, cudnnConvolutionDescriptor_t c, int max, int* count, Perf* perfs) {
+    return cudnnGetConvolutionForwardAlgorithm_v7(cudnn(), d.x, d.w, c, d.y, max, count, perfs);
   }
-  return false;
+  static cudnnStatus_t time(const Descriptors& d, cudnnConvolutionDescriptor_t c, const Operands& o, int max,
+                            int* count, Perf* perfs) {
+    return cudnnFindConvolutionForwardAlgorithmEx(cudnn(), d.x, o.x, d.w, o.w, c, d.y, o.y, max, count, perfs,
+                                                  o.workspace, o.workspace_bytes);
+  }
+  static cudnnStatus_t workspace(const Descriptors& d, cudnnConvolutionDescriptor_t c, Algo algo, size_t* bytes) {
+    return cudnnGetConvolutionForwardWorkspaceSize(cudnn(), d.x, d.w, c, d.y, algo, bytes);
+  }
+};
+struct BackwardDataCalls {
+  using Algo = cudnnConvolutionBwdDataAlgo_t;
+  using Perf = cudnnConvolutionBwdDataAlgoPerf_t;
+  static constexpr int kCount = CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT;
+  static constexpr const char* kWhat = "backward-data";
+  static cudnnStatus_t rank(const Descriptors& d, cudnnConvolutionDescriptor_t c, int max, int* count, Perf* perfs) {
+    return cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnn(), d.w, d.y, c, d.x, max, count, perfs);
+  }
+  static cudnnStatus_t time(const Descriptors& d, cudnnConvolutionDescriptor_t c, const Operands& o, int max,
+                            int* count, Perf* perfs) {
+    return cudnnFindConvolutionBackwardDataAlgorithmEx(cudnn(), d.w, o.w, d.y, o.y, c, d.x, o.x, max, count, perfs,
+                                                       o.workspace, o.workspace_bytes);
+  }
+  static cudnnStatus_t workspace(const Descriptors& d, cudnnConvolutionDescriptor_t c, Algo algo, size_t* bytes) {
+    return cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn(), d.w, d.y, c, d.x, algo, bytes);
+  }
+};
+struct BackwardFilterCalls {
+  using Algo = cudnnConvolutionBwdFilterAlgo_t;
+  using Perf = cudnnConvolutionBwdFilterAlgoPerf_t;
+  static constexpr int kCount = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT;
+  static constexpr const char* kWhat = "backward-filter";
+  static cudnnStatus_t rank(const Descriptors& d, cudnnConvolutionDescriptor_t c, int max, int* count, Perf* perfs) {
+    return cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnn(), d.x, d.y, c, d.w, max, count, perfs);
+  }
+  static cudnnStatus_t time(const Descriptors& d, cudnnConvolutionDescriptor_t c, const Operands& o, int max,
+                            int* count, Perf* perfs) {
+    return cudnnFindConvolutionBackwardFilterAlgorithmEx(cudnn(), d.x, o.x, d.y, o.y, c, d.w, o.w, max, count, perfs,
+                                                         o.workspace, o.workspace_bytes);
+  }
+  static cudnnStatus_t workspace(const Descriptors& d, cudnnConvolutionDescriptor_t c, Algo algo, size_t* bytes) {
+    return cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn(), d.x, d.y, c, d.w, algo, bytes);
+  }
+};
+
+// A timed search's workspace: the most any algorithm of the pass asks for, up to 1 GiB (an algorithm wanting
+// more is timed as failed and never chosen), rounded up to a power of two so that the few blocks these searches
+// leave in the allocator's cache serve each other and later tensors.
+constexpr size_t kSearchWorkspaceCap = size_t(1) << 30;
+
+// What the timed searches found (conv_search_stats()).
+std::mutex g_stats_mutex;
+ConvSearchStats g_stats;
+
+// cuDNN's ranking of a pass's algorithms on descriptors `d`: its heuristics', or under a timed search its
+// measured one, from running each algorithm once on zeroed scratch operands (never the tensors themselves: the
+// search writes its outputs) of the descriptors' data type `t`.
+template <class Calls>
+cudnnStatus_t rank(Pass<typename Calls::Algo>& pass, const Plan& p, const Conv2dArgs& a, const Descriptors& d,
+                   DType t, typename Calls::Perf* perfs, int max, int* count) {
+  if (p.search == ConvAlgoSearch::heuristic) return Calls::rank(d, pass.conv, max, count, perfs);
+  auto zeros = [t](int64_t n) {
+    Tensor z = Tensor::empty({n}, t, Device::cuda);
+    cuda::fill(z, 0.0);
+    return z;
+  };
+  const Tensor x = zeros(a.n * a.c_in * a.h * a.w), w = zeros(a.c_out * a.c_in * a.kh * a.kw),
+               y = zeros(a.n * a.c_out * a.h_out() * a.w_out());
+  size_t most = 0;
+  for (int i = 0; i < Calls::kCount; ++i) {
+    size_t bytes = 0;
+    if (Calls::workspace(d, pass.conv, typename Calls::Algo(i), &bytes) == CUDNN_STATUS_SUCCESS)
+      most = std::max(most, bytes);
+  }
+  size_t bytes = 0;
+  if (most > 0) {
+    bytes = size_t(1) << 20;
+    while (bytes < most && bytes < kSearchWorkspaceCap) bytes *= 2;
+  }
+  DeviceBuffer workspace(bytes);
+  const Operands o{x.raw_data(), w.raw_data(), y.raw_data(), workspace.get(), workspace.bytes()};
+  return Calls::time(d, pass.conv, o, max, count, perfs);
 }
 
-// Once per plan and pass: the algorithm, from cuDNN's heuristics. A bf16 plan asks with the bfloat16
+// The first usable algorithm of a ranked list: succeeded, not passed over, not a tensor-core one in strict fp32,
+// and deterministic when a usable one is (unless `any_determinism`). Its index, or -1 when none is usable. A
+// timed search's choice adds its time, and that of the fastest usable algorithm, to the search counters.
+template <class Perf, class Algo>
+int pick(const Pass<Algo>& pass, const Perf* perfs, int count, bool strict, bool timed, bool any_determinism) {
+  auto usable = [&](const Perf& p) {
+    return p.status == CUDNN_STATUS_SUCCESS &&
+           std::find(pass.rejected.begin(), pass.rejected.end(), p.algo) == pass.rejected.end() &&
+           !(strict && (p.mathType == CUDNN_TENSOR_OP_MATH || p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION));
+  };
+  int chosen = -1, fastest = -1;
+  for (int i = 0; i < count; ++i) {
+    if (!usable(perfs[i])) continue;
+    if (fastest < 0 || perfs[i].time < perfs[fastest].time) fastest = i;
+    if (chosen < 0 && (any_determinism || perfs[i].determinism == CUDNN_DETERMINISTIC)) chosen = i;
+  }
+  if (chosen < 0 && fastest >= 0) {  // usable algorithms, none of them deterministic
+    static std::once_flag once;
+    std::call_once(once, [] {
+      std::fprintf(stderr, "intl: cuDNN offers no deterministic algorithm for a convolution pass; runs with a "
+                           "fixed seed may differ in the last bits on this GPU\n");
+    });
+    for (int i = 0; i < count && chosen < 0; ++i)
+      if (usable(perfs[i])) chosen = i;
+  }
+  if (timed && chosen >= 0) {
+    std::lock_guard<std::mutex> lock(g_stats_mutex);
+    g_stats.passes++;
+    g_stats.chosen_ms += perfs[chosen].time;
+    g_stats.fastest_ms += perfs[fastest].time;
+    if (perfs[fastest].determinism != CUDNN_DETERMINISTIC) g_stats.nondeterministic_won++;
+  }
+  return chosen;
+}
+
+// Once per plan and pass: the algorithm, from cuDNN's ranking (rank()). A bf16 plan asks with the bfloat16
 // descriptors first; the float descriptors answer otherwise, true float32 (FMA) algorithms first in fp32. When
 // cuDNN offers no bfloat16, or no FMA, algorithm for a shape, the pass runs on TF32 tensor cores and says so
-// once on stderr. `query(descriptors, perfs, max, &count)` is the pass's cudnnGet*Algorithm_v7; algorithms in
-// `pass.rejected` are passed over.
-template <class Perf, int kMax, class Algo, class Query>
-void choose_algorithm(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, const char* what, Query query) {
+// once on stderr. Algorithms in `pass.rejected` are passed over.
+template <class Calls>
+void choose_algorithm(Pass<typename Calls::Algo>& pass, const Plan& p, const Conv2dArgs& a) {
+  using Perf = typename Calls::Perf;
   // Room for more entries than the enum has algorithms: the heuristics may list one algorithm once per math
   // type (cudnnGet*AlgorithmMaxCount), and a list cut short could drop the only usable one.
-  constexpr int kCapacity = kMax < 32 ? 32 : kMax;
+  constexpr int kCapacity = Calls::kCount < 32 ? 32 : Calls::kCount;
   Perf perfs[kCapacity];
   int count = 0;
+  const bool timed = p.search != ConvAlgoSearch::heuristic, any = p.search == ConvAlgoSearch::fastest;
+  auto take = [&](int i) {
+    if (i < 0) return false;
+    pass.algo = perfs[i].algo;
+    pass.workspace = perfs[i].memory;
+    if (!p.strict) CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, perfs[i].mathType));
+    pass.chosen = true;
+    return true;
+  };
+  const DType full = p.nchw ? DType::f64 : DType::f32;
   if (p.bf16) {
-    // cuDNN ranks tensor-core algorithms only for a descriptor that allows them (pick() then sets the math
+    // cuDNN ranks tensor-core algorithms only for a descriptor that allows them (take() then sets the math
     // type of the one chosen).
     CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, CUDNN_TENSOR_OP_MATH));
-    if (query(p.low, perfs, kCapacity, &count) == CUDNN_STATUS_SUCCESS && pick(pass, perfs, count, false)) {
+    if (rank<Calls>(pass, p, a, p.low, DType::bf16, perfs, kCapacity, &count) == CUDNN_STATUS_SUCCESS &&
+        take(pick(pass, perfs, count, false, timed, any))) {
       pass.low = true;
       return;
     }
     CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, p.math));
   }
-  CUDNN_CHECK(query(p.full, perfs, kCapacity, &count));
-  if (pick(pass, perfs, count, p.strict)) {
+  CUDNN_CHECK(rank<Calls>(pass, p, a, p.full, full, perfs, kCapacity, &count));
+  if (take(pick(pass, perfs, count, p.strict, timed, any))) {
     if (p.bf16) {
       static std::once_flag once;
       std::call_once(once, [&] {
         std::fprintf(stderr, "intl: cuDNN runs no bf16 %s convolution for %s; such passes run in float32 (TF32)\n",
-                     what, shape_of(a).c_str());
+                     Calls::kWhat, shape_of(a).c_str());
       });
     }
     return;
@@ -236,29 +358,27 @@ void choose_algorithm(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, cons
   // An FMA-math descriptor is offered FMA algorithms only: ask again allowing TF32.
   if (p.strict) {
     CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, CUDNN_DEFAULT_MATH));
-    CUDNN_CHECK(query(p.full, perfs, kCapacity, &count));
+    CUDNN_CHECK(rank<Calls>(pass, p, a, p.full, full, perfs, kCapacity, &count));
+    if (take(pick(pass, perfs, count, false, timed, any))) {
+      static std::once_flag once;
+      std::call_once(once, [&] {
+        std::fprintf(stderr, "intl: cuDNN offers no true float32 %s convolution for %s; such passes run on TF32 "
+                     "tensor cores (10-bit mantissa products)\n", Calls::kWhat, shape_of(a).c_str());
+      });
+      return;
+    }
   }
-  if (p.strict && pick(pass, perfs, count, false)) {
-    static std::once_flag once;
-    std::call_once(once, [&] {
-      std::fprintf(stderr, "intl: cuDNN offers no true float32 %s convolution for %s; such passes run on TF32 tensor "
-                   "cores (10-bit mantissa products)\n", what, shape_of(a).c_str());
-    });
-    return;
-  }
-  throw Error(std::string("cuDNN has no usable ") + what + " convolution algorithm for " + shape_of(a));
+  throw Error(std::string("cuDNN has no usable ") + Calls::kWhat + " convolution algorithm for " + shape_of(a));
 }
 
-// The algorithm, then its workspace under the descriptor's final math type; `workspace(descriptors, algo,
-// &bytes)` is the pass's cudnnGet*WorkspaceSize. An algorithm the heuristics ranked but whose workspace query
-// says it cannot run this configuration is passed over for the next one, as PyTorch does.
-template <class Perf, int kMax, class Algo, class Query, class Workspace>
-void choose(Pass<Algo>& pass, const Plan& p, const Conv2dArgs& a, const char* what, Query query,
-            Workspace workspace) {
+// The algorithm, then its workspace under the descriptor's final math type. An algorithm cuDNN ranked but
+// whose workspace query says it cannot run this configuration is passed over for the next one, as PyTorch does.
+template <class Calls>
+void choose(Pass<typename Calls::Algo>& pass, const Plan& p, const Conv2dArgs& a) {
   for (;;) {
-    choose_algorithm<Perf, kMax>(pass, p, a, what, query);  // throws when none is left
+    choose_algorithm<Calls>(pass, p, a);  // throws when none is left
     size_t bytes = 0;
-    const cudnnStatus_t status = workspace(p.at(pass.low), pass.algo, &bytes);
+    const cudnnStatus_t status = Calls::workspace(p.at(pass.low), pass.conv, pass.algo, &bytes);
     if (status == CUDNN_STATUS_SUCCESS) {
       pass.workspace = std::max(pass.workspace, bytes);
       return;
@@ -403,16 +523,7 @@ void conv2d_forward(const Conv2dArgs& a, const Tensor& x, const Tensor& weight, 
   Tensor x_nchw, y_nchw;
   execute(
       pass, "cudnnConvolutionForward",
-      [&] {
-        choose<cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT>(
-            pass, p, a, "forward",
-            [&](const Descriptors& d, auto* perfs, int max, int* count) {
-              return cudnnGetConvolutionForwardAlgorithm_v7(cudnn(), d.x, d.w, pass.conv, d.y, max, count, perfs);
-            },
-            [&](const Descriptors& d, auto algo, size_t* bytes) {
-              return cudnnGetConvolutionForwardWorkspaceSize(cudnn(), d.x, d.w, pass.conv, d.y, algo, bytes);
-            });
-      },
+      [&] { choose<ForwardCalls>(pass, p, a); },
       [&] {
         const Descriptors& d = p.at(pass.low);
         DeviceBuffer ws(pass.workspace);
@@ -447,17 +558,7 @@ void conv2d_backward_data(const Conv2dArgs& a, const Tensor& dy, const Tensor& w
   Tensor dy_nchw, dx_nchw;
   execute(
       pass, "cudnnConvolutionBackwardData",
-      [&] {
-        choose<cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT>(
-            pass, p, a, "backward-data",
-            [&](const Descriptors& d, auto* perfs, int max, int* count) {
-              return cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnn(), d.w, d.y, pass.conv, d.x, max, count,
-                                                                 perfs);
-            },
-            [&](const Descriptors& d, auto algo, size_t* bytes) {
-              return cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn(), d.w, d.y, pass.conv, d.x, algo, bytes);
-            });
-      },
+      [&] { choose<BackwardDataCalls>(pass, p, a); },
       [&] {
         const Descriptors& d = p.at(pass.low);
         DeviceBuffer ws(pass.workspace);
@@ -495,17 +596,7 @@ void conv2d_backward_filter(const Conv2dArgs& a, const Tensor& x, const Tensor& 
   Tensor x_nchw, dy_nchw;
   execute(
       pass, "cudnnConvolutionBackwardFilter",
-      [&] {
-        choose<cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT>(
-            pass, p, a, "backward-filter",
-            [&](const Descriptors& d, auto* perfs, int max, int* count) {
-              return cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnn(), d.x, d.y, pass.conv, d.w, max, count,
-                                                                   perfs);
-            },
-            [&](const Descriptors& d, auto algo, size_t* bytes) {
-              return cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn(), d.x, d.y, pass.conv, d.w, algo, bytes);
-            });
-      },
+      [&] { choose<BackwardFilterCalls>(pass, p, a); },
       [&] {
         const Descriptors& d = p.at(pass.low);
         DeviceBuffer ws(pass.workspace);
@@ -536,3 +627,10 @@ void conv2d_backward_filter(const Conv2dArgs& a, const Tensor& x, const Tensor& 
 }
 
 }  // namespace intl::cuda
+
+namespace intl {
+ConvSearchStats conv_search_stats() {
+  std::lock_guard<std::mutex> lock(cuda::g_stats_mutex);
+  return cuda::g_stats;
+}
+}  // namespace intl

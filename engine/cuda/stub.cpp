@@ -1,6 +1,7 @@
 // The CUDA backend of a build without CUDA: every entry throws, so no op file needs an #ifdef. The (empty)
-// device allocator counters exist here too, so the CLI reads them in every build.
+// device allocator and convolution-search counters exist here too, so the CLI reads them in every build.
 #include "engine/backend.h"
+#include "engine/conv_algorithms.h"
 #include "engine/cuda/allocator.h"
 #include "engine/error.h"
 
@@ -16,5 +17,6 @@ const Backend& cuda_backend() {
 }
 
 AllocatorStats cuda_allocator_stats() { return {}; }
+ConvSearchStats conv_search_stats() { return {}; }
 
 }  // namespace intl

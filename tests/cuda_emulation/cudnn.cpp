@@ -3,6 +3,8 @@
 // on a GPU. The algorithm lists follow what conv.cpp must cope with: an FMA-math descriptor is offered FMA
 // algorithms only, bfloat16 runs on tensor-op algorithms with float compute, and float64 has no NHWC
 // algorithm (the engine runs float64 in NCHW).
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -80,7 +82,7 @@ const char* check_conv(const cudnnTensorStruct* x, const cudnnTensorStruct* w, c
   return "";
 }
 
-size_t workspace_of(int algo) { return algo == 1 ? 512 : 0; }
+size_t workspace_of(int algo) { return algo == 1 ? 512 : algo == 2 ? 4096 : 0; }
 
 // INTL_EMULATION_CUDNN_REJECT=workspace: the workspace query of algorithm 1 (ranked first for float32 and
 // bfloat16 when allowed) answers NOT_SUPPORTED; =run: algorithm 1 passes its workspace query but answers
@@ -135,12 +137,57 @@ bool refused_at_run(int algo) {
 }
 
 const char* check_run(int algo, void* workspace, size_t bytes, std::initializer_list<const void*> operands) {
-  if (algo != 0 && algo != 1) return "an algorithm the heuristics never offered";
+  if (algo < 0 || algo > 2) return "an algorithm never offered";
   if (bytes < workspace_of(algo)) return "a workspace smaller than the algorithm needs";
   if (workspace_of(algo) > 0 && !emu::is_device_pointer(workspace)) return "a host workspace";
   for (const void* p : operands)
     if (!p || !emu::is_device_pointer(p)) return "a null or host operand pointer";
   return "";
+}
+
+// The timed ranking (cudnnFind*AlgorithmEx): the heuristics' list, timed (algorithm 0 2 ms, 1 1 ms), plus
+// algorithm 2 (0.5 ms, non-deterministic) wherever tensor-op math is allowed; an algorithm whose workspace
+// exceeds the one given, or that the rejection mode refuses, fails. The output `out` is overwritten with NaN,
+// as a real search leaves whatever its last algorithm wrote. Sorted by time, failures last.
+template <class Perf>
+cudnnStatus_t timed_algorithms(const cudnnTensorStruct* x, const cudnnTensorStruct* w, const cudnnConvolutionStruct* c,
+                               const cudnnTensorStruct* y, std::initializer_list<const void*> operands, View out,
+                               void* ws, size_t ws_bytes, int requested, int* returned, Perf* perfs) {
+  int count = 0;
+  Perf list[4];
+  const cudnnStatus_t status = algorithms(x, w, c, y, 3, &count, list);
+  if (status != CUDNN_STATUS_SUCCESS) return status;
+  for (const void* p : operands)
+    if (!p || !emu::is_device_pointer(p)) return fail("a null or host operand pointer in a timed search");
+  if (ws_bytes > 0 && (!ws || !emu::is_device_pointer(ws))) return fail("a host workspace in a timed search");
+  bool tensor_ops = false;
+  for (int i = 0; i < count; ++i) tensor_ops |= list[i].mathType == CUDNN_TENSOR_OP_MATH && list[i].status == 0;
+  if (tensor_ops) {
+    Perf p = list[0];
+    p.algo = decltype(p.algo)(2);
+    p.memory = workspace_of(2);
+    p.determinism = CUDNN_NON_DETERMINISTIC;
+    list[count++] = p;
+  }
+  for (int i = 0; i < count; ++i) {
+    Perf& p = list[i];
+    const int algo = int(p.algo);
+    p.time = algo == 0 ? 2.0f : algo == 1 ? 1.0f : 0.5f;
+    if (p.status == CUDNN_STATUS_SUCCESS && (workspace_of(algo) > ws_bytes || refused_at_run(algo) ||
+                                             (algo == 1 && rejects("workspace"))))
+      p.status = CUDNN_STATUS_NOT_SUPPORTED;
+    if (p.status != CUDNN_STATUS_SUCCESS) p.time = -1;
+  }
+  std::stable_sort(list, list + count, [](const Perf& a, const Perf& b) {
+    return (a.status == 0) != (b.status == 0) ? a.status == 0 : a.time < b.time;
+  });
+  for (int64_t i = 0; i < out.numel(); ++i) {
+    const int64_t C = out.d->dim[1], H = out.d->dim[2], W = out.d->dim[3];
+    out.set(i / (C * H * W), i / (H * W) % C, i / W % H, i % W, std::nan(""));
+  }
+  *returned = std::min(requested, count);
+  for (int i = 0; i < *returned; ++i) perfs[i] = list[i];
+  return CUDNN_STATUS_SUCCESS;
 }
 
 }  // namespace
@@ -230,6 +277,30 @@ cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t, cudn
                                                              cudnnFilterDescriptor_t,
                                                              cudnnConvolutionBwdFilterAlgo_t algo, size_t* bytes) {
   return workspace_status(algo, bytes);
+}
+
+cudnnStatus_t cudnnFindConvolutionForwardAlgorithmEx(cudnnHandle_t, cudnnTensorDescriptor_t xd, const void* x,
+                                                     cudnnFilterDescriptor_t wd, const void* w,
+                                                     cudnnConvolutionDescriptor_t c, cudnnTensorDescriptor_t yd,
+                                                     void* y, int requested, int* returned,
+                                                     cudnnConvolutionFwdAlgoPerf_t* perfs, void* ws, size_t ws_bytes) {
+  return timed_algorithms(xd, wd, c, yd, {x, w, y}, View{yd, y}, ws, ws_bytes, requested, returned, perfs);
+}
+cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithmEx(cudnnHandle_t, cudnnFilterDescriptor_t wd, const void* w,
+                                                          cudnnTensorDescriptor_t dyd, const void* dy,
+                                                          cudnnConvolutionDescriptor_t c, cudnnTensorDescriptor_t dxd,
+                                                          void* dx, int requested, int* returned,
+                                                          cudnnConvolutionBwdDataAlgoPerf_t* perfs, void* ws,
+                                                          size_t ws_bytes) {
+  return timed_algorithms(dxd, wd, c, dyd, {w, dy, dx}, View{dxd, dx}, ws, ws_bytes, requested, returned, perfs);
+}
+cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithmEx(cudnnHandle_t, cudnnTensorDescriptor_t xd, const void* x,
+                                                            cudnnTensorDescriptor_t dyd, const void* dy,
+                                                            cudnnConvolutionDescriptor_t c,
+                                                            cudnnFilterDescriptor_t dwd, void* dw, int requested,
+                                                            int* returned, cudnnConvolutionBwdFilterAlgoPerf_t* perfs,
+                                                            void* ws, size_t ws_bytes) {
+  return timed_algorithms(xd, dwd, c, dyd, {x, dy, dw}, View{dwd, dw}, ws, ws_bytes, requested, returned, perfs);
 }
 
 // y = alpha conv(x, w) + beta y

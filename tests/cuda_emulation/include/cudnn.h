@@ -1,7 +1,8 @@
 // CUDA emulation (tests/cuda_emulation): the part of cuDNN's legacy convolution API that engine/cuda/conv.cpp
 // calls, emulated from its documented semantics (cudnn.cpp): descriptors in logical (n, c, h, w) / (k, c, r, s)
 // order whatever their memory format, NCHW or NHWC tensors, KCRS or KRSC filters, float, double and bfloat16
-// data, alpha/beta blending, workspaces, and the algorithm lists of cudnnGet*_v7 with their math types. Each
+// data, alpha/beta blending, workspaces, and the algorithm lists of cudnnGet*_v7 (heuristic) and
+// cudnnFind*AlgorithmEx (timed) with their math types. Each
 // call checks what a GPU would reject: host pointers, a workspace smaller than asked for, mismatched types.
 #pragma once
 #include "cuda_runtime.h"
@@ -90,6 +91,29 @@ cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t, cudn
                                                              cudnnConvolutionDescriptor_t conv,
                                                              cudnnFilterDescriptor_t dw,
                                                              cudnnConvolutionBwdFilterAlgo_t algo, size_t* bytes);
+
+// The timed rankings: every offered algorithm "run" on the given operands and workspace (the output operand is
+// overwritten), sorted by time. Besides the heuristics' list they offer algorithm 2, the fastest, a
+// non-deterministic one, wherever tensor-op math is allowed; an algorithm needing more workspace than given,
+// or refused under INTL_EMULATION_CUDNN_REJECT, is listed as failed.
+cudnnStatus_t cudnnFindConvolutionForwardAlgorithmEx(cudnnHandle_t, cudnnTensorDescriptor_t xd, const void* x,
+                                                     cudnnFilterDescriptor_t wd, const void* w,
+                                                     cudnnConvolutionDescriptor_t conv, cudnnTensorDescriptor_t yd,
+                                                     void* y, int requested, int* returned,
+                                                     cudnnConvolutionFwdAlgoPerf_t* perfs, void* workspace,
+                                                     size_t workspace_bytes);
+cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithmEx(cudnnHandle_t, cudnnFilterDescriptor_t wd, const void* w,
+                                                          cudnnTensorDescriptor_t dyd, const void* dy,
+                                                          cudnnConvolutionDescriptor_t conv,
+                                                          cudnnTensorDescriptor_t dxd, void* dx, int requested,
+                                                          int* returned, cudnnConvolutionBwdDataAlgoPerf_t* perfs,
+                                                          void* workspace, size_t workspace_bytes);
+cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithmEx(cudnnHandle_t, cudnnTensorDescriptor_t xd, const void* x,
+                                                            cudnnTensorDescriptor_t dyd, const void* dy,
+                                                            cudnnConvolutionDescriptor_t conv,
+                                                            cudnnFilterDescriptor_t dwd, void* dw, int requested,
+                                                            int* returned, cudnnConvolutionBwdFilterAlgoPerf_t* perfs,
+                                                            void* workspace, size_t workspace_bytes);
 
 cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t, const void* alpha, cudnnTensorDescriptor_t xd, const void* x,
                                       cudnnFilterDescriptor_t wd, const void* w, cudnnConvolutionDescriptor_t conv,
