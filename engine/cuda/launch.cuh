@@ -21,6 +21,16 @@ inline unsigned grid_for(int64_t n) {
   return unsigned(blocks < 1 ? 1 : blocks > 65535 * 8 ? 65535 * 8 : blocks);
 }
 
+// `INTL_UNROLL(4) for (...)`: the device compiler unrolls the loop by 4, so a thread issues four iterations'
+// loads before it waits on the first (the loads of a memory-bound loop in flight, not one at a time); a no-op
+// for a host compiler (the CPU emulation of tests/cuda_emulation).
+#define INTL_PRAGMA(x) _Pragma(#x)
+#if defined(__CUDACC__)
+#define INTL_UNROLL(n) INTL_PRAGMA(unroll n)
+#else
+#define INTL_UNROLL(n)
+#endif
+
 #define INTL_GRID_STRIDE(i, n) \
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
 
