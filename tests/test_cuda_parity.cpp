@@ -220,6 +220,21 @@ struct Primitive {
 
 Tensor on(Device d, const Tensor& t) { return d == Device::cpu ? t.clone().detach() : t.to(d); }
 
+// The largest magnitude in t.
+double max_abs(const Tensor& t) {
+  double m = 0;
+  for (double v : t.to_vector()) m = std::max(m, std::abs(v));
+  return m;
+}
+
+// A 3 x 3 convolution (no bias) on `d`: its output and the gradients of x and w under the loss sum(y * dy).
+std::vector<Tensor> conv_and_grads(Device d, const Tensor& x, const Tensor& w, const Tensor& dy, int64_t stride) {
+  Tensor xd = on(d, x).requires_grad_(true), wd = on(d, w).requires_grad_(true);
+  Tensor y = conv2d(xd, wd, Tensor(), stride, 1);
+  sum(mul(y, on(d, dy))).backward();
+  return {y.detach(), xd.grad(), wd.grad()};
+}
+
 // The three convolution passes, with a bias, on NHWC activations in `t`.
 std::vector<Tensor> conv_primitive(Device d, DType t) {
   const Conv2dArgs a{2, 3, 7, 6, 4, 3, 3, 2, 1};
@@ -397,23 +412,14 @@ TEST_CASE("bf16 convolutions (forward, backward data and filter) stay within bfl
     ~Restore() { set_matmul_precision(MatmulPrecision::fp32); }
   } restore;
   const Tensor x = rnd({2, 9, 9, 16}, 1), w = rnd({24, 16, 3, 3}, 2, 0.3), dy = rnd({2, 9, 9, 24}, 3);
-  auto run = [&](Device d) {
-    Tensor xd = on(d, x).requires_grad_(true), wd = on(d, w).requires_grad_(true);
-    Tensor y = conv2d(xd, wd, Tensor(), 1, 1);
-    sum(mul(y, on(d, dy))).backward();
-    return std::vector<Tensor>{y.detach(), xd.grad(), wd.grad()};
-  };
-  const std::vector<Tensor> want = run(Device::cpu);
+  const std::vector<Tensor> want = conv_and_grads(Device::cpu, x, w, dy, 1);
   set_matmul_precision(MatmulPrecision::bf16);
-  const std::vector<Tensor> got = run(Device::cuda);
+  const std::vector<Tensor> got = conv_and_grads(Device::cuda, x, w, dy, 1);
   const char* names[] = {"output", "input gradient", "weight gradient"};
   for (size_t k = 0; k < want.size(); ++k) {
     // Each operand rounds by at most 2^-9 relative; over the 144 (output, input gradient) or 162 (weight
     // gradient) products summed the error stays well under 2% of the largest entry.
-    const std::vector<double> v = want[k].to_vector();
-    double scale = 0;
-    for (double e : v) scale = std::max(scale, std::abs(e));
-    const std::string diff = compare(want[k], got[k], {2e-2 * scale, 2e-2});
+    const std::string diff = compare(want[k], got[k], {2e-2 * max_abs(want[k]), 2e-2});
     const std::string what = std::string(names[k]) + ": " + diff;
     INFO(what);
     CHECK(diff.empty());
@@ -430,12 +436,7 @@ TEST_CASE("convolutions whose cuDNN algorithms were chosen by timing give the CP
   } restore;
   // Shapes no other test uses, so that each search makes its own plans; float32 (FMA algorithms) and bf16.
   const Tensor x = rnd({2, 7, 7, 5}, 21), w = rnd({6, 5, 3, 3}, 22, 0.3), dy = rnd({2, 4, 4, 6}, 23);
-  auto run = [&](Device d) {
-    Tensor xd = on(d, x).requires_grad_(true), wd = on(d, w).requires_grad_(true);
-    Tensor y = conv2d(xd, wd, Tensor(), 2, 1);
-    sum(mul(y, on(d, dy))).backward();
-    return std::vector<Tensor>{y.detach(), xd.grad(), wd.grad()};
-  };
+  auto run = [&](Device d) { return conv_and_grads(d, x, w, dy, 2); };
   const std::vector<Tensor> want = run(Device::cpu);
   for (ConvAlgoSearch search : {ConvAlgoSearch::measured, ConvAlgoSearch::fastest}) {
     for (MatmulPrecision precision : {MatmulPrecision::fp32, MatmulPrecision::bf16}) {
@@ -454,10 +455,8 @@ TEST_CASE("convolutions whose cuDNN algorithms were chosen by timing give the CP
       CHECK(fastest <= chosen + 1e-6);
       if (search == ConvAlgoSearch::fastest) CHECK(chosen == doctest::Approx(fastest).epsilon(1e-6));
       for (size_t k = 0; k < want.size(); ++k) {
-        double scale = 0;
-        for (double e : want[k].to_vector()) scale = std::max(scale, std::abs(e));
         // fp32: the default tolerance; bf16: as in the bf16 convolution case above
-        const std::string diff = compare(want[k], got[k], bf16 ? Tol{2e-2 * scale, 2e-2} : Tol{});
+        const std::string diff = compare(want[k], got[k], bf16 ? Tol{2e-2 * max_abs(want[k]), 2e-2} : Tol{});
         INFO("tensor " << k << ": " << diff);
         CHECK(diff.empty());
       }
@@ -489,9 +488,7 @@ TEST_CASE("under bf16 both forms of the INTL loss keep float32 on the GPU, value
     const std::vector<Tensor> got = run(Device::cuda, form);
     for (size_t k = 0; k < want.size(); ++k) {
       // float32 agreement; bfloat16 GEMMs in the whitening would be off by about 1e-2 relative.
-      double scale = 0;
-      for (double e : want[k].to_vector()) scale = std::max(scale, std::abs(e));
-      const std::string diff = compare(want[k], got[k], {1e-4 * scale, 1e-3});
+      const std::string diff = compare(want[k], got[k], {1e-4 * max_abs(want[k]), 1e-3});
       const std::string what = std::string(intl_loss_form_name(form)) + " tensor " + std::to_string(k) + ": " + diff;
       INFO(what);
       CHECK(diff.empty());
@@ -721,12 +718,6 @@ namespace {
 // Each value of `t` rounded to bfloat16 (on the CPU), as float32: inputs that both devices hold exactly.
 Tensor bf16_exact(const Tensor& t) { return t.to(DType::bf16).to(DType::f32); }
 
-// The largest magnitude in t.
-double max_abs(const Tensor& t) {
-  double m = 0;
-  for (double v : t.to_vector()) m = std::max(m, std::abs(v));
-  return m;
-}
 
 }  // namespace
 
