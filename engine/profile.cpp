@@ -27,6 +27,7 @@ struct Counters {
   std::array<const char*, kMaxSlots> names{};
   std::array<int64_t, kMaxSlots> calls[2]{};
   std::array<double, kMaxSlots> ms[2]{};
+  std::array<double, kMaxSlots> bytes[2]{};
 };
 
 Counters& counters() {
@@ -38,13 +39,21 @@ thread_local int t_depth = 0;  // > 0 inside a timed entry: nested calls are par
 
 const Backend& device_table(Device d) { return d == Device::cpu ? cpu_backend() : cuda_backend(); }
 
-void record(Device d, int slot, std::chrono::steady_clock::time_point t0) {
+void record(Device d, int slot, std::chrono::steady_clock::time_point t0, double bytes) {
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   Counters& c = counters();
   std::lock_guard<std::mutex> lock(c.mutex);
   c.calls[int(d)][size_t(slot)]++;
   c.ms[int(d)][size_t(slot)] += ms;
+  c.bytes[int(d)][size_t(slot)] += bytes;
 }
+
+// An argument's share of a call's operand bytes: a tensor's size, nothing for anything else.
+double operand_bytes(const Tensor& t) { return t.defined() ? double(t.numel()) * double(dtype_size(t.dtype())) : 0.0; }
+double operand_bytes(const GemmArgs& g) {  // a (m x k), b (k x n), c (m x n) per batch entry
+  return double(g.batch) * double(g.m * g.k + g.k * g.n + g.m * g.n) * double(dtype_size(g.dtype));
+}
+template <class T> double operand_bytes(const T&) { return 0.0; }
 
 // Times one call of slot `Slot` of `D`'s table. The synchronisation after the call is on the normal path, so
 // an asynchronous GPU fault surfaces here, in the primitive that caused it; a call that throws is not counted.
@@ -58,15 +67,16 @@ template <Device D, int Slot, class R, class... A, R (*Backend::*Member)(A...)> 
       Depth() { ++t_depth; }
       ~Depth() { --t_depth; }
     } depth;
+    const double bytes = (0.0 + ... + operand_bytes(args));
     const auto t0 = std::chrono::steady_clock::now();
     if constexpr (std::is_void_v<R>) {
       (inner.*Member)(args...);
       inner.synchronize();
-      record(D, Slot, t0);
+      record(D, Slot, t0, bytes);
     } else {
       R result = (inner.*Member)(args...);
       inner.synchronize();
-      record(D, Slot, t0);
+      record(D, Slot, t0, bytes);
       return result;
     }
   }
@@ -119,6 +129,7 @@ void reset_backend_profile() {
   for (int d = 0; d < 2; ++d) {
     c.calls[d].fill(0);
     c.ms[d].fill(0);
+    c.bytes[d].fill(0);
   }
 }
 
@@ -130,7 +141,7 @@ std::vector<PrimitiveTime> backend_profile() {
     for (int i = 0; i < kMaxSlots; ++i)
       if (c.calls[d][size_t(i)] > 0)
         out.push_back({c.names[size_t(i)] ? c.names[size_t(i)] : "?", Device(d), c.calls[d][size_t(i)],
-                       c.ms[d][size_t(i)]});
+                       c.ms[d][size_t(i)], c.bytes[d][size_t(i)]});
   std::sort(out.begin(), out.end(), [](const PrimitiveTime& a, const PrimitiveTime& b) { return a.ms > b.ms; });
   return out;
 }
@@ -138,15 +149,18 @@ std::vector<PrimitiveTime> backend_profile() {
 std::string format_backend_profile(const std::vector<PrimitiveTime>& profile, int runs, double total_ms) {
   std::string s;
   char line[160];
-  std::snprintf(line, sizeof line, "  %-28s %-5s %10s %12s %7s\n", "primitive", "dev", "calls/run", "ms/run",
-                "share");
+  std::snprintf(line, sizeof line, "  %-28s %-5s %10s %12s %7s %10s\n", "primitive", "dev", "calls/run", "ms/run",
+                "share", "GB/s");
   s += line;
   const double per = 1.0 / std::max(1, runs);
   double inside = 0;
   for (const PrimitiveTime& p : profile) {
     inside += p.ms;
-    std::snprintf(line, sizeof line, "  %-28s %-5s %10.1f %12.3f %6.1f%%\n", p.name.c_str(), device_name(p.device),
-                  double(p.calls) * per, p.ms * per, total_ms > 0 ? 100.0 * p.ms / total_ms : 0.0);
+    char rate[32] = "";
+    if (p.bytes > 0 && p.ms > 0) std::snprintf(rate, sizeof rate, "%.1f", p.bytes / (p.ms * 1e6));
+    std::snprintf(line, sizeof line, "  %-28s %-5s %10.1f %12.3f %6.1f%% %10s\n", p.name.c_str(),
+                  device_name(p.device), double(p.calls) * per, p.ms * per,
+                  total_ms > 0 ? 100.0 * p.ms / total_ms : 0.0, rate);
     s += line;
   }
   const double outside = std::max(0.0, total_ms - inside);

@@ -17,6 +17,9 @@ struct PrimitiveTime {
   Device device = Device::cpu;
   int64_t calls = 0;
   double ms = 0;
+  // The sizes of the calls' tensor arguments, each counted once: the least memory traffic the calls can have,
+  // so bytes / time is a lower bound on the bandwidth a memory-bound primitive (elementwise, batch norm) drew.
+  double bytes = 0;
 };
 
 // Turns profiling on or off; call between steps, never while kernels are being issued.
@@ -26,8 +29,8 @@ void reset_backend_profile();
 std::vector<PrimitiveTime> backend_profile();
 
 // The profile as an aligned table over `runs` runs (training steps, loss evaluations) whose wall time was
-// `total_ms`: calls and milliseconds per run, share of the time, and the remainder outside the primitives
-// (host work, launches).
+// `total_ms`: calls and milliseconds per run, share of the time, the operand bytes per second (GB/s), and the
+// remainder outside the primitives (host work, launches).
 std::string format_backend_profile(const std::vector<PrimitiveTime>& profile, int runs, double total_ms);
 
 }  // namespace intl

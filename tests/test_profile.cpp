@@ -48,6 +48,8 @@ TEST_CASE("the backend profiler counts every primitive call once and changes no 
   CHECK(gemm->device == Device::cpu);
   CHECK(gemm->calls == 2);  // forward a b, backward dy b^T (b needs no gradient)
   CHECK(gemm->ms >= 0.0);
+  // Operand bytes, each tensor once: forward a (8x5), b (5x4), c (8x4); backward dc (8x4), b, da (8x5).
+  CHECK(gemm->bytes == doctest::Approx(4.0 * ((40 + 20 + 32) + (32 + 20 + 40))));
   CHECK(find(p, "unary") != nullptr);  // the ReLU
   CHECK(find(p, "alloc") == nullptr);  // memory entries pass through untimed
   for (size_t i = 1; i < p.size(); ++i) CHECK(p[i - 1].ms >= p[i].ms);
@@ -61,4 +63,5 @@ TEST_CASE("the backend profiler counts every primitive call once and changes no 
   const std::string table = format_backend_profile(p, 1, 10.0);
   CHECK(table.find("gemm") != std::string::npos);
   CHECK(table.find("(outside the primitives)") != std::string::npos);
+  CHECK(table.find("GB/s") != std::string::npos);
 }
