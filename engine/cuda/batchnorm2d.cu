@@ -60,10 +60,8 @@ __global__ void channel_sums_kernel(Terms terms, int64_t rows, int64_t c, double
   __shared__ double sa[kTileRows][kTileChannels], sb[kTileRows][kTileChannels];
   const int64_t k = tile_channel();
   double a = 0, b = 0;
-  if (k < c) {
-    INTL_UNROLL(4)
-    for (int64_t r = first_row(); r < rows; r += row_step()) terms(r, k, a, b);  // the same order, unrolled
-  }
+  if (k < c)
+    for (int64_t r = first_row(); r < rows; r += row_step()) terms(r, k, a, b);
   sa[threadIdx.y][threadIdx.x] = a;
   sb[threadIdx.y][threadIdx.x] = b;
   __syncthreads();
@@ -124,13 +122,11 @@ __global__ void forward_eval_coefficients(int64_t c, const T* gamma, const T* be
 // The elementwise passes use the same geometry, so a thread keeps its channel's coefficients in registers and
 // no index is divided.
 template <class T, class P = compute_t<T>>
-__global__ void apply_affine_kernel(const T* __restrict__ x, const P* __restrict__ scale, const P* __restrict__ shift,
-                                    const T* __restrict__ residual, bool relu, T* __restrict__ y, int64_t rows,
-                                    int64_t c) {
+__global__ void apply_affine_kernel(const T* x, const P* scale, const P* shift, const T* residual, bool relu, T* y,
+                                    int64_t rows, int64_t c) {
   const int64_t k = tile_channel();
   if (k >= c) return;
   const P sc = scale[k], sh = shift[k];
-  INTL_UNROLL(4)
   for (int64_t r = first_row(); r < rows; r += row_step()) {
     const int64_t i = r * c + k;
     P v = widen(x[i]) * sc + sh;
@@ -164,13 +160,11 @@ __global__ void backward_coefficients(const double* partial, int chunks, int64_t
 }
 
 template <class T, class P = compute_t<T>>
-__global__ void backward_apply_kernel(const T* __restrict__ x, const T* __restrict__ y, const T* __restrict__ dy,
-                                      const P* __restrict__ coef, T* __restrict__ dx, T* __restrict__ dresidual,
+__global__ void backward_apply_kernel(const T* x, const T* y, const T* dy, const P* coef, T* dx, T* dresidual,
                                       int64_t rows, int64_t c) {
   const int64_t k = tile_channel();
   if (k >= c) return;
   const P a = coef[k], b = coef[c + k], d = coef[2 * c + k];
-  INTL_UNROLL(4)
   for (int64_t r = first_row(); r < rows; r += row_step()) {
     const int64_t i = r * c + k;
     const bool pass = !y || widen(y[i]) > P(0);
@@ -179,9 +173,6 @@ __global__ void backward_apply_kernel(const T* __restrict__ x, const T* __restri
   }
 }
 
-// The row loops are unrolled by 4 (INTL_UNROLL) and the elementwise passes' pointers never alias
-// (__restrict__: y, dx and dresidual are fresh tensors), so each thread has several rows' loads in flight: one
-// load at a time per thread keeps well under the bytes in flight that HBM's latency needs.
 // Launch geometry: tiles of 32 channels across x, chunks of rows across y. The sums aim at about 1024 blocks
 // with at least 64 rows per chunk (a thread sums several rows); the elementwise passes at about 8192 blocks.
 struct ChannelGrid {

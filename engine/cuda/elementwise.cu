@@ -36,14 +36,11 @@ __device__ __forceinline__ void offsets(const Layout& L, int64_t i, int64_t& o0,
 }
 
 template <class Src, class Dst> __global__ void copy_kernel(const Src* s, Dst* d, int64_t n, Layout L) {
-  batched_grid_stride(
-      n,
-      [&](int64_t i) {
-        int64_t os, unused;
-        offsets(L, i, os, unused);
-        return Convert<Dst, Src>::of(s[os]);
-      },
-      [&](int64_t i, Dst v) { d[i] = v; });
+  INTL_GRID_STRIDE(i, n) {
+    int64_t os, unused;
+    offsets(L, i, os, unused);
+    d[i] = Convert<Dst, Src>::of(s[os]);
+  }
 }
 
 template <class T> __global__ void fill_kernel(T* p, int64_t n, T v) {
@@ -80,8 +77,7 @@ template <class T, UnaryOp OP> __device__ __forceinline__ T apply_unary(T v, T s
 }
 
 template <class T, UnaryOp OP> __global__ void unary_kernel(const T* x, T* y, int64_t n, T s) {
-  batched_grid_stride(
-      n, [&](int64_t i) { return apply_unary<T, OP>(x[i], s); }, [&](int64_t i, T v) { y[i] = v; });
+  INTL_GRID_STRIDE(i, n) y[i] = apply_unary<T, OP>(x[i], s);
 }
 
 template <class T, BinaryOp OP> __device__ __forceinline__ T apply_binary(T u, T v) {
@@ -96,14 +92,11 @@ template <class T, BinaryOp OP> __device__ __forceinline__ T apply_binary(T u, T
 
 // T is the stored type; bfloat16 operands are computed in float and the result rounded once.
 template <class T, BinaryOp OP> __global__ void binary_kernel(const T* a, const T* b, T* out, int64_t n, Layout L) {
-  batched_grid_stride(
-      n,
-      [&](int64_t i) {
-        int64_t oa, ob;
-        offsets(L, i, oa, ob);
-        return narrow<T>(apply_binary<compute_t<T>, OP>(widen(a[oa]), widen(b[ob])));
-      },
-      [&](int64_t i, T v) { out[i] = v; });
+  INTL_GRID_STRIDE(i, n) {
+    int64_t oa, ob;
+    offsets(L, i, oa, ob);
+    out[i] = narrow<T>(apply_binary<compute_t<T>, OP>(widen(a[oa]), widen(b[ob])));
+  }
 }
 
 // x viewed as (outer, red, inner): block b sums one chunk of one row (inner == 1) into partial[o, c].
@@ -202,14 +195,14 @@ template <class T> void reduce_block(const T* x, T* out, int64_t outer, int64_t 
 
 template <class T, UnaryOp OP> void launch_unary(const Tensor& x, const Tensor& y, double s) {
   const int64_t n = x.numel();
-  unary_kernel<T, OP><<<grid_for_batched(n), kThreads, 0, stream()>>>(ptr<T>(x), ptr<T>(y), n, T(s));
+  unary_kernel<T, OP><<<grid_for(n), kThreads, 0, stream()>>>(ptr<T>(x), ptr<T>(y), n, T(s));
   CUDA_CHECK_LAUNCH();
 }
 
 template <class T, BinaryOp OP> void launch_binary(const Tensor& a, const Tensor& b, const Tensor& out) {
   const int64_t n = out.numel();
   const Layout L = make_layout(out.shape(), a.strides(), b.strides());
-  binary_kernel<T, OP><<<grid_for_batched(n), kThreads, 0, stream()>>>(ptr<T>(a), ptr<T>(b), ptr<T>(out), n, L);
+  binary_kernel<T, OP><<<grid_for(n), kThreads, 0, stream()>>>(ptr<T>(a), ptr<T>(b), ptr<T>(out), n, L);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -219,7 +212,7 @@ template <class S, class D> void convert_contiguous(const S* src, D* dst, int64_
   Layout L;
   L.shape[0] = n;
   L.stride[0][0] = L.stride[1][0] = 1;
-  copy_kernel<S, D><<<grid_for_batched(n), kThreads, 0, stream()>>>(src, dst, n, L);
+  copy_kernel<S, D><<<grid_for(n), kThreads, 0, stream()>>>(src, dst, n, L);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -275,7 +268,7 @@ void copy(const Tensor& src, const Tensor& dst) {
     dispatch_all(dst.dtype(), [&](auto d) {
       using S = decltype(s);
       using D = decltype(d);
-      copy_kernel<S, D><<<grid_for_batched(n), kThreads, 0, stream()>>>(ptr<const S>(src), ptr<D>(dst), n, L);
+      copy_kernel<S, D><<<grid_for(n), kThreads, 0, stream()>>>(ptr<const S>(src), ptr<D>(dst), n, L);
       CUDA_CHECK_LAUNCH();
     });
   });

@@ -14,43 +14,11 @@
 namespace intl::cuda {
 
 constexpr int kThreads = 256;
-constexpr int kBatch = 4;  // elements per thread and round of batched_grid_stride (below)
 
 // Blocks for a grid-stride loop over n elements (capped: the loop covers the rest).
 inline unsigned grid_for(int64_t n) {
   const int64_t blocks = (n + kThreads - 1) / kThreads;
   return unsigned(blocks < 1 ? 1 : blocks > 65535 * 8 ? 65535 * 8 : blocks);
-}
-// Blocks for a batched_grid_stride loop over n elements: a quarter as many threads.
-inline unsigned grid_for_batched(int64_t n) { return grid_for((n + kBatch - 1) / kBatch); }
-
-// `INTL_UNROLL(4) for (...)`: the device compiler unrolls the loop by 4, so a thread issues four iterations'
-// loads before it waits on the first (the loads of a memory-bound loop in flight, not one at a time); a no-op
-// for a host compiler (the CPU emulation of tests/cuda_emulation).
-#define INTL_PRAGMA(x) _Pragma(#x)
-#if defined(__CUDACC__)
-#define INTL_UNROLL(n) INTL_PRAGMA(unroll n)
-#else
-#define INTL_UNROLL(n)
-#endif
-
-// The memory-bound elementwise kernels (copy, unary, binary) take kBatch (4) elements per thread per round, a
-// grid's width apart so that every load stays coalesced: all of a round's values are computed (their loads
-// issued) before its first store, so a thread has kBatch loads in flight instead of one. The same elements,
-// each computed as before, so the same bits. Launch with grid_for_batched(n).
-// For each i of this thread's share of [0, n): store(i, value(i)), in rounds of kBatch.
-template <class Value, class Store>
-__device__ __forceinline__ void batched_grid_stride(int64_t n, Value value, Store store) {
-  const int64_t width = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t base = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; base < n; base += kBatch * width) {
-    decltype(value(base)) v[kBatch] = {};
-    INTL_UNROLL(4)
-    for (int j = 0; j < kBatch; ++j)
-      if (base + j * width < n) v[j] = value(base + j * width);
-    INTL_UNROLL(4)
-    for (int j = 0; j < kBatch; ++j)
-      if (base + j * width < n) store(base + j * width, v[j]);
-  }
 }
 
 #define INTL_GRID_STRIDE(i, n) \
