@@ -179,8 +179,8 @@ Plan& plan_for(const Conv2dArgs& a, DType dtype) {
 
 // Each pass's three library calls: cuDNN's heuristic ranking (cudnnGet*Algorithm_v7), its timed ranking on
 // real operands (cudnnFind*AlgorithmEx), and the workspace an algorithm needs (cudnnGet*WorkspaceSize).
-// `Operands` are the pass's own operands in the order of the descriptors: x, w, y (forward: x -> y; backward
-// data: dy -> dx; backward filter: x, dy -> dw), with a workspace.
+// `Operands` are the memory a timed ranking runs on, named as the descriptors are: x, w, y (forward: x -> y;
+// backward data: dy -> dx; backward filter: x, dy -> dw), with a workspace.
 struct Operands {
   void *x, *w, *y, *workspace;
   size_t workspace_bytes;
