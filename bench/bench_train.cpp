@@ -231,7 +231,9 @@ void run(Options o) {
               at_end.system_allocs == after_first.system_allocs ? " (the step allocates nothing new)"
                                                                  : " (GREW: the step allocates from the system)");
   const ConvSearchStats search = conv_search_stats();
-  if (search.passes > 0) std::printf("conv_search: %s\n", conv_search_summary(search).c_str());
+  if (search.passes > 0)
+    std::printf("conv_search: %s\n%s", conv_search_summary(search).c_str(),
+                conv_search_slowest(conv_search_passes(), 8).c_str());
   if (gpu)
     std::printf("device_memory_mb: peak %.0f in tensors and workspaces, %.0f cached at the end\n",
                 double(at_end.peak_bytes) / (1 << 20), double(at_end.cached_bytes) / (1 << 20));

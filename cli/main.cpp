@@ -42,7 +42,8 @@ static void print_allocator_counters() {
                (long long)calls.fp32);
   const intl::ConvSearchStats search = intl::conv_search_stats();
   if (search.passes > 0)
-    std::fprintf(stderr, "intl: %s\n", intl::conv_search_summary(search).c_str());
+    std::fprintf(stderr, "intl: %s\n%s", intl::conv_search_summary(search).c_str(),
+                 intl::conv_search_slowest(intl::conv_search_passes(), 8).c_str());
 }
 
 int main(int argc, char** argv) {

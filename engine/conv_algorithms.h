@@ -11,6 +11,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "engine/error.h"
 
@@ -40,6 +41,21 @@ struct ConvSearchStats {
   double chosen_ms = 0, fastest_ms = 0;
 };
 ConvSearchStats conv_search_stats();
+
+// Each pass a timed search chose for, in the order chosen: where the convolutions' time goes by cuDNN's own
+// timing, without a profiler's synchronisations. Each shape is timed once, so one that several layers share
+// counts once here (and in ConvSearchStats), not once per layer.
+struct ConvPassTime {
+  std::string pass;   // "forward" | "backward-data" | "backward-filter"
+  std::string shape;  // "x (n, c, h, w), weight (o, i, kh, kw), stride s, pad p"
+  int algo = 0;       // cuDNN's algorithm number for that pass
+  bool bf16 = false;  // ran on bfloat16 operands
+  bool tensor_ops = false, deterministic = true;
+  double chosen_ms = 0, fastest_ms = 0;
+};
+std::vector<ConvPassTime> conv_search_passes();
+// The `most` passes of the largest chosen time, a line each, headed by what they share of the whole.
+std::string conv_search_slowest(const std::vector<ConvPassTime>& passes, size_t most);
 // One line: "convolution algorithms timed for 159 passes: chosen 31.20 ms, fastest 30.90 ms (+1.0%), a
 // non-deterministic algorithm fastest in 12".
 std::string conv_search_summary(const ConvSearchStats& stats);

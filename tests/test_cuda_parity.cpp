@@ -451,6 +451,17 @@ TEST_CASE("convolutions whose cuDNN algorithms were chosen by timing give the CP
       // Each pass of the new plan was chosen by timing, once; what it chose is never slower than the fastest
       // algorithm cuDNN could run, and under `fastest` it is that one.
       CHECK(after.passes - before.passes == 3);
+      const std::vector<ConvPassTime> passes = conv_search_passes();
+      REQUIRE(passes.size() >= 3);
+      std::vector<std::string> names;
+      for (size_t i = passes.size() - 3; i < passes.size(); ++i) {
+        names.push_back(passes[i].pass);
+        CHECK(passes[i].shape.find("x (2, 5, 7, 7), weight (6, 5, 3, 3), stride 2") != std::string::npos);
+        CHECK(passes[i].fastest_ms <= passes[i].chosen_ms);
+        if (!bf16) CHECK_FALSE(passes[i].tensor_ops);  // true float32: FMA algorithms
+      }
+      std::sort(names.begin(), names.end());
+      CHECK(names == std::vector<std::string>{"backward-data", "backward-filter", "forward"});
       const double chosen = after.chosen_ms - before.chosen_ms, fastest = after.fastest_ms - before.fastest_ms;
       CHECK(fastest <= chosen + 1e-6);
       if (search == ConvAlgoSearch::fastest) CHECK(chosen == doctest::Approx(fastest).epsilon(1e-6));

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "engine/autograd.h"
+#include "engine/conv_algorithms.h"
 #include "engine/ops.h"
 #include "engine/profile.h"
 
@@ -64,4 +65,22 @@ TEST_CASE("the backend profiler counts every primitive call once and changes no 
   CHECK(table.find("gemm") != std::string::npos);
   CHECK(table.find("(outside the primitives)") != std::string::npos);
   CHECK(table.find("GB/s") != std::string::npos);
+}
+
+TEST_CASE("the slowest timed convolution passes are listed largest first, with the fastest where it differs") {
+  std::vector<ConvPassTime> passes(3);
+  passes[0] = {"forward", "x (1, 2, 3, 3), weight (4, 2, 3, 3), stride 1, pad 1", 1, true, true, true, 0.5, 0.5};
+  passes[1] = {"backward-filter", "x (1, 2, 3, 3), weight (4, 2, 3, 3), stride 1, pad 1", 1, true, true, true, 2.0,
+               1.5};
+  passes[2] = {"backward-data", "x (1, 2, 3, 3), weight (4, 2, 3, 3), stride 1, pad 1", 0, false, false, false, 1.0,
+               1.0};
+  const std::string table = conv_search_slowest(passes, 2);
+  INFO(table);
+  CHECK(table.find("the 2 slowest of 3 timed convolution passes (85.7% of their 3.50 ms)") == 0);
+  const size_t filter = table.find("backward-filter"), data = table.find("backward-data");
+  CHECK(filter != std::string::npos);
+  CHECK(data > filter);  // largest first
+  CHECK(table.find("(fastest 1.500 ms)") != std::string::npos);
+  CHECK(table.find("algo 0 fp32 non-deterministic") != std::string::npos);
+  CHECK(table.find("forward ") == std::string::npos);  // cut at two
 }

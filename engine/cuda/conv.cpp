@@ -242,9 +242,10 @@ struct BackwardFilterCalls {
 // leave in the allocator's cache serve each other and later tensors.
 constexpr size_t kSearchWorkspaceCap = size_t(1) << 30;
 
-// What the timed searches found (conv_search_stats()).
+// What the timed searches found (conv_search_stats(), conv_search_passes()).
 std::mutex g_stats_mutex;
 ConvSearchStats g_stats;
+std::vector<ConvPassTime> g_passes;
 
 // cuDNN's ranking of a pass's algorithms on descriptors `d`: its heuristics', or under a timed search its
 // measured one, from running each algorithm once on zeroed scratch operands (never the tensors themselves: the
@@ -277,10 +278,13 @@ cudnnStatus_t rank(Pass<typename Calls::Algo>& pass, const Plan& p, const Conv2d
 }
 
 // The first usable algorithm of a ranked list: succeeded, not passed over, not a tensor-core one in strict fp32,
-// and deterministic when a usable one is (unless `any_determinism`). Its index, or -1 when none is usable. A
-// timed search's choice adds its time, and that of the fastest usable algorithm, to the search counters.
+// and deterministic when a usable one is (unless `any_determinism`); and the fastest usable one (meaningful for
+// a timed ranking). Indices, -1 when none is usable.
+struct Picked {
+  int chosen = -1, fastest = -1;
+};
 template <class Perf, class Algo>
-int pick(const Pass<Algo>& pass, const Perf* perfs, int count, bool strict, bool timed, bool any_determinism) {
+Picked pick(const Pass<Algo>& pass, const Perf* perfs, int count, bool strict, bool any_determinism) {
   auto usable = [&](const Perf& p) {
     return p.status == CUDNN_STATUS_SUCCESS &&
            std::find(pass.rejected.begin(), pass.rejected.end(), p.algo) == pass.rejected.end() &&
@@ -301,14 +305,21 @@ int pick(const Pass<Algo>& pass, const Perf* perfs, int count, bool strict, bool
     for (int i = 0; i < count && chosen < 0; ++i)
       if (usable(perfs[i])) chosen = i;
   }
-  if (timed && chosen >= 0) {
-    std::lock_guard<std::mutex> lock(g_stats_mutex);
-    g_stats.passes++;
-    g_stats.chosen_ms += perfs[chosen].time;
-    g_stats.fastest_ms += perfs[fastest].time;
-    if (perfs[fastest].determinism != CUDNN_DETERMINISTIC) g_stats.nondeterministic_won++;
-  }
-  return chosen;
+  return {chosen, fastest};
+}
+
+// A timed search's choice for one pass, added to the counters.
+template <class Perf>
+void record_timed(const char* what, const Conv2dArgs& a, bool low, const Perf& chosen, const Perf& fastest) {
+  const bool tensor_ops =
+      chosen.mathType == CUDNN_TENSOR_OP_MATH || chosen.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+  std::lock_guard<std::mutex> lock(g_stats_mutex);
+  g_stats.passes++;
+  g_stats.chosen_ms += chosen.time;
+  g_stats.fastest_ms += fastest.time;
+  if (fastest.determinism != CUDNN_DETERMINISTIC) g_stats.nondeterministic_won++;
+  g_passes.push_back({what, shape_of(a), int(chosen.algo), low, tensor_ops,
+                      chosen.determinism == CUDNN_DETERMINISTIC, chosen.time, fastest.time});
 }
 
 // Once per plan and pass: the algorithm, from cuDNN's ranking (rank()). A bf16 plan asks with the bfloat16
@@ -324,8 +335,10 @@ void choose_algorithm(Pass<typename Calls::Algo>& pass, const Plan& p, const Con
   Perf perfs[kCapacity];
   int count = 0;
   const bool timed = p.search != ConvAlgoSearch::heuristic, any = p.search == ConvAlgoSearch::fastest;
-  auto take = [&](int i) {
+  auto take = [&](Picked picked, bool low) {
+    const int i = picked.chosen;
     if (i < 0) return false;
+    if (timed) record_timed(Calls::kWhat, a, low, perfs[i], perfs[picked.fastest]);
     pass.algo = perfs[i].algo;
     pass.workspace = perfs[i].memory;
     if (!p.strict) CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, perfs[i].mathType));
@@ -338,14 +351,14 @@ void choose_algorithm(Pass<typename Calls::Algo>& pass, const Plan& p, const Con
     // type of the one chosen).
     CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, CUDNN_TENSOR_OP_MATH));
     if (rank<Calls>(pass, p, a, p.low, DType::bf16, perfs, kCapacity, &count) == CUDNN_STATUS_SUCCESS &&
-        take(pick(pass, perfs, count, false, timed, any))) {
+        take(pick(pass, perfs, count, false, any), true)) {
       pass.low = true;
       return;
     }
     CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, p.math));
   }
   CUDNN_CHECK(rank<Calls>(pass, p, a, p.full, full, perfs, kCapacity, &count));
-  if (take(pick(pass, perfs, count, p.strict, timed, any))) {
+  if (take(pick(pass, perfs, count, p.strict, any), false)) {
     if (p.bf16) {
       static std::once_flag once;
       std::call_once(once, [&] {
@@ -359,7 +372,7 @@ void choose_algorithm(Pass<typename Calls::Algo>& pass, const Plan& p, const Con
   if (p.strict) {
     CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, CUDNN_DEFAULT_MATH));
     CUDNN_CHECK(rank<Calls>(pass, p, a, p.full, full, perfs, kCapacity, &count));
-    if (take(pick(pass, perfs, count, false, timed, any))) {
+    if (take(pick(pass, perfs, count, false, any), false)) {
       static std::once_flag once;
       std::call_once(once, [&] {
         std::fprintf(stderr, "intl: cuDNN offers no true float32 %s convolution for %s; such passes run on TF32 "
@@ -632,5 +645,9 @@ namespace intl {
 ConvSearchStats conv_search_stats() {
   std::lock_guard<std::mutex> lock(cuda::g_stats_mutex);
   return cuda::g_stats;
+}
+std::vector<ConvPassTime> conv_search_passes() {
+  std::lock_guard<std::mutex> lock(cuda::g_stats_mutex);
+  return cuda::g_passes;
 }
 }  // namespace intl

@@ -18,5 +18,6 @@ const Backend& cuda_backend() {
 
 AllocatorStats cuda_allocator_stats() { return {}; }
 ConvSearchStats conv_search_stats() { return {}; }
+std::vector<ConvPassTime> conv_search_passes() { return {}; }
 
 }  // namespace intl
