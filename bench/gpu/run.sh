@@ -148,7 +148,7 @@ if [ "${INTL_GPU_CHECK:-}" = speed ]; then
     step "bench train cifar bf16 $algo" "$OUT/bench_train.log" 90 "$BUILD/intl" bench train --device cuda \
       --precision bf16 --conv-algo $algo --arch resnet18-cifar --steps 50 --loss-form newton
   done
-  grep -E "^(intl bench train|steps:|host_issue_ms|conv_search|images_per_s|cifar_epoch_s)" \
+  grep -E "^(intl bench train|steps:|host_issue_ms|conv_search|the [0-9]+ slowest| +[0-9.]+ ms  |images_per_s|cifar_epoch_s)" \
     "$OUT/bench_train.log" >>"$SUMMARY"
   if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
     step "torch (same work)" "$OUT/bench_torch.log" 150 python3 "$ROOT/bench/gpu/torch_bench.py" --device cuda \
