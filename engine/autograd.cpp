@@ -59,7 +59,7 @@ Tensor sum_to_shape(const Tensor& grad, const Shape& shape) {
       axes.push_back(i);
     } else {
       INTL_CHECK(shape[size_t(i - lead)] == grad.shape()[size_t(i)],
-            "gradient of shape " + shape_str(grad.shape()) + " does not match input shape " + shape_str(shape));
+                 "gradient of shape " + shape_str(grad.shape()) + " does not match input shape " + shape_str(shape));
     }
   }
   Tensor r = sum(grad, axes, /*keepdim=*/true);
@@ -114,13 +114,13 @@ void Tensor::backward(const Tensor& grad_output) const {
     }
     node->grad_outputs.clear();
     INTL_CHECK(grads.size() == node->inputs.size(),
-          std::string("backward of ") + node->name + " returned the wrong number of gradients");
+               std::string("backward of ") + node->name + " returned the wrong number of gradients");
     for (size_t i = 0; i < grads.size(); ++i) {
       const Tensor& in = node->inputs[i];
       if (!grads[i].defined() || !in.defined() || !in.requires_grad()) continue;
       Tensor g = sum_to_shape(grads[i], in.shape());
       INTL_CHECK(g.dtype() == in.dtype(), std::string("backward of ") + node->name + ": gradient dtype " +
-                                         dtype_name(g.dtype()) + " for input of dtype " + dtype_name(in.dtype()));
+                                              dtype_name(g.dtype()) + " for input of dtype " + dtype_name(in.dtype()));
       if (Node* prev = in.impl()->grad_fn.get()) {
         if (prev->grad_outputs.empty()) prev->grad_outputs.assign(size_t(prev->num_outputs), Tensor());
         accumulate(prev->grad_outputs[size_t(in.impl()->output_index)], g);

@@ -90,7 +90,7 @@ Tensor Tensor::scalar(double value, DType dtype, Device device) { return full({}
 
 Tensor Tensor::from_vector(const std::vector<double>& values, const Shape& shape, DType dtype) {
   INTL_CHECK(int64_t(values.size()) == shape_numel(shape),
-        "from_vector: " + std::to_string(values.size()) + " values for shape " + shape_str(shape));
+             "from_vector: " + std::to_string(values.size()) + " values for shape " + shape_str(shape));
   Tensor t = empty(shape, dtype);
   for (size_t i = 0; i < values.size(); ++i) {
     switch (dtype) {
@@ -152,7 +152,7 @@ template <> constexpr DType dtype_of<bfloat16>() { return DType::bf16; }
 
 template <class T> T* Tensor::data() const {
   INTL_CHECK(impl_->dtype == dtype_of<T>(), std::string("tensor holds ") + dtype_name(impl_->dtype) + ", read as " +
-                                           dtype_name(dtype_of<T>()));
+                                                dtype_name(dtype_of<T>()));
   return static_cast<T*>(impl_->storage->data) + impl_->offset;
 }
 template float* Tensor::data<float>() const;
@@ -237,7 +237,7 @@ std::vector<float> Tensor::to_floats() const {
 
 Tensor& Tensor::requires_grad_(bool value) {
   INTL_CHECK(!value || is_floating(dtype()), std::string("only floating tensors can require grad, not ") +
-                                         dtype_name(dtype()));
+                                              dtype_name(dtype()));
   impl_->requires_grad = value;
   return *this;
 }

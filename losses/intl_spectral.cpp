@@ -137,7 +137,7 @@ Forward views_forward(const Tensor& z1, const Tensor& z2, int T) {
     View& v = fw.view[k];
     v.t = trace_g[size_t(k)] / double(d - 1);  // tr S, S = G / (d - 1)
     INTL_CHECK(std::isfinite(v.t) && v.t > 0, "IterNorm: the embedding's covariance has trace " +
-                                             std::to_string(v.t) + " (all rows constant, or non-finite values)");
+                                                  std::to_string(v.t) + " (all rows constant, or non-finite values)");
     be.unary(UnaryOp::scale, g[k], g[k], 1.0 / trace_g[size_t(k)]);  // Sn = S / tr S = G / tr G, in place
   }
   Tensor values = Tensor::empty({2, m}, z1.dtype(), z1.device());
@@ -184,7 +184,7 @@ void view_backward_gram(const View& V, const Tensor& gw, const Tensor& gv, int64
 Tensor intl_loss_spectral(const Tensor& z1, const Tensor& z2, int T, double beta) {
   const LossPrecision fp32;
   INTL_CHECK(z1.dim() == 2 && z1.shape() == z2.shape(), "INTL loss: views must have the same (m, d) shape, got " +
-                                                       shape_str(z1.shape()) + " and " + shape_str(z2.shape()));
+                                                            shape_str(z1.shape()) + " and " + shape_str(z2.shape()));
   INTL_CHECK(z1.dtype() == z2.dtype() && z1.device() == z2.device(), "INTL loss: views must share dtype and device");
   INTL_CHECK(T >= 0, "INTL loss: T must be >= 0");
   const int64_t m = z1.size(0), d = z1.size(1);

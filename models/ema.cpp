@@ -13,31 +13,33 @@ namespace {
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 void check_pairs(const NamedTensors& online, const NamedTensors& target, const char* what) {
-  INTL_CHECK(online.size() == target.size(), std::string("EMA: the online module has ") + std::to_string(online.size()) +
-                                            " " + what + ", the target " + std::to_string(target.size()) +
-                                            " (build both modules with the same configuration)");
+  INTL_CHECK(online.size() == target.size(),
+             std::string("EMA: the online module has ") + std::to_string(online.size()) + " " + what +
+                 ", the target " + std::to_string(target.size()) +
+                 " (build both modules with the same configuration)");
   for (size_t i = 0; i < online.size(); ++i) {
     const auto& [name, o] = online[i];
     const Tensor& t = target[i].second;
     INTL_CHECK(name == target[i].first, std::string("EMA: ") + what + " " + std::to_string(i) + " is " + name +
-                                       " online but " + target[i].first + " in the target");
+                                            " online but " + target[i].first + " in the target");
     INTL_CHECK(o.shape() == t.shape() && o.dtype() == t.dtype(),
-          "EMA: " + name + " is " + shape_str(o.shape()) + " " + dtype_name(o.dtype()) + " online but " +
-              shape_str(t.shape()) + " " + dtype_name(t.dtype()) + " in the target");
+               "EMA: " + name + " is " + shape_str(o.shape()) + " " + dtype_name(o.dtype()) + " online but " +
+                   shape_str(t.shape()) + " " + dtype_name(t.dtype()) + " in the target");
   }
 }
 
 void check_devices(const Tensor& o, const Tensor& t, const std::string& name) {
   INTL_CHECK(o.device() == t.device() && o.is_contiguous() && t.is_contiguous(),
-        "EMA: " + name + " must be contiguous and on one device in both modules (online on " +
-            device_name(o.device()) + ", target on " + device_name(t.device()) + "); move both modules with .to()");
+             "EMA: " + name + " must be contiguous and on one device in both modules (online on " +
+                 device_name(o.device()) + ", target on " + device_name(t.device()) +
+                 "); move both modules with .to()");
 }
 
 }  // namespace
 
 double ema_momentum(int64_t step, int64_t total_steps, double base) {
   INTL_CHECK(total_steps > 0 && step >= 0, "EMA momentum: need step >= 0 and total_steps > 0, found " +
-                                          std::to_string(step) + " and " + std::to_string(total_steps));
+                                               std::to_string(step) + " and " + std::to_string(total_steps));
   if (step >= total_steps) return 1.0;
   const double pi = 3.14159265358979323846;
   return 1.0 - 0.5 * (1.0 + std::cos(pi * double(step) / double(total_steps))) * (1.0 - base);

@@ -35,8 +35,8 @@ Partials& partials() {
 
 void check_shape(const NhwcShape& s, const char* what) {
   INTL_CHECK(s.n > 0 && s.h > 0 && s.w > 0 && s.c > 0,
-        std::string(what) + ": invalid shape (n " + std::to_string(s.n) + ", h " + std::to_string(s.h) + ", w " +
-            std::to_string(s.w) + ", c " + std::to_string(s.c) + ")");
+             std::string(what) + ": invalid shape (n " + std::to_string(s.n) + ", h " + std::to_string(s.h) + ", w " +
+                 std::to_string(s.w) + ", c " + std::to_string(s.c) + ")");
 }
 
 // For every channel: a[c] = sum_r f(r, c, &b) and b[c] likewise, where row_terms(r, c) returns the pair. Rows are

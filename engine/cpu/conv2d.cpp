@@ -122,7 +122,7 @@ Context& context() {
 void execute(Context& ctx, const dnnl::primitive& p, std::initializer_list<dnnl_exec_arg_t> args) {
   const dnnl_status_t st = dnnl_primitive_execute(p.get(), ctx.stream.get(), int(args.size()), args.begin());
   INTL_CHECK(st == dnnl_success, "oneDNN failed to execute a convolution primitive (status " + std::to_string(int(st)) +
-                                ")");
+                                     ")");
 }
 
 void reorder(Context& ctx, const dnnl::reorder& r, const memory& from, const memory& to) {
@@ -209,8 +209,8 @@ Plan& plan_for(Context& ctx, Direction dir, const Conv2dShape& s, bool with_bias
   auto it = ctx.plans.find(key);
   if (it != ctx.plans.end()) return *it->second;
   INTL_CHECK(s.n > 0 && s.c_in > 0 && s.c_out > 0 && s.h > 0 && s.w > 0 && s.kh > 0 && s.kw > 0 && s.stride > 0 &&
-            s.pad >= 0 && s.h_out() > 0 && s.w_out() > 0,
-        "conv2d: invalid shape " + describe(s));
+                 s.pad >= 0 && s.h_out() > 0 && s.w_out() > 0,
+             "conv2d: invalid shape " + describe(s));
   auto plan = std::make_unique<Plan>();
   using dt = memory::data_type;
   const memory::dims src_dims{s.n, s.c_in, s.h, s.w}, dst_dims{s.n, s.c_out, s.h_out(), s.w_out()};

@@ -26,7 +26,7 @@ T* ptr(const Tensor& t) {
 
 void check_float(const Tensor& t, const char* op) {
   INTL_CHECK(t.dtype() == DType::f32 || t.dtype() == DType::f64,
-        std::string(op) + ": float32 or float64 only, got " + dtype_name(t.dtype()));
+             std::string(op) + ": float32 or float64 only, got " + dtype_name(t.dtype()));
 }
 
 }  // namespace

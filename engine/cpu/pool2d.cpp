@@ -12,10 +12,10 @@ namespace {
 
 void check_pool(const Pool2dShape& s) {
   INTL_CHECK(s.n > 0 && s.c > 0 && s.h > 0 && s.w > 0 && s.k > 0 && s.stride > 0 && s.pad >= 0 && 2 * s.pad <= s.k &&
-            s.h_out() > 0 && s.w_out() > 0,
-        "maxpool2d: invalid shape (n " + std::to_string(s.n) + ", c " + std::to_string(s.c) + ", h " +
-            std::to_string(s.h) + ", w " + std::to_string(s.w) + ", kernel " + std::to_string(s.k) + ", stride " +
-            std::to_string(s.stride) + ", pad " + std::to_string(s.pad) + "; pad must be at most kernel / 2)");
+                 s.h_out() > 0 && s.w_out() > 0,
+             "maxpool2d: invalid shape (n " + std::to_string(s.n) + ", c " + std::to_string(s.c) + ", h " +
+                 std::to_string(s.h) + ", w " + std::to_string(s.w) + ", kernel " + std::to_string(s.k) + ", stride " +
+                 std::to_string(s.stride) + ", pad " + std::to_string(s.pad) + "; pad must be at most kernel / 2)");
 }
 
 // x = beta * x, or 0 when beta = 0 (so that garbage, even NaN, is never read).

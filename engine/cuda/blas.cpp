@@ -12,7 +12,7 @@ namespace {
 
 int checked_int(int64_t v, const char* what) {
   INTL_CHECK(v >= 0 && v <= 0x7fffffff, std::string("gemm: ") + what + " = " + std::to_string(v) +
-                                       " exceeds cuBLAS's 32-bit limit");
+                                            " exceeds cuBLAS's 32-bit limit");
   return int(v);
 }
 

@@ -143,7 +143,7 @@ Layout make_layout(const Shape& shape, const Shape& s0, const Shape& s1) {
   L.strides[2] = contiguous_strides(shape);
   L.collapse();
   INTL_CHECK(L.shape.size() <= size_t(kMaxRank), "CUDA strided kernel: more than 8 non-mergeable axes in shape " +
-                                                shape_str(shape));
+                                                     shape_str(shape));
   Layout out;
   out.rank = int(L.shape.size());
   for (int d = 0; d < out.rank; ++d) {

@@ -239,7 +239,8 @@ void maxpool2d_backward(const Pool2dArgs& a, const Tensor& dy, const Tensor& ind
 
 void softmax_xent(const Tensor& logits, const Tensor& labels, const Tensor& loss, const Tensor& dlogits) {
   const int64_t R = logits.size(0), C = logits.size(1);
-  INTL_CHECK(labels.dtype() == DType::i64 && labels.device() == Device::cuda, "softmax_xent: labels must be int64 on cuda");
+  INTL_CHECK(labels.dtype() == DType::i64 && labels.device() == Device::cuda,
+             "softmax_xent: labels must be int64 on cuda");
   if (R == 0) return;
   dispatch_float(logits.dtype(), [&](auto z) {
     using T = decltype(z);

@@ -14,9 +14,9 @@ namespace intl::ops {
 inline void check_same(const char* op, const Tensor& a, const Tensor& b) {
   INTL_CHECK(a.defined() && b.defined(), std::string(op) + ": undefined tensor");
   INTL_CHECK(a.device() == b.device(), std::string(op) + ": tensors on different devices (" + device_name(a.device()) +
-                                      " and " + device_name(b.device()) + "); move one with .to()");
+                                           " and " + device_name(b.device()) + "); move one with .to()");
   INTL_CHECK(a.dtype() == b.dtype(), std::string(op) + ": dtypes differ (" + dtype_name(a.dtype()) + " and " +
-                                    dtype_name(b.dtype()) + ")");
+                                         dtype_name(b.dtype()) + ")");
 }
 
 inline Tensor empty_like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); }

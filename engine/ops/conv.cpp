@@ -28,8 +28,8 @@ void check_parameter(const char* op, const Tensor& x, const Tensor& p) {
   if (x.dtype() != DType::bf16) return check_same(op, x, p);
   INTL_CHECK(p.device() == x.device(), std::string(op) + ": tensors on different devices (" + device_name(x.device()) +
                                       " and " + device_name(p.device()) + "); move one with .to()");
-  INTL_CHECK(p.dtype() == DType::f32, std::string(op) + ": parameters beside bfloat16 activations must be float32, got " +
-                                     dtype_name(p.dtype()));
+  INTL_CHECK(p.dtype() == DType::f32,
+             std::string(op) + ": parameters beside bfloat16 activations must be float32, got " + dtype_name(p.dtype()));
 }
 }  // namespace
 
@@ -44,20 +44,21 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
   }
   INTL_CHECK(x.dim() == 4, "conv2d: input must be (N, H, W, C), got " + shape_str(x.shape()));
   INTL_CHECK(weight.dim() == 4 && weight.size(1) == x.size(3),
-        "conv2d: weight must be (c_out, " + std::to_string(x.size(3)) + ", kh, kw) for input " +
-            shape_str(x.shape()) + ", got " + shape_str(weight.shape()));
+             "conv2d: weight must be (c_out, " + std::to_string(x.size(3)) + ", kh, kw) for input " +
+                 shape_str(x.shape()) + ", got " + shape_str(weight.shape()));
   INTL_CHECK(stride >= 1 && padding >= 0, "conv2d: stride must be >= 1 and padding >= 0, got stride " +
-                                         std::to_string(stride) + " padding " + std::to_string(padding));
+                                              std::to_string(stride) + " padding " + std::to_string(padding));
   if (bias.defined()) {
     check_same("conv2d", x, bias);
     INTL_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0), "conv2d: bias must be (" +
-                                                                 std::to_string(weight.size(0)) + "), got " +
-                                                                 shape_str(bias.shape()));
+                                                                      std::to_string(weight.size(0)) + "), got " +
+                                                                      shape_str(bias.shape()));
   }
   Conv2dArgs args{x.size(0), x.size(3), x.size(1), x.size(2), weight.size(0), weight.size(2), weight.size(3),
                   stride, padding};
   INTL_CHECK(args.h + 2 * padding >= args.kh && args.w + 2 * padding >= args.kw,
-        "conv2d: kernel " + shape_str(weight.shape()) + " is larger than the padded input " + shape_str(x.shape()));
+             "conv2d: kernel " + shape_str(weight.shape()) + " is larger than the padded input " +
+                 shape_str(x.shape()));
   const Tensor xc = contiguous_detached(x), wc = contiguous_detached(weight);
   // A contiguous weight is the parameter's own memory: its version identifies the values there.
   args.weight_version = weight.is_contiguous() ? weight.version() : 0;
@@ -109,19 +110,19 @@ Tensor batch_norm_2d_fused(const Tensor& x, const Tensor& residual, bool relu, c
     if (t->defined()) {
       check_parameter("batch_norm_2d", x, *t);
       INTL_CHECK(t->dim() == 1 && t->size(0) == c, "batch_norm_2d: per-channel tensors must be (" + std::to_string(c) +
-                                                  ") for input " + shape_str(x.shape()) + ", got " +
-                                                  shape_str(t->shape()));
+                                                       ") for input " + shape_str(x.shape()) + ", got " +
+                                                       shape_str(t->shape()));
     }
   if (residual.defined()) {
     check_same("batch_norm_2d", x, residual);
     INTL_CHECK(residual.shape() == x.shape(), "batch_norm_2d: residual " + shape_str(residual.shape()) +
-                                             " must have the input's shape " + shape_str(x.shape()));
+                                                  " must have the input's shape " + shape_str(x.shape()));
   }
   if (!training)
     INTL_CHECK(running_mean.defined() && running_var.defined(), "batch_norm_2d in eval mode needs running statistics");
   else
     INTL_CHECK(rows > 1, "batch_norm_2d in training needs more than one value per channel, got input " +
-                        shape_str(x.shape()));
+                             shape_str(x.shape()));
   const Backend& be = backend(x.device());
   const DType stat = compute_dtype(x.dtype());  // of the per-channel statistics and gradients
   if (!be.batchnorm2d_forward) {
@@ -174,11 +175,12 @@ Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t paddi
   INTL_CHECK(is_floating(x.dtype()), std::string("max_pool2d needs a float input, got ") + dtype_name(x.dtype()));
   if (x.dtype() == DType::bf16) check_bf16_activation("max_pool2d", x);
   INTL_CHECK(kernel >= 1 && stride >= 1 && padding >= 0 && 2 * padding <= kernel,
-        "max_pool2d: kernel " + std::to_string(kernel) + " stride " + std::to_string(stride) + " padding " +
-            std::to_string(padding) + " (need kernel, stride >= 1 and padding <= kernel / 2)");
+             "max_pool2d: kernel " + std::to_string(kernel) + " stride " + std::to_string(stride) + " padding " +
+                 std::to_string(padding) + " (need kernel, stride >= 1 and padding <= kernel / 2)");
   Pool2dArgs args{x.size(0), x.size(3), x.size(1), x.size(2), kernel, stride, padding};
   INTL_CHECK(args.h + 2 * padding >= kernel && args.w + 2 * padding >= kernel,
-        "max_pool2d: window " + std::to_string(kernel) + " is larger than the padded input " + shape_str(x.shape()));
+             "max_pool2d: window " + std::to_string(kernel) + " is larger than the padded input " +
+                 shape_str(x.shape()));
   INTL_CHECK(args.h * args.w <= INT32_MAX, "max_pool2d: input plane too large for int32 indices");
   const Tensor xc = contiguous_detached(x);
   const Shape out_shape{args.n, args.h_out(), args.w_out(), args.c};

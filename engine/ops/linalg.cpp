@@ -29,7 +29,8 @@ Tensor solve_lower(const Tensor& l, const Tensor& b, bool transpose_l) {
 }
 
 void check_square(const char* op, const Tensor& a) {
-  INTL_CHECK(a.dim() == 2 && a.size(0) == a.size(1), std::string(op) + " needs a square matrix, got " + shape_str(a.shape()));
+  INTL_CHECK(a.dim() == 2 && a.size(0) == a.size(1),
+             std::string(op) + " needs a square matrix, got " + shape_str(a.shape()));
   INTL_CHECK(is_float(a.dtype()), std::string(op) + " needs a floating matrix");
 }
 
@@ -89,7 +90,7 @@ Tensor triangular_solve(const Tensor& l, const Tensor& b, bool transpose_l) {
   check_square("triangular_solve", l);
   check_same("triangular_solve", l, b);
   INTL_CHECK(b.dim() == 2 && b.size(0) == l.size(0), "triangular_solve: right-hand side " + shape_str(b.shape()) +
-                                                    " for a matrix " + shape_str(l.shape()));
+                                                         " for a matrix " + shape_str(l.shape()));
   Tensor x = solve_lower(l.detach(), b.detach(), transpose_l);
   if (needs_grad({l, b})) {
     record("triangular_solve", {l, b}, x, [l = l.detach(), x = x.detach(), transpose_l](const Tensor& gx) {

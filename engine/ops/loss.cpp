@@ -10,9 +10,10 @@ Tensor mse_loss(const Tensor& a, const Tensor& b) {
 }
 
 Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels) {
-  INTL_CHECK(logits.dim() == 2, "softmax_cross_entropy: logits must be (rows, classes), got " + shape_str(logits.shape()));
+  INTL_CHECK(logits.dim() == 2,
+             "softmax_cross_entropy: logits must be (rows, classes), got " + shape_str(logits.shape()));
   INTL_CHECK(labels.dtype() == DType::i64 && labels.dim() == 1 && labels.size(0) == logits.size(0),
-        "softmax_cross_entropy: labels must be int64 (rows,)");
+             "softmax_cross_entropy: labels must be int64 (rows,)");
   Tensor lc = logits.is_contiguous() ? logits.detach() : logits.detach().contiguous();
   Tensor per_row = Tensor::empty({logits.size(0)}, logits.dtype(), logits.device());
   Tensor dlogits = needs_grad({logits}) ? empty_like(lc) : Tensor();

@@ -56,11 +56,11 @@ void matmul_out(const Tensor& a, const Tensor& b, const Tensor& out, double alph
   check_same("matmul_out", a, b);
   check_same("matmul_out", a, out);
   INTL_CHECK(a.dim() == 2 && b.dim() == 2 && out.dim() == 2 && a.size(1) == b.size(0) && out.size(0) == a.size(0) &&
-            out.size(1) == b.size(1),
-        "matmul_out: shapes " + shape_str(a.shape()) + " @ " + shape_str(b.shape()) + " -> " +
-            shape_str(out.shape()));
+                 out.size(1) == b.size(1),
+             "matmul_out: shapes " + shape_str(a.shape()) + " @ " + shape_str(b.shape()) + " -> " +
+                 shape_str(out.shape()));
   INTL_CHECK((out.strides()[1] == 1 || out.size(1) == 1) && out.strides()[0] >= out.size(1),
-        "matmul_out: the output's rows must be contiguous");
+             "matmul_out: the output's rows must be contiguous");
   gemm_into(a, b, out, alpha, beta);
 }
 
@@ -68,10 +68,10 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   check_same("matmul", a, b);
   INTL_CHECK(is_float(a.dtype()), "matmul needs floating tensors");
   INTL_CHECK((a.dim() == 2 && b.dim() == 2) || (a.dim() == 3 && b.dim() == 3 && a.size(0) == b.size(0)),
-        "matmul: shapes " + shape_str(a.shape()) + " and " + shape_str(b.shape()) +
-            " (2-D, or 3-D with equal batch)");
+             "matmul: shapes " + shape_str(a.shape()) + " and " + shape_str(b.shape()) +
+                 " (2-D, or 3-D with equal batch)");
   INTL_CHECK(a.size(-1) == b.size(-2), "matmul: inner extents differ in " + shape_str(a.shape()) + " @ " +
-                                      shape_str(b.shape()));
+                                           shape_str(b.shape()));
   Shape shape = a.shape();
   shape.back() = b.size(-1);
   Tensor y = Tensor::empty(shape, a.dtype(), a.device());
@@ -88,11 +88,11 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   INTL_CHECK(x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1),
-        "linear: input " + shape_str(x.shape()) + " and weight " + shape_str(w.shape()) + " (out x in)");
+             "linear: input " + shape_str(x.shape()) + " and weight " + shape_str(w.shape()) + " (out x in)");
   Tensor y = Tensor::empty({x.size(0), w.size(0)}, x.dtype(), x.device());
   if (b.defined()) {
     INTL_CHECK(b.dim() == 1 && b.size(0) == w.size(0), "linear: bias " + shape_str(b.shape()) + " for weight " +
-                                                      shape_str(w.shape()));
+                                                           shape_str(w.shape()));
     backend(x.device()).copy(expand(b.detach(), y.shape()), y);
     gemm_into(x, transpose(w.detach()), y, 1.0, 1.0);
   } else {

@@ -41,7 +41,7 @@ Tensor reshape(const Tensor& x, const Shape& shape_in) {
   }
   if (infer >= 0) shape[size_t(infer)] = known ? x.numel() / known : 0;
   INTL_CHECK(shape_numel(shape) == x.numel(),
-        "reshape: cannot view " + shape_str(x.shape()) + " as " + shape_str(shape_in));
+             "reshape: cannot view " + shape_str(x.shape()) + " as " + shape_str(shape_in));
   Tensor src = x.is_contiguous() ? x.detach() : x.detach().contiguous();
   Tensor y = make_view(src, shape, contiguous_strides(shape), src.impl()->offset);
   if (needs_grad({x}))
@@ -52,7 +52,8 @@ Tensor reshape(const Tensor& x, const Shape& shape_in) {
 Tensor transpose(const Tensor& x, int64_t a0, int64_t a1) {
   if (a0 < 0) a0 += x.dim();
   if (a1 < 0) a1 += x.dim();
-  INTL_CHECK(a0 >= 0 && a1 >= 0 && a0 < x.dim() && a1 < x.dim(), "transpose: axes out of range for " + shape_str(x.shape()));
+  INTL_CHECK(a0 >= 0 && a1 >= 0 && a0 < x.dim() && a1 < x.dim(),
+             "transpose: axes out of range for " + shape_str(x.shape()));
   Shape shape = x.shape(), strides = x.strides();
   std::swap(shape[size_t(a0)], shape[size_t(a1)]);
   std::swap(strides[size_t(a0)], strides[size_t(a1)]);
@@ -67,7 +68,7 @@ Tensor slice(const Tensor& x, int64_t axis, int64_t start, int64_t stop) {
   INTL_CHECK(axis >= 0 && axis < x.dim(), "slice: axis out of range for " + shape_str(x.shape()));
   const int64_t n = x.shape()[size_t(axis)];
   INTL_CHECK(0 <= start && start <= stop && stop <= n, "slice [" + std::to_string(start) + ", " + std::to_string(stop) +
-                                                      ") out of range for extent " + std::to_string(n));
+                                                           ") out of range for extent " + std::to_string(n));
   Shape shape = x.shape();
   shape[size_t(axis)] = stop - start;
   Tensor y = make_view(x, shape, x.strides(), x.impl()->offset + start * x.strides()[size_t(axis)]);
@@ -103,7 +104,8 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t axis) {
     INTL_CHECK(t.dim() == xs[0].dim(), "concat: ranks differ");
     for (int64_t i = 1; i < t.dim(); ++i)
       INTL_CHECK(t.shape()[size_t(i)] == shape[size_t(i)],
-            "concat: shapes " + shape_str(xs[0].shape()) + " and " + shape_str(t.shape()) + " differ off the axis");
+                 "concat: shapes " + shape_str(xs[0].shape()) + " and " + shape_str(t.shape()) +
+                     " differ off the axis");
     sizes.push_back(t.shape()[0]);
     total += t.shape()[0];
   }
@@ -173,7 +175,7 @@ Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
 
 Tensor cast(const Tensor& x, DType dtype) {
   INTL_CHECK(is_floating(x.dtype()) && is_floating(dtype), std::string("cast: floating dtypes only, got ") +
-                                                    dtype_name(x.dtype()) + " to " + dtype_name(dtype));
+                                                         dtype_name(x.dtype()) + " to " + dtype_name(dtype));
   if (x.dtype() == dtype) return x;
   Tensor y = x.detach().to(dtype);
   if (needs_grad({x}))
