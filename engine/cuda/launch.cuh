@@ -51,20 +51,8 @@ template <class F> void dispatch_storage(DType dtype, const char* kernel, F&& f)
   else throw Error(std::string(kernel) + ": CUDA kernel needs a floating tensor, got " + dtype_name(dtype));
 }
 
-// A stored element's compute type: itself, float for bfloat16. widen() reads a value into it, narrow<T>()
-// stores one back (round to nearest even); for float and double both are the identity.
-template <class T> struct Compute { using type = T; };
-template <> struct Compute<__nv_bfloat16> { using type = float; };
-template <class T> using compute_t = typename Compute<T>::type;
-
-template <class T> __host__ __device__ __forceinline__ T widen(T v) { return v; }
-__host__ __device__ __forceinline__ float widen(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <class T> __host__ __device__ __forceinline__ T narrow(compute_t<T> v) { return v; }
-template <> __host__ __device__ __forceinline__ __nv_bfloat16 narrow<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
-
-// Element conversion between any two stored types (copy, fill): through float where bfloat16 is involved.
+// Element conversion between any two stored types (copy, fill): through float where bfloat16 is involved,
+// rounding to nearest even into it.
 template <class D, class S> struct Convert {
   __host__ __device__ static D of(S v) { return D(v); }
 };
@@ -77,6 +65,17 @@ template <class S> struct Convert<__nv_bfloat16, S> {
 template <> struct Convert<__nv_bfloat16, __nv_bfloat16> {
   __host__ __device__ static __nv_bfloat16 of(__nv_bfloat16 v) { return v; }
 };
+
+// A stored element's compute type: itself, float for bfloat16. widen() reads a value into it, narrow<T>()
+// stores one back (Convert); for float and double both are the identity.
+template <class T> struct Compute { using type = T; };
+template <> struct Compute<__nv_bfloat16> { using type = float; };
+template <class T> using compute_t = typename Compute<T>::type;
+
+template <class T> __host__ __device__ __forceinline__ compute_t<T> widen(T v) {
+  return Convert<compute_t<T>, T>::of(v);
+}
+template <class T> __host__ __device__ __forceinline__ T narrow(compute_t<T> v) { return Convert<T, compute_t<T>>::of(v); }
 
 template <class T> T* ptr(const Tensor& t) { return t.defined() ? static_cast<T*>(t.raw_data()) : nullptr; }
 
