@@ -94,7 +94,14 @@ void add_common_options(CLI::App& cmd, CommonOptions& opts) {
   cmd.add_option("--device", opts.device, "cpu | cuda | auto (cuda when a GPU is usable)")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
       ->capture_default_str();
-  cmd.add_option("--seed", opts.seed, "random seed (data, initialisation, augmentation)")->capture_default_str();
+  // A 64-bit unsigned seed: "-1" would otherwise wrap to 2^64 - 1 without a word.
+  cmd.add_option("--seed", opts.seed, "random seed (data, initialisation, augmentation)")
+      ->check(CLI::Validator(
+          [](const std::string& value) -> std::string {
+            return value.find('-') == std::string::npos ? "" : "'" + value + "' is negative; give an integer >= 0";
+          },
+          "UINT", "non-negative"))
+      ->capture_default_str();
   cmd.add_option("--out", opts.out, "output folder for RESULT.json, figures, checkpoints (default: runs/<study>-<time>)");
   cmd.config_formatter(std::make_shared<JsonConfig>());
   cmd.set_config("--config", "", "JSON file with any of this command's options (keys without dashes); the command line wins");

@@ -11,6 +11,7 @@
 #include "engine/cuda/allocator.h"
 #include "engine/error.h"
 #include "engine/precision.h"
+#include "results/version.h"
 
 // OpenMP threads that spin while waiting steal the cores from the threads doing work whenever the machine
 // is shared (a 2-core VM running anything else was measured 90x slower with libgomp's default spin of 300,000
@@ -46,12 +47,22 @@ static void print_allocator_counters() {
                  intl::conv_search_slowest(intl::conv_search_passes(), 8).c_str());
 }
 
+// "intl pretrain", "intl bench train": the command a parse error belongs to, for the pointer to its --help.
+static std::string command_path(const CLI::App& app) {
+  std::string path = "intl";
+  for (const CLI::App* at = &app; !at->get_subcommands().empty();) {
+    at = at->get_subcommands().front();
+    path += " " + at->get_name();
+  }
+  return path;
+}
+
 int main(int argc, char** argv) {
   ensure_short_openmp_spin(argv);
   intl::configure_process_memory();
   CLI::App app{"intl: Spectral Transformation and INTL (ICLR 2024), reproduced and extended"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string(INTL_VERSION) + " (" + INTL_GIT_REV + ")");
+  app.set_version_flag("--version", std::string(INTL_VERSION) + " (" + intl::git_revision() + ")");
   intl::cli::add_run_command(app);
   intl::cli::add_pretrain_command(app);
   intl::cli::add_eval_command(app);
@@ -62,8 +73,9 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
     if (intl::cli::verbose_requested()) print_allocator_counters();
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
-    return code == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    std::fprintf(stderr, "intl: %s (see '%s --help')\n", e.what(), command_path(app).c_str());
+    return 2;
   } catch (const intl::cli::ExitCode& e) {
     return e.code;
   } catch (const intl::UsageError& e) {

@@ -22,7 +22,7 @@ struct Header {
   std::string command;          // e.g. "run toy2d", "pretrain cifar10", "paper"
   std::string study;            // selects the figure `intl plot` draws: toy2d, whiten-instability, ...
   std::string program_version;  // INTL_VERSION
-  std::string git_revision;     // INTL_GIT_REV
+  std::string git_revision;     // intl::git_revision() (results/version.h)
   std::string build_type;       // INTL_BUILD_TYPE
   std::string device;           // cpu | cuda
   std::string device_name;      // e.g. "NVIDIA H200" or the CPU model
@@ -115,7 +115,7 @@ void write_file_atomically(const std::string& path, const std::string& text);
 // The result as text: two-space indentation, arrays of numbers on one line. save_result writes this.
 std::string result_to_text(const Result& result);
 
-// A header with the build facts (INTL_VERSION, INTL_GIT_REV, INTL_BUILD_TYPE, omp_get_max_threads()) and
+// A header with the build facts (INTL_VERSION, intl::git_revision(), INTL_BUILD_TYPE, omp_get_max_threads()) and
 // started_at = now. The caller fills device, device_name, seed and, when done, wall_s.
 Header make_header(const std::string& command, const std::string& study);
 // What to put in Header::device_name: the processor's model name for the CPU, the GPU's name for CUDA.

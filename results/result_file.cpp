@@ -15,6 +15,7 @@
 #include "engine/backend.h"
 #include "engine/error.h"
 #include "results/result.h"
+#include "results/version.h"
 
 namespace intl::results {
 namespace {
@@ -202,7 +203,7 @@ Header make_header(const std::string& command, const std::string& study) {
   h.command = command;
   h.study = study;
   h.program_version = INTL_VERSION;
-  h.git_revision = INTL_GIT_REV;
+  h.git_revision = git_revision();
   h.build_type = INTL_BUILD_TYPE;
   h.threads = omp_get_max_threads();
   h.started_at = utc_timestamp();

@@ -12,6 +12,8 @@
 
 #include "engine/error.h"
 #include "results/diff.h"
+#include "results/version.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace intl::results;
@@ -19,12 +21,6 @@ using namespace intl::results;
 namespace {
 
 const std::string paper_cifar10 = std::string(INTL_SOURCE_DIR) + "/experiments/paper/cifar10.json";
-
-fs::path fresh_temp_dir() {
-  std::string pattern = (fs::temp_directory_path() / "intl-test-diff-XXXXXX").string();
-  REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-  return pattern;
-}
 
 Result one_run(const std::string& run_name, std::map<std::string, double> metrics) {
   Result r;
@@ -190,7 +186,8 @@ TEST_CASE("curves: summary, crash step and the largest difference where steps ma
 }
 
 TEST_CASE("intl diff exits 0 when metrics agree, 1 when they do not, 2 on bad files or options") {
-  fs::path dir = fresh_temp_dir();
+  TempDir tmp;
+  const fs::path& dir = tmp.path;
   const std::string mine = (dir / "RESULT.json").string();
   save_result(one_run("cifar10", {{"linear_top1", 92.31}, {"knn5_top1", 90.0}}), mine);
   std::string out;
@@ -208,5 +205,26 @@ TEST_CASE("intl diff exits 0 when metrics agree, 1 when they do not, 2 on bad fi
   CHECK(run_intl("diff '" + mine + "'", dir, out) == 2);
   CHECK(run_intl("diff '" + mine + "' '" + mine + "' --format xml", dir, out) == 2);
   CHECK(run_intl("diff '" + mine + "' '" + mine + "' --rtol -1", dir, out) == 2);
-  fs::remove_all(dir);
+}
+
+TEST_CASE("the command line's own errors name the command and its --help; --seed refuses a negative") {
+  TempDir tmp;
+  std::string out;
+  CHECK(run_intl("run whiten-instability --d 64,x", tmp.path, out) == 2);
+  CHECK(out == "intl: Could not convert: --d = 64,x (see 'intl run whiten-instability --help')\n");
+  CHECK(run_intl("bench train --no-such-option 2", tmp.path, out) == 2);
+  CHECK(out.find("(see 'intl bench train --help')") != std::string::npos);
+  CHECK(run_intl("diff a.json b.json --format xml", tmp.path, out) == 2);
+  CHECK(out.rfind("intl: --format: xml not in", 0) == 0);
+  CHECK(run_intl("", tmp.path, out) == 2);
+  CHECK(out == "intl: A subcommand is required (see 'intl --help')\n");
+  // "-1" would convert to 2^64 - 1 without a word; from a --config file as from the command line.
+  CHECK(run_intl("run toy2d --seed -1", tmp.path, out) == 2);
+  CHECK(out.find("intl: --seed: '-1' is negative; give an integer >= 0") == 0);
+  std::ofstream(tmp.path / "seed.json") << "{\"seed\": -1}";
+  CHECK(run_intl("run toy2d --config '" + (tmp.path / "seed.json").string() + "'", tmp.path, out) == 2);
+  CHECK(out.find("'-1' is negative") != std::string::npos);
+  CHECK(run_intl("--help", tmp.path, out) == 0);
+  CHECK(run_intl("--version", tmp.path, out) == 0);
+  CHECK(out == std::string(INTL_VERSION) + " (" + intl::git_revision() + ")\n");
 }

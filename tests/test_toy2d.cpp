@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 #include <string>
 
@@ -21,7 +22,9 @@
 #include "losses/intl_loss.h"
 #include "losses/whitening.h"
 #include "results/result.h"
+#include "results/version.h"
 #include "studies/toy2d.h"
+#include "tests/temp_dir.h"
 
 using namespace intl;
 using namespace intl::toy2d;
@@ -296,13 +299,6 @@ int run_intl(const std::string& args, const fs::path& dir, std::string& out, std
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-fs::path fresh_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("intl-test-toy2d-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
 }  // namespace
 
 TEST_CASE("toy2d: experiments/toy2d.json holds the built-in defaults") {
@@ -324,7 +320,8 @@ TEST_CASE("toy2d: experiments/toy2d.json holds the built-in defaults") {
 }
 
 TEST_CASE("intl run toy2d: bad input is one line naming the option, exit 2, and nothing written") {
-  const fs::path dir = fresh_dir("bad");
+  TempDir tmp("toy2d-bad");
+  const fs::path& dir = tmp.path;
   const fs::path out = dir / "out";
   std::ofstream(dir / "bad.json") << "{\"T\": [1, 5";
   std::ofstream(dir / "unknown.json") << "{\"Tee\": 3}";
@@ -350,11 +347,11 @@ TEST_CASE("intl run toy2d: bad input is one line naming the option, exit 2, and 
   std::ofstream(dir / "file") << "x";
   CHECK(run_intl("run toy2d --epochs 1 --out '" + (dir / "file").string() + "'", dir, so, se) == 2);
   CHECK(se.rfind("intl: --out:", 0) == 0);
-  fs::remove_all(dir);
 }
 
 TEST_CASE("intl run toy2d: a grid writes one RESULT.json with curves, arrays, verdicts, and the figures") {
-  const fs::path dir = fresh_dir("run");
+  TempDir tmp("toy2d-run");
+  const fs::path& dir = tmp.path;
   const fs::path out = dir / "out";
   std::ofstream(dir / "c.json") << "{\"method\": [\"iternorm\", \"intl\"], \"epochs\": 100, \"T\": 5}";
   std::string so, se;
@@ -370,7 +367,9 @@ TEST_CASE("intl run toy2d: a grid writes one RESULT.json with curves, arrays, ve
   CHECK(r.header.study == "toy2d");
   CHECK(r.header.seed == 3);
   CHECK(r.header.device == "cpu");
-  CHECK(!r.header.git_revision.empty());
+  // The commit the binary was built from (12 hex digits, "-dirty" for a modified tree) or "unknown".
+  CHECK(r.header.git_revision == git_revision());
+  CHECK(std::regex_match(r.header.git_revision, std::regex("[0-9a-f]{12}(-dirty)?|unknown")));
   CHECK(r.header.wall_s > 0);
   CHECK(r.config.at("epochs") == nlohmann::json::array({2}));
   CHECK(r.config.at("method") == nlohmann::json::array({"iternorm", "intl"}));
@@ -390,5 +389,4 @@ TEST_CASE("intl run toy2d: a grid writes one RESULT.json with curves, arrays, ve
   }
   CHECK(fs::exists(out / "toy2d.svg"));
   CHECK(fs::exists(out / "toy2d-data.svg"));
-  fs::remove_all(dir);
 }
