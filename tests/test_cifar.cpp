@@ -13,26 +13,12 @@
 
 #include "data/cifar.h"
 #include "engine/error.h"
+#include "tests/temp_dir.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using namespace intl;
-
-// A fresh folder under the system temp folder, removed at scope exit.
-struct TestFolder {
-  fs::path path;
-  explicit TestFolder(const std::string& name)
-      : path(fs::temp_directory_path() / ("intl-test-cifar-" + std::to_string(getpid()) + "-" + name)) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TestFolder() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 // n images whose bytes encode (image, position) so a round trip can check every byte.
 std::vector<uint8_t> pattern_pixels(int n, int salt) {
@@ -50,7 +36,7 @@ std::string error_message(const std::function<void()>& fn) {
   return "";
 }
 
-void write_cifar10(const TestFolder& dir, int per_file) {
+void write_cifar10(const TempDir& dir, int per_file) {
   const auto names = cifar_file_names(CifarKind::cifar10, Split::train);
   for (size_t f = 0; f < names.size(); ++f) {
     const auto pixels = pattern_pixels(per_file, int(f));
@@ -63,7 +49,7 @@ void write_cifar10(const TestFolder& dir, int per_file) {
 }  // namespace
 
 TEST_CASE("cifar10: five training files are read in order, test file separately") {
-  TestFolder dir("c10");
+  TempDir dir("c10");
   write_cifar10(dir, 3);
   const auto test_pixels = pattern_pixels(2, 9);
   const int32_t test_labels[2] = {9, 0};
@@ -87,7 +73,7 @@ TEST_CASE("cifar10: five training files are read in order, test file separately"
 }
 
 TEST_CASE("cifar100: the fine label is used and the coarse byte skipped") {
-  TestFolder dir("c100");
+  TempDir dir("c100");
   const auto pixels = pattern_pixels(4, 3);
   const int32_t labels[4] = {0, 42, 99, 7};
   write_cifar_file(dir.file("train.bin"), CifarKind::cifar100, pixels.data(), labels, 4);
@@ -107,7 +93,7 @@ TEST_CASE("cifar100: the fine label is used and the coarse byte skipped") {
 }
 
 TEST_CASE("cifar: the archive's own folder name is found under --data-dir") {
-  TestFolder dir("nested");
+  TempDir dir("nested");
   fs::create_directories(dir.path / "cifar-100-binary");
   const auto pixels = pattern_pixels(1, 0);
   const int32_t label = 5;
@@ -117,7 +103,7 @@ TEST_CASE("cifar: the archive's own folder name is found under --data-dir") {
 }
 
 TEST_CASE("cifar: missing, empty, truncated and mislabelled files are errors naming the file") {
-  TestFolder dir("bad");
+  TempDir dir("bad");
   std::string msg = error_message([&] { load_cifar(dir.path.string(), CifarKind::cifar10, Split::train); });
   CHECK(msg.find(dir.file("data_batch_1.bin")) != std::string::npos);
   CHECK(msg.find("cifar-10-binary.tar.gz") != std::string::npos);
@@ -157,7 +143,7 @@ TEST_CASE("cifar: missing, empty, truncated and mislabelled files are errors nam
 }
 
 TEST_CASE("synthetic cifar: real layout, balanced labels, deterministic, classes differ in colour") {
-  TestFolder a("syn-a"), b("syn-b");
+  TempDir a("syn-a"), b("syn-b");
   make_synthetic_cifar(a.path.string(), CifarKind::cifar10, 200, 20, 7);
   make_synthetic_cifar(b.path.string(), CifarKind::cifar10, 200, 20, 7);
   const CifarDataset da = load_cifar(a.path.string(), CifarKind::cifar10, Split::train);

@@ -16,30 +16,12 @@
 #include "data/image_folder.h"
 #include "data/loader.h"
 #include "engine/error.h"
+#include "tests/temp_dir.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using namespace intl;
-
-// A fresh folder under the system temp folder, removed at scope exit.
-struct TestFolder {
-  fs::path path;
-  explicit TestFolder(const std::string& name)
-      : path(fs::temp_directory_path() / ("intl-test-folder-" + std::to_string(getpid()) + "-" + name)) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TestFolder() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& relative) const {
-    fs::create_directories((path / relative).parent_path());
-    return (path / relative).string();
-  }
-  std::string str() const { return path.string(); }
-};
 
 // A w x h RGB image whose pixel (y, x, c) is (seed * 37 + y * 11 + x * 5 + c * 80) mod 256.
 ImageU8 pattern_image(int width, int height, int seed) {
@@ -71,7 +53,7 @@ bool message_contains(const std::function<void()>& fn, const std::string& part) 
 }
 
 // Three classes out of order on disk, mixed extensions, a sub-folder, a text file and a hidden folder.
-void write_mixed_folder(const TestFolder& t) {
+void write_mixed_folder(const TempDir& t) {
   write_png(t.file("b_cat/2.png"), pattern_image(6, 4, 1));
   write_jpeg(t.file("b_cat/1.JPG"), solid_image(16, 16, 200, 40, 90), 95);
   write_png(t.file("b_cat/sub/0.PNG"), pattern_image(5, 3, 2));
@@ -85,7 +67,7 @@ void write_mixed_folder(const TestFolder& t) {
 }  // namespace
 
 TEST_CASE("image folder: classes sorted, files in torchvision's order, other files ignored") {
-  TestFolder t("order");
+  TempDir t("order");
   write_mixed_folder(t);
   const ImageFolder folder(t.str());
   CHECK(folder.classes() == std::vector<std::string>{"a_dog", "b_cat", "c_fish"});
@@ -104,7 +86,7 @@ TEST_CASE("image folder: classes sorted, files in torchvision's order, other fil
 }
 
 TEST_CASE("image folder: PNG decodes exactly, JPEG closely, grey becomes RGB") {
-  TestFolder t("decode");
+  TempDir t("decode");
   write_mixed_folder(t);
   ImageU8 grey{4, 5, 1, {}};
   for (int i = 0; i < 20; ++i) grey.pixels.push_back(uint8_t(i * 12));
@@ -131,7 +113,7 @@ TEST_CASE("image folder: PNG decodes exactly, JPEG closely, grey becomes RGB") {
 }
 
 TEST_CASE("image folder: missing, empty and class-less folders are clear errors") {
-  TestFolder t("errors");
+  TempDir t("errors");
   CHECK(message_contains([&] { ImageFolder(t.str() + "/nowhere"); }, t.str() + "/nowhere: no such folder"));
   CHECK(message_contains([&] { ImageFolder(t.str()); }, "no class folders"));
   write_text(t.file("plain_file"), "x");
@@ -154,7 +136,7 @@ TEST_CASE("image folder: missing, empty and class-less folders are clear errors"
 }
 
 TEST_CASE("image folder: a classes file selects classes, labelled in sorted order") {
-  TestFolder t("classes");
+  TempDir t("classes");
   write_mixed_folder(t);
   const std::string list = t.file("lists/two.txt");
   write_text(list, "# a subset\n  c_fish \n\nb_cat\r\n");
@@ -194,7 +176,7 @@ TEST_CASE("image folder: the shipped ImageNet-100 list names 100 distinct synset
 }
 
 TEST_CASE("image folder: a corrupt image fails, or is skipped, counted once and replaced by the next") {
-  TestFolder t("corrupt");
+  TempDir t("corrupt");
   write_png(t.file("a/0.png"), pattern_image(4, 4, 0));
   write_text(t.file("a/1.jpg"), "this is not a JPEG");
   write_png(t.file("b/2.png"), pattern_image(4, 4, 2));
@@ -245,7 +227,7 @@ TEST_CASE("image folder: a corrupt image fails, or is skipped, counted once and 
 }
 
 TEST_CASE("image folder: two training views of a folder are seeded and in range") {
-  TestFolder t("views");
+  TempDir t("views");
   for (int i = 0; i < 4; ++i) write_jpeg(t.file("k" + std::to_string(i % 2) + "/" + std::to_string(i) + ".jpg"),
                                          pattern_image(60, 45, i), 90);
   const ImageFolder folder(t.str());

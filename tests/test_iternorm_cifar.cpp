@@ -4,8 +4,6 @@
 // at T = 1, 3 and 5.
 #include <doctest/doctest.h>
 
-#include <unistd.h>
-
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +12,7 @@
 #include "engine/tensor.h"
 #include "results/result.h"
 #include "studies/iternorm_cifar.h"
+#include "tests/temp_dir.h"
 
 using namespace intl;
 namespace fs = std::filesystem;
@@ -72,8 +71,8 @@ TEST_CASE("iternorm-cifar: the paper's beta, --beta per T, and usage errors") {
 }
 
 TEST_CASE("iternorm-cifar, reduced: the trace loss leaves a flatter whitened spectrum at every T") {
-  char pattern[] = "/tmp/intl-test-iternorm-XXXXXX";
-  const fs::path dir = mkdtemp(pattern);
+  TempDir tmp;
+  const fs::path& dir = tmp.path;
   studies::IternormCifarOptions o;
   o.epochs = 3;
   o.batch = 32;
@@ -113,8 +112,6 @@ TEST_CASE("iternorm-cifar, reduced: the trace loss leaves a flatter whitened spe
   }
   CHECK(fs::exists(dir / "RESULT.json"));
   CHECK(fs::exists(dir / "iternorm-cifar.svg"));
-  std::error_code ec;
-  fs::remove_all(dir, ec);
 }
 
 TEST_CASE("iternorm-cifar: the paper's config file holds the defaults, the reduced one only known options") {

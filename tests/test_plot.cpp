@@ -15,6 +15,7 @@
 
 #include "engine/error.h"
 #include "plot/figures.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace intl::plot;
@@ -25,12 +26,6 @@ using intl::results::Run;
 namespace {
 
 const fs::path golden_path = fs::path(INTL_SOURCE_DIR) / "tests" / "golden" / "toy2d_figure.svg";
-
-fs::path fresh_temp_dir() {
-  std::string pattern = (fs::temp_directory_path() / "intl-test-plot-XXXXXX").string();
-  REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-  return pattern;
-}
 
 std::string read_text(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -229,7 +224,8 @@ TEST_CASE("overlaid results prefix legend entries; unknown studies draw every cu
 }
 
 TEST_CASE("write_study_figures and intl plot write their SVG files") {
-  fs::path dir = fresh_temp_dir();
+  TempDir tmp;
+  const fs::path& dir = tmp.path;
   const auto written = write_study_figures(toy2d_result(), dir.string());
   CHECK(written == std::vector<std::string>{(dir / "toy2d.svg").string(), (dir / "toy2d-data.svg").string()});
   CHECK(tag_balance_problem(read_text(dir / "toy2d-data.svg")) == "");
@@ -244,5 +240,4 @@ TEST_CASE("write_study_figures and intl plot write their SVG files") {
   CHECK(run_intl("plot '" + (dir / "foreign.json").string() + "' -o '" + (dir / "f.svg").string() + "'") == 2);
   intl::results::save_result(Result{}, (dir / "empty.json").string());
   CHECK(run_intl("plot '" + (dir / "empty.json").string() + "' -o '" + (dir / "e.svg").string() + "'") == 1);
-  fs::remove_all(dir);
 }

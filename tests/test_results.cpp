@@ -11,17 +11,12 @@
 
 #include "engine/error.h"
 #include "results/result.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace intl::results;
 
 namespace {
-
-fs::path fresh_temp_dir() {
-  std::string pattern = (fs::temp_directory_path() / "intl-test-results-XXXXXX").string();
-  REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-  return pattern;
-}
 
 void write_text(const fs::path& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
@@ -60,7 +55,8 @@ Result sample_result() {
 }  // namespace
 
 TEST_CASE("a result round-trips through a file, NaN and inf included") {
-  fs::path dir = fresh_temp_dir();
+  TempDir tmp;
+  const fs::path& dir = tmp.path;
   const std::string path = (dir / "RESULT.json").string();
   Result r = sample_result();
   save_result(r, path);
@@ -97,11 +93,11 @@ TEST_CASE("a result round-trips through a file, NaN and inf included") {
   CHECK(text.find("\"-inf\"") != std::string::npos);
   CHECK(text.rfind("{\n  \"format\": \"intl-result\"", 0) == 0);
   CHECK_NOTHROW(json::parse(text));
-  fs::remove_all(dir);
 }
 
 TEST_CASE("save_result writes atomically and leaves no temporary file") {
-  fs::path dir = fresh_temp_dir();
+  TempDir tmp;
+  const fs::path& dir = tmp.path;
   const std::string path = (dir / "sub" / "RESULT.json").string();
   save_result(sample_result(), path);
   save_result(sample_result(), path);  // replaces the file in place
@@ -111,11 +107,11 @@ TEST_CASE("save_result writes atomically and leaves no temporary file") {
     ++files;
   }
   CHECK(files == 1);
-  fs::remove_all(dir);
 }
 
 TEST_CASE("unknown fields are kept and written back") {
-  fs::path dir = fresh_temp_dir();
+  TempDir tmp;
+  const fs::path& dir = tmp.path;
   write_text(dir / "new.json", R"({"format": "intl-result", "format_version": 1, "future_top": [1, 2],
     "header": {"command": "run x", "gpu_clock_mhz": 1980},
     "runs": [{"name": "a", "metrics": {"m": 1}, "provenance": {"host": "h"}}]})");
@@ -127,11 +123,11 @@ TEST_CASE("unknown fields are kept and written back") {
   Result again = load_result((dir / "again.json").string());
   CHECK(again.header.extra.at("gpu_clock_mhz") == 1980);
   CHECK(again.runs[0].extra.at("provenance").at("host") == "h");
-  fs::remove_all(dir);
 }
 
 TEST_CASE("an older file without optional fields loads with defaults") {
-  fs::path dir = fresh_temp_dir();
+  TempDir tmp;
+  const fs::path& dir = tmp.path;
   write_text(dir / "old.json", R"({"format": "intl-result",
     "runs": [{"name": "r", "metrics": {"linear_top1": 90.5}, "curves": {"loss": {"y": [3, 2, 1]}}}]})");
   Result r = load_result((dir / "old.json").string());
@@ -143,11 +139,11 @@ TEST_CASE("an older file without optional fields loads with defaults") {
   CHECK(r.runs[0].curves.at("loss").x == std::vector<double>{0, 1, 2});
   CHECK(r.runs[0].curves.at("loss").x_label == "step");
   CHECK(r.runs[0].events.empty());
-  fs::remove_all(dir);
 }
 
 TEST_CASE("load errors name the file and the field") {
-  fs::path dir = fresh_temp_dir();
+  TempDir tmp;
+  const fs::path& dir = tmp.path;
   const std::string file = (dir / "RESULT.json").string();
 
   SUBCASE("curve lengths differ") {
@@ -203,14 +199,13 @@ TEST_CASE("load errors name the file and the field") {
   SUBCASE("a missing file") {
     CHECK(load_error(dir / "nope.json").find("nope.json: cannot open the result file (No such file") != std::string::npos);
   }
-  fs::remove_all(dir);
 }
 
 TEST_CASE("save_result refuses a curve whose x and y differ in length") {
-  fs::path dir = fresh_temp_dir();
+  TempDir tmp;
+  const fs::path& dir = tmp.path;
   Result r = sample_result();
   r.runs[0].curves["bad"] = Curve{"epoch", {0, 1}, {1}};
   CHECK_THROWS_AS(save_result(r, (dir / "R.json").string()), intl::Error);
   CHECK(!fs::exists(dir / "R.json"));
-  fs::remove_all(dir);
 }

@@ -16,27 +16,12 @@
 #include "models/layers.h"
 #include "models/resnet.h"
 #include "models/safetensors.h"
+#include "tests/temp_dir.h"
 
 using namespace intl;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A fresh folder under the system's temporary directory, removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("intl_safetensors_" + std::to_string(::getpid()) + "_" +
-                                        std::to_string(counter()++));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  static int& counter() {
-    static int n = 0;
-    return n;
-  }
-};
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -139,7 +124,7 @@ TEST_CASE("safetensors layout: little-endian header length, JSON header, aligned
   CHECK(h.tensors.at(0).second.dtype() == DType::bf16);
   CHECK(h.tensors.at(0).second.to_vector() == std::vector<double>{0.5, -3.0});
   check_error([&] { write_safetensors(path, {{"a", f64}, {"a", f32}}); }, {path, "'a'", "twice"});
-  check_error([&] { write_safetensors(dir.file("no/such/folder/x.safetensors"), {{"a", f64}}); },
+  check_error([&] { write_safetensors(dir / "no/such/folder/x.safetensors", {{"a", f64}}); },
               {"no/such/folder/x.safetensors.tmp"});
 }
 
