@@ -123,7 +123,7 @@ SafetensorsContents read_safetensors(const std::string& path) {
         where + " is truncated: " + std::to_string(file_size) + " bytes, expected at least the 8-byte header length");
   check(header_len <= kMaxHeaderBytes && header_len <= file_size - 8,
         where + ": header length " + std::to_string(header_len) + " runs past the end of the file (" +
-            std::to_string(file_size) + " bytes)");
+            std::to_string(file_size) + " bytes): the file is truncated, or is not a safetensors file");
   std::string text(size_t(header_len), '\0');
   check(std::fread(text.data(), 1, text.size(), in.f) == text.size(), where + ": cannot read the header");
   Json header;
@@ -151,7 +151,7 @@ SafetensorsContents read_safetensors(const std::string& path) {
           what + ": expected an object with dtype, shape and data_offsets, found " + entry.dump());
     DType dtype{};
     check(entry["dtype"].is_string() && parse_dtype(entry["dtype"].get<std::string>(), dtype),
-          what + ": dtype " + entry["dtype"].dump() + " is not one of F32, F64, I32, I64, U8");
+          what + ": dtype " + entry["dtype"].dump() + " is not one of F32, F64, I32, I64, U8, BF16");
     const Json& js = entry["shape"];
     check(js.is_array(), what + ": shape must be an array, found " + js.dump());
     Shape shape;
