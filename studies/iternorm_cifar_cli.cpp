@@ -52,7 +52,8 @@ void add_run_iternorm_cifar(CLI::App& run) {
   cmd->add_option("--workers", o->workers, "data loader threads")->capture_default_str();
   cmd->add_option("--log-every", o->log_every, "seconds between progress lines when not on a terminal")
       ->capture_default_str();
-  cmd->add_option("--checkpoints", o->checkpoints, "checkpoint every epoch (true | false)")->capture_default_str();
+  cmd->add_flag("--checkpoints,!--no-checkpoints", o->checkpoints,
+                "checkpoint every epoch, for --resume midway (default: on)");
   cmd->add_flag("--resume", o->resume, "continue the study in --out: finished runs are kept");
   add_common_options(*cmd, *common);
   cmd->callback([o, common] {

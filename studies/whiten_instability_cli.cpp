@@ -42,7 +42,8 @@ void add_run_whiten_instability(CLI::App& run) {
   cmd->add_option("--workers", o->workers, "data loader threads")->capture_default_str();
   cmd->add_option("--log-every", o->log_every, "seconds between progress lines when not on a terminal")
       ->capture_default_str();
-  cmd->add_flag("--checkpoints", o->checkpoints, "checkpoint every epoch (needed to --resume a run midway)");
+  cmd->add_flag("--checkpoints,!--no-checkpoints", o->checkpoints,
+                "checkpoint every epoch, for --resume midway (default: off)");
   cmd->add_flag("--resume", o->resume, "continue the study in --out: finished runs are kept");
   add_common_options(*cmd, *common);
   cmd->callback([o, common] {
