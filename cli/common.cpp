@@ -100,7 +100,7 @@ void add_common_options(CLI::App& cmd, CommonOptions& opts) {
           [](const std::string& value) -> std::string {
             return value.find('-') == std::string::npos ? "" : "'" + value + "' is negative; give an integer >= 0";
           },
-          "UINT", "non-negative"))
+          "", "non-negative"))
       ->capture_default_str();
   cmd.add_option("--out", opts.out, "output folder for RESULT.json, figures, checkpoints (default: runs/<study>-<time>)");
   cmd.config_formatter(std::make_shared<JsonConfig>());

@@ -258,11 +258,6 @@ results::Result run_iternorm_cifar(const IternormCifarOptions& options) {
       train::TrainerConfig tc;
       tc.epochs = o.epochs;
       tc.eval_every = 1;
-      if (o.checkpoints) {
-        tc.checkpoint_dir = sweep.checkpoint_dir(name);
-        tc.resume_from = sweep.resume_checkpoint(name);
-        tc.keep = 1;
-      }
       tc.recipe = iternorm_cifar_config(o);
       for (const char* key : {"workers", "device", "out", "T", "trace-loss", "beta", "knn-every", "linear-epochs"})
         tc.recipe.erase(key);
@@ -270,12 +265,7 @@ results::Result run_iternorm_cifar(const IternormCifarOptions& options) {
       tc.model_description = train::ssl_model_config_to_json(mc);
       tc.images_per_step = 2 * o.batch;
       tc.log_every_s = o.log_every;
-      tc.label = "iternorm-cifar " + name;
-      const train::TrainOutcome outcome = train::train_loop(parts, tc, run, [&] { sweep.publish(); });
-      if (outcome.status == train::TrainStatus::interrupted)
-        throw Interrupted("iternorm-cifar: " + outcome.message +
-                          (o.checkpoints ? "" : "; the same command with --resume keeps the finished runs and "
-                                                "restarts this one"));
+      const train::TrainOutcome outcome = sweep.train_run(name, parts, tc, o.checkpoints, run);
 
       for (const char* key : {"z_flatness", "zhat_flatness", "trace_loss"}) {
         const auto it = run.curves.find(key);

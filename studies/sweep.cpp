@@ -104,7 +104,7 @@ std::string run_folder_name(const std::string& run_name) {
 
 Sweep::Sweep(const std::string& study, const std::string& command, const std::string& out, bool resume,
              Device device, uint64_t seed, const json& config)
-    : out_(out), resume_(resume), start_(std::chrono::steady_clock::now()) {
+    : study_(study), out_(out), resume_(resume), start_(std::chrono::steady_clock::now()) {
   if (resume && !fs::exists(result_path()))
     throw UsageError("--resume: '" + result_path() + "' does not exist; run without --resume to start the study");
   if (!resume && fs::exists(result_path()))
@@ -158,6 +158,22 @@ std::string Sweep::checkpoint_dir(const std::string& run_name) const {
 std::string Sweep::resume_checkpoint(const std::string& run_name) const {
   if (!resume_) return "";
   return train::latest_checkpoint(checkpoint_dir(run_name));
+}
+
+train::TrainOutcome Sweep::train_run(const std::string& run_name, const train::TrainerParts& parts,
+                                     train::TrainerConfig config, bool checkpoints, results::Run& run) {
+  if (checkpoints) {
+    config.checkpoint_dir = checkpoint_dir(run_name);
+    config.resume_from = resume_checkpoint(run_name);
+    config.keep = 1;
+  }
+  config.label = study_ + " " + run_name;
+  const train::TrainOutcome outcome = train::train_loop(parts, config, run, [&] { publish(); });
+  if (outcome.status == train::TrainStatus::interrupted)
+    throw Interrupted(study_ + ": " + outcome.message +
+                      (checkpoints ? "" : "; the same command with --resume keeps the finished runs and restarts "
+                                          "this one"));
+  return outcome;
 }
 
 void Sweep::finish_run(const std::string& run_name, const std::string& status) {

@@ -14,6 +14,7 @@
 #include "engine/error.h"
 #include "engine/tensor.h"
 #include "results/result.h"
+#include "train/trainer.h"
 
 namespace intl::studies {
 
@@ -65,6 +66,12 @@ class Sweep {
   // to continue from ("" for a fresh start).
   std::string checkpoint_dir(const std::string& run_name) const;
   std::string resume_checkpoint(const std::string& run_name) const;
+  // Trains the run with train_loop, publishing RESULT.json as it goes. `config` gets what every study run
+  // shares: with checkpoints, the run's own folder, one checkpoint kept and, when resuming, the newest to
+  // continue from; progress lines labelled "<study> <run name>". A run stopped by a signal throws
+  // Interrupted, saying how to continue.
+  train::TrainOutcome train_run(const std::string& run_name, const train::TrainerParts& parts,
+                                train::TrainerConfig config, bool checkpoints, results::Run& run);
   // Marks the run finished (status "finished", "crashed", "diverged") so a resumed sweep keeps it.
   void finish_run(const std::string& run_name, const std::string& status);
   // Writes RESULT.json atomically, with the wall time so far.
@@ -73,6 +80,7 @@ class Sweep {
   void write_figures() const;
 
  private:
+  std::string study_;
   std::string out_;
   bool resume_ = false;
   results::Result result_;

@@ -193,23 +193,13 @@ results::Result run_whiten_instability(const WhitenInstabilityOptions& options) 
       tc.epochs = int((o.iters + spe - 1) / spe);
       tc.max_steps = o.iters;
       tc.crash_is_result = true;
-      if (o.checkpoints) {
-        tc.checkpoint_dir = sweep.checkpoint_dir(name);
-        tc.resume_from = sweep.resume_checkpoint(name);
-        tc.keep = 1;
-      }
       tc.recipe = whiten_instability_config(o);
       for (const char* key : {"workers", "device", "out", "seeds", "d"}) tc.recipe.erase(key);
       tc.recipe["run"] = name;
       tc.model_description = train::ssl_model_config_to_json(mc);
       tc.images_per_step = 2 * o.batch;
       tc.log_every_s = o.log_every;
-      tc.label = "whiten-instability " + name;
-      const train::TrainOutcome outcome = train::train_loop(parts, tc, run, [&] { sweep.publish(); });
-      if (outcome.status == train::TrainStatus::interrupted)
-        throw Interrupted("whiten-instability: " + outcome.message +
-                          (o.checkpoints ? "" : "; the same command with --resume keeps the finished runs and "
-                                                "restarts this one"));
+      const train::TrainOutcome outcome = sweep.train_run(name, parts, tc, o.checkpoints, run);
       summarize(run, outcome.position.global_step);
       sweep.finish_run(name, run.first_event("crash") ? "crashed" : "finished");
       sweep.publish();

@@ -4,17 +4,10 @@
 // option files load; a short pre-training lifts the 5-NN accuracy clearly above the network at initialisation.
 #include <doctest/doctest.h>
 
-#include <fcntl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
-#include <thread>
 
 #include "data/cifar.h"
 #include "models/safetensors.h"
@@ -22,60 +15,13 @@
 #include "train/checkpoint.h"
 #include "train/evaluation.h"
 #include "train/pretrain.h"
+#include "tests/intl_process.h"
 #include "tests/temp_dir.h"
 
 using namespace intl;
 namespace fs = std::filesystem;
 
 namespace {
-
-// Starts the intl binary with `args`, stdout and stderr to `log`.
-pid_t spawn_intl(const std::vector<std::string>& args, const std::string& log) {
-  std::vector<std::string> all{INTL_BINARY};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd >= 0) {
-      dup2(fd, 1);
-      dup2(fd, 2);
-    }
-    execv(INTL_BINARY, argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-int wait_for(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return status;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-int run_intl(const std::vector<std::string>& args, const std::string& log) {
-  const int status = wait_for(spawn_intl(args, log));
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-// Waits until `path` exists (true) or the process ended (false).
-bool wait_for_file(const std::string& path, pid_t pid) {
-  for (;;) {
-    if (fs::exists(path)) return true;
-    int status = 0;
-    if (waitpid(pid, &status, WNOHANG) == pid) return false;
-    std::this_thread::sleep_for(std::chrono::microseconds(500));
-  }
-}
 
 // A width-4 ResNet-18 on 8 x 8 crops of 64 images, batch 16: 4 steps an epoch, a fraction of a second each.
 std::vector<std::string> tiny_args(const std::string& data, const std::string& out, int epochs) {

@@ -1,12 +1,13 @@
 // The whiten-instability study: the differentiable cast behind --eig-dtype, hard whitening and its inverse
 // condition number, the training loop's "crash is a result" mode, and the reduced setting's ordering in a
 // version small enough for seconds - d > m crashes at once with a rounding-level c^-1, d = m - 1 is
-// ill-conditioned, d well below m trains.
+// ill-conditioned, d well below m trains; a study stopped by SIGINT and resumed ends as if never stopped.
 #include <doctest/doctest.h>
 
 #include <unistd.h>
 
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 
@@ -20,6 +21,7 @@
 #include "studies/whiten_instability.h"
 #include "train/ssl_model.h"
 #include "train/trainer.h"
+#include "tests/intl_process.h"
 #include "tests/temp_dir.h"
 
 using namespace intl;
@@ -231,6 +233,50 @@ TEST_CASE("whiten-instability: the paper's config file holds the defaults, the r
       INFO(file << ": " << key);
       REQUIRE(defaults.contains(key));
       if (std::string(file) == "whiten-instability.json") CHECK(value == defaults.at(key));
+    }
+  }
+}
+
+TEST_CASE("whiten-instability stopped by SIGINT in its second run and resumed ends as the uninterrupted study") {
+  TempDir dir;
+  // Two runs of 30 epochs of 4 steps, a checkpoint each epoch; a fraction of a second each on a width-2 network.
+  auto args = [&](const std::string& out) {
+    return std::vector<std::string>{
+        "run", "whiten-instability", "--dataset", "synthetic", "--train-images", "64", "--batch", "16", "--iters",
+        "120", "--d", "4,6", "--width", "2", "--hidden", "16", "--image-size", "8", "--warmup", "2", "--workers",
+        "1", "--checkpoints", "--seed", "3", "--log-every", "1000", "--device", "cpu", "--out", out};
+  };
+  const std::string straight = dir / "straight", stopped = dir / "stopped";
+  REQUIRE_MESSAGE(run_intl(args(straight), dir / "straight.log") == 0, read_text(dir / "straight.log"));
+
+  const pid_t pid = spawn_intl(args(stopped), dir / "stopped.log");
+  REQUIRE_MESSAGE(wait_for_file(stopped + "/checkpoints/d_6_seed_3/ckpt-e0001.safetensors", pid),
+                  ("the study ended before its second run's first checkpoint: " + read_text(dir / "stopped.log")));
+  kill(pid, SIGINT);
+  const int status = wait_for(pid);
+  REQUIRE_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 130), read_text(dir / "stopped.log"));
+  CHECK(read_text(dir / "stopped.log").find("continue with the same command and --resume") != std::string::npos);
+  const results::Result partial = results::load_result(stopped + "/RESULT.json");
+  REQUIRE(partial.runs.size() == 2);
+  CHECK(partial.runs[0].curves.at("log10_inv_cond").y.size() == 120);  // the first run is kept whole
+  CHECK(partial.runs[1].curves.at("log10_inv_cond").y.size() < 120);
+
+  std::vector<std::string> resume = args(stopped);
+  resume.push_back("--resume");
+  REQUIRE_MESSAGE(run_intl(resume, dir / "resumed.log") == 0, read_text(dir / "resumed.log"));
+  const results::Result a = results::load_result(straight + "/RESULT.json");
+  const results::Result b = results::load_result(stopped + "/RESULT.json");
+  REQUIRE(a.runs.size() == b.runs.size());
+  for (size_t i = 0; i < a.runs.size(); ++i) {
+    INFO(a.runs[i].name);
+    CHECK(a.runs[i].name == b.runs[i].name);
+    CHECK(a.runs[i].metrics == b.runs[i].metrics);
+    REQUIRE(a.runs[i].curves.size() == b.runs[i].curves.size());
+    for (const auto& [key, curve] : a.runs[i].curves) {
+      if (key == "epoch_time_s") continue;  // wall-clock times, the one thing allowed to differ
+      INFO(key);
+      CHECK(curve.x == b.runs[i].curves.at(key).x);
+      CHECK(curve.y == b.runs[i].curves.at(key).y);
     }
   }
 }
