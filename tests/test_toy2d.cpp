@@ -390,3 +390,57 @@ TEST_CASE("intl run toy2d: a grid writes one RESULT.json with curves, arrays, ve
   CHECK(fs::exists(out / "toy2d.svg"));
   CHECK(fs::exists(out / "toy2d-data.svg"));
 }
+
+// The main job's numbers, pinned: `intl run toy2d --T 5` (the Quick start's command) against
+// tests/golden/toy2d_T5.json, every metric but the wall time and each curve at seven iterations, within a relative
+// 1e-7. The toy runs in double precision on its own fused path, and builds that round differently (Debug without
+// FMA contraction against Release) agree to about 1e-14, so a difference here is a change in what the study
+// computes. After an intended change, INTL_UPDATE_GOLDEN=1 rewrites the file; the diff then shows what moved.
+TEST_CASE("intl run toy2d --T 5: the main job's numbers match the golden file") {
+  TempDir tmp("toy2d-golden");
+  std::string so, se;
+  REQUIRE_MESSAGE(run_intl("run toy2d --T 5 --out '" + (tmp.path / "out").string() + "'", tmp.path, so, se) == 0, se);
+  const results::Result r = results::load_result((tmp.path / "out" / "RESULT.json").string());
+  const std::vector<size_t> at = {0, 1, 9, 99, 999, 1999, 3199};
+  nlohmann::json now = {{"command", "intl run toy2d --T 5"}, {"curve_indices", at}, {"runs", nlohmann::json::array()}};
+  for (const results::Run& run : r.runs) {
+    nlohmann::json j = {{"name", run.name}};
+    for (const auto& [key, value] : run.metrics)
+      if (key != "wall_s") j["metrics"][key] = value;
+    for (const auto& [key, curve] : run.curves) {
+      REQUIRE(curve.y.size() > at.back());
+      for (size_t i : at) j["curves"][key].push_back(curve.y[i]);
+    }
+    now["runs"].push_back(j);
+  }
+  const std::string golden_path = std::string(INTL_SOURCE_DIR) + "/tests/golden/toy2d_T5.json";
+  if (std::getenv("INTL_UPDATE_GOLDEN")) {
+    std::ofstream(golden_path) << now.dump(1) << "\n";
+    MESSAGE("rewrote " << golden_path);
+    return;
+  }
+  std::ifstream in(golden_path);
+  REQUIRE_MESSAGE(in, "missing " << golden_path << " (INTL_UPDATE_GOLDEN=1 writes it)");
+  const nlohmann::json golden = nlohmann::json::parse(in);
+  REQUIRE(golden.at("runs").size() == now.at("runs").size());
+  auto close = [](double x, double g) { return std::abs(x - g) <= 1e-7 * std::abs(g); };
+  for (size_t k = 0; k < now["runs"].size(); ++k) {
+    const nlohmann::json &n = now["runs"][k], &g = golden["runs"][k];
+    INFO(n.at("name").get<std::string>());
+    CHECK(n.at("name") == g.at("name"));
+    CHECK(n.at("metrics").size() == g.at("metrics").size());
+    for (const auto& [key, value] : g.at("metrics").items()) {
+      const double x = n.at("metrics").value(key, NAN), gv = value.get<double>();
+      INFO(key << ": now " << x << ", golden " << gv << ", relative difference " << (x - gv) / gv);
+      CHECK(close(x, gv));
+    }
+    CHECK(n.at("curves").size() == g.at("curves").size());
+    for (const auto& [key, values] : g.at("curves").items())
+      for (size_t i = 0; i < values.size(); ++i) {
+        const double x = n.at("curves").at(key).at(i).get<double>(), gv = values.at(i).get<double>();
+        INFO(key << " at iteration index " << at[i] << ": now " << x << ", golden " << gv << ", relative difference "
+                 << (x - gv) / gv);
+        CHECK(close(x, gv));
+      }
+  }
+}
