@@ -21,7 +21,8 @@ void add_diff_command(CLI::App& app) {
   cmd->footer(
       "Metrics match by \"run/metric\"; a file with one run matches by the metric name alone. The first file is\n"
       "the reference: x agrees when |x - first| <= atol + rtol * |first|. Metrics missing from some files are\n"
-      "listed but not compared; curves and configuration are reported, never judged.\n"
+      "listed but not compared, as are timings (names ending in _s) unless --keys picks them; curves and\n"
+      "configuration are reported, never judged.\n"
       "Exit status: 0 all compared metrics agree, 1 some differ, 2 bad options or unreadable files.");
   cmd->add_option("files", opts->files, "result files (two or more); the first is the reference")->required();
   cmd->add_option("--rtol", opts->diff.rtol, "relative tolerance, times |reference|")

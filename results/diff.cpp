@@ -131,6 +131,14 @@ std::vector<std::string> column_names(const std::vector<std::string>& paths) {
   return names;
 }
 
+bool is_timing_metric(const std::string& key) {
+  const std::string name = key.substr(key.rfind('/') + 1);
+  auto ends_with = [&](const std::string& tail) {
+    return name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  return ends_with("_s");
+}
+
 Comparison compare_results(const std::vector<Result>& results, const std::vector<std::string>& names,
                            const DiffOptions& options) {
   const size_t n = results.size();
@@ -165,7 +173,8 @@ Comparison compare_results(const std::vector<Result>& results, const std::vector
     }
 
   for (MetricRow& row : metrics.rows) {
-    if (!row.values[0]) {
+    row.timing = is_timing_metric(row.key) && options.key_patterns.empty();
+    if (!row.values[0] || row.timing) {
       cmp.metrics.push_back(row);
       continue;
     }

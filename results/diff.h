@@ -21,9 +21,16 @@ struct DiffOptions {
 struct MetricRow {
   std::string key;
   std::vector<std::optional<double>> values;  // one per file; nullopt: the file lacks it
-  bool compared = false;  // the reference and at least one other file hold it
+  bool compared = false;  // the reference and at least one other file hold it, and it is judged
   bool agree = true;      // every holder agrees with the reference within tolerance
+  bool timing = false;    // a wall-clock measurement (see is_timing_metric): listed, judged only when --keys picks it
 };
+
+// Metrics that measure the machine rather than the training: names ending in "_s" (seconds, as wall_s and
+// epoch_time_s, or a rate, as images_per_s). Two runs of the same thing never agree on them, so they are
+// listed but not judged unless DiffOptions::key_patterns selects them (comparing an epoch time with the
+// paper's Table G is deliberate).
+bool is_timing_metric(const std::string& name);
 
 // A configuration or header key whose value is not the same in every file (absent counts as a value).
 struct ConfigRow {

@@ -27,6 +27,7 @@ std::string value_cell(const std::optional<double>& v) { return v ? number(*v, 8
 std::string signed_number(double v, int digits) { return (v > 0 ? "+" : "") + number(v, digits); }
 
 std::string metric_status(const MetricRow& row, const std::vector<std::string>& names) {
+  if (row.timing) return "timing (not compared; --keys picks it)";
   if (!row.values[0]) return "not in " + names[0] + " (not compared)";
   std::string missing;
   for (size_t f = 1; f < row.values.size(); ++f)
@@ -161,11 +162,15 @@ std::string render_csv(const Table& t) {
 }
 
 std::string verdict(const Comparison& c) {
-  size_t uncompared = 0;
-  for (const MetricRow& row : c.metrics) uncompared += !row.compared;
+  size_t uncompared = 0, timings = 0;
+  for (const MetricRow& row : c.metrics) {
+    timings += row.timing;
+    uncompared += !row.compared && !row.timing;
+  }
   std::string s = std::to_string(c.compared) + " metric" + (c.compared == 1 ? "" : "s") + " compared: " +
                   std::to_string(c.compared - c.differing) + " agree, " + std::to_string(c.differing) + " differ";
   if (uncompared) s += "; " + std::to_string(uncompared) + " present in only some files (listed, not compared)";
+  if (timings) s += "; " + std::to_string(timings) + " timing" + (timings == 1 ? "" : "s") + " (listed, not compared)";
   return s + ".";
 }
 
@@ -183,7 +188,8 @@ json render_json(const Comparison& c) {
   for (const MetricRow& row : c.metrics) {
     json values = json::array();
     for (const auto& v : row.values) values.push_back(optional_json(v));
-    out["metrics"].push_back({{"key", row.key}, {"values", values}, {"compared", row.compared}, {"agree", row.agree}});
+    out["metrics"].push_back({{"key", row.key}, {"values", values}, {"compared", row.compared}, {"agree", row.agree},
+                              {"timing", row.timing}});
   }
   out["config"] = json::array();
   for (const ConfigRow& row : c.config) {

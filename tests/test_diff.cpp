@@ -98,6 +98,29 @@ TEST_CASE("a one-run result matches the paper's numbers by metric name") {
   CHECK(only_knn.agree());
 }
 
+TEST_CASE("timings (names ending in _s) are listed but judged only when --keys picks them") {
+  CHECK(is_timing_metric("wall_s"));
+  CHECK(is_timing_metric("epoch_time_s"));
+  CHECK(is_timing_metric("run 1/images_per_s"));
+  CHECK(!is_timing_metric("knn5_top1"));
+  CHECK(!is_timing_metric("skipped_images"));
+  CHECK(!is_timing_metric("epoch_time_s/knn5_top1"));  // a run named like a timing
+  const Result a = one_run("x", {{"final_loss", 1.5}, {"epoch_time_s", 2.0}, {"images_per_s", 900.0}});
+  const Result b = one_run("x", {{"final_loss", 1.5}, {"epoch_time_s", 3.0}, {"images_per_s", 600.0}});
+  DiffOptions opts;
+  const Comparison c = compare_results({a, b}, {"a", "b"}, opts);
+  CHECK(c.agree());
+  CHECK(c.compared == 1);
+  CHECK(find_row(c, "epoch_time_s")->timing);
+  CHECK(!find_row(c, "epoch_time_s")->compared);
+  CHECK(format_comparison(c, "text").find("timing (not compared; --keys picks it)") != std::string::npos);
+  CHECK(format_comparison(c, "text").find("2 timings (listed, not compared)") != std::string::npos);
+  opts.key_patterns = {"epoch_time_s"};  // asked for by name (an epoch time against the paper's Table G)
+  const Comparison picked = compare_results({a, b}, {"a", "b"}, opts);
+  CHECK(!find_row(picked, "epoch_time_s")->timing);
+  CHECK(!picked.agree());
+}
+
 TEST_CASE("runs of several-run files match by run/metric") {
   Result a = load_result(std::string(INTL_SOURCE_DIR) + "/experiments/paper/imagenet.json");
   Result b = a;
