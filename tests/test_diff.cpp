@@ -230,6 +230,17 @@ TEST_CASE("intl diff exits 0 when metrics agree, 1 when they do not, 2 on bad fi
   CHECK(run_intl("diff '" + mine + "' '" + mine + "' --rtol -1", dir, out) == 2);
 }
 
+TEST_CASE("two runs of the same command and seed agree under intl diff's defaults (their timings are not judged)") {
+  TempDir tmp;
+  std::string out;
+  for (const char* name : {"a", "b"})
+    REQUIRE(run_intl("run toy2d --epochs 3 --seed 5 --out '" + (tmp.path / name).string() + "'", tmp.path, out) == 0);
+  CHECK(run_intl("diff '" + (tmp / "a/RESULT.json") + "' '" + (tmp / "b/RESULT.json") + "'", tmp.path, out) == 0);
+  INFO(out);
+  CHECK(out.find("timing (not compared") != std::string::npos);
+  CHECK(out.find("0 differ") != std::string::npos);
+}
+
 TEST_CASE("the command line's own errors name the command and its --help; --seed refuses a negative") {
   TempDir tmp;
   std::string out;
