@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -117,6 +118,28 @@ TEST_CASE("pretrain killed (SIGKILL) or stopped (SIGINT) and resumed ends bit fo
     args.insert(args.end(), {"--resume", "--lr", "0.5"});
     CHECK(run_intl(args, dir / "other.log") == 2);
     CHECK(read_text(dir / "other.log").find("lr: checkpoint 0.3, now 0.5") != std::string::npos);
+  }
+  {  // resuming with another thread count goes on, and says (and records) that the bits will differ
+    const std::string ckpt = straight + "/checkpoints/" + train::checkpoint_file_name({epochs - 1, 0, 0});
+    const std::string before = train::read_checkpoint_state(ckpt).computed_on;
+    REQUIRE(before.rfind("cpu, ", 0) == 0);
+    const std::string threads = before == "cpu, 1 thread" ? "2" : "1";
+    std::vector<std::string> args = tiny_args(dir / "data", dir / "threads", epochs);
+    args.insert(args.end(), {"--resume-from", ckpt});
+    const char* saved = std::getenv("OMP_NUM_THREADS");
+    const std::string restore = saved ? saved : "";
+    setenv("OMP_NUM_THREADS", threads.c_str(), 1);
+    const int code = run_intl(args, dir / "threads.log");
+    if (saved) setenv("OMP_NUM_THREADS", restore.c_str(), 1);
+    else unsetenv("OMP_NUM_THREADS");
+    REQUIRE_MESSAGE(code == 0, read_text(dir / "threads.log"));
+    const std::string note = "resumed on cpu, " + threads + (threads == "1" ? " thread" : " threads") +
+                             " from a checkpoint computed on " + before;
+    CHECK(read_text(dir / "threads.log").find(note) != std::string::npos);
+    const results::Result r = results::load_result(dir / "threads/RESULT.json");
+    bool recorded = false;
+    for (const results::Event& e : r.runs.at(0).events) recorded = recorded || e.message.rfind(note, 0) == 0;
+    CHECK(recorded);
   }
 }
 

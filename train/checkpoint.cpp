@@ -30,7 +30,8 @@ json state_to_json(const CheckpointState& s) {
           {"optimizer_steps", s.optimizer_steps},
           {"recipe", s.recipe},
           {"progress", s.progress},
-          {"model", s.model}};
+          {"model", s.model},
+          {"computed_on", s.computed_on}};
 }
 
 CheckpointState state_from_metadata(const std::map<std::string, std::string>& metadata, const std::string& path) {
@@ -60,6 +61,7 @@ CheckpointState state_from_metadata(const std::map<std::string, std::string>& me
     s.recipe = j.value("recipe", json::object());
     s.progress = j.value("progress", json::object());
     s.model = j.value("model", json::object());
+    s.computed_on = j.value("computed_on", "");
   } catch (const json::exception& e) {
     throw Error(where + ": the \"intl\" metadata lacks a field or has a wrong type (" + e.what() + ")");
   }

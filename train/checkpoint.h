@@ -29,6 +29,9 @@ struct CheckpointState {
   nlohmann::json recipe = nlohmann::json::object();   // the options that define the training
   nlohmann::json progress = nlohmann::json::object(); // the loop's history (curves, partial-epoch sums)
   nlohmann::json model = nlohmann::json::object();    // what is needed to rebuild the network (arch, widths)
+  // Where the run computed ("cpu, 2 threads", "cuda"): besides the recipe, what its bits depend on ("" in
+  // checkpoints that predate it).
+  std::string computed_on;
 };
 
 inline constexpr const char* checkpoint_format_name = "intl-checkpoint";

@@ -1,9 +1,12 @@
 // The training loop of train/trainer.h.
 #include "train/trainer.h"
 
+#include <omp.h>
+
 #include <chrono>
 #include <csignal>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 
 #include "engine/autograd.h"
@@ -110,6 +113,15 @@ std::string first_nonfinite_gradient(const Module& model) {
   return "";
 }
 
+// Where this process computes: the device, and on the CPU its thread count, which oneDNN's backward-weights
+// convolution splits its sums by (docs/pretrain.md).
+std::string computed_on(const Module& model) {
+  const std::vector<Tensor> params = model.parameters();
+  if (!params.empty() && params.front().device() == Device::cuda) return "cuda";
+  const int threads = omp_get_max_threads();
+  return "cpu, " + std::to_string(threads) + (threads == 1 ? " thread" : " threads");
+}
+
 }  // namespace
 
 std::string recipe_differences(const json& saved, const json& now) {
@@ -149,6 +161,13 @@ TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, 
     pos = state.position;
     progress_from_json(state.progress, "checkpoint '" + config.resume_from + "'", run, sums);
     run.events.push_back({"note", pos.global_step, "resumed from " + config.resume_from, json::object()});
+    const std::string here = computed_on(*parts.model);
+    if (!state.computed_on.empty() && state.computed_on != here) {
+      const std::string note = "resumed on " + here + " from a checkpoint computed on " + state.computed_on +
+                               ": the run goes on, but not bit for bit as it would have uninterrupted";
+      std::fprintf(stderr, "%s: %s\n", config.label.c_str(), note.c_str());
+      run.events.push_back({"note", pos.global_step, note, json::object()});
+    }
   } else if (checkpoints && !latest_checkpoint(config.checkpoint_dir).empty()) {
     throw UsageError("'" + config.checkpoint_dir + "' already holds checkpoints of a run: pass --resume to continue "
                      "it, or choose another --out");
@@ -169,6 +188,7 @@ TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, 
     state.recipe = config.recipe;
     state.progress = progress_to_json(run, sums);
     state.model = config.model_description;
+    state.computed_on = computed_on(*parts.model);
     const std::string path = (std::filesystem::path(config.checkpoint_dir) / checkpoint_file_name(at)).string();
     save_checkpoint(path, *parts.model, parts.optimizer, state);
     prune_checkpoints(config.checkpoint_dir, config.keep);
