@@ -2,6 +2,7 @@
 // they compress like photographs: tens of KB at 500x375, quality 90) into a temporary image folder, times
 // decoding alone on one thread, then the loader decoding and augmenting them on its workers.
 #include "bench/bench_decode.h"
+#include "bench/bench_loader.h"
 
 #include <unistd.h>
 
@@ -37,14 +38,6 @@ struct DecodeBenchOptions {
 };
 
 // Removes the temporary folder however the benchmark ends.
-struct TemporaryFolder {
-  fs::path path;
-  ~TemporaryFolder() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
 // A photo-like RGB image: a colour gradient, a few shaded discs, a fine texture and noise of +-8 levels.
 ImageU8 photo_like_image(int width, int height, uint64_t seed) {
   RandomStream rng{seed, kStreamData, 0};
@@ -97,7 +90,7 @@ void run_bench_decode(const DecodeBenchOptions& opts) {
   if (opts.batch > opts.files)
     throw UsageError("bench decode: --batch " + std::to_string(opts.batch) + " exceeds --files " +
                      std::to_string(opts.files) + " (an epoch must hold a batch)");
-  TemporaryFolder folder{fs::temp_directory_path() / ("intl-bench-decode-" + std::to_string(getpid()))};
+  TemporaryFolder folder("decode");
   fs::create_directories(folder.path / "synthetic");
   uintmax_t bytes = 0;
   for (int i = 0; i < opts.files; ++i) {
@@ -106,7 +99,6 @@ void run_bench_decode(const DecodeBenchOptions& opts) {
     bytes += fs::file_size(file);
   }
   const ImageFolder data(folder.path.string());
-  using clock = std::chrono::steady_clock;
 
   // Decoding alone, on this thread.
   ImageF image;
@@ -118,21 +110,9 @@ void run_bench_decode(const DecodeBenchOptions& opts) {
 
   // Decoding and augmenting through the loader.
   Loader loader(data, bench_loader_config(opts));
-  loader.start_epoch(0);
-  loader.next();  // warm-up: threads started, scratch allocated
-  const auto start = clock::now();
-  const std::clock_t cpu_start = std::clock();  // CPU time of all threads of the process
-  long long done = 0;
-  for (int epoch = 1; done < opts.images; ++epoch) {
-    loader.start_epoch(epoch);
-    while (done < opts.images) {
-      const Batch* batch = loader.next();
-      if (!batch) break;
-      done += batch->n;
-    }
-  }
-  const double seconds = std::chrono::duration<double>(clock::now() - start).count();
-  const double cpu_seconds = double(std::clock() - cpu_start) / CLOCKS_PER_SEC;
+  const LoaderTiming t = time_loader(loader, opts.images);
+  const long long done = t.images;
+  const double seconds = t.seconds, cpu_seconds = t.cpu_seconds;
   std::string sizes;
   const LoaderConfig& config = loader.config();
   if (!config.augment) {

@@ -17,9 +17,37 @@
 #include "engine/error.h"
 
 namespace intl::bench {
-namespace {
 
 namespace fs = std::filesystem;
+
+TemporaryFolder::TemporaryFolder(const std::string& name)
+    : path(fs::temp_directory_path() / ("intl-bench-" + name + "-" + std::to_string(getpid()))) {}
+
+TemporaryFolder::~TemporaryFolder() {
+  std::error_code ec;
+  fs::remove_all(path, ec);
+}
+
+LoaderTiming time_loader(Loader& loader, long long images) {
+  loader.start_epoch(0);
+  loader.next();
+  const auto start = std::chrono::steady_clock::now();
+  const std::clock_t cpu_start = std::clock();
+  LoaderTiming t;
+  for (int epoch = 1; t.images < images; ++epoch) {
+    loader.start_epoch(epoch);
+    while (t.images < images) {
+      const Batch* batch = loader.next();
+      if (!batch) break;
+      t.images += batch->n;
+    }
+  }
+  t.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  t.cpu_seconds = double(std::clock() - cpu_start) / CLOCKS_PER_SEC;
+  return t;
+}
+
+namespace {
 
 struct LoaderBenchOptions {
   std::string dataset = "cifar10";
@@ -30,40 +58,19 @@ struct LoaderBenchOptions {
 };
 
 // Removes the temporary dataset folder however the benchmark ends.
-struct TemporaryFolder {
-  fs::path path;
-  ~TemporaryFolder() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
 void run_bench_loader(const LoaderBenchOptions& opts) {
   if (opts.workers < 0 || opts.batch < 1 || opts.images < 1)
     throw UsageError("bench loader: --workers must be >= 0, --batch and --images >= 1");
   const CifarKind kind = parse_cifar_kind(opts.dataset);
-  TemporaryFolder folder{fs::temp_directory_path() / ("intl-bench-loader-" + std::to_string(getpid()))};
+  TemporaryFolder folder("loader");
   const int n_train = std::max(opts.batch, std::min(opts.images, 10000));
   make_synthetic_cifar(folder.path.string(), kind, n_train, 10, opts.seed);
   const CifarDataset data = load_cifar(folder.path.string(), kind, Split::train);
 
   Loader loader(data, cifar_train_loader_config(opts.batch, opts.seed, opts.workers));
-  loader.start_epoch(0);
-  loader.next();  // warm-up: threads started, scratch allocated
-  using clock = std::chrono::steady_clock;
-  const auto start = clock::now();
-  const std::clock_t cpu_start = std::clock();  // CPU time of all threads of the process
-  long long done = 0;
-  for (int epoch = 1; done < opts.images; ++epoch) {
-    loader.start_epoch(epoch);
-    while (done < opts.images) {
-      const Batch* batch = loader.next();
-      if (!batch) break;
-      done += batch->n;
-    }
-  }
-  const double seconds = std::chrono::duration<double>(clock::now() - start).count();
-  const double cpu_seconds = double(std::clock() - cpu_start) / CLOCKS_PER_SEC;
+  const LoaderTiming t = time_loader(loader, opts.images);
+  const long long done = t.images;
+  const double seconds = t.seconds, cpu_seconds = t.cpu_seconds;
   const double rate = double(done) / seconds;
   const int hardware = int(std::max(1u, std::thread::hardware_concurrency()));
   std::printf("dataset: %s (synthetic, %d images)\n", opts.dataset.c_str(), data.size());

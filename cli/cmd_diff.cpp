@@ -49,16 +49,7 @@ void add_diff_command(CLI::App& app) {
         if (!p.empty()) patterns.push_back(p);
       }
     opts->diff.key_patterns = patterns;
-    std::vector<results::Result> loaded;
-    for (const std::string& path : opts->files) {
-      try {
-        loaded.push_back(results::load_result(path));
-      } catch (const UsageError&) {
-        throw;
-      } catch (const Error& e) {
-        throw UsageError(e.what());
-      }
-    }
+    const std::vector<results::Result> loaded = load_result_files(opts->files);
     const auto comparison =
         results::compare_results(loaded, results::column_names(opts->files), opts->diff);
     const std::string report = results::format_comparison(comparison, opts->format);

@@ -27,16 +27,7 @@ void add_plot_command(CLI::App& app) {
   cmd->add_option("-o,--output", opts->out, "SVG file to write (default: the first result's name with .svg)");
   cmd->add_option("--columns", opts->columns, "panels per row (default: up to 3)")->check(CLI::Range(0, 12));
   cmd->callback([opts] {
-    std::vector<results::Result> loaded;
-    for (const std::string& path : opts->files) {
-      try {
-        loaded.push_back(results::load_result(path));
-      } catch (const UsageError&) {
-        throw;
-      } catch (const Error& e) {
-        throw UsageError(e.what());
-      }
-    }
+    const std::vector<results::Result> loaded = load_result_files(opts->files);
     std::string out = opts->out;
     if (out.empty()) out = std::filesystem::path(opts->files[0]).replace_extension(".svg").string();
     const std::vector<std::string> labels = results::column_names(opts->files);

@@ -4,7 +4,11 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include <string>
+#include <vector>
+
 #include "losses/intl_loss.h"
+#include "results/result.h"
 
 namespace intl::cli {
 
@@ -37,6 +41,10 @@ void add_loss_form_option(CLI::App& cmd, IntlLossForm& form);
 // A check for options that must be a number >= 0, whose message names the value found (CLI11's own
 // NonNegativeNumber prints the largest double as the upper bound).
 CLI::Validator non_negative();
+
+// The result files named on a command line; one that cannot be read or parsed is a UsageError (exit 2) naming
+// the file and what is wrong.
+std::vector<results::Result> load_result_files(const std::vector<std::string>& paths);
 
 // Whether any command was given --verbose: main then prints the allocators' counters when the command ends.
 bool verbose_requested();

@@ -124,6 +124,20 @@ void add_common_options(CLI::App& cmd, CommonOptions& opts) {
       ->capture_default_str();
 }
 
+std::vector<results::Result> load_result_files(const std::vector<std::string>& paths) {
+  std::vector<results::Result> loaded;
+  for (const std::string& path : paths) {
+    try {
+      loaded.push_back(results::load_result(path));
+    } catch (const UsageError&) {
+      throw;
+    } catch (const Error& e) {
+      throw UsageError(e.what());
+    }
+  }
+  return loaded;
+}
+
 CLI::Validator non_negative() {
   return CLI::Validator(
       [](std::string& text) -> std::string {
