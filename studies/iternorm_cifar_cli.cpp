@@ -1,18 +1,16 @@
 // `intl run iternorm-cifar`: the options of studies/iternorm_cifar.h (lists are comma separated, every option
 // may come from --config; experiments/iternorm-cifar.json is the paper's setting, iternorm-cifar-cpu.json the
 // reduced one). Exit 130 when stopped by Ctrl-C; --resume continues.
-#include <cstdio>
 #include <memory>
 
 #include "cli/command.h"
 #include "studies/iternorm_cifar.h"
-#include "studies/sweep.h"
+#include "studies/sweep_cli.h"
 
 namespace intl::cli {
 
 void add_run_iternorm_cifar(CLI::App& run) {
   auto o = std::make_shared<studies::IternormCifarOptions>();
-  auto common = std::make_shared<CommonOptions>();
   auto* cmd = run.add_subcommand("iternorm-cifar", "IterNorm T with and without the trace loss on CIFAR-10: spectra "
                                                    "of cov(Z) and cov(Zhat), kNN and linear accuracy (supplement D.2)");
   cmd->footer("Flatness of a spectrum: lambda_r / lambda_1 of the r = min(batch, dim - 1) non-zero eigenvalues of the "
@@ -49,24 +47,7 @@ void add_run_iternorm_cifar(CLI::App& run) {
       ->capture_default_str();
   cmd->add_option("--linear-epochs", o->linear_epochs, "epochs of the final linear classifier (0: none)")
       ->capture_default_str();
-  cmd->add_option("--workers", o->workers, "data loader threads")->capture_default_str();
-  cmd->add_option("--log-every", o->log_every, "seconds between progress lines when not on a terminal")
-      ->capture_default_str();
-  cmd->add_flag("--checkpoints,!--no-checkpoints", o->checkpoints,
-                "checkpoint every epoch, for --resume midway (default: on)");
-  cmd->add_flag("--resume", o->resume, "continue the study in --out: finished runs are kept");
-  add_common_options(*cmd, *common);
-  cmd->callback([o, common] {
-    o->device = common->device;
-    o->seed = common->seed;
-    o->out = common->out;
-    try {
-      studies::run_iternorm_cifar(*o);
-    } catch (const studies::Interrupted& e) {
-      std::fprintf(stderr, "intl: %s\n", e.what());
-      throw ExitCode{130};
-    }
-  });
+  add_sweep_options(*cmd, o, [](const auto& options) { studies::run_iternorm_cifar(options); });
 }
 
 }  // namespace intl::cli

@@ -1,18 +1,16 @@
 // `intl run whiten-instability`: the options of studies/whiten_instability.h (lists are comma separated, every
 // option may come from --config; experiments/whiten-instability.json is the paper's setting,
 // experiments/whiten-instability-cpu.json the reduced one). Exit 130 when stopped by Ctrl-C.
-#include <cstdio>
 #include <memory>
 
 #include "cli/command.h"
-#include "studies/sweep.h"
+#include "studies/sweep_cli.h"
 #include "studies/whiten_instability.h"
 
 namespace intl::cli {
 
 void add_run_whiten_instability(CLI::App& run) {
   auto o = std::make_shared<studies::WhitenInstabilityOptions>();
-  auto common = std::make_shared<CommonOptions>();
   auto* cmd = run.add_subcommand("whiten-instability", "hard whitening by eigendecomposition: inverse condition "
                                                        "number and crashes against d (supplement D.3, Figure IV)");
   cmd->footer("A crash (non-finite loss or gradient, or the eigensolver failing) is a result: its iteration is "
@@ -39,24 +37,7 @@ void add_run_whiten_instability(CLI::App& run) {
   cmd->add_option("--lr", o->lr, "Adam learning rate")->capture_default_str();
   cmd->add_option("--weight-decay", o->weight_decay, "Adam weight decay")->capture_default_str();
   cmd->add_option("--warmup", o->warmup, "iterations of linear learning-rate warm-up")->capture_default_str();
-  cmd->add_option("--workers", o->workers, "data loader threads")->capture_default_str();
-  cmd->add_option("--log-every", o->log_every, "seconds between progress lines when not on a terminal")
-      ->capture_default_str();
-  cmd->add_flag("--checkpoints,!--no-checkpoints", o->checkpoints,
-                "checkpoint every epoch, for --resume midway (default: off)");
-  cmd->add_flag("--resume", o->resume, "continue the study in --out: finished runs are kept");
-  add_common_options(*cmd, *common);
-  cmd->callback([o, common] {
-    o->device = common->device;
-    o->seed = common->seed;
-    o->out = common->out;
-    try {
-      studies::run_whiten_instability(*o);
-    } catch (const studies::Interrupted& e) {
-      std::fprintf(stderr, "intl: %s\n", e.what());
-      throw ExitCode{130};
-    }
-  });
+  add_sweep_options(*cmd, o, [](const auto& options) { studies::run_whiten_instability(options); });
 }
 
 }  // namespace intl::cli
