@@ -174,6 +174,21 @@ std::string verdict(const Comparison& c) {
   return s + ".";
 }
 
+// When metrics differ between runs of one study computed on different devices or CPU thread counts: a line
+// saying that those alone change the bits of a training run (docs/pretrain.md), so the differences may be no
+// more than that. Not against the paper's numbers (another study), where a tolerance is given anyway.
+std::string where_computed_differs(const Comparison& c) {
+  if (c.agree()) return "";
+  std::string keys;
+  for (const ConfigRow& row : c.config) {
+    if (row.key == "header.study") return "";
+    if (row.key == "header.threads" || row.key == "header.device") keys += (keys.empty() ? "" : " and ") + row.key;
+  }
+  if (keys.empty()) return "";
+  return "Note: the files differ in " + keys + "; a training run's numbers change with the device and the CPU "
+         "thread count alone (docs/pretrain.md), so compare them with a tolerance, e.g. --rtol 0.01.";
+}
+
 std::string tolerance_line(const Comparison& c) {
   return "agree when |x - " + c.names[0] + "| <= atol + rtol * |" + c.names[0] + "|, atol " +
          number(c.options.atol, 6) + ", rtol " + number(c.options.rtol, 6);
@@ -232,6 +247,8 @@ std::string format_comparison(const Comparison& c, const std::string& format) {
   out += heading("Metrics (" + tolerance_line(c) + ")");
   out += c.metrics.empty() ? std::string("  (no metrics)\n") : table(metric_table(c));
   out += "\n" + std::string(md ? "" : "  ") + verdict(c) + "\n";
+  if (const std::string why = where_computed_differs(c); !why.empty())
+    out += std::string(md ? "" : "  ") + why + "\n";
   if (!c.config.empty()) out += "\n" + heading("Configuration that differs") + table(config_table(c));
   if (!c.curves.empty()) out += "\n" + heading("Curves") + table(curve_table(c));
   return out;

@@ -121,6 +121,19 @@ TEST_CASE("timings (names ending in _s) are listed but judged only when --keys p
   CHECK(!picked.agree());
 }
 
+TEST_CASE("differing runs computed on other thread counts or devices get a note; the paper's numbers do not") {
+  Result a = one_run("x", {{"final_loss", 1.5}}), b = one_run("x", {{"final_loss", 1.6}});
+  a.header.threads = 2;
+  b.header.threads = 8;
+  const std::string note = "the files differ in header.threads; a training run's numbers change";
+  CHECK(format_comparison(compare_results({a, b}, {"a", "b"}, {}), "text").find(note) != std::string::npos);
+  Result same = one_run("x", {{"final_loss", 1.5}});
+  same.header.threads = 8;
+  CHECK(format_comparison(compare_results({a, same}, {"a", "b"}, {}), "text").find("Note:") == std::string::npos);
+  b.header.study = "paper";
+  CHECK(format_comparison(compare_results({a, b}, {"a", "b"}, {}), "text").find("Note:") == std::string::npos);
+}
+
 TEST_CASE("runs of several-run files match by run/metric") {
   Result a = load_result(std::string(INTL_SOURCE_DIR) + "/experiments/paper/imagenet.json");
   Result b = a;
