@@ -149,7 +149,7 @@ void write_file_atomically(const std::string& path, const std::string& text) {
   }
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) io_error(tmp, "cannot create");
+  if (fd < 0) io_error(path, "cannot write it: creating " + tmp + " failed");
   try {
     write_all(fd, text, tmp);
     if (::fsync(fd) != 0) io_error(tmp, "cannot flush to disk");
