@@ -51,6 +51,16 @@ step() {
 # ---- environment ----
 note "== intl GPU check, $(date -u +%FT%TZ), git $(git rev-parse --short=12 HEAD 2>/dev/null || echo '?')"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >>"$SUMMARY" 2>&1
+# The state of the machine around the timings, to tell a slow sitting from a slow build: the GPU's clocks,
+# utilisation, temperature and power, the processes holding it (anything but ours is another tenant), and
+# the host's load.
+machine_state() {
+  note "-- machine $1: $(cut -d' ' -f1-3 /proc/loadavg) host load (1, 5, 15 min), $(nproc) cores"
+  nvidia-smi --query-gpu=clocks.sm,clocks.max.sm,clocks.mem,utilization.gpu,temperature.gpu,power.draw \
+    --format=csv >>"$SUMMARY" 2>&1
+  nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv >>"$SUMMARY" 2>&1
+}
+machine_state "at the start"
 NVCC=$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 [ -n "$NVCC" ] || { note "no nvcc found: cannot build"; exit 1; }
 CUDA_HOME=$(dirname "$(dirname "$(readlink -f "$NVCC")")")
@@ -155,6 +165,7 @@ if [ "${INTL_GPU_CHECK:-}" = speed ]; then
       --cases cifar resnet50 --steps 20
     grep "^torch" "$OUT/bench_torch.log" >>"$SUMMARY"
   fi
+  machine_state "at the end"
   note "== done in ${SECONDS}s"
   exit 0
 fi
@@ -225,4 +236,5 @@ if python3 -c 'import torch, torchvision, sys; sys.exit(0 if torch.cuda.is_avail
 else
   note "torch: not importable with a GPU here; no PyTorch figures"
 fi
+machine_state "at the end"
 note "== done in ${SECONDS}s"
