@@ -16,8 +16,6 @@
 #include "cli/command.h"
 #include "data/image_folder.h"
 #include "engine/backend.h"
-#include "engine/conv_algorithms.h"
-#include "engine/precision.h"
 #include "engine/error.h"
 #include "results/result.h"
 #include "train/evaluation.h"
@@ -192,8 +190,7 @@ void run_eval(EvalCommandOptions& o) {
   result.header.device = device_name(device);
   result.header.seed = o.common.seed;
   result.config = config;
-  result.config["precision"] = effective_precision_name(device);
-  if (device == Device::cuda) result.config["conv_algo"] = conv_algo_search_name(conv_algo_search());
+  results::add_compute_settings(result.config, device == Device::cuda);
   if (o.mode == "knn") {
     result.config["k"] = o.k;
     result.config["distance"] = o.distance;

@@ -120,6 +120,9 @@ std::string result_to_text(const Result& result);
 Header make_header(const std::string& command, const std::string& study);
 // What to put in Header::device_name: the processor's model name for the CPU, the GPU's name for CUDA.
 std::string device_description(bool cuda);
+// Records in `config` the process-wide settings that decide a run's arithmetic besides its options:
+// `precision` (the one in effect on that device), and on a GPU `conv_algo` (engine/conv_algorithms.h).
+void add_compute_settings(json& config, bool cuda);
 std::string utc_timestamp();  // now, as 2026-11-29T07:00:00Z
 
 }  // namespace intl::results

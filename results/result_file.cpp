@@ -13,7 +13,9 @@
 #include <sstream>
 
 #include "engine/backend.h"
+#include "engine/conv_algorithms.h"
 #include "engine/error.h"
+#include "engine/precision.h"
 #include "results/result.h"
 #include "results/version.h"
 
@@ -196,6 +198,11 @@ std::string device_description(bool cuda) {
       return start == std::string::npos ? "cpu" : line.substr(start);
     }
   return "cpu";
+}
+
+void add_compute_settings(json& config, bool cuda) {
+  config["precision"] = effective_precision_name(cuda ? Device::cuda : Device::cpu);
+  if (cuda) config["conv_algo"] = conv_algo_search_name(conv_algo_search());
 }
 
 Header make_header(const std::string& command, const std::string& study) {

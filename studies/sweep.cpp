@@ -11,8 +11,6 @@
 #include <fstream>
 
 #include "engine/backend.h"
-#include "engine/conv_algorithms.h"
-#include "engine/precision.h"
 #include "engine/error.h"
 #include "plot/figures.h"
 #include "train/checkpoint.h"
@@ -131,8 +129,7 @@ Sweep::Sweep(const std::string& study, const std::string& command, const std::st
   result_.header.device_name = results::device_description(device != Device::cpu);
   result_.header.seed = seed;
   result_.config = config;
-  result_.config["precision"] = effective_precision_name(device);
-  if (device == Device::cuda) result_.config["conv_algo"] = conv_algo_search_name(conv_algo_search());
+  results::add_compute_settings(result_.config, device == Device::cuda);
 }
 
 std::string Sweep::result_path() const { return (fs::path(out_) / "RESULT.json").string(); }

@@ -15,8 +15,6 @@
 #include "data/loader.h"
 #include "engine/autograd.h"
 #include "engine/backend.h"
-#include "engine/conv_algorithms.h"
-#include "engine/precision.h"
 #include "engine/error.h"
 #include "engine/optim/schedule.h"
 #include "losses/intl_loss.h"
@@ -239,8 +237,7 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
   result.config = pretrain_options_json(o);
   result.config["beta_used"] = beta;
   result.config["base_lr_used"] = schedule.base_lr;
-  result.config["precision"] = effective_precision_name(device);
-  if (device == Device::cuda) result.config["conv_algo"] = conv_algo_search_name(conv_algo_search());
+  results::add_compute_settings(result.config, device == Device::cuda);
   if (folder) {
     result.config["classes_used"] = train_data.num_classes();
     result.config["train_images_used"] = train_data.size();
