@@ -729,7 +729,6 @@ namespace {
 // Each value of `t` rounded to bfloat16 (on the CPU), as float32: inputs that both devices hold exactly.
 Tensor bf16_exact(const Tensor& t) { return t.to(DType::bf16).to(DType::f32); }
 
-
 }  // namespace
 
 TEST_CASE("bfloat16 tensors copy, fill and add on CUDA as the CPU rounds them") {
