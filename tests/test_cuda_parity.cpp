@@ -248,6 +248,30 @@ std::vector<Tensor> conv_primitive(Device d, DType t) {
   return {y, dx, dw, db};
 }
 
+// The fused BatchNorm2d primitive (training, residual, ReLU), forward and every gradient, on (2, 8, 9, c)
+// activations of dtype t; `offset` reads x from a view one element into a larger allocation.
+std::vector<Tensor> batchnorm2d_fused(Device d, int64_t c, DType t, bool offset) {
+  const BatchNorm2dArgs a{2, 8, 9, c, 1e-5, 0.1, true, true};
+  const Shape s{2, 8, 9, c};
+  Tensor x = on(d, rnd(s, 1, 2.0).to(t));
+  if (offset) {
+    Tensor base = Tensor::zeros({x.numel() + 1}, t);
+    slice(base, 0, 1, x.numel() + 1).copy_(reshape(rnd(s, 1, 2.0).to(t), {-1}));
+    base = on(d, base);
+    x = reshape(slice(base, 0, 1, x.numel() + 1), s);
+    CHECK(reinterpret_cast<uintptr_t>(x.raw_data()) % 16 != 0);
+  }
+  Tensor res = on(d, rnd(s, 2).to(t)), gamma = on(d, pos({c}, 3).to(t));
+  Tensor beta = on(d, rnd({c}, 4).to(t)), rm = on(d, rnd({c}, 5).to(t)), rv = on(d, pos({c}, 6).to(t));
+  Tensor dy = on(d, rnd(s, 7).to(t));
+  Tensor y = Tensor::empty(s, t, d), mean = Tensor::empty({c}, t, d), invstd = Tensor::empty({c}, t, d);
+  Tensor dx = Tensor::empty(s, t, d), dres = Tensor::empty(s, t, d), dgamma = Tensor::empty({c}, t, d);
+  Tensor dbeta = Tensor::empty({c}, t, d);
+  backend(d).batchnorm2d_forward(a, x, gamma, beta, res, y, mean, invstd, rm, rv);
+  backend(d).batchnorm2d_backward(a, x, y, dy, gamma, mean, invstd, Tensor(), Tensor(), dx, dgamma, dbeta, dres);
+  return {y, mean, invstd, rm, rv, dx, dgamma, dbeta, dres};
+}
+
 std::vector<Primitive> primitive_cases() {
   return {
       {"random normal f32",
@@ -298,19 +322,15 @@ std::vector<Primitive> primitive_cases() {
          return std::vector<Tensor>{big};
        }},
       {"batchnorm 2d fused: running statistics, saved statistics, all four gradients",
-       [](Device d) {
-         const BatchNorm2dArgs a{2, 8, 9, 40, 1e-5, 0.1, true, true};
-         const Shape s{2, 8, 9, 40};
-         Tensor x = on(d, rnd(s, 1, 2.0)), res = on(d, rnd(s, 2)), gamma = on(d, pos({40}, 3));
-         Tensor beta = on(d, rnd({40}, 4)), rm = on(d, rnd({40}, 5)), rv = on(d, pos({40}, 6)), dy = on(d, rnd(s, 7));
-         Tensor y = Tensor::empty(s, DType::f32, d), mean = Tensor::empty({40}, DType::f32, d);
-         Tensor invstd = Tensor::empty({40}, DType::f32, d), dx = Tensor::empty(s, DType::f32, d);
-         Tensor dres = Tensor::empty(s, DType::f32, d), dgamma = Tensor::empty({40}, DType::f32, d);
-         Tensor dbeta = Tensor::empty({40}, DType::f32, d);
-         backend(d).batchnorm2d_forward(a, x, gamma, beta, res, y, mean, invstd, rm, rv);
-         backend(d).batchnorm2d_backward(a, x, y, dy, gamma, mean, invstd, Tensor(), Tensor(), dx, dgamma, dbeta, dres);
-         return std::vector<Tensor>{y, mean, invstd, rm, rv, dx, dgamma, dbeta, dres};
-       }},
+       [](Device d) { return batchnorm2d_fused(d, 40, DType::f32, false); }},
+      // The CUDA kernels move 16 bytes a thread where they can (4 channels of float32, 2 of float64) and one
+      // element where the channels do not divide or a tensor starts off a 16-byte boundary.
+      {"batchnorm 2d fused, 6 channels (one element a thread)",
+       [](Device d) { return batchnorm2d_fused(d, 6, DType::f32, false); }},
+      {"batchnorm 2d fused, 40 channels read from a view 4 bytes off its allocation",
+       [](Device d) { return batchnorm2d_fused(d, 40, DType::f32, true); }},
+      {"batchnorm 2d fused, float64, 6 channels (two a thread)",
+       [](Device d) { return batchnorm2d_fused(d, 6, DType::f64, false); }, {1e-9, 1e-9}},
       {"conv2d 3x3 stride 2 pad 1 with bias", [](Device d) { return conv_primitive(d, DType::f32); }},
       {"conv2d 3x3 stride 2 pad 1 with bias, float64", [](Device d) { return conv_primitive(d, DType::f64); },
        {1e-9, 1e-9}},
@@ -324,6 +344,20 @@ std::vector<Primitive> primitive_cases() {
          backend(d).maxpool2d_forward(a, x, y, idx);
          backend(d).maxpool2d_backward(a, dy, idx, dx);
          return std::vector<Tensor>{y, idx, dx};
+       }},
+      {"maxpool 3x3 stride 1 pad 1 and 2x2 stride 2, 40 channels (two lanes' worth), 11 columns",
+       [](Device d) {
+         std::vector<Tensor> out;
+         for (const Pool2dArgs a : {Pool2dArgs{3, 40, 5, 11, 3, 1, 1}, Pool2dArgs{3, 40, 6, 11, 2, 2, 0}}) {
+           Tensor x = on(d, rnd({a.n, a.h, a.w, a.c}, 1));
+           Tensor y = Tensor::empty({a.n, a.h_out(), a.w_out(), a.c}, DType::f32, d);
+           Tensor idx = Tensor::empty(y.shape(), DType::i32, d), dy = on(d, rnd(y.shape(), 2));
+           Tensor dx = Tensor::empty(x.shape(), DType::f32, d);
+           backend(d).maxpool2d_forward(a, x, y, idx);
+           backend(d).maxpool2d_backward(a, dy, idx, dx);
+           out.insert(out.end(), {y, idx, dx});
+         }
+         return out;
        }},
       {"NaN propagates through max pooling and the fused ReLU as on the CPU",
        [](Device d) {
@@ -783,6 +817,12 @@ TEST_CASE("convolution, fused batch norm and max pooling on bfloat16 activations
                      DType::f32);
        },
        {rnd({2, 8, 9, 40}, 1, 2.0), pos({40}, 2), rnd({40}, 3), rnd({2, 8, 9, 40}, 4)}},
+      {"batch norm 2d fused + residual + relu, train, 12 channels (one element a thread)",
+       [](V x, DType d) {
+         return cast(batch_norm_2d_fused(cast(x[0], d), cast(x[3], d), true, x[1], x[2], Tensor(), Tensor(), true),
+                     DType::f32);
+       },
+       {rnd({2, 8, 9, 12}, 1, 2.0), pos({12}, 2), rnd({12}, 3), rnd({2, 8, 9, 12}, 4)}},
       {"batch norm 2d, eval",
        [](V x, DType d) {
          return cast(batch_norm_2d(cast(x[0], d), x[1], x[2], x[3], x[4], false), DType::f32);

@@ -1,15 +1,23 @@
 // Spatial batch-norm on NHWC activations, optionally fused with a residual add and ReLU: the CUDA side of
 // engine/cpu/batchnorm2d.cpp, formula for formula. Each pass is three launches:
-//   1. per-channel sums: a block is 32 channels (one warp reads 128 contiguous bytes of a row) by 8 rows, and
-//      the grid's y axis splits the rows into chunks; each chunk writes its partial sums (double) to a
-//      workspace, so no atomics and the same inputs give the same bits;
-//   2. one thread per channel adds the chunks in order and turns the sums into coefficients (and the saved and
-//      running statistics, dgamma, dbeta);
-//   3. an elementwise pass applies the coefficients to every value, in the same 32-channel tiles.
+//   1. per-channel sums over a chunk of rows: each chunk writes its partial sums (double) to a workspace, so
+//      no atomics and the same inputs give the same bits;
+//   2. the coefficients: a block of 32 channels by 32 lanes adds the chunks in a fixed order and turns the sums
+//      into coefficients (and the saved and running statistics, dgamma, dbeta);
+//   3. an elementwise pass applies the coefficients to every value.
 // Activations (x, y, residual and their gradients) are stored as T: float, double, or bfloat16 (--precision bf16
 // on a GPU), read into P = compute_t<T> (float for bfloat16) and rounded once when stored; the per-channel
 // tensors (gamma, beta, statistics, their gradients) are P, so a bfloat16 network keeps float32 parameters.
+//
+// Memory access. The passes over the activations are memory-bound, so a thread moves 16 bytes at a time: it
+// owns V = 16 / sizeof(T) adjacent channels (8 in bfloat16, 4 in float) of each of its rows. A block is
+// `lanes` channel groups across x (up to 32: one warp reads up to 512 contiguous bytes) by 256 / lanes rows
+// across y, and the grid's y axis splits the rows into chunks. The sums issue the loads of several rows before
+// adding any of them, so that enough bytes are in flight to keep the memory busy. Where the channels are not
+// a multiple of V or a tensor starts off a 16-byte boundary, the same kernels run with V = 1.
 #include <algorithm>
+#include <cstdint>
+#include <type_traits>
 
 #include "engine/cuda/kernels.h"
 #include "engine/cuda/launch.cuh"
@@ -17,82 +25,156 @@
 namespace intl::cuda {
 namespace {
 
-constexpr int kTileChannels = 32;
-constexpr int kTileRows = 8;
+constexpr int kBlockThreads = 256;
+// A thread's place: channels k0 .. k0 + V - 1 of rows first_row(), first_row() + row_step(), ...
+template <int V> __device__ __forceinline__ int64_t first_channel() {
+  return (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * V;
+}
+__device__ __forceinline__ int64_t first_row() { return int64_t(blockIdx.y) * blockDim.y + threadIdx.y; }
+__device__ __forceinline__ int64_t row_step() { return int64_t(gridDim.y) * blockDim.y; }
 
 // Forward statistics, shifted by the first row (K) so that sum (x - K)^2 does not cancel.
-template <class T> struct StatTerms {
+template <class T, int V> struct StatTerms {
+  static constexpr int width = V, rows_in_flight = 4;  // rows whose loads a thread issues together
+  struct Args {
+    const T* x;
+    int64_t c;
+  };
+  struct Loaded {
+    Vec<T, V> x;
+  };
   const T* x;
-  int64_t c;
-  __device__ void operator()(int64_t r, int64_t k, double& a, double& b) const {
-    const double d = double(widen(x[r * c + k])) - double(widen(x[k]));
-    a += d;
-    b += d * d;
+  int64_t c, k0;
+  double shift[V];
+  __device__ StatTerms(const Args& a, int64_t k0_) : x(a.x), c(a.c), k0(k0_) {
+    for (int j = 0; j < V; ++j) shift[j] = double(widen(x[k0 + j]));
+  }
+  __device__ Loaded load(int64_t r) const { return {load_vec<V>(x + r * c + k0)}; }
+  __device__ void add(const Loaded& l, double* a, double* b) const {
+    INTL_UNROLL
+    for (int j = 0; j < V; ++j) {
+      const double d = double(widen(l.x.v[j])) - shift[j];
+      a[j] += d;
+      b[j] += d * d;
+    }
   }
 };
 
 // Backward sums: g = dy, zeroed where the fused ReLU's output y was not positive (y null: no ReLU);
 // a = sum g, b = sum g (x - mean).
-template <class T> struct GradTerms {
+template <class T, int V> struct GradTerms {
   using P = compute_t<T>;
-  const T* x;
-  const T* y;
-  const T* dy;
-  const P* mean;
-  int64_t c;
-  __device__ void operator()(int64_t r, int64_t k, double& a, double& b) const {
-    const int64_t i = r * c + k;
-    const double g = (y && !(widen(y[i]) > P(0))) ? 0.0 : double(widen(dy[i]));
-    a += g;
-    b += g * (double(widen(x[i])) - double(mean[k]));
+  static constexpr int width = V, rows_in_flight = 2;  // three tensors a row
+  struct Args {
+    const T* x;
+    const T* y;
+    const T* dy;
+    const P* mean;
+    int64_t c;
+  };
+  struct Loaded {
+    Vec<T, V> x, y, dy;
+  };
+  Args p;
+  int64_t k0;
+  double mean[V];
+  __device__ GradTerms(const Args& a, int64_t k0_) : p(a), k0(k0_) {
+    for (int j = 0; j < V; ++j) mean[j] = double(p.mean[k0 + j]);
+  }
+  __device__ Loaded load(int64_t r) const {
+    const int64_t i = r * p.c + k0;
+    Loaded l;
+    l.x = load_vec<V>(p.x + i);
+    l.dy = load_vec<V>(p.dy + i);
+    if (p.y) l.y = load_vec<V>(p.y + i);
+    return l;
+  }
+  __device__ void add(const Loaded& l, double* a, double* b) const {
+    INTL_UNROLL
+    for (int j = 0; j < V; ++j) {
+      const double g = (p.y && !(widen(l.y.v[j]) > P(0))) ? 0.0 : double(widen(l.dy.v[j]));
+      a[j] += g;
+      b[j] += g * (double(widen(l.x.v[j])) - mean[j]);
+    }
   }
 };
 
-// Block geometry shared by every kernel here: 32 channels across x (one warp reads a row's 128 contiguous
-// bytes), kTileRows rows across y, and the rows strided over the grid's y axis.
-__device__ __forceinline__ int64_t tile_channel() { return int64_t(blockIdx.x) * kTileChannels + threadIdx.x; }
-__device__ __forceinline__ int64_t first_row() { return int64_t(blockIdx.y) * kTileRows + threadIdx.y; }
-__device__ __forceinline__ int64_t row_step() { return int64_t(gridDim.y) * kTileRows; }
-
-// partial[chunk][0][k] and partial[chunk][1][k]: the two sums over the chunk's rows for channel k.
+// partial[chunk][0][k] and partial[chunk][1][k]: the two sums over the chunk's rows for channel k, the chunk
+// being blockIdx.y. The block's rows are then added in the order of threadIdx.y, channel by channel.
 template <class Terms>
-__global__ void channel_sums_kernel(Terms terms, int64_t rows, int64_t c, double* partial) {
-  __shared__ double sa[kTileRows][kTileChannels], sb[kTileRows][kTileChannels];
-  const int64_t k = tile_channel();
-  double a = 0, b = 0;
+__global__ void channel_sums_kernel(typename Terms::Args args, int64_t rows, int64_t c, double* partial) {
+  constexpr int V = Terms::width, U = Terms::rows_in_flight;
+  __shared__ double sa[kBlockThreads], sb[kBlockThreads];
+  const int64_t k0 = first_channel<V>();
+  double a[V] = {}, b[V] = {};
+  if (k0 < c) {
+    const Terms terms(args, k0);
+    const int64_t step = row_step();
+    int64_t r = first_row();
+    for (; r + (U - 1) * step < rows; r += U * step) {
+      typename Terms::Loaded l[U];
+      INTL_UNROLL
+      for (int u = 0; u < U; ++u) l[u] = terms.load(r + u * step);
+      INTL_UNROLL
+      for (int u = 0; u < U; ++u) terms.add(l[u], a, b);
+    }
+    for (; r < rows; r += step) terms.add(terms.load(r), a, b);
+  }
+  const unsigned slot = threadIdx.y * blockDim.x + threadIdx.x;
+  double* out = partial + int64_t(blockIdx.y) * 2 * c;
+  INTL_UNROLL
+  for (int j = 0; j < V; ++j) {
+    sa[slot] = a[j];
+    sb[slot] = b[j];
+    __syncthreads();
+    if (threadIdx.y == 0 && k0 < c) {
+      double ta = a[j], tb = b[j];
+      for (unsigned y = 1; y < blockDim.y; ++y) {
+        ta += sa[y * blockDim.x + threadIdx.x];
+        tb += sb[y * blockDim.x + threadIdx.x];
+      }
+      out[k0 + j] = ta;
+      out[c + k0 + j] = tb;
+    }
+    __syncthreads();
+  }
+}
+
+// The coefficient kernels: a block is 32 channels (x) by 32 lanes (y); lane y adds chunks y, y + 32, ... and
+// lane 0 then adds the lanes in order, so a channel's total is the same on every run, and the chunks are
+// read 32 at a time rather than one after another.
+constexpr int kTotalLanes = 32;
+__device__ bool chunk_totals(const double* partial, int chunks, int64_t c, double& a, double& b) {
+  __shared__ double sa[kTotalLanes][kTotalLanes], sb[kTotalLanes][kTotalLanes];
+  const int64_t k = int64_t(blockIdx.x) * kTotalLanes + threadIdx.x;
+  a = 0;
+  b = 0;
   if (k < c)
-    for (int64_t r = first_row(); r < rows; r += row_step()) terms(r, k, a, b);
+    for (int j = threadIdx.y; j < chunks; j += kTotalLanes) {
+      a += partial[int64_t(j) * 2 * c + k];
+      b += partial[int64_t(j) * 2 * c + c + k];
+    }
   sa[threadIdx.y][threadIdx.x] = a;
   sb[threadIdx.y][threadIdx.x] = b;
   __syncthreads();
-  if (threadIdx.y != 0 || k >= c) return;
-  for (int j = 1; j < kTileRows; ++j) {
-    a += sa[j][threadIdx.x];
-    b += sb[j][threadIdx.x];
+  if (threadIdx.y != 0 || k >= c) return false;
+  for (int y = 1; y < kTotalLanes; ++y) {
+    a += sa[y][threadIdx.x];
+    b += sb[y][threadIdx.x];
   }
-  double* out = partial + int64_t(blockIdx.y) * 2 * c;
-  out[k] = a;
-  out[c + k] = b;
+  return true;
 }
-
-__device__ void chunk_totals(const double* partial, int chunks, int64_t c, int64_t k, double& a, double& b) {
-  a = 0;
-  b = 0;
-  for (int j = 0; j < chunks; ++j) {
-    a += partial[int64_t(j) * 2 * c + k];
-    b += partial[int64_t(j) * 2 * c + c + k];
-  }
-}
+const dim3 kTotalsBlock(kTotalLanes, kTotalLanes);
+unsigned totals_blocks(int64_t c) { return unsigned((c + kTotalLanes - 1) / kTotalLanes); }
 
 // Training forward: mean = K + S1 / R, var = S2 / R - (S1 / R)^2; y = x * scale + shift (+ residual, ReLU).
 template <class T, class P = compute_t<T>>
 __global__ void forward_train_coefficients(const double* partial, int chunks, int64_t rows, int64_t c, const T* x,
                                            const P* gamma, const P* beta, double eps, double momentum, P* scale,
                                            P* shift, P* save_mean, P* save_invstd, P* running_mean, P* running_var) {
-  const int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (k >= c) return;
   double s1, s2;
-  chunk_totals(partial, chunks, c, k, s1, s2);
+  if (!chunk_totals(partial, chunks, c, s1, s2)) return;
+  const int64_t k = int64_t(blockIdx.x) * kTotalLanes + threadIdx.x;
   const double m1 = s1 / double(rows);
   const double var = fmax(0.0, s2 / double(rows) - m1 * m1);
   const double mean = double(widen(x[k])) + m1;
@@ -119,19 +201,29 @@ __global__ void forward_eval_coefficients(int64_t c, const T* gamma, const T* be
   shift[k] = T(bt - double(running_mean[k]) * g * invstd);
 }
 
-// The elementwise passes use the same geometry, so a thread keeps its channel's coefficients in registers and
-// no index is divided.
-template <class T, class P = compute_t<T>>
+// The elementwise passes: a thread loads its V channels' coefficients once and walks its rows.
+template <class T, int V, class P = compute_t<T>>
 __global__ void apply_affine_kernel(const T* x, const P* scale, const P* shift, const T* residual, bool relu, T* y,
                                     int64_t rows, int64_t c) {
-  const int64_t k = tile_channel();
-  if (k >= c) return;
-  const P sc = scale[k], sh = shift[k];
+  const int64_t k0 = first_channel<V>();
+  if (k0 >= c) return;
+  P sc[V], sh[V];
+  for (int j = 0; j < V; ++j) {
+    sc[j] = scale[k0 + j];
+    sh[j] = shift[k0 + j];
+  }
   for (int64_t r = first_row(); r < rows; r += row_step()) {
-    const int64_t i = r * c + k;
-    P v = widen(x[i]) * sc + sh;
-    if (residual) v += widen(residual[i]);
-    y[i] = narrow<T>(relu ? (v < P(0) ? P(0) : v) : v);  // NaN passes, as std::max(v, 0) on the CPU
+    const int64_t i = r * c + k0;
+    const Vec<T, V> xv = load_vec<V>(x + i);
+    Vec<T, V> rv, out;
+    if (residual) rv = load_vec<V>(residual + i);
+    INTL_UNROLL
+    for (int j = 0; j < V; ++j) {
+      P v = widen(xv.v[j]) * sc[j] + sh[j];
+      if (residual) v += widen(rv.v[j]);
+      out.v[j] = narrow<T>(relu ? (v < P(0) ? P(0) : v) : v);  // NaN passes, as std::max(v, 0) on the CPU
+    }
+    store_vec<V>(y + i, out);
   }
 }
 
@@ -142,12 +234,16 @@ template <class P>
 __global__ void backward_coefficients(const double* partial, int chunks, int64_t rows, int64_t c, bool training,
                                       const P* gamma, const P* mean, const P* invstd_saved, const P* running_var,
                                       double eps, P* coef, P* dgamma, P* dbeta) {
-  const int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  double sg = 0, sgx = 0;
+  if (partial) {
+    if (!chunk_totals(partial, chunks, c, sg, sgx)) return;
+  } else if (threadIdx.y != 0) {
+    return;
+  }
+  const int64_t k = int64_t(blockIdx.x) * kTotalLanes + threadIdx.x;
   if (k >= c) return;
   const double invstd = training ? double(invstd_saved[k]) : 1.0 / sqrt(double(running_var[k]) + eps);
   const double g = gamma ? double(gamma[k]) : 1.0;
-  double sg = 0, sgx = 0;
-  if (partial) chunk_totals(partial, chunks, c, k, sg, sgx);
   const double dg = sgx * invstd, db = sg;
   if (dgamma) dgamma[k] = P(dg);
   if (dbeta) dbeta[k] = P(db);
@@ -159,41 +255,70 @@ __global__ void backward_coefficients(const double* partial, int chunks, int64_t
   coef[2 * c + k] = P(d);
 }
 
-template <class T, class P = compute_t<T>>
+template <class T, int V, class P = compute_t<T>>
 __global__ void backward_apply_kernel(const T* x, const T* y, const T* dy, const P* coef, T* dx, T* dresidual,
                                       int64_t rows, int64_t c) {
-  const int64_t k = tile_channel();
-  if (k >= c) return;
-  const P a = coef[k], b = coef[c + k], d = coef[2 * c + k];
+  const int64_t k0 = first_channel<V>();
+  if (k0 >= c) return;
+  P a[V], b[V], d[V];
+  for (int j = 0; j < V; ++j) {
+    a[j] = coef[k0 + j];
+    b[j] = coef[c + k0 + j];
+    d[j] = coef[2 * c + k0 + j];
+  }
   for (int64_t r = first_row(); r < rows; r += row_step()) {
-    const int64_t i = r * c + k;
-    const bool pass = !y || widen(y[i]) > P(0);
-    if (dx) dx[i] = narrow<T>(a * (pass ? widen(dy[i]) : P(0)) + b * widen(x[i]) + d);
-    if (dresidual) dresidual[i] = pass ? dy[i] : narrow<T>(P(0));
+    const int64_t i = r * c + k0;
+    const Vec<T, V> dyv = load_vec<V>(dy + i);
+    Vec<T, V> xv, yv, dxv, drv;
+    if (dx) xv = load_vec<V>(x + i);
+    if (y) yv = load_vec<V>(y + i);
+    INTL_UNROLL
+    for (int j = 0; j < V; ++j) {
+      const bool pass = !y || widen(yv.v[j]) > P(0);
+      if (dx) dxv.v[j] = narrow<T>(a[j] * (pass ? widen(dyv.v[j]) : P(0)) + b[j] * widen(xv.v[j]) + d[j]);
+      if (dresidual) drv.v[j] = pass ? dyv.v[j] : narrow<T>(P(0));
+    }
+    if (dx) store_vec<V>(dx + i, dxv);
+    if (dresidual) store_vec<V>(dresidual + i, drv);
   }
 }
 
-// Launch geometry: tiles of 32 channels across x, chunks of rows across y. The sums aim at about 1024 blocks
-// with at least 64 rows per chunk (a thread sums several rows); the elementwise passes at about 8192 blocks.
+// Launch geometry for V channels a thread: `lanes` channel groups across x, 256 / lanes rows across y, and
+// the rows split into chunks (grid y). The sums aim at about 1024 blocks, a thread taking at least 16 rows;
+// the elementwise passes at about 4096 blocks, a thread taking at least 4.
 struct ChannelGrid {
-  dim3 grid, block{kTileChannels, kTileRows};
+  dim3 grid, block;
   int chunks = 1;
-  ChannelGrid(int64_t rows, int64_t c, int64_t target_blocks, int64_t min_rows_per_chunk) {
-    const int64_t tiles = (c + kTileChannels - 1) / kTileChannels;
+  ChannelGrid(int64_t rows, int64_t c, int v, int64_t target_blocks, int64_t min_rows_per_thread) {
+    const int64_t groups = c / v, lanes = std::min<int64_t>(groups, 32), block_rows = kBlockThreads / lanes;
+    const int64_t tiles = (groups + lanes - 1) / lanes;
     const int64_t by_blocks = std::max<int64_t>(1, target_blocks / tiles);
-    const int64_t by_rows = std::max<int64_t>(1, (rows + min_rows_per_chunk - 1) / min_rows_per_chunk);
+    const int64_t per_chunk = block_rows * min_rows_per_thread;
+    const int64_t by_rows = std::max<int64_t>(1, (rows + per_chunk - 1) / per_chunk);
     chunks = int(std::min<int64_t>({by_blocks, by_rows, 65535}));
+    block = dim3(unsigned(lanes), unsigned(block_rows));
     grid = dim3(unsigned(tiles), unsigned(chunks));
   }
 };
-ChannelGrid sums_grid(int64_t rows, int64_t c) { return ChannelGrid(rows, c, 1024, 64); }
-ChannelGrid apply_grid(int64_t rows, int64_t c) { return ChannelGrid(rows, c, 8192, kTileRows); }
+ChannelGrid sums_grid(int64_t rows, int64_t c, int v) { return ChannelGrid(rows, c, v, 1024, 16); }
+ChannelGrid apply_grid(int64_t rows, int64_t c, int v) { return ChannelGrid(rows, c, v, 4096, 4); }
 
 unsigned channel_blocks(int64_t c) { return unsigned((c + kThreads - 1) / kThreads); }
 
+// Calls f with std::integral_constant<int, V>: 16 bytes a thread where the channels divide into groups of V
+// and every tensor starts on a 16-byte boundary (allocations do; a view may not), else one element.
+template <class T, class F> void with_width(int64_t c, std::initializer_list<const Tensor*> tensors, F&& f) {
+  constexpr int V = kVectorBytes / int(sizeof(T));
+  bool vector = c % V == 0;
+  for (const Tensor* t : tensors)
+    vector = vector && (!t->defined() || vector_aligned(t->raw_data()));
+  if (vector) f(std::integral_constant<int, V>());
+  else f(std::integral_constant<int, 1>());
+}
+
 void check_args(const BatchNorm2dArgs& a, const char* what) {
   INTL_CHECK(a.n > 0 && a.h > 0 && a.w > 0 && a.c > 0, std::string(what) + ": empty or negative shape");
-  INTL_CHECK(a.c <= (int64_t(1) << 31) / kTileChannels, std::string(what) + ": too many channels");
+  INTL_CHECK(a.c < (int64_t(1) << 31), std::string(what) + ": too many channels");
 }
 
 }  // namespace
@@ -207,30 +332,34 @@ void batchnorm2d_forward(const BatchNorm2dArgs& a, const Tensor& x, const Tensor
   dispatch_storage(x.dtype(), "batch_norm_2d", [&](auto z) {
     using T = decltype(z);
     using P = compute_t<T>;
-    Tensor coef = Tensor::empty({2, c}, compute_dtype(x.dtype()), Device::cuda);  // scale, shift
-    P* scale = ptr<P>(coef);
-    P* shift = scale + c;
-    if (a.training) {
-      const ChannelGrid g = sums_grid(rows, c);
-      Tensor partial = Tensor::empty({g.chunks, 2, c}, DType::f64, Device::cuda);
-      channel_sums_kernel<<<g.grid, g.block, 0, stream()>>>(StatTerms<T>{ptr<const T>(x), c}, rows, c,
-                                                            ptr<double>(partial));
+    with_width<T>(c, {&x, &residual, &y}, [&](auto width) {
+      constexpr int V = decltype(width)::value;
+      Tensor coef = Tensor::empty({2, c}, compute_dtype(x.dtype()), Device::cuda);  // scale, shift
+      P* scale = ptr<P>(coef);
+      P* shift = scale + c;
+      if (a.training) {
+        using Terms = StatTerms<T, V>;
+        const ChannelGrid g = sums_grid(rows, c, V);
+        Tensor partial = Tensor::empty({g.chunks, 2, c}, DType::f64, Device::cuda);
+        channel_sums_kernel<Terms><<<g.grid, g.block, 0, stream()>>>(typename Terms::Args{ptr<const T>(x), c}, rows,
+                                                                     c, ptr<double>(partial));
+        CUDA_CHECK_LAUNCH();
+        forward_train_coefficients<T><<<totals_blocks(c), kTotalsBlock, 0, stream()>>>(
+            ptr<const double>(partial), g.chunks, rows, c, ptr<const T>(x), ptr<const P>(gamma), ptr<const P>(beta),
+            a.eps, a.momentum, scale, shift, ptr<P>(save_mean), ptr<P>(save_invstd), ptr<P>(running_mean),
+            ptr<P>(running_var));
+        CUDA_CHECK_LAUNCH();
+      } else {
+        forward_eval_coefficients<P><<<channel_blocks(c), kThreads, 0, stream()>>>(
+            c, ptr<const P>(gamma), ptr<const P>(beta), a.eps, ptr<const P>(running_mean),
+            ptr<const P>(running_var), scale, shift);
+        CUDA_CHECK_LAUNCH();
+      }
+      const ChannelGrid ag = apply_grid(rows, c, V);
+      apply_affine_kernel<T, V><<<ag.grid, ag.block, 0, stream()>>>(ptr<const T>(x), scale, shift,
+                                                                    ptr<const T>(residual), a.relu, ptr<T>(y), rows, c);
       CUDA_CHECK_LAUNCH();
-      forward_train_coefficients<T><<<channel_blocks(c), kThreads, 0, stream()>>>(
-          ptr<const double>(partial), g.chunks, rows, c, ptr<const T>(x), ptr<const P>(gamma), ptr<const P>(beta),
-          a.eps, a.momentum, scale, shift, ptr<P>(save_mean), ptr<P>(save_invstd), ptr<P>(running_mean),
-          ptr<P>(running_var));
-      CUDA_CHECK_LAUNCH();
-    } else {
-      forward_eval_coefficients<P><<<channel_blocks(c), kThreads, 0, stream()>>>(
-          c, ptr<const P>(gamma), ptr<const P>(beta), a.eps, ptr<const P>(running_mean),
-          ptr<const P>(running_var), scale, shift);
-      CUDA_CHECK_LAUNCH();
-    }
-    const ChannelGrid ag = apply_grid(rows, c);
-    apply_affine_kernel<T><<<ag.grid, ag.block, 0, stream()>>>(ptr<const T>(x), scale, shift, ptr<const T>(residual),
-                                                               a.relu, ptr<T>(y), rows, c);
-    CUDA_CHECK_LAUNCH();
+    });
   });
 }
 
@@ -243,31 +372,35 @@ void batchnorm2d_backward(const BatchNorm2dArgs& a, const Tensor& x, const Tenso
   dispatch_storage(x.dtype(), "batch_norm_2d backward", [&](auto z) {
     using T = decltype(z);
     using P = compute_t<T>;
-    const T* yr = a.relu ? ptr<const T>(y) : nullptr;
-    const P* mean = a.training ? ptr<const P>(save_mean) : ptr<const P>(running_mean);
-    // The sums feed dx in training, and dgamma / dbeta in both modes.
-    const bool sums = a.training ? (dx.defined() || dgamma.defined() || dbeta.defined())
-                                 : (dgamma.defined() || dbeta.defined());
-    const ChannelGrid g = sums_grid(rows, c);
-    Tensor partial;
-    if (sums) {
-      partial = Tensor::empty({g.chunks, 2, c}, DType::f64, Device::cuda);
-      channel_sums_kernel<<<g.grid, g.block, 0, stream()>>>(
-          GradTerms<T>{ptr<const T>(x), yr, ptr<const T>(dy), mean, c}, rows, c, ptr<double>(partial));
+    const Tensor none;
+    with_width<T>(c, {&x, a.relu ? &y : &none, &dy, &dx, &dresidual}, [&](auto width) {
+      constexpr int V = decltype(width)::value;
+      const T* yr = a.relu ? ptr<const T>(y) : nullptr;
+      const P* mean = a.training ? ptr<const P>(save_mean) : ptr<const P>(running_mean);
+      // The sums feed dx in training, and dgamma / dbeta in both modes.
+      const bool sums = a.training ? (dx.defined() || dgamma.defined() || dbeta.defined())
+                                   : (dgamma.defined() || dbeta.defined());
+      const ChannelGrid g = sums_grid(rows, c, V);
+      Tensor partial;
+      if (sums) {
+        using Terms = GradTerms<T, V>;
+        partial = Tensor::empty({g.chunks, 2, c}, DType::f64, Device::cuda);
+        channel_sums_kernel<Terms><<<g.grid, g.block, 0, stream()>>>(
+            typename Terms::Args{ptr<const T>(x), yr, ptr<const T>(dy), mean, c}, rows, c, ptr<double>(partial));
+        CUDA_CHECK_LAUNCH();
+      }
+      Tensor coef = Tensor::empty({3, c}, compute_dtype(x.dtype()), Device::cuda);  // a, b, d
+      backward_coefficients<P><<<totals_blocks(c), kTotalsBlock, 0, stream()>>>(
+          sums ? ptr<const double>(partial) : nullptr, g.chunks, rows, c, a.training, ptr<const P>(gamma), mean,
+          ptr<const P>(save_invstd), ptr<const P>(running_var), a.eps, ptr<P>(coef), ptr<P>(dgamma), ptr<P>(dbeta));
       CUDA_CHECK_LAUNCH();
-    }
-    Tensor coef = Tensor::empty({3, c}, compute_dtype(x.dtype()), Device::cuda);  // a, b, d
-    backward_coefficients<P><<<channel_blocks(c), kThreads, 0, stream()>>>(
-        sums ? ptr<const double>(partial) : nullptr, g.chunks, rows, c, a.training, ptr<const P>(gamma), mean,
-        ptr<const P>(save_invstd), ptr<const P>(running_var), a.eps, ptr<P>(coef), ptr<P>(dgamma), ptr<P>(dbeta));
-    CUDA_CHECK_LAUNCH();
-    if (dx.defined() || dresidual.defined()) {
-      const ChannelGrid ag = apply_grid(rows, c);
-      backward_apply_kernel<T><<<ag.grid, ag.block, 0, stream()>>>(ptr<const T>(x), yr, ptr<const T>(dy),
-                                                                   ptr<const P>(coef), ptr<T>(dx), ptr<T>(dresidual),
-                                                                   rows, c);
-      CUDA_CHECK_LAUNCH();
-    }
+      if (dx.defined() || dresidual.defined()) {
+        const ChannelGrid ag = apply_grid(rows, c, V);
+        backward_apply_kernel<T, V><<<ag.grid, ag.block, 0, stream()>>>(
+            ptr<const T>(x), yr, ptr<const T>(dy), ptr<const P>(coef), ptr<T>(dx), ptr<T>(dresidual), rows, c);
+        CUDA_CHECK_LAUNCH();
+      }
+    });
   });
 }
 

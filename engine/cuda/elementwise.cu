@@ -99,6 +99,18 @@ template <class T, BinaryOp OP> __global__ void binary_kernel(const T* a, const 
   }
 }
 
+// The same over contiguous operands, V elements a thread: n / V vectors.
+template <class T, BinaryOp OP, int V>
+__global__ void binary_vector_kernel(const T* a, const T* b, T* out, int64_t vectors) {
+  INTL_GRID_STRIDE(i, vectors) {
+    const Vec<T, V> u = load_vec<V>(a + i * V), v = load_vec<V>(b + i * V);
+    Vec<T, V> r;
+    INTL_UNROLL
+    for (int j = 0; j < V; ++j) r.v[j] = narrow<T>(apply_binary<compute_t<T>, OP>(widen(u.v[j]), widen(v.v[j])));
+    store_vec<V>(out + i * V, r);
+  }
+}
+
 // x viewed as (outer, red, inner): block b sums one chunk of one row (inner == 1) into partial[o, c].
 template <class T>
 __global__ void reduce_rows_kernel(const T* x, T* partial, int64_t outer, int64_t red, int64_t chunk, int64_t chunks) {
@@ -202,6 +214,15 @@ template <class T, UnaryOp OP> void launch_unary(const Tensor& x, const Tensor& 
 template <class T, BinaryOp OP> void launch_binary(const Tensor& a, const Tensor& b, const Tensor& out) {
   const int64_t n = out.numel();
   const Layout L = make_layout(out.shape(), a.strides(), b.strides());
+  // Contiguous operands (a gradient sum, a residual) move 16 bytes a thread where their addresses allow.
+  constexpr int V = kVectorBytes / int(sizeof(T));
+  if (L.rank == 1 && L.stride[0][0] == 1 && L.stride[1][0] == 1 && n % V == 0 && vector_aligned(a.raw_data()) &&
+      vector_aligned(b.raw_data()) && vector_aligned(out.raw_data())) {
+    binary_vector_kernel<T, OP, V><<<grid_for(n / V), kThreads, 0, stream()>>>(ptr<T>(a), ptr<T>(b), ptr<T>(out),
+                                                                              n / V);
+    CUDA_CHECK_LAUNCH();
+    return;
+  }
   binary_kernel<T, OP><<<grid_for(n), kThreads, 0, stream()>>>(ptr<T>(a), ptr<T>(b), ptr<T>(out), n, L);
   CUDA_CHECK_LAUNCH();
 }

@@ -15,6 +15,27 @@ namespace intl::cuda {
 
 constexpr int kThreads = 256;
 
+// V adjacent stored elements, loaded and stored as one access: kernels over memory-bound passes move
+// kVectorBytes a thread (V = kVectorBytes / sizeof(T)) where the tensors' addresses allow (vector_aligned).
+constexpr int kVectorBytes = 16;
+template <class T, int V> struct alignas(sizeof(T) * V) Vec {
+  T v[V];
+};
+template <int V, class T> __device__ __forceinline__ Vec<T, V> load_vec(const T* p) {
+  return *reinterpret_cast<const Vec<T, V>*>(p);
+}
+template <int V, class T> __device__ __forceinline__ void store_vec(T* p, const Vec<T, V>& v) {
+  *reinterpret_cast<Vec<T, V>*>(p) = v;
+}
+inline bool vector_aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % kVectorBytes == 0; }
+
+// Unrolls the loop that follows (nvcc); the emulated build (tests/cuda_emulation) compiles it as a plain loop.
+#if defined(__CUDACC__)
+#define INTL_UNROLL _Pragma("unroll")
+#else
+#define INTL_UNROLL
+#endif
+
 // Blocks for a grid-stride loop over n elements (capped: the loop covers the rest).
 inline unsigned grid_for(int64_t n) {
   const int64_t blocks = (n + kThreads - 1) / kThreads;
