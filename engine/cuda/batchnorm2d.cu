@@ -215,7 +215,7 @@ __global__ void apply_affine_kernel(const T* x, const P* scale, const P* shift, 
   for (int64_t r = first_row(); r < rows; r += row_step()) {
     const int64_t i = r * c + k0;
     const Vec<T, V> xv = load_vec<V>(x + i);
-    Vec<T, V> rv, out;
+    Vec<T, V> rv{}, out;
     if (residual) rv = load_vec<V>(residual + i);
     INTL_UNROLL
     for (int j = 0; j < V; ++j) {
@@ -269,7 +269,7 @@ __global__ void backward_apply_kernel(const T* x, const T* y, const T* dy, const
   for (int64_t r = first_row(); r < rows; r += row_step()) {
     const int64_t i = r * c + k0;
     const Vec<T, V> dyv = load_vec<V>(dy + i);
-    Vec<T, V> xv, yv, dxv, drv;
+    Vec<T, V> xv{}, yv{}, dxv{}, drv{};  // those a call does not use stay unread
     if (dx) xv = load_vec<V>(x + i);
     if (y) yv = load_vec<V>(y + i);
     INTL_UNROLL

@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "engine/cuda/check.h"
@@ -21,11 +22,23 @@ constexpr int kVectorBytes = 16;
 template <class T, int V> struct alignas(sizeof(T) * V) Vec {
   T v[V];
 };
+// A GPU faults on a misaligned or stray vector access; the emulated device (on x86, which would do either
+// silently or crash) checks each one, sets the error the GPU would report, and skips it.
 template <int V, class T> __device__ __forceinline__ Vec<T, V> load_vec(const T* p) {
+#if defined(INTL_CUDA_EMULATION)
+  Vec<T, V> v{};
+  if (::emu::vector_access_ok(p, sizeof v)) std::memcpy(static_cast<void*>(&v), p, sizeof v);
+  return v;
+#else
   return *reinterpret_cast<const Vec<T, V>*>(p);
+#endif
 }
 template <int V, class T> __device__ __forceinline__ void store_vec(T* p, const Vec<T, V>& v) {
+#if defined(INTL_CUDA_EMULATION)
+  if (::emu::vector_access_ok(p, sizeof v)) std::memcpy(static_cast<void*>(p), &v, sizeof v);
+#else
   *reinterpret_cast<Vec<T, V>*>(p) = v;
+#endif
 }
 inline bool vector_aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % kVectorBytes == 0; }
 

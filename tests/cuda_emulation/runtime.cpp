@@ -148,6 +148,13 @@ void set_error(cudaError_t error, const char* what) {
 
 bool is_device_pointer(const void* p) { return p == nullptr || inside(p, 1); }
 
+bool vector_access_ok(const void* p, size_t bytes) {
+  if (reinterpret_cast<uintptr_t>(p) % bytes != 0) set_error(cudaErrorMisalignedAddress, "vector access");
+  else if (!inside(p, bytes)) set_error(cudaErrorInvalidDevicePointer, "vector access");
+  else return true;
+  return false;
+}
+
 void run_grid(const Config& config, void (*body)(void*), void* context) {
   const dim3 g = config.grid, bl = config.block;
   const unsigned long long threads = 1ull * bl.x * bl.y * bl.z;
@@ -253,6 +260,7 @@ const char* cudaGetErrorString(cudaError_t error) {
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     case cudaErrorInvalidDevicePointer: return "invalid device pointer (emulation: a host pointer given to a kernel)";
     case cudaErrorInvalidMemcpyDirection: return "invalid copy direction";
+    case cudaErrorMisalignedAddress: return "misaligned address";
     default: return "unknown error";
   }
 }

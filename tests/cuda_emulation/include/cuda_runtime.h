@@ -40,6 +40,7 @@ enum cudaError_t {
   cudaErrorInvalidConfiguration = 9,
   cudaErrorInvalidDevicePointer = 17,
   cudaErrorInvalidMemcpyDirection = 21,
+  cudaErrorMisalignedAddress = 716,
   cudaErrorLaunchFailure = 719,
 };
 enum cudaMemcpyKind {
@@ -90,6 +91,9 @@ void run_grid(const Config& config, void (*body)(void*), void* context);
 bool is_device_pointer(const void* p);
 // Records a launch error for cudaGetLastError (the first one sticks until read).
 void set_error(cudaError_t error, const char* what);
+// Whether a kernel may access `bytes` at p in one instruction (a vector load or store); if not (outside
+// device memory, or not on a multiple of `bytes`) it sets the error a GPU would report.
+bool vector_access_ok(const void* p, size_t bytes);
 
 template <class A> void check_argument(const A& a) {
   if constexpr (std::is_pointer_v<A>) {
