@@ -141,8 +141,9 @@ if [ "${INTL_GPU_CHECK:-}" = speed ]; then
     step "bench train resnet50 $p" "$OUT/bench_train.log" 120 "$BUILD/intl" bench train --device cuda \
       --precision $p --arch resnet50-imagenet --steps 10 --profile 2
     for form in newton spectral; do
+      prof=(); [ $form = newton ] && prof=(--profile 3)
       step "bench train cifar $p $form" "$OUT/bench_train.log" 90 "$BUILD/intl" bench train --device cuda \
-        --precision $p --arch resnet18-cifar --steps 50 --loss-form $form
+        --precision $p --arch resnet18-cifar --steps 50 --loss-form $form "${prof[@]}"
     done
   done
   # bf16 with the activations in float32 (each convolution's operands rounded into copies), for the ratio
@@ -158,7 +159,8 @@ if [ "${INTL_GPU_CHECK:-}" = speed ]; then
     step "bench train cifar bf16 $algo" "$OUT/bench_train.log" 90 "$BUILD/intl" bench train --device cuda \
       --precision bf16 --conv-algo $algo --arch resnet18-cifar --steps 50 --loss-form newton
   done
-  grep -E "^(intl bench train|steps:|host_issue_ms|conv_search|the [0-9]+ slowest| +[0-9.]+ ms  |images_per_s|cifar_epoch_s)" \
+  # with the profile rows (ResNet-50, CIFAR in the Newton form: ms and GB/s) of the passes the engine's own kernels run, beside cuDNN's
+  grep -E "^(intl bench train|steps:|host_issue_ms|conv_search|the [0-9]+ slowest| +[0-9.]+ ms  |images_per_s|cifar_epoch_s|profile:)|^  (conv2d_|batchnorm2d_|maxpool2d_|binary |gemm |sgd_step |\(outside)" \
     "$OUT/bench_train.log" >>"$SUMMARY"
   if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
     step "torch (same work)" "$OUT/bench_torch.log" 150 python3 "$ROOT/bench/gpu/torch_bench.py" --device cuda \
