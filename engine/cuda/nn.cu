@@ -73,8 +73,8 @@ __global__ void batchnorm_backward_kernel(const T* x, const T* gamma, const T* s
 
 // NHWC activations. A block is 32 channels (one warp reads a pixel's contiguous channels) by 8 pixels of one
 // row; the grid is (row tiles, rows, images), so a thread finds its pixel and window from its block's
-// coordinates with no division, once, then walks its channels 32 apart. (The first version divided a flat
-// index by c, w and h per element, and its integer divisions outweighed the loads several times over.)
+// coordinates with no division, once, then walks its channels 32 apart. (A flat index divided by c, w and h
+// for every element costs more in integer divisions, a software sequence on a GPU, than the element's loads.)
 constexpr int kPoolLanes = 32, kPoolPixels = 8;
 
 struct PoolGrid {
