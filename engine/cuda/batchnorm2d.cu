@@ -43,13 +43,13 @@ template <class T, int V> struct StatTerms {
   struct Loaded {
     Vec<T, V> x;
   };
-  const T* x;
-  int64_t c, k0;
+  Args p;
+  int64_t k0;
   double shift[V];
-  __device__ StatTerms(const Args& a, int64_t k0_) : x(a.x), c(a.c), k0(k0_) {
-    for (int j = 0; j < V; ++j) shift[j] = double(widen(x[k0 + j]));
+  __device__ StatTerms(const Args& a, int64_t k0_) : p(a), k0(k0_) {
+    for (int j = 0; j < V; ++j) shift[j] = double(widen(p.x[k0 + j]));
   }
-  __device__ Loaded load(int64_t r) const { return {load_vec<V>(x + r * c + k0)}; }
+  __device__ Loaded load(int64_t r) const { return {load_vec<V>(p.x + r * p.c + k0)}; }
   __device__ void add(const Loaded& l, double* a, double* b) const {
     INTL_UNROLL
     for (int j = 0; j < V; ++j) {
@@ -305,14 +305,10 @@ ChannelGrid apply_grid(int64_t rows, int64_t c, int v) { return ChannelGrid(rows
 
 unsigned channel_blocks(int64_t c) { return unsigned((c + kThreads - 1) / kThreads); }
 
-// Calls f with std::integral_constant<int, V>: 16 bytes a thread where the channels divide into groups of V
-// and every tensor starts on a 16-byte boundary (allocations do; a view may not), else one element.
+// Calls f with std::integral_constant<int, V>: 16 bytes a thread where the channels and tensors allow
+// (fits_vectors), else one element.
 template <class T, class F> void with_width(int64_t c, std::initializer_list<const Tensor*> tensors, F&& f) {
-  constexpr int V = kVectorBytes / int(sizeof(T));
-  bool vector = c % V == 0;
-  for (const Tensor* t : tensors)
-    vector = vector && (!t->defined() || vector_aligned(t->raw_data()));
-  if (vector) f(std::integral_constant<int, V>());
+  if (fits_vectors<T>(c, tensors)) f(std::integral_constant<int, vector_width<T>()>());
   else f(std::integral_constant<int, 1>());
 }
 

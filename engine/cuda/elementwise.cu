@@ -215,9 +215,8 @@ template <class T, BinaryOp OP> void launch_binary(const Tensor& a, const Tensor
   const int64_t n = out.numel();
   const Layout L = make_layout(out.shape(), a.strides(), b.strides());
   // Contiguous operands (a gradient sum, a residual) move 16 bytes a thread where their addresses allow.
-  constexpr int V = kVectorBytes / int(sizeof(T));
-  if (L.rank == 1 && L.stride[0][0] == 1 && L.stride[1][0] == 1 && n % V == 0 && vector_aligned(a.raw_data()) &&
-      vector_aligned(b.raw_data()) && vector_aligned(out.raw_data())) {
+  constexpr int V = vector_width<T>();
+  if (L.rank == 1 && L.stride[0][0] == 1 && L.stride[1][0] == 1 && fits_vectors<T>(n, {&a, &b, &out})) {
     binary_vector_kernel<T, OP, V><<<grid_for(n / V), kThreads, 0, stream()>>>(ptr<T>(a), ptr<T>(b), ptr<T>(out),
                                                                               n / V);
     CUDA_CHECK_LAUNCH();

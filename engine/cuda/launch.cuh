@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 
 #include "engine/cuda/check.h"
@@ -17,7 +18,7 @@ namespace intl::cuda {
 constexpr int kThreads = 256;
 
 // V adjacent stored elements, loaded and stored as one access: kernels over memory-bound passes move
-// kVectorBytes a thread (V = kVectorBytes / sizeof(T)) where the tensors' addresses allow (vector_aligned).
+// kVectorBytes a thread (vector_width<T>() elements) where the tensors' addresses allow (fits_vectors).
 constexpr int kVectorBytes = 16;
 template <class T, int V> struct alignas(sizeof(T) * V) Vec {
   T v[V];
@@ -40,7 +41,16 @@ template <int V, class T> __device__ __forceinline__ void store_vec(T* p, const 
   *reinterpret_cast<Vec<T, V>*>(p) = v;
 #endif
 }
-inline bool vector_aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % kVectorBytes == 0; }
+// The elements of T one 16-byte access moves.
+template <class T> constexpr int vector_width() { return kVectorBytes / int(sizeof(T)); }
+// Whether a kernel may move vector_width<T>() elements a thread: n divides into such groups and every defined
+// tensor starts on a 16-byte boundary (allocations do; a view may not).
+template <class T> bool fits_vectors(int64_t n, std::initializer_list<const Tensor*> tensors) {
+  if (n % vector_width<T>() != 0) return false;
+  for (const Tensor* t : tensors)
+    if (t->defined() && reinterpret_cast<uintptr_t>(t->raw_data()) % kVectorBytes != 0) return false;
+  return true;
+}
 
 // Unrolls the loop that follows (nvcc); the emulated build (tests/cuda_emulation) compiles it as a plain loop.
 #if defined(__CUDACC__)
