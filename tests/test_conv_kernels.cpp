@@ -116,6 +116,8 @@ const Conv2dShape kConvShapes[] = {
     {2, 5, 7, 6, 6, 5, 5, 1, 2},      // odd channels, 5x5
     {2, 4, 6, 6, 4, 3, 3, 1, 0},      // no padding
     {1, 16, 4, 4, 16, 3, 3, 3, 1},    // stride larger than padding
+    {16, 4, 8, 8, 8, 1, 1, 2, 0},     // narrow projection shortcut: fewer channels than a SIMD block
+    {2, 4, 5, 5, 6, 1, 1, 2, 1},      // padded strided 1x1
 };
 
 }  // namespace
@@ -130,6 +132,21 @@ TEST_CASE("conv2d float kernels match the double reference") {
   compare_conv(kConvShapes[1], true, 1e-5, 500);
   compare_conv(kConvShapes[2], false, 1e-5, 510);
   conv2d_set_winograd(true);
+}
+
+TEST_CASE("a strided 1x1 filter gradient is the same on every call") {
+  // oneDNN's AVX2 kernel for this shape (4 input channels, under its 8-channel block, stride 2) gave a different,
+  // wrong gradient on most calls on two threads; conv2d_backward_filter gathers the pixels itself instead.
+  const Conv2dShape s{16, 4, 8, 8, 8, 1, 1, 2, 0};
+  const auto x = to_float(random_values(input_count(s), 7)), dy = to_float(random_values(output_count(s), 8));
+  std::vector<float> first(weight_count(s)), again(weight_count(s));
+  conv2d_backward_filter(s, x.data(), dy.data(), first.data(), nullptr, 0.f);
+  int differ = 0;
+  for (int call = 0; call < 50; ++call) {
+    conv2d_backward_filter(s, x.data(), dy.data(), again.data(), nullptr, 0.f);
+    differ += again != first;
+  }
+  CHECK(differ == 0);
 }
 
 TEST_CASE("conv2d keeps a reordered weight per version and re-reads it when the version changes") {

@@ -2,6 +2,7 @@
 // (scratchpad, reordered weights and staging buffers kept with it); the float64 reference as direct loops.
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <algorithm>
 #include <initializer_list>
 #include <memory>
 #include <unordered_map>
@@ -111,6 +112,7 @@ struct Context {
   std::unordered_map<PlanKey, std::unique_ptr<Plan>, PlanKeyHash> plans;
   Buffer scratchpad;     // shared by all plans: kernels run one at a time
   Buffer activation[2];  // blocked staging copies of activations, shared likewise
+  Buffer subsampled;     // a strided 1x1 convolution's input pixels (conv2d_backward_filter)
   bool winograd = true;
 };
 
@@ -346,9 +348,48 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* we
   if (aside) add_scaled(dx, static_cast<const float*>(p.staging.ptr), dx_count, beta);
 }
 
+namespace {
+// The pixels a strided 1x1 convolution reads: xs (n, h_out, w_out, c_in) = x[:, oh * stride - pad, ow * stride
+// - pad, :], zero where that falls in the padding.
+void subsample_1x1(const Conv2dShape& s, const float* x, float* xs) {
+  const int ho = s.h_out(), wo = s.w_out(), c = s.c_in;
+#pragma omp parallel for schedule(static) if (size_t(s.n) * ho * wo * c > (size_t(1) << 16))
+  for (int r = 0; r < s.n * ho; ++r) {
+    const int n = r / ho, ih = (r % ho) * s.stride - s.pad;
+    float* out = xs + size_t(r) * wo * c;
+    for (int ow = 0; ow < wo; ++ow, out += c) {
+      const int iw = ow * s.stride - s.pad;
+      if (ih < 0 || ih >= s.h || iw < 0 || iw >= s.w) {
+        std::fill(out, out + c, 0.f);
+      } else {
+        const float* in = x + ((size_t(n) * s.h + ih) * s.w + iw) * c;
+        std::copy(in, in + c, out);
+      }
+    }
+  }
+}
+}  // namespace
+
 void conv2d_backward_filter(const Conv2dShape& s, const float* x, const float* dy, float* dweight, float* dbias,
                             float beta) {
   Context& ctx = context();
+  if (s.kh == 1 && s.kw == 1 && (s.stride > 1 || s.pad > 0)) {
+    // A strided 1x1 convolution's filter gradient is the unit-stride one over the pixels it reads. oneDNN 2.6's
+    // AVX2 1x1 backward-weights kernel, which gathers those pixels itself for a strided shape, gives results
+    // that change from run to run (wrong by up to the gradient's own size) on two threads when c_in is below its
+    // 8-channel block: measured on a 4-channel 1x1 stride-2 layer of a narrow ResNet. Gathering them here and
+    // running the unit-stride kernel gives the same numbers every time, at the cost of one copy of the
+    // subsampled input.
+    Conv2dShape unit = s;
+    unit.h = s.h_out();
+    unit.w = s.w_out();
+    unit.stride = 1;
+    unit.pad = 0;
+    float* xs = ctx.subsampled.reserve(size_t(unit.n) * unit.h * unit.w * unit.c_in * sizeof(float));
+    subsample_1x1(s, x, xs);
+    conv2d_backward_filter(unit, xs, dy, dweight, dbias, beta);
+    return;
+  }
   Plan& p = plan_for(ctx, Direction::backward_filter, s, dbias != nullptr);
   const size_t w_count = weight_count(s);
   // Where the OIHW result lands before it is added to dweight (beta != 0).
@@ -387,6 +428,7 @@ void conv2d_release_cache() {
   ctx.plans.clear();
   ctx.scratchpad.release();
   for (Buffer& b : ctx.activation) b.release();
+  ctx.subsampled.release();
 }
 
 // ---------------------------------------------------------------------------------------------------------------
