@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "engine/tensor.h"
 
@@ -81,6 +82,17 @@ struct BatchNorm2dArgs {
   bool training = true, relu = false;
 };
 
+// One parameter of an SGD step: the parameter, its gradient and its momentum buffer (contiguous, same shape
+// and dtype; momentum undefined for plain SGD), with the weight decay it takes.
+struct SgdParam {
+  Tensor param, grad, momentum;
+  double weight_decay = 0.0;
+};
+struct SgdArgs {
+  double lr = 0.0, momentum = 0.0;
+  bool nesterov = false, first_step = false;
+};
+
 struct Backend {
   const char* name;
 
@@ -149,9 +161,10 @@ struct Backend {
   // loss (rows) and, when dlogits is defined, softmax - onehot (rows x classes).
   void (*softmax_xent)(const Tensor& logits, const Tensor& labels, const Tensor& loss, const Tensor& dlogits);
 
-  // Optimizer steps over one parameter tensor (contiguous, same shape as grad and state).
-  void (*sgd_step)(const Tensor& param, const Tensor& grad, const Tensor& momentum_buf, double lr,
-                   double momentum, double weight_decay, bool nesterov, bool first_step);
+  // Optimizer steps (PyTorch's rules). SGD takes every parameter of a step at once, as PyTorch's fused and
+  // foreach steps do (CUDA: one launch per few dozen tensors); Adam one parameter tensor (contiguous, same
+  // shape as grad and state).
+  void (*sgd_step)(const SgdArgs& args, const std::vector<SgdParam>& params);
   void (*adam_step)(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
                     double lr, double beta1, double beta2, double eps, double weight_decay, bool decoupled,
                     int64_t step);

@@ -53,6 +53,11 @@ double operand_bytes(const Tensor& t) { return t.defined() ? double(t.numel()) *
 double operand_bytes(const GemmArgs& g) {  // a (m x k), b (k x n), c (m x n) per batch entry
   return double(g.batch) * double(g.m * g.k + g.k * g.n + g.m * g.n) * double(dtype_size(g.dtype));
 }
+double operand_bytes(const std::vector<SgdParam>& params) {
+  double bytes = 0;
+  for (const SgdParam& p : params) bytes += operand_bytes(p.param) + operand_bytes(p.grad) + operand_bytes(p.momentum);
+  return bytes;
+}
 template <class T> double operand_bytes(const T&) { return 0.0; }
 
 // Times one call of slot `Slot` of `D`'s table. The synchronisation after the call is on the normal path, so

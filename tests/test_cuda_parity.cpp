@@ -373,12 +373,26 @@ std::vector<Primitive> primitive_cases() {
          backend(d).batchnorm2d_forward(a, x, Tensor(), Tensor(), Tensor(), bn, Tensor(), Tensor(), rm, rv);
          return std::vector<Tensor>{y, idx, bn};
        }},
-      {"sgd nesterov, weight decay, two steps",
+      {"sgd, one step over 45 parameters: several launches, chunks, float64 between float32, with and without "
+       "momentum",
        [](Device d) {
-         Tensor p = on(d, rnd({33}, 1)), g = on(d, rnd({33}, 2)), buf = Tensor::zeros({33}, DType::f32, d);
-         backend(d).sgd_step(p, g, buf, 0.1, 0.9, 1e-2, true, true);
-         backend(d).sgd_step(p, g, buf, 0.1, 0.9, 1e-2, true, false);
-         return std::vector<Tensor>{p, buf};
+         // 45 tensors (past one launch's 32), sizes from 1 to 5,000 (three chunks of a block), one float64 run
+         // in the middle (a launch of its own), a tensor without momentum, and weight decay per tensor.
+         std::vector<SgdParam> params;
+         for (int k = 0; k < 45; ++k) {
+           const int64_t n = k == 3 ? 5000 : k == 7 ? 1 : 1 + (k * 37) % 300;
+           const DType dtype = k >= 20 && k < 24 ? DType::f64 : DType::f32;
+           SgdParam sp{on(d, rnd({n}, 100 + uint64_t(k)).to(dtype)), on(d, rnd({n}, 200 + uint64_t(k)).to(dtype)),
+                       k == 5 ? Tensor() : on(d, rnd({n}, 300 + uint64_t(k)).to(dtype)), k % 3 == 0 ? 0.0 : 1e-2};
+           params.push_back(sp);
+         }
+         std::vector<Tensor> out;
+         for (const bool nesterov : {true, false}) {
+           backend(d).sgd_step(SgdArgs{0.1, 0.9, nesterov, nesterov}, params);  // a first step, then a later one
+           for (const SgdParam& sp : params) out.insert(out.end(), {sp.param.clone(), sp.momentum.defined() ?
+                                                                    sp.momentum.clone() : sp.param.clone()});
+         }
+         return out;
        }},
       {"adam and adamw, three steps",
        [](Device d) {

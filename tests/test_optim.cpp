@@ -47,6 +47,22 @@ TEST_CASE("SGD can exclude 1-D parameters from weight decay") {
   CHECK(m.to_vector()[0] == doctest::Approx(0.5));  // 1 - 1.0 * 0.5 * 1
 }
 
+TEST_CASE("SGD steps every parameter with a gradient at once and leaves the others as they were") {
+  Tensor a = param({1.0, 2.0}), b = param({3.0}), c = param({-1.0, 0.5, 4.0});
+  Sgd sgd({{"a", a}, {"b", b}, {"c", c}}, SgdOptions{0.9, 0.0, false, true});
+  set_grad(a, {1.0, 1.0});
+  set_grad(c, {2.0, -2.0, 0.0});
+  const uint64_t va = a.version(), vb = b.version();
+  sgd.step(0.5);
+  CHECK(a.to_vector() == std::vector<double>{0.5, 1.5});
+  CHECK(b.to_vector() == std::vector<double>{3.0});  // no gradient: untouched, and so is its momentum
+  CHECK(c.to_vector() == std::vector<double>{-2.0, 1.5, 4.0});
+  CHECK(sgd.state()[1].tensor.to_vector() == std::vector<double>{0.0});
+  CHECK(sgd.state()[2].tensor.to_vector() == std::vector<double>{2.0, -2.0, 0.0});
+  CHECK(a.version() != va);  // an updated parameter's cached copies (e.g. a GPU weight relayout) are stale
+  CHECK(b.version() == vb);
+}
+
 TEST_CASE("Adam and AdamW first steps") {
   Tensor w = param({1.0});
   Adam adam({{"w", w}}, AdamOptions{0.9, 0.999, 1e-8, 0.0, false});

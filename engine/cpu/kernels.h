@@ -24,8 +24,7 @@ void batchnorm_backward_train(const BatchNormArgs& args, const Tensor& x, const 
                               const Tensor& save_mean, const Tensor& save_invstd, const Tensor& dy,
                               const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta);
 void softmax_xent(const Tensor& logits, const Tensor& labels, const Tensor& loss, const Tensor& dlogits);
-void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buf, double lr, double momentum,
-              double weight_decay, bool nesterov, bool first_step);
+void sgd_step(const SgdArgs& args, const std::vector<SgdParam>& params);
 void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq, double lr,
                double beta1, double beta2, double eps, double weight_decay, bool decoupled, int64_t step);
 

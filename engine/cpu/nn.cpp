@@ -106,26 +106,28 @@ void softmax_xent(const Tensor& logits, const Tensor& labels, const Tensor& loss
   });
 }
 
-// PyTorch's SGD: g += wd * p; buf = momentum * buf + g (buf = g on the first step); g = nesterov ? g +
-// momentum * buf : buf; p -= lr * g.
-void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buf, double lr, double momentum,
-              double weight_decay, bool nesterov, bool first_step) {
-  const int64_t n = param.numel();
-  dispatch_float(param.dtype(), "optimizer step", [&](auto z) {
-    using T = decltype(z);
-    T *p = ptr<T>(param), *buf = ptr<T>(momentum_buf);
-    const T* g = ptr<T>(grad);
-    const T tlr = T(lr), tm = T(momentum), twd = T(weight_decay);
+// PyTorch's SGD, parameter by parameter: g += wd * p; buf = momentum * buf + g (buf = g on the first step);
+// g = nesterov ? g + momentum * buf : buf; p -= lr * g.
+void sgd_step(const SgdArgs& args, const std::vector<SgdParam>& params) {
+  for (const SgdParam& sp : params) {
+    const int64_t n = sp.param.numel();
+    dispatch_float(sp.param.dtype(), "optimizer step", [&](auto z) {
+      using T = decltype(z);
+      T *p = ptr<T>(sp.param), *buf = ptr<T>(sp.momentum);
+      const T* g = ptr<T>(sp.grad);
+      const T tlr = T(args.lr), tm = T(args.momentum), twd = T(sp.weight_decay);
+      const bool first = args.first_step, nesterov = args.nesterov;
 #pragma omp parallel for simd if (n > (1 << 16))
-    for (int64_t i = 0; i < n; ++i) {
-      T d = g[i] + twd * p[i];
-      if (buf) {
-        buf[i] = first_step ? d : tm * buf[i] + d;
-        d = nesterov ? d + tm * buf[i] : buf[i];
+      for (int64_t i = 0; i < n; ++i) {
+        T d = g[i] + twd * p[i];
+        if (buf) {
+          buf[i] = first ? d : tm * buf[i] + d;
+          d = nesterov ? d + tm * buf[i] : buf[i];
+        }
+        p[i] -= tlr * d;
       }
-      p[i] -= tlr * d;
-    }
-  });
+    });
+  }
 }
 
 // PyTorch's Adam (decoupled = AdamW): bias-corrected moments; weight decay added to the gradient (Adam) or
