@@ -13,9 +13,11 @@
 #include <thread>
 #include <vector>
 
+#include "tests/intl_binary.h"
+
 // Starts the intl binary with `args`, stdout and stderr to `log`.
 inline pid_t spawn_intl(const std::vector<std::string>& args, const std::string& log) {
-  std::vector<std::string> all{INTL_BINARY};
+  std::vector<std::string> all{intl_binary()};
   all.insert(all.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (std::string& a : all) argv.push_back(a.data());
@@ -27,7 +29,7 @@ inline pid_t spawn_intl(const std::vector<std::string>& args, const std::string&
       dup2(fd, 1);
       dup2(fd, 2);
     }
-    execv(INTL_BINARY, argv.data());
+    execv(intl_binary(), argv.data());
     _exit(127);
   }
   return pid;

@@ -2,3 +2,7 @@
 // filter), and of the CUDA parity tests alone (intl_parity_tests).
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
+
+#include "tests/intl_binary.h"
+
+const char* intl_binary() { return INTL_BINARY; }

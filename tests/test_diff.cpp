@@ -13,6 +13,7 @@
 #include "engine/error.h"
 #include "results/diff.h"
 #include "results/version.h"
+#include "tests/intl_binary.h"
 #include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -42,7 +43,7 @@ const MetricRow* find_row(const Comparison& c, const std::string& key) {
 // Runs the intl executable; returns its exit status and fills `out` with stdout and stderr.
 int run_intl(const std::string& args, const fs::path& dir, std::string& out) {
   const fs::path log = dir / "out.txt";
-  const std::string cmd = std::string("'") + INTL_BINARY + "' " + args + " > '" + log.string() + "' 2>&1";
+  const std::string cmd = std::string("'") + intl_binary() + "' " + args + " > '" + log.string() + "' 2>&1";
   const int status = std::system(cmd.c_str());
   std::ifstream in(log);
   std::stringstream s;

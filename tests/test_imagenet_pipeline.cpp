@@ -18,6 +18,7 @@
 #include "models/ema.h"
 #include "models/safetensors.h"
 #include "results/result.h"
+#include "tests/intl_binary.h"
 #include "train/ssl_model.h"
 #include "tests/temp_dir.h"
 
@@ -58,7 +59,7 @@ std::string write_tiny_imagenet(const TempDir& t, bool corrupt) {
 
 // Runs the intl binary with `args`; returns its exit status, output in `log`.
 int run_intl(const std::string& args, std::string& log, const std::string& log_path) {
-  const std::string command = std::string(INTL_BINARY) + " " + args + " > " + log_path + " 2>&1";
+  const std::string command = std::string(intl_binary()) + " " + args + " > " + log_path + " 2>&1";
   const int status = std::system(command.c_str());
   std::ifstream in(log_path);
   std::stringstream s;

@@ -15,6 +15,7 @@
 
 #include "engine/error.h"
 #include "plot/figures.h"
+#include "tests/intl_binary.h"
 #include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -109,7 +110,7 @@ std::string structure(const std::string& svg) {
 }
 
 int run_intl(const std::string& args) {
-  const int status = std::system((std::string("'") + INTL_BINARY + "' " + args + " > /dev/null 2>&1").c_str());
+  const int status = std::system((std::string("'") + intl_binary() + "' " + args + " > /dev/null 2>&1").c_str());
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 

@@ -24,6 +24,7 @@
 #include "results/result.h"
 #include "results/version.h"
 #include "studies/toy2d.h"
+#include "tests/intl_binary.h"
 #include "tests/temp_dir.h"
 
 using namespace intl;
@@ -287,7 +288,7 @@ namespace fs = std::filesystem;
 // Runs the intl executable; returns its exit status, stdout in `out` and stderr in `err`.
 int run_intl(const std::string& args, const fs::path& dir, std::string& out, std::string& err) {
   const fs::path o = dir / "stdout.txt", e = dir / "stderr.txt";
-  const std::string cmd = std::string("'") + INTL_BINARY + "' " + args + " > '" + o.string() + "' 2> '" + e.string() + "'";
+  const std::string cmd = std::string("'") + intl_binary() + "' " + args + " > '" + o.string() + "' 2> '" + e.string() + "'";
   const int status = std::system(cmd.c_str());
   auto slurp = [](const fs::path& p) {
     std::ifstream in(p);
