@@ -2,7 +2,7 @@
 // written once on top of it; a device is one instance of this struct (engine/cpu, engine/cuda). Dispatch
 // happens once per kernel call, never per element. Kernels take tensors already allocated on their device;
 // unless an entry says otherwise, outputs are contiguous and inputs may be strided only where stated.
-// This is the only place that knows whether CUDA was built (engine/cuda/stub.cpp throws otherwise).
+// Whether CUDA was built, and where its backend is, only engine/cuda/entry.h knows (the cuda_*() functions below).
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -192,8 +192,11 @@ inline const Backend& backend(Device device) {
 bool cuda_available();
 bool cuda_built();
 std::string cuda_device_name();  // "" when none
-// Why no GPU is usable, in the CUDA runtime's words ("" when one is).
+// Why no GPU is usable, in the CUDA runtime's words where it answered ("" when one is).
 std::string cuda_unavailable_reason();
+// Whether this build's CUDA backend can be loaded, asked even without a GPU or driver: "" when it can (or is
+// linked in), otherwise why not (engine/cuda/entry.h).
+std::string cuda_backend_load_error();
 // "cpu" / "cuda" / "auto" -> a device; asking for cuda where there is none is a UsageError.
 Device resolve_device(const std::string& name);
 

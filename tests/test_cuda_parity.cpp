@@ -186,6 +186,23 @@ std::vector<Case> op_cases() {
 
 }  // namespace
 
+// A CUDA build keeps its backend in libintl_cuda.so, opened on the first question about a GPU; this opens it
+// even where no driver is installed, so that a symbol it needs from the engine and cannot find fails here, on
+// the machine that builds it, rather than first on a GPU machine.
+TEST_CASE("a CUDA build's backend library loads, with or without a GPU") {
+  if (!cuda_built()) {
+    CHECK(cuda_backend_load_error() == "this intl was built without CUDA");
+    CHECK_FALSE(cuda_available());
+    return;
+  }
+  CHECK(cuda_backend_load_error() == "");
+  if (!cuda_available()) {
+    CHECK(cuda_unavailable_reason() != "");
+    CHECK(cuda_device_name() == "");
+    CHECK(cuda_allocator_stats().system_allocs == 0);
+  }
+}
+
 TEST_CASE("every op matches the CPU on CUDA, forward and backward") {
   if (!cuda_available()) { MESSAGE("SKIP: no usable GPU"); return; }
   for (const Case& c : op_cases()) {

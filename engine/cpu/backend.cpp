@@ -47,7 +47,7 @@ Device resolve_device(const std::string& name) {
   if (name == "cuda") {
     if (!cuda_available())
       throw UsageError("--device cuda: no usable GPU (" +
-                       (cuda_built() ? "this build has CUDA, but the runtime says: " + cuda_unavailable_reason()
+                       (cuda_built() ? "this build has CUDA, but: " + cuda_unavailable_reason()
                                      : std::string("this intl was built without CUDA")) +
                        "); use --device cpu or auto");
     return Device::cuda;

@@ -4,6 +4,7 @@
 
 #include "engine/cuda/check.h"
 #include "engine/cuda/context.h"
+#include "engine/cuda/entry.h"
 
 namespace intl {
 namespace {
@@ -27,7 +28,7 @@ void* cuda_alloc(size_t bytes) {
     cuda_release_cached();
     const cudaError_t e = cudaMalloc(&p, cls);
     if (e != cudaSuccess) {
-      const AllocatorStats s = cuda_allocator_stats();
+      const AllocatorStats s = device_cache().stats();
       throw Error("CUDA out of memory allocating " + std::to_string(cls) + " bytes (" + cudaGetErrorString(e) +
                   "; " + std::to_string(s.active_bytes >> 20) + " MiB in use by tensors); use a smaller "
                   "batch size or model");
@@ -43,7 +44,9 @@ void cuda_free(void* ptr, size_t bytes) {
   cache.give_back(ptr, cache.size_class(bytes == 0 ? 1 : bytes));
 }
 
-AllocatorStats cuda_allocator_stats() { return device_cache().stats(); }
+namespace cuda {
+AllocatorStats allocator_stats() { return device_cache().stats(); }
+}  // namespace cuda
 
 void cuda_release_cached() {
   cuda::synchronize();  // queued kernels may still use freed blocks

@@ -1,7 +1,8 @@
 // Device memory for tensors: a caching allocator with one free list per size class; cudaMalloc is called only
 // when a list is empty, so after the first training step no step calls it. All work runs on the one backend
 // stream, so a block freed while a queued kernel still reads it is reused only by work queued after that.
-// Plain C++: the CPU-only build implements cuda_allocator_stats() (all zeros) in stub.cpp.
+// Plain C++. cuda_allocator_stats() answers in every build (all zeros without CUDA, or before the CUDA
+// backend is loaded; engine/cuda/entry.h).
 #pragma once
 #include <cstddef>
 

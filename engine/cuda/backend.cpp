@@ -1,13 +1,14 @@
-// The CUDA instance of the backend table. cuda_backend() refuses to hand it out when no GPU answers, so a
+// The CUDA instance of the backend table. cuda::backend() refuses to hand it out when no GPU answers, so a
 // CUDA build on a machine without a GPU fails with a message instead of a driver error mid-run.
 #include "engine/cuda/allocator.h"
 #include "engine/cuda/context.h"
+#include "engine/cuda/entry.h"
 #include "engine/cuda/kernels.h"
 #include "engine/error.h"
 
-namespace intl {
+namespace intl::cuda {
 
-const Backend& cuda_backend() {
+const Backend& backend() {
   static const Backend table = {
       "cuda",
       cuda_alloc,
@@ -36,9 +37,8 @@ const Backend& cuda_backend() {
       cuda::adam_step,
       cuda::synchronize,
   };
-  if (!cuda::probe())
-    throw Error("no usable GPU (" + cuda::probe_failure() + "); use --device cpu");
+  if (!probe()) throw Error("no usable GPU (" + probe_failure() + "); use --device cpu");
   return table;
 }
 
-}  // namespace intl
+}  // namespace intl::cuda

@@ -120,11 +120,10 @@ void synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream())); }
 
 }  // namespace intl::cuda
 
-namespace intl {
+namespace intl::cuda {
 
-bool cuda_built() { return true; }
-bool cuda_available() { return cuda::probe(); }
-std::string cuda_device_name() { return cuda::probe() ? cuda::probe_result().name : std::string(); }
-std::string cuda_unavailable_reason() { return cuda::probe() ? std::string() : cuda::probe_failure(); }
+bool available() { return probe(); }
+std::string device_name() { return probe() ? probe_result().name : std::string(); }
+std::string unavailable_reason() { return probe() ? std::string() : probe_failure(); }
 
-}  // namespace intl
+}  // namespace intl::cuda

@@ -42,6 +42,7 @@
 #include "engine/cuda/allocator.h"
 #include "engine/cuda/check.h"
 #include "engine/cuda/context.h"
+#include "engine/cuda/entry.h"
 #include "engine/cuda/kernels.h"
 #include "engine/conv_algorithms.h"
 
@@ -242,7 +243,7 @@ struct BackwardFilterCalls {
 // leave in the allocator's cache serve each other and later tensors.
 constexpr size_t kSearchWorkspaceCap = size_t(1) << 30;
 
-// What the timed searches found (conv_search_stats(), conv_search_passes()).
+// What the timed searches found (search_stats(), search_passes(): conv_search_stats() and conv_search_passes()).
 std::mutex g_stats_mutex;
 ConvSearchStats g_stats;
 std::vector<ConvPassTime> g_passes;
@@ -641,13 +642,13 @@ void conv2d_backward_filter(const Conv2dArgs& a, const Tensor& x, const Tensor& 
 
 }  // namespace intl::cuda
 
-namespace intl {
-ConvSearchStats conv_search_stats() {
-  std::lock_guard<std::mutex> lock(cuda::g_stats_mutex);
-  return cuda::g_stats;
+namespace intl::cuda {
+ConvSearchStats search_stats() {
+  std::lock_guard<std::mutex> lock(g_stats_mutex);
+  return g_stats;
 }
-std::vector<ConvPassTime> conv_search_passes() {
-  std::lock_guard<std::mutex> lock(cuda::g_stats_mutex);
-  return cuda::g_passes;
+std::vector<ConvPassTime> search_passes() {
+  std::lock_guard<std::mutex> lock(g_stats_mutex);
+  return g_passes;
 }
-}  // namespace intl
+}  // namespace intl::cuda

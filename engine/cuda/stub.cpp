@@ -1,5 +1,6 @@
-// The CUDA backend of a build without CUDA: every entry throws, so no op file needs an #ifdef. The (empty)
-// device allocator and convolution-search counters exist here too, so the CLI reads them in every build.
+// The CUDA backend of a build without CUDA (engine/cuda/entry.h): every entry throws, so no op file needs an
+// #ifdef. The (empty) device allocator and convolution-search counters exist here too, so the CLI reads them in
+// every build.
 #include "engine/backend.h"
 #include "engine/conv_algorithms.h"
 #include "engine/cuda/allocator.h"
@@ -11,6 +12,7 @@ bool cuda_built() { return false; }
 bool cuda_available() { return false; }
 std::string cuda_device_name() { return ""; }
 std::string cuda_unavailable_reason() { return "this intl was built without CUDA"; }
+std::string cuda_backend_load_error() { return "this intl was built without CUDA"; }
 
 const Backend& cuda_backend() {
   throw Error("this intl was built without CUDA (configure with -DINTL_CUDA=ON where nvcc and cuDNN exist)");
