@@ -1,9 +1,6 @@
 // The CUDA backend's table of entry points (engine/cuda/entry.h).
 #include "engine/cuda/entry.h"
 
-#include "engine/cuda/allocator.h"
-#include "engine/cuda/context.h"
-
 extern "C" const intl::cuda::Entry* intl_cuda_entry() {
   using namespace intl::cuda;
   static const Entry entry = {

@@ -104,7 +104,8 @@ std::string cuda_unavailable_reason() {
   return e ? e->unavailable_reason() : why;
 }
 
-const Backend& cuda_backend() {
+const Backend& cuda_backend() {  // every CUDA op asks: once loaded, one atomic load
+  if (const cuda::Entry* e = g_entry.load(std::memory_order_acquire)) return e->backend();
   std::string why;
   const cuda::Entry* e = entry(&why);
   if (!e) throw Error("no usable GPU (" + why + "); use --device cpu");
