@@ -270,8 +270,8 @@ void run(const Options& o) {
   cpu::conv2d_set_winograd(!o.direct);
   const char* isa = "";
   const double peak = bench::measure_fp32_peak(threads, &isa);
-  std::printf("conv-layer kernels: CIFAR ResNet-18 backbone (NHWC, %s convolutions), %d threads, %s time\n",
-              o.direct ? "direct" : "Winograd 3x3/s1 + direct", threads, o.cpu_time ? "CPU" : "wall");
+  std::printf("conv-layer kernels: CIFAR ResNet-18 backbone (NHWC activations, %s convolutions), %d threads, %s time\n",
+              o.direct ? "direct" : "AVX-512: Winograd 3x3/s1 + direct; AVX2: direct on nChw8c copies", threads, o.cpu_time ? "CPU" : "wall");
   std::printf("measured FP32 peak: %.0f GFLOP/s (%s FMA, %d threads, %.0f per thread)\n", peak, isa, threads,
               peak / threads);
   // On a machine shared with other jobs, spinning OpenMP threads lose their time slices at every barrier:

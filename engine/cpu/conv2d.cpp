@@ -106,6 +106,12 @@ struct Plan {
   Buffer diff_blocked;  // backward-filter: dweight in the primitive's format
 };
 
+// oneDNN's ISA values are nested bit sets (avx2_vnni = 0x407 is numerically above avx512_core = 0x27).
+bool has_avx512_core() {
+  const auto bits = unsigned(dnnl::cpu_isa::avx512_core);
+  return (unsigned(dnnl::get_effective_cpu_isa()) & bits) == bits;
+}
+
 struct Context {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};
@@ -114,6 +120,7 @@ struct Context {
   Buffer activation[2];  // blocked staging copies of activations, shared likewise
   Buffer subsampled;     // a strided 1x1 convolution's input pixels (conv2d_backward_filter)
   bool winograd = true;
+  bool avx512 = has_avx512_core();
 };
 
 Context& context() {
@@ -189,14 +196,22 @@ std::string describe(const Conv2dShape& s) {
          std::to_string(s.kw) + ", stride " + std::to_string(s.stride) + ", pad " + std::to_string(s.pad) + ")";
 }
 
-// The kernel family, by measurement (CPU time of one thread per CIFAR ResNet-18 layer, NHWC <-> nChw16c copies
-// included, batch 32 and 256):
+// The kernel family, by measurement. With AVX-512 (per CIFAR ResNet-18 layer, one thread, batch 32 and 256, the
+// NHWC <-> nChw16c copies included):
 // - Winograd F(4x4, 3x3) (jit_wino_4x3) runs 3x3 stride-1 layers with 16k channels in 0.3-0.75 of the time of
 //   the direct kernels once there are enough 4x4 output tiles to share out; at batch 32 the 4x4-pixel stage has
 //   32 tiles and is faster direct;
 // - the NHWC direct forward (brgconv) is slow on tiny outputs (4x4 pixels: 1.6x the blocked jit kernel), so the
 //   forward of such layers uses the blocked layout; elsewhere NHWC direct is the fastest (1x1, strided, stem).
-Kernel choose_kernel(Direction dir, const Conv2dShape& s, bool allow_winograd) {
+// With AVX2 only (oneDNN 2.6 has neither Winograd nor brgconv there; 2 threads, batch 32, every 3x3 and 1x1
+// layer of the backbone with 8k channels), the jit:avx2 kernels on nChw8c take 0.66-0.80 of their time on NHWC
+// in all three directions for 32x32 to 16x16 pixels, 0.8-1.0 below; a copy in and out costs under a tenth of
+// what the layout saves.
+Kernel choose_kernel(Direction dir, const Conv2dShape& s, bool allow_winograd, bool avx512) {
+  if (!avx512) {
+    const bool blockable = s.c_in % 8 == 0 && s.c_out % 8 == 0;
+    return blockable ? Kernel::blocked_direct : Kernel::nhwc_direct;
+  }
   const bool blockable = s.c_in % 16 == 0 && s.c_out % 16 == 0;
   const int64_t tiles = int64_t(s.n) * ((s.h_out() + 3) / 4) * ((s.w_out() + 3) / 4);
   if (allow_winograd && blockable && s.kh == 3 && s.kw == 3 && s.stride == 1 && tiles >= 64)
@@ -206,7 +221,7 @@ Kernel choose_kernel(Direction dir, const Conv2dShape& s, bool allow_winograd) {
 }
 
 Plan& plan_for(Context& ctx, Direction dir, const Conv2dShape& s, bool with_bias) {
-  const Kernel kernel = choose_kernel(dir, s, ctx.winograd);
+  const Kernel kernel = choose_kernel(dir, s, ctx.winograd, ctx.avx512);
   const PlanKey key{dir, s, with_bias, kernel};
   auto it = ctx.plans.find(key);
   if (it != ctx.plans.end()) return *it->second;
