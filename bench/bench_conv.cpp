@@ -267,11 +267,11 @@ void run(const Options& o) {
   if (o.threads > 0) omp_set_num_threads(o.threads);
   g_cpu_clock = o.cpu_time;
   const int threads = omp_get_max_threads();
-  cpu::conv2d_set_winograd(!o.direct);
+  cpu::conv2d_set_kernels(o.direct ? cpu::ConvKernels::direct : cpu::ConvKernels::fastest);
   const char* isa = "";
   const double peak = bench::measure_fp32_peak(threads, &isa);
   std::printf("conv-layer kernels: CIFAR ResNet-18 backbone (NHWC activations, %s convolutions), %d threads, %s time\n",
-              o.direct ? "direct" : "AVX-512: Winograd 3x3/s1 + direct; AVX2: direct on nChw8c copies", threads, o.cpu_time ? "CPU" : "wall");
+              o.direct ? "oneDNN direct" : "AVX-512: Winograd 3x3/s1 + direct; AVX2: im2col + sgemm for deep layers + direct", threads, o.cpu_time ? "CPU" : "wall");
   std::printf("measured FP32 peak: %.0f GFLOP/s (%s FMA, %d threads, %.0f per thread)\n", peak, isa, threads,
               peak / threads);
   // On a machine shared with other jobs, spinning OpenMP threads lose their time slices at every barrier:
@@ -327,7 +327,7 @@ void add_bench_conv(CLI::App& bench) {
   cmd->add_option("--reps", opts->reps, "timed runs per measurement (the median is reported)")->check(CLI::Range(1, 1000000));
   cmd->add_option("--warmup", opts->warmup, "untimed runs first")->check(non_negative());
   cmd->add_option("--threads", opts->threads, "OpenMP threads (0: OMP_NUM_THREADS or all cores)");
-  cmd->add_flag("--direct", opts->direct, "no Winograd: direct convolution kernels only");
+  cmd->add_flag("--direct", opts->direct, "oneDNN's direct convolution kernels only (no Winograd, no im2col + sgemm)");
   cmd->add_flag("--breakdown", opts->breakdown, "time per kernel family as well");
   cmd->add_flag("--cpu-time", opts->cpu_time, "report process CPU time, not wall time (loaded machines; --threads 1)");
   cmd->callback([opts] {

@@ -128,10 +128,22 @@ TEST_CASE("conv2d float kernels match the double reference") {
   uint32_t seed = 10;
   for (const Conv2dShape& s : kConvShapes)
     for (const bool bias : {false, true}) compare_conv(s, bias, 2e-5, seed += 10);
-  conv2d_set_winograd(false);
+  conv2d_set_kernels(ConvKernels::direct);
   compare_conv(kConvShapes[1], true, 1e-5, 500);
   compare_conv(kConvShapes[2], false, 1e-5, 510);
-  conv2d_set_winograd(true);
+  conv2d_set_kernels(ConvKernels::fastest);
+}
+
+TEST_CASE("conv2d as im2col + sgemm matches the double reference on every shape") {
+  // The kernel the AVX2 build picks for deep 3x3 layers, forced here for every shape (stem, 1x1, 5x5, 7x7,
+  // padding, strides, odd channel counts) on any machine.
+  conv2d_set_kernels(ConvKernels::gemm);
+  uint32_t seed = 600;
+  for (const Conv2dShape& s : kConvShapes)
+    for (const bool bias : {false, true}) compare_conv(s, bias, 1e-5, seed += 10);
+  // 720 K column entries per image: two chunks of images (two, then one), the filter gradient summed over both.
+  compare_conv({3, 32, 50, 50, 8, 3, 3, 1, 1}, true, 1e-5, 700);
+  conv2d_set_kernels(ConvKernels::fastest);
 }
 
 TEST_CASE("a strided 1x1 filter gradient is the same on every call") {

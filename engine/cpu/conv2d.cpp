@@ -1,5 +1,7 @@
 // Convolution: float32 through oneDNN with NHWC activations, one cached primitive per shape and direction
-// (scratchpad, reordered weights and staging buffers kept with it); the float64 reference as direct loops.
+// (scratchpad, reordered weights and staging buffers kept with it), or, for the shapes where it is faster, as
+// im2col + OpenBLAS sgemm; the float64 reference as direct loops.
+#include <cblas.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <algorithm>
@@ -42,8 +44,9 @@ struct Buffer {
 
 enum class Direction { forward, backward_data, backward_filter };
 
-// Which oneDNN kernel family serves a (shape, direction); the blocked ones stage activations in nChw16c.
-enum class Kernel { nhwc_direct, blocked_direct, blocked_winograd };
+// Which kernel family serves a (shape, direction): oneDNN's (the blocked ones stage activations in nChw16c or
+// nChw8c) or im2col + sgemm.
+enum class Kernel { nhwc_direct, blocked_direct, blocked_winograd, gemm };
 
 struct PlanKey {
   Direction direction;
@@ -92,6 +95,7 @@ constexpr int kSamples = 16;
 
 // Everything one (shape, direction) needs, created on its first call.
 struct Plan {
+  Kernel kernel = Kernel::nhwc_direct;
   dnnl::primitive primitive;
   // forward: src -> dst; backward-data: diff_dst -> diff_src; backward-filter: src and diff_dst, both inputs.
   ActivationPort in, out;
@@ -119,7 +123,8 @@ struct Context {
   Buffer scratchpad;     // shared by all plans: kernels run one at a time
   Buffer activation[2];  // blocked staging copies of activations, shared likewise
   Buffer subsampled;     // a strided 1x1 convolution's input pixels (conv2d_backward_filter)
-  bool winograd = true;
+  Buffer columns;        // im2col rows of the images in one chunk (Kernel::gemm)
+  ConvKernels kernels = ConvKernels::fastest;
   bool avx512 = has_avx512_core();
 };
 
@@ -207,21 +212,31 @@ std::string describe(const Conv2dShape& s) {
 // layer of the backbone with 8k channels), the jit:avx2 kernels on nChw8c take 0.66-0.80 of their time on NHWC
 // in all three directions for 32x32 to 16x16 pixels, 0.8-1.0 below; a copy in and out costs under a tenth of
 // what the layout saves.
-Kernel choose_kernel(Direction dir, const Conv2dShape& s, bool allow_winograd, bool avx512) {
+Kernel choose_kernel(Direction dir, const Conv2dShape& s, ConvKernels policy, bool avx512) {
+  if (policy == ConvKernels::gemm) return Kernel::gemm;
   if (!avx512) {
+    // im2col + sgemm against the blocked kernels (AVX2, 2 threads, batch 32 and 256, the copies into and out of
+    // columns counted): faster for every 3x3 layer with 256 or more output channels that downsamples or has
+    // 4x4 pixels (0.55-0.85 of the time), and for the filter gradient of every 3x3 layer with 128 or more
+    // (0.47-0.9); slower for 64-channel layers and for the forward and data gradient of 256-channel 8x8 ones.
+    const bool spatial = s.kh * s.kw > 1;
+    if (policy == ConvKernels::fastest && spatial) {
+      if (dir == Direction::backward_filter && s.c_out >= 128) return Kernel::gemm;
+      if (s.c_out >= 256 && (s.stride > 1 || s.h_out() * s.w_out() <= 16)) return Kernel::gemm;
+    }
     const bool blockable = s.c_in % 8 == 0 && s.c_out % 8 == 0;
     return blockable ? Kernel::blocked_direct : Kernel::nhwc_direct;
   }
   const bool blockable = s.c_in % 16 == 0 && s.c_out % 16 == 0;
   const int64_t tiles = int64_t(s.n) * ((s.h_out() + 3) / 4) * ((s.w_out() + 3) / 4);
-  if (allow_winograd && blockable && s.kh == 3 && s.kw == 3 && s.stride == 1 && tiles >= 64)
+  if (policy == ConvKernels::fastest && blockable && s.kh == 3 && s.kw == 3 && s.stride == 1 && tiles >= 64)
     return Kernel::blocked_winograd;
   if (dir == Direction::forward && blockable && s.h_out() * s.w_out() <= 16) return Kernel::blocked_direct;
   return Kernel::nhwc_direct;
 }
 
 Plan& plan_for(Context& ctx, Direction dir, const Conv2dShape& s, bool with_bias) {
-  const Kernel kernel = choose_kernel(dir, s, ctx.winograd, ctx.avx512);
+  const Kernel kernel = choose_kernel(dir, s, ctx.kernels, ctx.avx512);
   const PlanKey key{dir, s, with_bias, kernel};
   auto it = ctx.plans.find(key);
   if (it != ctx.plans.end()) return *it->second;
@@ -235,6 +250,16 @@ Plan& plan_for(Context& ctx, Direction dir, const Conv2dShape& s, bool with_bias
   const memory::desc src_user(src_dims, dt::f32, tag::nhwc), dst_user(dst_dims, dt::f32, tag::nhwc);
   const memory::desc w_user(w_dims, dt::f32, tag::oihw), bias_md(memory::dims{s.c_out}, dt::f32, tag::x);
   const memory::dims strides{s.stride, s.stride}, pads{s.pad, s.pad};
+  plan->kernel = kernel;
+  if (kernel == Kernel::gemm) {
+    // No primitive: the weights in OHWI, which is (c_out) x (kh * kw * c_in) in im2col's column order.
+    plan->weights = memory(memory::desc(w_dims, dt::f32, tag::ohwi), ctx.engine, DNNL_MEMORY_NONE);
+    plan->weights_user = memory(w_user, ctx.engine, DNNL_MEMORY_NONE);
+    plan->weights_plain = false;
+    plan->weights_reorder = dir == Direction::backward_filter ? dnnl::reorder(plan->weights, plan->weights_user)
+                                                              : dnnl::reorder(plan->weights_user, plan->weights);
+    return *ctx.plans.emplace(key, std::move(plan)).first->second;
+  }
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
 
@@ -322,13 +347,140 @@ const float* weights_for(Context& ctx, Plan& p, const float* weight, uint64_t ve
   return dst;
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// im2col + sgemm. A row of columns is one output pixel (n, oh, ow); its kh * kw * c_in entries are the input
+// pixels it reads, in (i, j, c) order, zero in the padding. With the weight as OHWI, W (c_out x K):
+//   forward          y (rows x c_out)  = columns * W^T
+//   backward-data    dcolumns          = dy * W,        then scattered back onto dx's pixels (col2im)
+//   backward-filter  dW                = dy^T * columns, summed over chunks
+// Images are taken a chunk at a time so that the columns (about 8 MB) stay in the last-level cache.
+
+constexpr size_t kColumnFloats = size_t(1) << 21;
+
+int64_t column_width(const Conv2dShape& s) { return int64_t(s.kh) * s.kw * s.c_in; }
+
+// Images per chunk: as many as fit kColumnFloats, at least one.
+int images_per_chunk(const Conv2dShape& s) {
+  const size_t per_image = size_t(s.h_out()) * s.w_out() * size_t(column_width(s));
+  return int(std::clamp<size_t>(kColumnFloats / per_image, 1, size_t(s.n)));
+}
+
+// The columns of images [n0, n1).
+void im2col(const Conv2dShape& s, const float* x, int n0, int n1, float* columns) {
+  const int ho = s.h_out(), wo = s.w_out(), c = s.c_in;
+  const int64_t k = column_width(s);
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int n = n0; n < n1; ++n)
+    for (int oh = 0; oh < ho; ++oh) {
+      float* out = columns + (int64_t(n - n0) * ho + oh) * wo * k;
+      for (int ow = 0; ow < wo; ++ow)
+        for (int i = 0; i < s.kh; ++i) {
+          const int ih = oh * s.stride - s.pad + i;
+          for (int j = 0; j < s.kw; ++j, out += c) {
+            const int iw = ow * s.stride - s.pad + j;
+            if (ih < 0 || ih >= s.h || iw < 0 || iw >= s.w) {
+              std::fill(out, out + c, 0.f);
+            } else {
+              const float* in = x + ((int64_t(n) * s.h + ih) * s.w + iw) * c;
+              std::copy(in, in + c, out);
+            }
+          }
+        }
+    }
+}
+
+// dx[n] = beta * dx[n] + the sum of the column entries that read each pixel, for images [n0, n1); an image's
+// pixels are written by one thread, in a fixed order.
+void col2im(const Conv2dShape& s, const float* columns, int n0, int n1, float* dx, float beta) {
+  const int ho = s.h_out(), wo = s.w_out(), c = s.c_in;
+  const int64_t k = column_width(s), image = int64_t(s.h) * s.w * c;
+#pragma omp parallel for schedule(static)
+  for (int n = n0; n < n1; ++n) {
+    float* d = dx + n * image;
+    if (beta == 0.f) {
+      std::fill(d, d + image, 0.f);
+    } else if (beta != 1.f) {
+      for (int64_t i = 0; i < image; ++i) d[i] *= beta;
+    }
+    const float* in = columns + int64_t(n - n0) * ho * wo * k;
+    for (int oh = 0; oh < ho; ++oh)
+      for (int ow = 0; ow < wo; ++ow)
+        for (int i = 0; i < s.kh; ++i) {
+          const int ih = oh * s.stride - s.pad + i;
+          for (int j = 0; j < s.kw; ++j, in += c) {
+            const int iw = ow * s.stride - s.pad + j;
+            if (ih < 0 || ih >= s.h || iw < 0 || iw >= s.w) continue;
+            float* out = d + (int64_t(ih) * s.w + iw) * c;
+#pragma omp simd
+            for (int ch = 0; ch < c; ++ch) out[ch] += in[ch];
+          }
+        }
+  }
+}
+
+void gemm_forward(Context& ctx, const Conv2dShape& s, const float* x, const float* w_ohwi, const float* bias,
+                  float* y) {
+  const int64_t k = column_width(s), pixels = int64_t(s.h_out()) * s.w_out();
+  const int chunk = images_per_chunk(s);
+  float* columns = ctx.columns.reserve(size_t(chunk) * pixels * k * sizeof(float));
+  for (int n0 = 0; n0 < s.n; n0 += chunk) {
+    const int n1 = std::min(s.n, n0 + chunk);
+    const int64_t rows = (n1 - n0) * pixels;
+    float* out = y + n0 * pixels * s.c_out;
+    if (bias) {
+#pragma omp parallel for schedule(static)
+      for (int64_t r = 0; r < rows; ++r) std::copy(bias, bias + s.c_out, out + r * s.c_out);
+    }
+    im2col(s, x, n0, n1, columns);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows), s.c_out, int(k), 1.f, columns, int(k), w_ohwi,
+                int(k), bias ? 1.f : 0.f, out, s.c_out);
+  }
+}
+
+void gemm_backward_data(Context& ctx, const Conv2dShape& s, const float* dy, const float* w_ohwi, float* dx,
+                        float beta) {
+  const int64_t k = column_width(s), pixels = int64_t(s.h_out()) * s.w_out();
+  const int chunk = images_per_chunk(s);
+  float* columns = ctx.columns.reserve(size_t(chunk) * pixels * k * sizeof(float));
+  for (int n0 = 0; n0 < s.n; n0 += chunk) {
+    const int n1 = std::min(s.n, n0 + chunk);
+    const int64_t rows = (n1 - n0) * pixels;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), int(k), s.c_out, 1.f,
+                dy + n0 * pixels * s.c_out, s.c_out, w_ohwi, int(k), 0.f, columns, int(k));
+    col2im(s, columns, n0, n1, dx, beta);
+  }
+}
+
+// dW (OHWI) = dy^T * columns; dbias = the sum of dy's rows (both overwritten).
+void gemm_backward_filter(Context& ctx, const Conv2dShape& s, const float* x, const float* dy, float* dw_ohwi,
+                          float* dbias) {
+  const int64_t k = column_width(s), pixels = int64_t(s.h_out()) * s.w_out();
+  const int chunk = images_per_chunk(s);
+  float* columns = ctx.columns.reserve(size_t(chunk) * pixels * k * sizeof(float));
+  for (int n0 = 0; n0 < s.n; n0 += chunk) {
+    const int n1 = std::min(s.n, n0 + chunk);
+    const int64_t rows = (n1 - n0) * pixels;
+    im2col(s, x, n0, n1, columns);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s.c_out, int(k), int(rows), 1.f,
+                dy + n0 * pixels * s.c_out, s.c_out, columns, int(k), n0 == 0 ? 0.f : 1.f, dw_ohwi, int(k));
+  }
+  if (dbias) {
+    const int64_t rows = s.n * pixels;
+    std::fill(dbias, dbias + s.c_out, 0.f);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int co = 0; co < s.c_out; ++co) dbias[co] += dy[r * s.c_out + co];
+  }
+}
+
 }  // namespace
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* weight, uint64_t weight_version,
                     const float* bias, float* y) {
   Context& ctx = context();
   Plan& p = plan_for(ctx, Direction::forward, s, bias != nullptr);
-  p.weights.set_data_handle(const_cast<float*>(weights_for(ctx, p, weight, weight_version, weight_count(s))));
+  const float* w = weights_for(ctx, p, weight, weight_version, weight_count(s));
+  if (p.kernel == Kernel::gemm) return gemm_forward(ctx, s, x, w, bias, y);
+  p.weights.set_data_handle(const_cast<float*>(w));
   bind_scratchpad(ctx, p);
   bind_input(ctx, p.in, x);
   bind_output(ctx, p.out, y);
@@ -349,7 +501,9 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* we
                           float* dx, float beta) {
   Context& ctx = context();
   Plan& p = plan_for(ctx, Direction::backward_data, s, false);
-  p.weights.set_data_handle(const_cast<float*>(weights_for(ctx, p, weight, weight_version, weight_count(s))));
+  const float* w = weights_for(ctx, p, weight, weight_version, weight_count(s));
+  if (p.kernel == Kernel::gemm) return gemm_backward_data(ctx, s, dy, w, dx, beta);
+  p.weights.set_data_handle(const_cast<float*>(w));
   const size_t dx_count = size_t(s.n) * s.h * s.w * s.c_in;
   // A plain output with beta != 0 is computed aside and added; a staged one is added by its reorder.
   const bool aside = p.out.plain && beta != 0.f;
@@ -388,7 +542,7 @@ void subsample_1x1(const Conv2dShape& s, const float* x, float* xs) {
 void conv2d_backward_filter(const Conv2dShape& s, const float* x, const float* dy, float* dweight, float* dbias,
                             float beta) {
   Context& ctx = context();
-  if (s.kh == 1 && s.kw == 1 && (s.stride > 1 || s.pad > 0)) {
+  if (s.kh == 1 && s.kw == 1 && (s.stride > 1 || s.pad > 0) && ctx.kernels != ConvKernels::gemm) {
     // A strided 1x1 convolution's filter gradient is the unit-stride one over the pixels it reads. oneDNN 2.6's
     // AVX2 1x1 backward-weights kernel, which gathers those pixels itself for a strided shape, gives results
     // that change from run to run (wrong by up to the gradient's own size) on two threads when c_in is below its
@@ -411,20 +565,24 @@ void conv2d_backward_filter(const Conv2dShape& s, const float* x, const float* d
   float* w_plain = beta == 0.f ? dweight : p.staging.reserve(w_count * sizeof(float));
   float* w_prim = p.weights_plain ? w_plain : p.diff_blocked.reserve(p.weights.get_desc().get_size());
   float* b_out = dbias ? (beta == 0.f ? dbias : p.staging_bias.reserve(size_t(s.c_out) * sizeof(float))) : nullptr;
-  bind_scratchpad(ctx, p);
-  bind_input(ctx, p.in, x);
-  bind_input(ctx, p.out, dy);
   p.weights.set_data_handle(w_prim);
-  if (dbias) {
-    p.bias.set_data_handle(b_out);
-    execute(ctx, p.primitive,
-            {{DNNL_ARG_SRC, p.in.staged.get()}, {DNNL_ARG_DIFF_DST, p.out.staged.get()},
-             {DNNL_ARG_DIFF_WEIGHTS, p.weights.get()}, {DNNL_ARG_DIFF_BIAS, p.bias.get()},
-             {DNNL_ARG_SCRATCHPAD, p.scratchpad.get()}});
+  if (p.kernel == Kernel::gemm) {
+    gemm_backward_filter(ctx, s, x, dy, w_prim, b_out);
   } else {
-    execute(ctx, p.primitive,
-            {{DNNL_ARG_SRC, p.in.staged.get()}, {DNNL_ARG_DIFF_DST, p.out.staged.get()},
-             {DNNL_ARG_DIFF_WEIGHTS, p.weights.get()}, {DNNL_ARG_SCRATCHPAD, p.scratchpad.get()}});
+    bind_scratchpad(ctx, p);
+    bind_input(ctx, p.in, x);
+    bind_input(ctx, p.out, dy);
+    if (dbias) {
+      p.bias.set_data_handle(b_out);
+      execute(ctx, p.primitive,
+              {{DNNL_ARG_SRC, p.in.staged.get()}, {DNNL_ARG_DIFF_DST, p.out.staged.get()},
+               {DNNL_ARG_DIFF_WEIGHTS, p.weights.get()}, {DNNL_ARG_DIFF_BIAS, p.bias.get()},
+               {DNNL_ARG_SCRATCHPAD, p.scratchpad.get()}});
+    } else {
+      execute(ctx, p.primitive,
+              {{DNNL_ARG_SRC, p.in.staged.get()}, {DNNL_ARG_DIFF_DST, p.out.staged.get()},
+               {DNNL_ARG_DIFF_WEIGHTS, p.weights.get()}, {DNNL_ARG_SCRATCHPAD, p.scratchpad.get()}});
+    }
   }
   if (!p.weights_plain) {
     p.weights_user.set_data_handle(w_plain);
@@ -436,7 +594,7 @@ void conv2d_backward_filter(const Conv2dShape& s, const float* x, const float* d
   }
 }
 
-void conv2d_set_winograd(bool allowed) { context().winograd = allowed; }
+void conv2d_set_kernels(ConvKernels kernels) { context().kernels = kernels; }
 
 void conv2d_release_cache() {
   Context& ctx = context();
@@ -444,6 +602,7 @@ void conv2d_release_cache() {
   ctx.scratchpad.release();
   for (Buffer& b : ctx.activation) b.release();
   ctx.subsampled.release();
+  ctx.columns.release();
 }
 
 // ---------------------------------------------------------------------------------------------------------------

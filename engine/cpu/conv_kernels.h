@@ -8,8 +8,9 @@
 // with its slower gemm-based kernels), and batch 256 takes 5.9 s in NHWC, the same as oneDNN's own blocked
 // nChw16c layout. In NHWC, batch-norm, ReLU, residual adds and pooling are unit-stride over channels, so every
 // per-channel loop vectorises and BatchNorm2d is BatchNorm1d over N * H * W rows. Where oneDNN's blocked kernels
-// pay (Winograd, tiny outputs; see choose_kernel in conv2d.cpp) activations are staged in nChw16c internally. Weights stay in PyTorch's OIHW order (safetensors
-// match torchvision); oneDNN's blocked copy of a weight is made once per weight version and cached.
+// pay (Winograd, tiny outputs, AVX2; see choose_kernel in conv2d.cpp) activations are staged in nChw16c or nChw8c
+// internally. Weights stay in PyTorch's OIHW order (safetensors match torchvision); a kernel's own copy of a
+// weight (oneDNN's blocked layout, OHWI for im2col + sgemm) is made once per weight version and cached.
 //
 // Memory: every kernel reuses its buffers; after the first call with a given shape no kernel asks the system
 // allocator for memory. Kernels are not re-entrant: call them from one thread (they use OpenMP inside).
@@ -51,10 +52,14 @@ void conv2d_backward_data_reference(const Conv2dShape& s, const double* dy, cons
 void conv2d_backward_filter_reference(const Conv2dShape& s, const double* x, const double* dy, double* dweight,
                                       double* dbias, double beta);
 
-// Winograd F(4x4, 3x3) for 3x3 stride-1 layers whose channel counts are multiples of 16 and that have at least 64
-// output tiles of 4x4: on by default (1.3-3x faster; its transforms about double the float rounding error, ~2e-6
-// of the largest output on ResNet shapes). Off: every layer uses the direct kernels. Applies to the calling thread.
-void conv2d_set_winograd(bool allowed);
+// Which kernels serve the calling thread's convolutions. `fastest` (the default) picks per shape, direction and
+// ISA (choose_kernel in conv2d.cpp): with AVX-512, Winograd F(4x4, 3x3) for 3x3 stride-1 layers whose channel
+// counts are multiples of 16 and that have at least 64 output tiles of 4x4 (1.3-3x faster; its transforms about
+// double the float rounding error, ~2e-6 of the largest output on ResNet shapes) and oneDNN's direct kernels
+// elsewhere; with AVX2 only, im2col + sgemm for the deep 3x3 layers and oneDNN's direct kernels elsewhere.
+// `direct`: oneDNN's direct kernels everywhere. `gemm`: im2col + sgemm everywhere.
+enum class ConvKernels { fastest, direct, gemm };
+void conv2d_set_kernels(ConvKernels kernels);
 // Drops every cached oneDNN primitive, reordered weight and scratch buffer of the calling thread.
 void conv2d_release_cache();
 
