@@ -3,6 +3,8 @@
 # pair runs ROUNDS times alternately and the medians and their ratio are printed. These machines are shared
 # and noisy: read the ratio, not the absolute times.
 # Usage: bench/compare_peers.sh [toy2d|iternorm|train|all] (from the repository root, after building)
+# ROUNDS (3), BATCHES ("32 256": the training-step batches), FORWARD (1; 0 skips the forward-only comparison)
+# and INTL (build/intl) may be set; `train` at batch 256 takes about 12 minutes a round on 2 cores.
 set -euo pipefail
 what=${1:-all}
 rounds=${ROUNDS:-3}
@@ -37,7 +39,7 @@ if [ "$what" = iternorm ] || [ "$what" = all ]; then
 fi
 
 if [ "$what" = train ] || [ "$what" = all ]; then
-  for batch in 32 256; do
+  for batch in ${BATCHES:-32 256}; do
     : > "$tmp/peer"; : > "$tmp/ours"
     for i in $(seq "$rounds"); do
       "$peers/run-peer" "$peers/resnet18_cifar_bench.py" --batches "$batch" --formats contiguous channels_last --skip-infer \
@@ -48,12 +50,15 @@ if [ "$what" = train ] || [ "$what" = all ]; then
     printf 'train step batch %s: peer %.1f img/s, intl %.1f img/s, ratio %.2fx\n' "$batch" "$p" "$o" "$(echo "$o / $p" | bc -l)"
   done
   # The backbone's forward pass alone (eval mode, no gradients), batch 256; the peer's better layout counts.
-  : > "$tmp/peer"; : > "$tmp/ours"
-  for i in $(seq "$rounds"); do
-    "$peers/run-peer" "$peers/resnet18_cifar_bench.py" --formats contiguous channels_last --skip-train --infer-batch 256 \
-      | awk '/infer/ && /img/ {for (k = 1; k <= NF; k++) if ($k ~ /img\/s/) print $(k-1)}' | sort -g | tail -n 1 >> "$tmp/peer"
-    "$intl" bench train --arch resnet18-cifar --batch 256 --steps 7 --forward-only | awk '/^images_per_s/ {print $2}' >> "$tmp/ours"
-  done
-  p=$(median < "$tmp/peer"); o=$(median < "$tmp/ours")
-  printf 'backbone forward batch 256: peer %.1f img/s, intl %.1f img/s, ratio %.2fx\n' "$p" "$o" "$(echo "$o / $p" | bc -l)"
+  # FORWARD=0 skips it.
+  if [ "${FORWARD:-1}" != 0 ]; then
+    : > "$tmp/peer"; : > "$tmp/ours"
+    for i in $(seq "$rounds"); do
+      "$peers/run-peer" "$peers/resnet18_cifar_bench.py" --formats contiguous channels_last --skip-train --infer-batch 256 \
+        | awk '/infer/ && /img/ {for (k = 1; k <= NF; k++) if ($k ~ /img\/s/) print $(k-1)}' | sort -g | tail -n 1 >> "$tmp/peer"
+      "$intl" bench train --arch resnet18-cifar --batch 256 --steps 7 --forward-only | awk '/^images_per_s/ {print $2}' >> "$tmp/ours"
+    done
+    p=$(median < "$tmp/peer"); o=$(median < "$tmp/ours")
+    printf 'backbone forward batch 256: peer %.1f img/s, intl %.1f img/s, ratio %.2fx\n' "$p" "$o" "$(echo "$o / $p" | bc -l)"
+  fi
 fi
