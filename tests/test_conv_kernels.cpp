@@ -118,6 +118,14 @@ const Conv2dShape kConvShapes[] = {
     {1, 16, 4, 4, 16, 3, 3, 3, 1},    // stride larger than padding
     {16, 4, 8, 8, 8, 1, 1, 2, 0},     // narrow projection shortcut: fewer channels than a SIMD block
     {2, 4, 5, 5, 6, 1, 1, 2, 1},      // padded strided 1x1
+    {2, 16, 4, 4, 256, 3, 3, 1, 1},   // deep 4x4 layer: im2col + sgemm in all three passes on AVX2
+    {2, 32, 8, 8, 128, 3, 3, 2, 1},   // downsampling to 128: im2col + sgemm for the filter gradient on AVX2
+};
+
+// Sets the calling thread's convolution kernels for a scope, and restores the default however it ends.
+struct KernelsForScope {
+  explicit KernelsForScope(ConvKernels k) { conv2d_set_kernels(k); }
+  ~KernelsForScope() { conv2d_set_kernels(ConvKernels::fastest); }
 };
 
 }  // namespace
@@ -128,22 +136,20 @@ TEST_CASE("conv2d float kernels match the double reference") {
   uint32_t seed = 10;
   for (const Conv2dShape& s : kConvShapes)
     for (const bool bias : {false, true}) compare_conv(s, bias, 2e-5, seed += 10);
-  conv2d_set_kernels(ConvKernels::direct);
+  const KernelsForScope direct(ConvKernels::direct);
   compare_conv(kConvShapes[1], true, 1e-5, 500);
   compare_conv(kConvShapes[2], false, 1e-5, 510);
-  conv2d_set_kernels(ConvKernels::fastest);
 }
 
 TEST_CASE("conv2d as im2col + sgemm matches the double reference on every shape") {
   // The kernel the AVX2 build picks for deep 3x3 layers, forced here for every shape (stem, 1x1, 5x5, 7x7,
   // padding, strides, odd channel counts) on any machine.
-  conv2d_set_kernels(ConvKernels::gemm);
+  const KernelsForScope gemm(ConvKernels::gemm);
   uint32_t seed = 600;
   for (const Conv2dShape& s : kConvShapes)
     for (const bool bias : {false, true}) compare_conv(s, bias, 1e-5, seed += 10);
   // 720 K column entries per image: two chunks of images (two, then one), the filter gradient summed over both.
   compare_conv({3, 32, 50, 50, 8, 3, 3, 1, 1}, true, 1e-5, 700);
-  conv2d_set_kernels(ConvKernels::fastest);
 }
 
 TEST_CASE("a strided 1x1 filter gradient is the same on every call") {
