@@ -359,10 +359,17 @@ constexpr size_t kColumnFloats = size_t(1) << 21;
 
 int64_t column_width(const Conv2dShape& s) { return int64_t(s.kh) * s.kw * s.c_in; }
 
-// Images per chunk: as many as fit kColumnFloats, at least one.
-int images_per_chunk(const Conv2dShape& s) {
-  const size_t per_image = size_t(s.h_out()) * s.w_out() * size_t(column_width(s));
-  return int(std::clamp<size_t>(kColumnFloats / per_image, 1, size_t(s.n)));
+// Calls f(n0, n1, rows, columns) for successive chunks of images [n0, n1): as many images as fit kColumnFloats
+// (at least one), rows = their output pixels, columns = room for their im2col rows.
+template <class F>
+void for_each_chunk(Context& ctx, const Conv2dShape& s, F&& f) {
+  const int64_t pixels = int64_t(s.h_out()) * s.w_out(), per_image = pixels * column_width(s);
+  const int chunk = int(std::clamp<int64_t>(int64_t(kColumnFloats) / per_image, 1, s.n));
+  float* columns = ctx.columns.reserve(size_t(chunk) * per_image * sizeof(float));
+  for (int n0 = 0; n0 < s.n; n0 += chunk) {
+    const int n1 = std::min(s.n, n0 + chunk);
+    f(n0, n1, (n1 - n0) * pixels, columns);
+  }
 }
 
 // The columns of images [n0, n1).
@@ -421,11 +428,7 @@ void col2im(const Conv2dShape& s, const float* columns, int n0, int n1, float* d
 void gemm_forward(Context& ctx, const Conv2dShape& s, const float* x, const float* w_ohwi, const float* bias,
                   float* y) {
   const int64_t k = column_width(s), pixels = int64_t(s.h_out()) * s.w_out();
-  const int chunk = images_per_chunk(s);
-  float* columns = ctx.columns.reserve(size_t(chunk) * pixels * k * sizeof(float));
-  for (int n0 = 0; n0 < s.n; n0 += chunk) {
-    const int n1 = std::min(s.n, n0 + chunk);
-    const int64_t rows = (n1 - n0) * pixels;
+  for_each_chunk(ctx, s, [&](int n0, int n1, int64_t rows, float* columns) {
     float* out = y + n0 * pixels * s.c_out;
     if (bias) {
 #pragma omp parallel for schedule(static)
@@ -434,36 +437,28 @@ void gemm_forward(Context& ctx, const Conv2dShape& s, const float* x, const floa
     im2col(s, x, n0, n1, columns);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows), s.c_out, int(k), 1.f, columns, int(k), w_ohwi,
                 int(k), bias ? 1.f : 0.f, out, s.c_out);
-  }
+  });
 }
 
 void gemm_backward_data(Context& ctx, const Conv2dShape& s, const float* dy, const float* w_ohwi, float* dx,
                         float beta) {
   const int64_t k = column_width(s), pixels = int64_t(s.h_out()) * s.w_out();
-  const int chunk = images_per_chunk(s);
-  float* columns = ctx.columns.reserve(size_t(chunk) * pixels * k * sizeof(float));
-  for (int n0 = 0; n0 < s.n; n0 += chunk) {
-    const int n1 = std::min(s.n, n0 + chunk);
-    const int64_t rows = (n1 - n0) * pixels;
+  for_each_chunk(ctx, s, [&](int n0, int n1, int64_t rows, float* columns) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), int(k), s.c_out, 1.f,
                 dy + n0 * pixels * s.c_out, s.c_out, w_ohwi, int(k), 0.f, columns, int(k));
     col2im(s, columns, n0, n1, dx, beta);
-  }
+  });
 }
 
 // dW (OHWI) = dy^T * columns; dbias = the sum of dy's rows (both overwritten).
 void gemm_backward_filter(Context& ctx, const Conv2dShape& s, const float* x, const float* dy, float* dw_ohwi,
                           float* dbias) {
   const int64_t k = column_width(s), pixels = int64_t(s.h_out()) * s.w_out();
-  const int chunk = images_per_chunk(s);
-  float* columns = ctx.columns.reserve(size_t(chunk) * pixels * k * sizeof(float));
-  for (int n0 = 0; n0 < s.n; n0 += chunk) {
-    const int n1 = std::min(s.n, n0 + chunk);
-    const int64_t rows = (n1 - n0) * pixels;
+  for_each_chunk(ctx, s, [&](int n0, int n1, int64_t rows, float* columns) {
     im2col(s, x, n0, n1, columns);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s.c_out, int(k), int(rows), 1.f,
                 dy + n0 * pixels * s.c_out, s.c_out, columns, int(k), n0 == 0 ? 0.f : 1.f, dw_ohwi, int(k));
-  }
+  });
   if (dbias) {
     const int64_t rows = s.n * pixels;
     std::fill(dbias, dbias + s.c_out, 0.f);
@@ -517,32 +512,10 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* we
   if (aside) add_scaled(dx, static_cast<const float*>(p.staging.ptr), dx_count, beta);
 }
 
-namespace {
-// The pixels a strided 1x1 convolution reads: xs (n, h_out, w_out, c_in) = x[:, oh * stride - pad, ow * stride
-// - pad, :], zero where that falls in the padding.
-void subsample_1x1(const Conv2dShape& s, const float* x, float* xs) {
-  const int ho = s.h_out(), wo = s.w_out(), c = s.c_in;
-#pragma omp parallel for schedule(static) if (size_t(s.n) * ho * wo * c > (size_t(1) << 16))
-  for (int r = 0; r < s.n * ho; ++r) {
-    const int n = r / ho, ih = (r % ho) * s.stride - s.pad;
-    float* out = xs + size_t(r) * wo * c;
-    for (int ow = 0; ow < wo; ++ow, out += c) {
-      const int iw = ow * s.stride - s.pad;
-      if (ih < 0 || ih >= s.h || iw < 0 || iw >= s.w) {
-        std::fill(out, out + c, 0.f);
-      } else {
-        const float* in = x + ((size_t(n) * s.h + ih) * s.w + iw) * c;
-        std::copy(in, in + c, out);
-      }
-    }
-  }
-}
-}  // namespace
-
 void conv2d_backward_filter(const Conv2dShape& s, const float* x, const float* dy, float* dweight, float* dbias,
                             float beta) {
   Context& ctx = context();
-  if (s.kh == 1 && s.kw == 1 && (s.stride > 1 || s.pad > 0) && ctx.kernels != ConvKernels::gemm) {
+  if (s.kh == 1 && s.kw == 1 && (s.stride > 1 || s.pad > 0)) {
     // A strided 1x1 convolution's filter gradient is the unit-stride one over the pixels it reads. oneDNN 2.6's
     // AVX2 1x1 backward-weights kernel, which gathers those pixels itself for a strided shape, gives results
     // that change from run to run (wrong by up to the gradient's own size) on two threads when c_in is below its
@@ -555,7 +528,7 @@ void conv2d_backward_filter(const Conv2dShape& s, const float* x, const float* d
     unit.stride = 1;
     unit.pad = 0;
     float* xs = ctx.subsampled.reserve(size_t(unit.n) * unit.h * unit.w * unit.c_in * sizeof(float));
-    subsample_1x1(s, x, xs);
+    im2col(s, x, 0, s.n, xs);  // a 1x1 convolution's columns are the pixels it reads
     conv2d_backward_filter(unit, xs, dy, dweight, dbias, beta);
     return;
   }
