@@ -246,8 +246,23 @@ double median(std::vector<double> v) {
 struct Options {
   std::vector<int> batches{32, 256};
   int reps = 5, warmup = 2, threads = 0;
-  bool direct = false, breakdown = false, cpu_time = false;
+  std::string kernels = "fastest";
+  bool direct = false, breakdown = false, layers = false, cpu_time = false;
 };
+
+cpu::ConvKernels kernels_named(const std::string& name) {
+  if (name == "direct") return cpu::ConvKernels::direct;
+  if (name == "gemm") return cpu::ConvKernels::gemm;
+  if (name == "winograd") return cpu::ConvKernels::winograd;
+  return cpu::ConvKernels::fastest;
+}
+
+const char* kernels_described(const std::string& name) {
+  if (name == "direct") return "oneDNN direct";
+  if (name == "gemm") return "im2col + sgemm";
+  if (name == "winograd") return "Winograd F(4x4, 3x3) where it applies (not the filter gradient), direct elsewhere";
+  return "AVX-512: Winograd 3x3/s1 + direct; AVX2: Winograd F(4x4, 3x3), im2col + sgemm and direct by layer";
+}
 
 // Bytes glibc holds from the system (heap arenas and mmapped blocks).
 size_t heap_bytes() {
@@ -262,16 +277,57 @@ void print_breakdown(const Timers& t, int iterations) {
               t.conv_forward * k, t.conv_backward_data * k, t.conv_backward_filter * k, t.batchnorm * k, t.pool * k);
 }
 
+// Each distinct convolution of the network alone, per pass: median milliseconds and GFLOP/s.
+void time_layers(const ResNet18& net, const Options& o) {
+  std::vector<Conv2dShape> shapes;
+  for (const Conv* c : net.convs()) {
+    const Conv2dShape& s = c->s;
+    const bool seen = std::any_of(shapes.begin(), shapes.end(), [&](const Conv2dShape& t) {
+      return t.c_in == s.c_in && t.h == s.h && t.c_out == s.c_out && t.kh == s.kh && t.stride == s.stride;
+    });
+    if (!seen) shapes.push_back(s);
+  }
+  std::mt19937 gen(3);
+  std::normal_distribution<float> dist(0.f, 1.f);
+  std::printf("    per layer (n, c_in, h, w -> c_out, kernel, stride): median ms and GFLOP/s of forward, data gradient, "
+              "filter gradient\n");
+  for (const Conv2dShape& s : shapes) {
+    const size_t xs = size_t(s.n) * s.h * s.w * s.c_in, ys = size_t(s.n) * s.h_out() * s.w_out() * s.c_out;
+    const size_t ws = size_t(s.c_out) * s.c_in * s.kh * s.kw;
+    std::vector<float> x(xs), dx(xs), y(ys), dy(ys), w(ws), dw(ws);
+    for (auto* v : {&x, &dy, &w})
+      for (float& e : *v) e = dist(gen);
+    double ms[3];
+    for (int pass = 0; pass < 3; ++pass) {
+      std::vector<double> times;
+      for (int i = 0; i < o.warmup + o.reps; ++i) {
+        const double t0 = now();
+        // A new weight version every run, as after every optimizer step: a kernel's weight copy is timed too.
+        const uint64_t version = uint64_t(i) + 1;
+        if (pass == 0) cpu::conv2d_forward(s, x.data(), w.data(), version, nullptr, y.data());
+        if (pass == 1) cpu::conv2d_backward_data(s, dy.data(), w.data(), version, dx.data(), 0.f);
+        if (pass == 2) cpu::conv2d_backward_filter(s, x.data(), dy.data(), dw.data(), nullptr, 0.f);
+        if (i >= o.warmup) times.push_back(seconds_since(t0));
+      }
+      ms[pass] = median(times) * 1e3;
+    }
+    const double gf = s.flops() / 1e6;
+    std::printf("    %4d %4d %3d %3d -> %4d  %dx%d/%d   fwd %7.2f ms %5.0f   data %7.2f ms %5.0f   filter %7.2f ms %5.0f\n",
+                s.n, s.c_in, s.h, s.w, s.c_out, s.kh, s.kw, s.stride, ms[0], gf / ms[0], ms[1], gf / ms[1], ms[2],
+                gf / ms[2]);
+  }
+}
+
 void run(const Options& o) {
   configure_process_memory();
   if (o.threads > 0) omp_set_num_threads(o.threads);
   g_cpu_clock = o.cpu_time;
   const int threads = omp_get_max_threads();
-  cpu::conv2d_set_kernels(o.direct ? cpu::ConvKernels::direct : cpu::ConvKernels::fastest);
+  cpu::conv2d_set_kernels(kernels_named(o.kernels));
   const char* isa = "";
   const double peak = bench::measure_fp32_peak(threads, &isa);
   std::printf("conv-layer kernels: CIFAR ResNet-18 backbone (NHWC activations, %s convolutions), %d threads, %s time\n",
-              o.direct ? "oneDNN direct" : "AVX-512: Winograd 3x3/s1 + direct; AVX2: im2col + sgemm for deep layers + direct", threads, o.cpu_time ? "CPU" : "wall");
+              kernels_described(o.kernels), threads, o.cpu_time ? "CPU" : "wall");
   std::printf("measured FP32 peak: %.0f GFLOP/s (%s FMA, %d threads, %.0f per thread)\n", peak, isa, threads,
               peak / threads);
   // On a machine shared with other jobs, spinning OpenMP threads lose their time slices at every barrier:
@@ -309,6 +365,7 @@ void run(const Options& o) {
     std::printf("batch %4d  forward + backward %8.1f ms  %7.1f img/s  %6.0f GFLOP/s (%4.1f%% of peak)\n", batch,
                 tr * 1e3, batch / tr, train_flops / tr / 1e9, 100 * train_flops / tr / 1e9 / peak);
     if (o.breakdown) print_breakdown(net.t, o.reps);
+    if (o.layers) time_layers(net, o);
     std::printf("            timed training runs: heap grew by %zu bytes, %zu new system allocations\n",
                 heap_bytes() - heap_before, cpu_allocator_stats().system_allocs - allocs_before);
     std::printf("            (%.3f GFLOP per image forward, %.3f forward + backward; medians of %d runs)\n",
@@ -327,12 +384,19 @@ void add_bench_conv(CLI::App& bench) {
   cmd->add_option("--reps", opts->reps, "timed runs per measurement (the median is reported)")->check(CLI::Range(1, 1000000));
   cmd->add_option("--warmup", opts->warmup, "untimed runs first")->check(non_negative());
   cmd->add_option("--threads", opts->threads, "OpenMP threads (0: OMP_NUM_THREADS or all cores)");
-  cmd->add_flag("--direct", opts->direct, "oneDNN's direct convolution kernels only (no Winograd, no im2col + sgemm)");
+  cmd->add_option("--kernels", opts->kernels,
+                  "convolution kernels: fastest (per layer and ISA), direct (oneDNN's direct only), gemm (im2col + "
+                  "sgemm everywhere), winograd (ours wherever it applies)")
+      ->check(CLI::IsMember({"fastest", "direct", "gemm", "winograd"}))
+      ->capture_default_str();
+  cmd->add_flag("--direct", opts->direct, "the same as --kernels direct");
+  cmd->add_flag("--layers", opts->layers, "time each distinct convolution alone, per pass");
   cmd->add_flag("--breakdown", opts->breakdown, "time per kernel family as well");
   cmd->add_flag("--cpu-time", opts->cpu_time, "report process CPU time, not wall time (loaded machines; --threads 1)");
   cmd->callback([opts] {
     for (int b : opts->batches)
       if (b < 2) throw UsageError("bench conv: --batch values must be at least 2 (batch-norm), got " + std::to_string(b));
+    if (opts->direct) opts->kernels = "direct";
     run(*opts);
   });
 }

@@ -152,6 +152,26 @@ TEST_CASE("conv2d as im2col + sgemm matches the double reference on every shape"
   compare_conv({3, 32, 50, 50, 8, 3, 3, 1, 1}, true, 1e-5, 700);
 }
 
+TEST_CASE("conv2d as Winograd F(4x4, 3x3) matches the double reference") {
+  // Forced for the forward and data gradient of every 3x3 stride-1 shape it takes (channels in multiples of 8,
+  // padding 0 to 2), on any machine; the filter gradient runs on the other kernels. Tolerance 2e-5: the
+  // transforms about double the direct form's rounding error.
+  const KernelsForScope winograd(ConvKernels::winograd);
+  uint32_t seed = 800;
+  for (const Conv2dShape& s : kConvShapes)
+    for (const bool bias : {false, true}) compare_conv(s, bias, 2e-5, seed += 10);
+  const Conv2dShape shapes[] = {
+      // n, c_in, h, w, c_out, kh, kw, stride, pad
+      {2, 8, 7, 5, 16, 3, 3, 1, 1},     // outputs not a multiple of the 4x4 tile: cropped edge tiles
+      {2, 16, 9, 6, 8, 3, 3, 1, 0},     // no padding (the data gradient pads by 2)
+      {1, 8, 5, 5, 8, 3, 3, 1, 2},      // padding 2 (the data gradient has none)
+      {2, 8, 1, 1, 8, 3, 3, 1, 1},      // one pixel
+      {6, 8, 100, 100, 8, 3, 3, 1, 1},  // 625 tiles an image: two chunks of images (five, then one)
+  };
+  for (const Conv2dShape& s : shapes)
+    for (const bool bias : {false, true}) compare_conv(s, bias, 2e-5, seed += 10);
+}
+
 TEST_CASE("a strided 1x1 filter gradient is the same on every call") {
   // oneDNN's AVX2 kernel for this shape (4 input channels, under its 8-channel block, stride 2) gave a different,
   // wrong gradient on most calls on two threads; conv2d_backward_filter gathers the pixels itself instead.
@@ -168,27 +188,32 @@ TEST_CASE("a strided 1x1 filter gradient is the same on every call") {
 }
 
 TEST_CASE("conv2d keeps a reordered weight per version and re-reads it when the version changes") {
-  const Conv2dShape s{2, 16, 6, 6, 32, 3, 3, 1, 1};
-  const auto x = random_values(input_count(s), 1), w1 = random_values(weight_count(s), 2);
-  const auto w2 = random_values(weight_count(s), 3);
-  const auto xf = to_float(x);
-  std::vector<float> wf = to_float(w1), yf(output_count(s));
-  std::vector<double> y(output_count(s));
-  conv2d_forward(s, xf.data(), wf.data(), 7, nullptr, yf.data());
-  conv2d_forward_reference(s, x.data(), w1.data(), nullptr, y.data());
-  CHECK(relative_error(yf, y) <= 2e-5);
-  wf = to_float(w2);  // same address (same size), new values, new version
-  conv2d_forward(s, xf.data(), wf.data(), 8, nullptr, yf.data());
-  conv2d_forward_reference(s, x.data(), w2.data(), nullptr, y.data());
-  CHECK(relative_error(yf, y) <= 2e-5);
-  wf = to_float(w1);  // same version, new values: the sampled values give the stale copy away
-  conv2d_forward(s, xf.data(), wf.data(), 8, nullptr, yf.data());
-  conv2d_forward_reference(s, x.data(), w1.data(), nullptr, y.data());
-  CHECK(relative_error(yf, y) <= 2e-5);
-  wf = to_float(w2);  // version 0: always re-read
-  conv2d_forward(s, xf.data(), wf.data(), 0, nullptr, yf.data());
-  conv2d_forward_reference(s, x.data(), w2.data(), nullptr, y.data());
-  CHECK(relative_error(yf, y) <= 2e-5);
+  // Under each kernel family's own weight copy: oneDNN's reorder, OHWI for im2col + sgemm, Winograd's transform.
+  for (const ConvKernels kernels : {ConvKernels::fastest, ConvKernels::gemm, ConvKernels::winograd}) {
+    CAPTURE(int(kernels));
+    const KernelsForScope scope(kernels);
+    const Conv2dShape s{2, 16, 6, 6, 32, 3, 3, 1, 1};
+    const auto x = random_values(input_count(s), 1), w1 = random_values(weight_count(s), 2);
+    const auto w2 = random_values(weight_count(s), 3);
+    const auto xf = to_float(x);
+    std::vector<float> wf = to_float(w1), yf(output_count(s));
+    std::vector<double> y(output_count(s));
+    conv2d_forward(s, xf.data(), wf.data(), 7, nullptr, yf.data());
+    conv2d_forward_reference(s, x.data(), w1.data(), nullptr, y.data());
+    CHECK(relative_error(yf, y) <= 2e-5);
+    wf = to_float(w2);  // same address (same size), new values, new version
+    conv2d_forward(s, xf.data(), wf.data(), 8, nullptr, yf.data());
+    conv2d_forward_reference(s, x.data(), w2.data(), nullptr, y.data());
+    CHECK(relative_error(yf, y) <= 2e-5);
+    wf = to_float(w1);  // same version, new values: the sampled values give the stale copy away
+    conv2d_forward(s, xf.data(), wf.data(), 8, nullptr, yf.data());
+    conv2d_forward_reference(s, x.data(), w1.data(), nullptr, y.data());
+    CHECK(relative_error(yf, y) <= 2e-5);
+    wf = to_float(w2);  // version 0: always re-read
+    conv2d_forward(s, xf.data(), wf.data(), 0, nullptr, yf.data());
+    conv2d_forward_reference(s, x.data(), w2.data(), nullptr, y.data());
+    CHECK(relative_error(yf, y) <= 2e-5);
+  }
 }
 
 TEST_CASE("batchnorm2d float kernels match the double reference") {

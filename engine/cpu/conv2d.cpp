@@ -11,6 +11,7 @@
 
 #include "engine/allocator.h"
 #include "engine/cpu/conv_kernels.h"
+#include "engine/cpu/conv_winograd.h"
 #include "engine/error.h"
 
 namespace intl::cpu {
@@ -45,8 +46,8 @@ struct Buffer {
 enum class Direction { forward, backward_data, backward_filter };
 
 // Which kernel family serves a (shape, direction): oneDNN's (the blocked ones stage activations in nChw16c or
-// nChw8c) or im2col + sgemm.
-enum class Kernel { nhwc_direct, blocked_direct, blocked_winograd, gemm };
+// nChw8c), im2col + sgemm, or our Winograd F(4x4, 3x3) (conv_winograd.h).
+enum class Kernel { nhwc_direct, blocked_direct, blocked_winograd, gemm, winograd };
 
 struct PlanKey {
   Direction direction;
@@ -65,7 +66,7 @@ struct PlanKey {
 struct PlanKeyHash {
   size_t operator()(const PlanKey& k) const {
     const Conv2dShape& s = k.s;
-    size_t h = (size_t(k.direction) * 3 + size_t(k.kernel)) * 2 + size_t(k.bias);
+    size_t h = (size_t(k.direction) * 5 + size_t(k.kernel)) * 2 + size_t(k.bias);
     for (int v : {s.n, s.c_in, s.h, s.w, s.c_out, s.kh, s.kw, s.stride, s.pad}) h = h * 1000003u ^ size_t(v);
     return h;
   }
@@ -123,7 +124,7 @@ struct Context {
   Buffer scratchpad;     // shared by all plans: kernels run one at a time
   Buffer activation[2];  // blocked staging copies of activations, shared likewise
   Buffer subsampled;     // a strided 1x1 convolution's input pixels (conv2d_backward_filter)
-  Buffer columns;        // im2col rows of the images in one chunk (Kernel::gemm)
+  Buffer columns;        // im2col rows of the images in one chunk (Kernel::gemm), or Winograd's scratch
   ConvKernels kernels = ConvKernels::fastest;
   bool avx512 = has_avx512_core();
 };
@@ -214,12 +215,25 @@ std::string describe(const Conv2dShape& s) {
 // what the layout saves.
 Kernel choose_kernel(Direction dir, const Conv2dShape& s, ConvKernels policy, bool avx512) {
   if (policy == ConvKernels::gemm) return Kernel::gemm;
+  if (policy == ConvKernels::winograd) {
+    if (dir != Direction::backward_filter && winograd::applies(s)) return Kernel::winograd;
+    policy = ConvKernels::direct;
+  }
   if (!avx512) {
     // im2col + sgemm against the blocked kernels (AVX2, 2 threads, batch 32 and 256, the copies into and out of
     // columns counted): faster for every 3x3 layer with 256 or more output channels that downsamples or has
     // 4x4 pixels (0.55-0.85 of the time), and for the filter gradient of every 3x3 layer with 128 or more
     // (0.47-0.9); slower for 64-channel layers and for the forward and data gradient of 256-channel 8x8 ones.
     const bool spatial = s.kh * s.kw > 1;
+    if (policy == ConvKernels::fastest && dir != Direction::backward_filter && winograd::applies(s)) {
+      // Our Winograd F(4x4, 3x3) against the kernels below (AVX2, 2 threads, a new weight version every call so
+      // that its weight transform counts): 0.5-0.7 of the time for 128 to 512 channels once there are 2,048
+      // output pixels or more (every such layer of CIFAR ResNet-18 at batch 32 but the 4x4 one, whose 36 x 512 x
+      // 512 transformed weights cost as much as they save), and 0.8 for 64 channels at batch 256, where at
+      // batch 32 it only breaks even.
+      const int64_t pixels = int64_t(s.n) * s.h_out() * s.w_out();
+      if ((std::min(s.c_in, s.c_out) >= 128 && pixels >= 2048) || pixels >= 131072) return Kernel::winograd;
+    }
     if (policy == ConvKernels::fastest && spatial) {
       if (dir == Direction::backward_filter && s.c_out >= 128) return Kernel::gemm;
       if (s.c_out >= 256 && (s.stride > 1 || s.h_out() * s.w_out() <= 16)) return Kernel::gemm;
@@ -251,6 +265,10 @@ Plan& plan_for(Context& ctx, Direction dir, const Conv2dShape& s, bool with_bias
   const memory::desc w_user(w_dims, dt::f32, tag::oihw), bias_md(memory::dims{s.c_out}, dt::f32, tag::x);
   const memory::dims strides{s.stride, s.stride}, pads{s.pad, s.pad};
   plan->kernel = kernel;
+  if (kernel == Kernel::winograd) {
+    plan->weights_plain = false;  // transformed by weights_for
+    return *ctx.plans.emplace(key, std::move(plan)).first->second;
+  }
   if (kernel == Kernel::gemm) {
     // No primitive: the weights in OHWI, which is (c_out) x (kh * kw * c_in) in im2col's column order.
     plan->weights = memory(memory::desc(w_dims, dt::f32, tag::ohwi), ctx.engine, DNNL_MEMORY_NONE);
@@ -332,16 +350,24 @@ size_t weight_count(const Conv2dShape& s) { return size_t(s.c_out) * s.c_in * s.
 
 // The primitive's copy of `weight`, reordered once per (address, version); a changed sample of the values also
 // forces a new copy, which catches most callers that forget to change the version.
-const float* weights_for(Context& ctx, Plan& p, const float* weight, uint64_t version, size_t count) {
+const float* weights_for(Context& ctx, Plan& p, Direction dir, const Conv2dShape& s, const float* weight,
+                         uint64_t version) {
   if (p.weights_plain) return weight;
+  const size_t count = weight_count(s);
   BlockedWeight& b = p.blocked[weight];
   bool fresh = version != 0 && b.version == version && b.data.ptr;
   for (int i = 0; fresh && i < kSamples; ++i) fresh = b.sample[i] == weight[count * i / kSamples];
   if (fresh) return static_cast<const float*>(b.data.ptr);
-  float* dst = b.data.reserve(p.weights.get_desc().get_size());
-  p.weights_user.set_data_handle(const_cast<float*>(weight));
-  p.weights.set_data_handle(dst);
-  reorder(ctx, p.weights_reorder, p.weights_user, p.weights);
+  float* dst;
+  if (p.kernel == Kernel::winograd) {
+    dst = b.data.reserve(winograd::weight_floats(s) * sizeof(float));
+    winograd::transform_weights(s, weight, dir == Direction::backward_data, dst);
+  } else {
+    dst = b.data.reserve(p.weights.get_desc().get_size());
+    p.weights_user.set_data_handle(const_cast<float*>(weight));
+    p.weights.set_data_handle(dst);
+    reorder(ctx, p.weights_reorder, p.weights_user, p.weights);
+  }
   b.version = version;
   for (int i = 0; i < kSamples; ++i) b.sample[i] = weight[count * i / kSamples];
   return dst;
@@ -473,8 +499,12 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* weight, u
                     const float* bias, float* y) {
   Context& ctx = context();
   Plan& p = plan_for(ctx, Direction::forward, s, bias != nullptr);
-  const float* w = weights_for(ctx, p, weight, weight_version, weight_count(s));
+  const float* w = weights_for(ctx, p, Direction::forward, s, weight, weight_version);
   if (p.kernel == Kernel::gemm) return gemm_forward(ctx, s, x, w, bias, y);
+  if (p.kernel == Kernel::winograd) {
+    float* scratch = ctx.columns.reserve(winograd::scratch_floats(s) * sizeof(float));
+    return winograd::convolve(s, x, w, bias, y, 0.f, scratch);
+  }
   p.weights.set_data_handle(const_cast<float*>(w));
   bind_scratchpad(ctx, p);
   bind_input(ctx, p.in, x);
@@ -496,8 +526,13 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* we
                           float* dx, float beta) {
   Context& ctx = context();
   Plan& p = plan_for(ctx, Direction::backward_data, s, false);
-  const float* w = weights_for(ctx, p, weight, weight_version, weight_count(s));
+  const float* w = weights_for(ctx, p, Direction::backward_data, s, weight, weight_version);
   if (p.kernel == Kernel::gemm) return gemm_backward_data(ctx, s, dy, w, dx, beta);
+  if (p.kernel == Kernel::winograd) {
+    const Conv2dShape t = winograd::data_gradient_shape(s);
+    float* scratch = ctx.columns.reserve(winograd::scratch_floats(t) * sizeof(float));
+    return winograd::convolve(t, dy, w, nullptr, dx, beta, scratch);
+  }
   p.weights.set_data_handle(const_cast<float*>(w));
   const size_t dx_count = size_t(s.n) * s.h * s.w * s.c_in;
   // A plain output with beta != 0 is computed aside and added; a staged one is added by its reorder.

@@ -1,0 +1,220 @@
+// Winograd F(4x4, 3x3) on NHWC float32: transforms over blocks of 8 channels (one AVX2 register), 36 sgemms.
+#include "engine/cpu/conv_winograd.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cstdint>
+
+namespace intl::cpu::winograd {
+namespace {
+
+constexpr int kOut = 4;         // outputs per tile side
+constexpr int kIn = 6;          // inputs per tile side
+constexpr int kPositions = 36;  // kIn * kIn
+constexpr int kLanes = 8;       // channels transformed together
+// Scratch per chunk of images: their transformed inputs and products (36 x tiles x (c_in + c_out)), about 8 MB
+// so that a chunk stays in the last-level cache between its transforms and its sgemms; at least the transformed
+// weight's size, as every chunk reads the whole of it (37.7 MB for 512 x 512 channels).
+constexpr int64_t kScratchFloats = int64_t(1) << 21;
+
+// The three 1-D transforms on `kLanes` channels at once; element k of a row is at p + k * stride.
+// Input: B^T d, points 0, 1, -1, 2, -2 and infinity.
+inline void input_1d(const float* d, int64_t ds, float* t, int64_t ts) {
+#pragma omp simd
+  for (int c = 0; c < kLanes; ++c) {
+    const float d0 = d[c], d1 = d[ds + c], d2 = d[2 * ds + c], d3 = d[3 * ds + c], d4 = d[4 * ds + c],
+                d5 = d[5 * ds + c];
+    t[c] = 4.f * d0 - 5.f * d2 + d4;
+    t[ts + c] = -4.f * (d1 + d2) + d3 + d4;
+    t[2 * ts + c] = 4.f * (d1 - d2) - d3 + d4;
+    t[3 * ts + c] = 2.f * (d3 - d1) - d2 + d4;
+    t[4 * ts + c] = 2.f * (d1 - d3) - d2 + d4;
+    t[5 * ts + c] = 4.f * d1 - 5.f * d3 + d5;
+  }
+}
+
+// Output: A^T m.
+inline void output_1d(const float* m, int64_t ms, float* o, int64_t os) {
+#pragma omp simd
+  for (int c = 0; c < kLanes; ++c) {
+    const float m0 = m[c], m1 = m[ms + c], m2 = m[2 * ms + c], m3 = m[3 * ms + c], m4 = m[4 * ms + c],
+                m5 = m[5 * ms + c];
+    const float a = m1 + m2, b = m1 - m2, p = m3 + m4, q = m3 - m4;
+    o[c] = m0 + a + p;
+    o[os + c] = b + 2.f * q;
+    o[2 * os + c] = a + 4.f * p;
+    o[3 * os + c] = b + 8.f * q + m5;
+  }
+}
+
+// Filter: G g (the sixths, twelfths and twenty-fourths as products: no division in the loop).
+inline void filter_1d(const float* g, int64_t gs, float* u, int64_t us) {
+  constexpr float sixth = 1.f / 6, twelfth = 1.f / 12, twenty_fourth = 1.f / 24;
+#pragma omp simd
+  for (int c = 0; c < kLanes; ++c) {
+    const float g0 = g[c], g1 = g[gs + c], g2 = g[2 * gs + c];
+    const float even = g0 * twenty_fourth + g2 * sixth, odd = g1 * twelfth;
+    u[c] = g0 * 0.25f;
+    u[us + c] = -(g0 + g1 + g2) * sixth;
+    u[2 * us + c] = -(g0 - g1 + g2) * sixth;
+    u[3 * us + c] = even + odd;
+    u[4 * us + c] = even - odd;
+    u[5 * us + c] = g2;
+  }
+}
+
+struct Tiling {
+  int rows, cols;  // tiles per image side
+  int64_t per_image() const { return int64_t(rows) * cols; }
+};
+
+Tiling tiling(const Conv2dShape& s) { return {(s.h_out() + kOut - 1) / kOut, (s.w_out() + kOut - 1) / kOut}; }
+
+int images_per_chunk(const Conv2dShape& s) {
+  const int64_t per_image = kPositions * tiling(s).per_image() * (s.c_in + s.c_out);
+  const int64_t budget = std::max<int64_t>(kScratchFloats, int64_t(weight_floats(s)));
+  return int(std::clamp<int64_t>(budget / per_image, 1, s.n));
+}
+
+// v[p][t][c] for the tiles t of images [n0, n1): the 6x6 input patch of each tile (zero outside the image),
+// transformed.
+void transform_inputs(const Conv2dShape& s, const float* x, int n0, int n1, float* v) {
+  const Tiling tl = tiling(s);
+  const int64_t tiles = (n1 - n0) * tl.per_image(), c_in = s.c_in;
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < tiles; ++t) {
+    const int n = n0 + int(t / tl.per_image()), r = int(t % tl.per_image());
+    const int h0 = (r / tl.cols) * kOut - s.pad, w0 = (r % tl.cols) * kOut - s.pad;
+    for (int c0 = 0; c0 < s.c_in; c0 += kLanes) {
+      alignas(32) float d[kIn][kIn][kLanes], m[kIn][kIn][kLanes];
+      for (int i = 0; i < kIn; ++i)
+        for (int j = 0; j < kIn; ++j) {
+          const int h = h0 + i, w = w0 + j;
+          if (h < 0 || h >= s.h || w < 0 || w >= s.w) {
+            std::fill(d[i][j], d[i][j] + kLanes, 0.f);
+          } else {
+            const float* in = x + ((int64_t(n) * s.h + h) * s.w + w) * c_in + c0;
+            std::copy(in, in + kLanes, d[i][j]);
+          }
+        }
+      for (int j = 0; j < kIn; ++j) input_1d(d[0][j], kIn * kLanes, m[0][j], kIn * kLanes);  // columns
+      for (int i = 0; i < kIn; ++i) input_1d(m[i][0], kLanes, d[i][0], kLanes);              // rows
+      for (int p = 0; p < kPositions; ++p) {
+        const float* src = d[p / kIn][p % kIn];
+        std::copy(src, src + kLanes, v + (p * tiles + t) * c_in + c0);
+      }
+    }
+  }
+}
+
+// y = A^T m A (+ bias) + beta * y for the tiles of images [n0, n1), cropped at the image's edge.
+void transform_outputs(const Conv2dShape& s, const float* m, const float* bias, int n0, int n1, float* y,
+                       float beta) {
+  const Tiling tl = tiling(s);
+  const int64_t tiles = (n1 - n0) * tl.per_image(), c_out = s.c_out;
+  const int ho = s.h_out(), wo = s.w_out();
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < tiles; ++t) {
+    const int n = n0 + int(t / tl.per_image()), r = int(t % tl.per_image());
+    const int h0 = (r / tl.cols) * kOut, w0 = (r % tl.cols) * kOut;
+    for (int c0 = 0; c0 < s.c_out; c0 += kLanes) {
+      alignas(32) float a[kIn][kIn][kLanes], b[kOut][kIn][kLanes], o[kOut][kOut][kLanes];
+      for (int p = 0; p < kPositions; ++p) {
+        const float* src = m + (p * tiles + t) * c_out + c0;
+        std::copy(src, src + kLanes, a[p / kIn][p % kIn]);
+      }
+      for (int j = 0; j < kIn; ++j) output_1d(a[0][j], kIn * kLanes, b[0][j], kIn * kLanes);  // columns
+      for (int i = 0; i < kOut; ++i) output_1d(b[i][0], kLanes, o[i][0], kLanes);             // rows
+      for (int i = 0; i < kOut && h0 + i < ho; ++i)
+        for (int j = 0; j < kOut && w0 + j < wo; ++j) {
+          float* out = y + ((int64_t(n) * ho + h0 + i) * wo + w0 + j) * c_out + c0;
+          const float* res = o[i][j];
+          if (beta == 0.f) {
+#pragma omp simd
+            for (int c = 0; c < kLanes; ++c) out[c] = res[c] + (bias ? bias[c0 + c] : 0.f);
+          } else {
+#pragma omp simd
+            for (int c = 0; c < kLanes; ++c) out[c] = res[c] + (bias ? bias[c0 + c] : 0.f) + beta * out[c];
+          }
+        }
+    }
+  }
+}
+
+}  // namespace
+
+bool applies(const Conv2dShape& s) {
+  return s.kh == 3 && s.kw == 3 && s.stride == 1 && s.pad >= 0 && s.pad <= 2 && s.c_in % kLanes == 0 &&
+         s.c_out % kLanes == 0 && s.h_out() > 0 && s.w_out() > 0;
+}
+
+Conv2dShape data_gradient_shape(const Conv2dShape& s) {
+  Conv2dShape t = s;
+  t.c_in = s.c_out;
+  t.c_out = s.c_in;
+  t.h = s.h_out();
+  t.w = s.w_out();
+  t.pad = 2 - s.pad;
+  return t;
+}
+
+size_t weight_floats(const Conv2dShape& s) { return size_t(kPositions) * s.c_in * s.c_out; }
+
+void transform_weights(const Conv2dShape& s, const float* w_oihw, bool data_gradient, float* u) {
+  // The transformed layer's channels: forward (ci, co) = (s.c_in, s.c_out); data gradient (s.c_out, s.c_in).
+  // Eight output channels at a time into a block of kBlock, whose 36 rows are then written out one plane at a
+  // time (36 interleaved streams of 32 bytes ran at a third of the memory's write speed).
+  constexpr int kBlock = 256;
+  const int c_in = data_gradient ? s.c_out : s.c_in, c_out = data_gradient ? s.c_in : s.c_out;
+  const int64_t plane = int64_t(c_in) * c_out;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int ci = 0; ci < c_in; ++ci)
+    for (int b0 = 0; b0 < c_out; b0 += kBlock) {
+      alignas(32) float block[kPositions][kBlock];
+      const int b1 = std::min(c_out, b0 + kBlock);
+      for (int co0 = b0; co0 < b1; co0 += kLanes) {
+        alignas(32) float g[3][3][kLanes], gt[kIn][3][kLanes], uu[kIn][kIn][kLanes];
+        for (int c = 0; c < kLanes; ++c) {
+          if (data_gradient) {  // filter (ci, co) of the OIHW weight, rotated by 180 degrees
+            const float* w = w_oihw + (int64_t(ci) * s.c_in + co0 + c) * 9;
+            for (int tap = 0; tap < 9; ++tap) g[2 - tap / 3][2 - tap % 3][c] = w[tap];
+          } else {  // filter (co, ci)
+            const float* w = w_oihw + (int64_t(co0 + c) * s.c_in + ci) * 9;
+            for (int tap = 0; tap < 9; ++tap) g[tap / 3][tap % 3][c] = w[tap];
+          }
+        }
+        for (int b = 0; b < 3; ++b) filter_1d(g[0][b], 3 * kLanes, gt[0][b], 3 * kLanes);  // G g
+        for (int a = 0; a < kIn; ++a) filter_1d(gt[a][0], kLanes, uu[a][0], kLanes);      // (G g) G^T
+        for (int p = 0; p < kPositions; ++p) {
+          const float* src = uu[p / kIn][p % kIn];
+          std::copy(src, src + kLanes, block[p] + (co0 - b0));
+        }
+      }
+      for (int p = 0; p < kPositions; ++p) std::copy(block[p], block[p] + (b1 - b0), u + p * plane + int64_t(ci) * c_out + b0);
+    }
+}
+
+size_t scratch_floats(const Conv2dShape& s) {
+  return size_t(kPositions) * images_per_chunk(s) * tiling(s).per_image() * (s.c_in + s.c_out);
+}
+
+void convolve(const Conv2dShape& s, const float* x, const float* u, const float* bias, float* y, float beta,
+              float* scratch) {
+  const int chunk = images_per_chunk(s);
+  const int64_t per_image = tiling(s).per_image();
+  for (int n0 = 0; n0 < s.n; n0 += chunk) {
+    const int n1 = std::min(s.n, n0 + chunk);
+    const int64_t tiles = (n1 - n0) * per_image;
+    float* v = scratch;
+    float* m = scratch + kPositions * tiles * s.c_in;
+    transform_inputs(s, x, n0, n1, v);
+    for (int p = 0; p < kPositions; ++p)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(tiles), s.c_out, s.c_in, 1.f,
+                  v + p * tiles * s.c_in, s.c_in, u + int64_t(p) * s.c_in * s.c_out, s.c_out, 0.f,
+                  m + p * tiles * s.c_out, s.c_out);
+    transform_outputs(s, m, bias, n0, n1, y, beta);
+  }
+}
+
+}  // namespace intl::cpu::winograd
