@@ -125,6 +125,7 @@ struct Context {
   Buffer activation[2];  // blocked staging copies of activations, shared likewise
   Buffer subsampled;     // a strided 1x1 convolution's input pixels (conv2d_backward_filter)
   Buffer columns;        // im2col rows of the images in one chunk (Kernel::gemm), or Winograd's scratch
+  Buffer winograd_sums;  // the 36 transformed filter-gradient sums (Kernel::winograd)
   ConvKernels kernels = ConvKernels::fastest;
   bool avx512 = has_avx512_core();
 };
@@ -216,7 +217,7 @@ std::string describe(const Conv2dShape& s) {
 Kernel choose_kernel(Direction dir, const Conv2dShape& s, ConvKernels policy, bool avx512) {
   if (policy == ConvKernels::gemm) return Kernel::gemm;
   if (policy == ConvKernels::winograd) {
-    if (dir != Direction::backward_filter && winograd::applies(s)) return Kernel::winograd;
+    if (winograd::applies(s)) return Kernel::winograd;
     policy = ConvKernels::direct;
   }
   if (!avx512) {
@@ -225,14 +226,18 @@ Kernel choose_kernel(Direction dir, const Conv2dShape& s, ConvKernels policy, bo
     // 4x4 pixels (0.55-0.85 of the time), and for the filter gradient of every 3x3 layer with 128 or more
     // (0.47-0.9); slower for 64-channel layers and for the forward and data gradient of 256-channel 8x8 ones.
     const bool spatial = s.kh * s.kw > 1;
-    if (policy == ConvKernels::fastest && dir != Direction::backward_filter && winograd::applies(s)) {
-      // Our Winograd F(4x4, 3x3) against the kernels below (AVX2, 2 threads, a new weight version every call so
-      // that its weight transform counts): 0.5-0.7 of the time for 128 to 512 channels once there are 2,048
-      // output pixels or more (every such layer of CIFAR ResNet-18 at batch 32 but the 4x4 one, whose 36 x 512 x
-      // 512 transformed weights cost as much as they save), and 0.8 for 64 channels at batch 256, where at
-      // batch 32 it only breaks even.
+    if (policy == ConvKernels::fastest && winograd::applies(s)) {
+      // Our Winograd F(4x4, 3x3) against the kernels below (`intl bench conv --layers --kernels winograd`: AVX2,
+      // 2 threads, a new weight version every call so that the weight transform counts). Forward and data
+      // gradient: 0.5-0.7 of the time for 128 to 512 channels from 2,048 output pixels (every such layer of CIFAR
+      // ResNet-18 at batch 32 but the 4x4 one, whose 36 x 512 x 512 transformed weights cost about what they
+      // save), 0.6-0.8 for 64 channels at batch 256 and even at batch 32. Filter gradient: 0.35-0.6 of the time
+      // for 64 to 512 channels from 2,048 output pixels, even at the 4x4 layer at batch 32.
       const int64_t pixels = int64_t(s.n) * s.h_out() * s.w_out();
-      if ((std::min(s.c_in, s.c_out) >= 128 && pixels >= 2048) || pixels >= 131072) return Kernel::winograd;
+      const int channels = std::min(s.c_in, s.c_out);
+      if (dir == Direction::backward_filter ? channels >= 64 && pixels >= 2048
+                                            : (channels >= 128 && pixels >= 2048) || pixels >= 131072)
+        return Kernel::winograd;
     }
     if (policy == ConvKernels::fastest && spatial) {
       if (dir == Direction::backward_filter && s.c_out >= 128) return Kernel::gemm;
@@ -266,7 +271,7 @@ Plan& plan_for(Context& ctx, Direction dir, const Conv2dShape& s, bool with_bias
   const memory::dims strides{s.stride, s.stride}, pads{s.pad, s.pad};
   plan->kernel = kernel;
   if (kernel == Kernel::winograd) {
-    plan->weights_plain = false;  // transformed by weights_for
+    plan->weights_plain = false;  // forward and data gradient: transformed by weights_for
     return *ctx.plans.emplace(key, std::move(plan)).first->second;
   }
   if (kernel == Kernel::gemm) {
@@ -476,6 +481,14 @@ void gemm_backward_data(Context& ctx, const Conv2dShape& s, const float* dy, con
   });
 }
 
+// dbias = the sum of dy's rows (overwritten).
+void bias_gradient(const Conv2dShape& s, const float* dy, float* dbias) {
+  const int64_t rows = int64_t(s.n) * s.h_out() * s.w_out();
+  std::fill(dbias, dbias + s.c_out, 0.f);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int co = 0; co < s.c_out; ++co) dbias[co] += dy[r * s.c_out + co];
+}
+
 // dW (OHWI) = dy^T * columns; dbias = the sum of dy's rows (both overwritten).
 void gemm_backward_filter(Context& ctx, const Conv2dShape& s, const float* x, const float* dy, float* dw_ohwi,
                           float* dbias) {
@@ -485,12 +498,7 @@ void gemm_backward_filter(Context& ctx, const Conv2dShape& s, const float* x, co
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s.c_out, int(k), int(rows), 1.f,
                 dy + n0 * pixels * s.c_out, s.c_out, columns, int(k), n0 == 0 ? 0.f : 1.f, dw_ohwi, int(k));
   });
-  if (dbias) {
-    const int64_t rows = s.n * pixels;
-    std::fill(dbias, dbias + s.c_out, 0.f);
-    for (int64_t r = 0; r < rows; ++r)
-      for (int co = 0; co < s.c_out; ++co) dbias[co] += dy[r * s.c_out + co];
-  }
+  if (dbias) bias_gradient(s, dy, dbias);
 }
 
 }  // namespace
@@ -571,30 +579,37 @@ void conv2d_backward_filter(const Conv2dShape& s, const float* x, const float* d
   const size_t w_count = weight_count(s);
   // Where the OIHW result lands before it is added to dweight (beta != 0).
   float* w_plain = beta == 0.f ? dweight : p.staging.reserve(w_count * sizeof(float));
-  float* w_prim = p.weights_plain ? w_plain : p.diff_blocked.reserve(p.weights.get_desc().get_size());
   float* b_out = dbias ? (beta == 0.f ? dbias : p.staging_bias.reserve(size_t(s.c_out) * sizeof(float))) : nullptr;
-  p.weights.set_data_handle(w_prim);
-  if (p.kernel == Kernel::gemm) {
-    gemm_backward_filter(ctx, s, x, dy, w_prim, b_out);
+  if (p.kernel == Kernel::winograd) {
+    float* sums = ctx.winograd_sums.reserve(winograd::weight_floats(s) * sizeof(float));
+    float* scratch = ctx.columns.reserve(winograd::scratch_floats(s) * sizeof(float));
+    winograd::filter_gradient(s, x, dy, w_plain, sums, scratch);
+    if (b_out) bias_gradient(s, dy, b_out);
   } else {
-    bind_scratchpad(ctx, p);
-    bind_input(ctx, p.in, x);
-    bind_input(ctx, p.out, dy);
-    if (dbias) {
-      p.bias.set_data_handle(b_out);
-      execute(ctx, p.primitive,
-              {{DNNL_ARG_SRC, p.in.staged.get()}, {DNNL_ARG_DIFF_DST, p.out.staged.get()},
-               {DNNL_ARG_DIFF_WEIGHTS, p.weights.get()}, {DNNL_ARG_DIFF_BIAS, p.bias.get()},
-               {DNNL_ARG_SCRATCHPAD, p.scratchpad.get()}});
+    float* w_prim = p.weights_plain ? w_plain : p.diff_blocked.reserve(p.weights.get_desc().get_size());
+    p.weights.set_data_handle(w_prim);
+    if (p.kernel == Kernel::gemm) {
+      gemm_backward_filter(ctx, s, x, dy, w_prim, b_out);
     } else {
-      execute(ctx, p.primitive,
-              {{DNNL_ARG_SRC, p.in.staged.get()}, {DNNL_ARG_DIFF_DST, p.out.staged.get()},
-               {DNNL_ARG_DIFF_WEIGHTS, p.weights.get()}, {DNNL_ARG_SCRATCHPAD, p.scratchpad.get()}});
+      bind_scratchpad(ctx, p);
+      bind_input(ctx, p.in, x);
+      bind_input(ctx, p.out, dy);
+      if (dbias) {
+        p.bias.set_data_handle(b_out);
+        execute(ctx, p.primitive,
+                {{DNNL_ARG_SRC, p.in.staged.get()}, {DNNL_ARG_DIFF_DST, p.out.staged.get()},
+                 {DNNL_ARG_DIFF_WEIGHTS, p.weights.get()}, {DNNL_ARG_DIFF_BIAS, p.bias.get()},
+                 {DNNL_ARG_SCRATCHPAD, p.scratchpad.get()}});
+      } else {
+        execute(ctx, p.primitive,
+                {{DNNL_ARG_SRC, p.in.staged.get()}, {DNNL_ARG_DIFF_DST, p.out.staged.get()},
+                 {DNNL_ARG_DIFF_WEIGHTS, p.weights.get()}, {DNNL_ARG_SCRATCHPAD, p.scratchpad.get()}});
+      }
     }
-  }
-  if (!p.weights_plain) {
-    p.weights_user.set_data_handle(w_plain);
-    reorder(ctx, p.weights_reorder, p.weights, p.weights_user);
+    if (!p.weights_plain) {
+      p.weights_user.set_data_handle(w_plain);
+      reorder(ctx, p.weights_reorder, p.weights, p.weights_user);
+    }
   }
   if (beta != 0.f) {
     add_scaled(dweight, w_plain, w_count, beta);
@@ -611,6 +626,7 @@ void conv2d_release_cache() {
   for (Buffer& b : ctx.activation) b.release();
   ctx.subsampled.release();
   ctx.columns.release();
+  ctx.winograd_sums.release();
 }
 
 // ---------------------------------------------------------------------------------------------------------------

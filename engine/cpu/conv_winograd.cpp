@@ -64,6 +64,35 @@ inline void filter_1d(const float* g, int64_t gs, float* u, int64_t us) {
   }
 }
 
+// Output gradient: A e, the 4 outputs of a tile row to its 6 transformed positions (the transpose of output_1d).
+inline void gradient_1d(const float* e, int64_t es, float* t, int64_t ts) {
+#pragma omp simd
+  for (int c = 0; c < kLanes; ++c) {
+    const float e0 = e[c], e1 = e[es + c], e2 = e[2 * es + c], e3 = e[3 * es + c];
+    const float even = e0 + e2, odd = e1 + e3, even4 = e0 + 4.f * e2, odd2 = 2.f * e1 + 8.f * e3;
+    t[c] = e0;
+    t[ts + c] = even + odd;
+    t[2 * ts + c] = even - odd;
+    t[3 * ts + c] = even4 + odd2;
+    t[4 * ts + c] = even4 - odd2;
+    t[5 * ts + c] = e3;
+  }
+}
+
+// Filter gradient: G^T w, 6 transformed positions back to 3 taps (the transpose of filter_1d).
+inline void filter_gradient_1d(const float* w, int64_t ws, float* g, int64_t gs) {
+  constexpr float sixth = 1.f / 6, twelfth = 1.f / 12, twenty_fourth = 1.f / 24;
+#pragma omp simd
+  for (int c = 0; c < kLanes; ++c) {
+    const float w0 = w[c], w1 = w[ws + c], w2 = w[2 * ws + c], w3 = w[3 * ws + c], w4 = w[4 * ws + c],
+                w5 = w[5 * ws + c];
+    const float plus = w1 + w2, minus = w2 - w1, sum34 = w3 + w4, diff34 = w3 - w4;
+    g[c] = w0 * 0.25f - plus * sixth + sum34 * twenty_fourth;
+    g[gs + c] = minus * sixth + diff34 * twelfth;
+    g[2 * gs + c] = (sum34 - plus) * sixth + w5;
+  }
+}
+
 struct Tiling {
   int rows, cols;  // tiles per image side
   int64_t per_image() const { return int64_t(rows) * cols; }
@@ -103,6 +132,38 @@ void transform_inputs(const Conv2dShape& s, const float* x, int n0, int n1, floa
       for (int p = 0; p < kPositions; ++p) {
         const float* src = d[p / kIn][p % kIn];
         std::copy(src, src + kLanes, v + (p * tiles + t) * c_in + c0);
+      }
+    }
+  }
+}
+
+// e[p][t][c] for the tiles t of images [n0, n1): the 4x4 output gradient of each tile (zero past the image's
+// edge), transformed to 6x6 as A dy A^T.
+void transform_output_gradients(const Conv2dShape& s, const float* dy, int n0, int n1, float* e) {
+  const Tiling tl = tiling(s);
+  const int64_t tiles = (n1 - n0) * tl.per_image(), c_out = s.c_out;
+  const int ho = s.h_out(), wo = s.w_out();
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < tiles; ++t) {
+    const int n = n0 + int(t / tl.per_image()), r = int(t % tl.per_image());
+    const int h0 = (r / tl.cols) * kOut, w0 = (r % tl.cols) * kOut;
+    for (int c0 = 0; c0 < s.c_out; c0 += kLanes) {
+      alignas(32) float d[kOut][kOut][kLanes], m[kIn][kOut][kLanes], a[kIn][kIn][kLanes];
+      for (int i = 0; i < kOut; ++i)
+        for (int j = 0; j < kOut; ++j) {
+          const int h = h0 + i, w = w0 + j;
+          if (h >= ho || w >= wo) {
+            std::fill(d[i][j], d[i][j] + kLanes, 0.f);
+          } else {
+            const float* in = dy + ((int64_t(n) * ho + h) * wo + w) * c_out + c0;
+            std::copy(in, in + kLanes, d[i][j]);
+          }
+        }
+      for (int j = 0; j < kOut; ++j) gradient_1d(d[0][j], kOut * kLanes, m[0][j], kOut * kLanes);  // columns
+      for (int i = 0; i < kIn; ++i) gradient_1d(m[i][0], kLanes, a[i][0], kLanes);                 // rows
+      for (int p = 0; p < kPositions; ++p) {
+        const float* src = a[p / kIn][p % kIn];
+        std::copy(src, src + kLanes, e + (p * tiles + t) * c_out + c0);
       }
     }
   }
@@ -192,6 +253,40 @@ void transform_weights(const Conv2dShape& s, const float* w_oihw, bool data_grad
         }
       }
       for (int p = 0; p < kPositions; ++p) std::copy(block[p], block[p] + (b1 - b0), u + p * plane + int64_t(ci) * c_out + b0);
+    }
+}
+
+void filter_gradient(const Conv2dShape& s, const float* x, const float* dy, float* dw_oihw, float* sums,
+                     float* scratch) {
+  const int chunk = images_per_chunk(s);
+  const int64_t per_image = tiling(s).per_image(), plane = int64_t(s.c_in) * s.c_out;
+  // sums[p] (c_in x c_out) = the sum over tiles of v[p]^T e[p], chunk after chunk in a fixed order.
+  for (int n0 = 0; n0 < s.n; n0 += chunk) {
+    const int n1 = std::min(s.n, n0 + chunk);
+    const int64_t tiles = (n1 - n0) * per_image;
+    float* v = scratch;
+    float* e = scratch + kPositions * tiles * s.c_in;
+    transform_inputs(s, x, n0, n1, v);
+    transform_output_gradients(s, dy, n0, n1, e);
+    for (int p = 0; p < kPositions; ++p)
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s.c_in, s.c_out, int(tiles), 1.f, v + p * tiles * s.c_in,
+                  s.c_in, e + p * tiles * s.c_out, s.c_out, n0 == 0 ? 0.f : 1.f, sums + p * plane, s.c_out);
+  }
+  // dw[co][ci] = G^T sums[.][ci][co] G, eight output channels at a time.
+#pragma omp parallel for schedule(static)
+  for (int ci = 0; ci < s.c_in; ++ci)
+    for (int co0 = 0; co0 < s.c_out; co0 += kLanes) {
+      alignas(32) float a[kIn][kIn][kLanes], b[3][kIn][kLanes], g[3][3][kLanes];
+      for (int p = 0; p < kPositions; ++p) {
+        const float* src = sums + p * plane + int64_t(ci) * s.c_out + co0;
+        std::copy(src, src + kLanes, a[p / kIn][p % kIn]);
+      }
+      for (int j = 0; j < kIn; ++j) filter_gradient_1d(a[0][j], kIn * kLanes, b[0][j], kIn * kLanes);  // columns
+      for (int i = 0; i < 3; ++i) filter_gradient_1d(b[i][0], kLanes, g[i][0], kLanes);                 // rows
+      for (int c = 0; c < kLanes; ++c) {
+        float* out = dw_oihw + (int64_t(co0 + c) * s.c_in + ci) * 9;
+        for (int tap = 0; tap < 9; ++tap) out[tap] = g[tap / 3][tap % 3][c];
+      }
     }
 }
 

@@ -7,7 +7,8 @@
 // against the float64 reference in tests/test_conv_kernels.cpp).
 //
 // The data gradient of a 3x3 stride-1 layer is itself such a convolution (dy convolved with each filter rotated
-// by 180 degrees, input and output channels swapped, padding 2 - pad), so one kernel serves both directions.
+// by 180 degrees, input and output channels swapped, padding 2 - pad), so one kernel serves both directions; the
+// filter gradient runs the same transforms transposed.
 // Free of the engine and of any cache: conv2d.cpp keeps the transformed weights and the scratch memory.
 #pragma once
 #include <cstddef>
@@ -34,5 +35,11 @@ size_t scratch_floats(const Conv2dShape& s);
 // transform_weights for this shape.
 void convolve(const Conv2dShape& s, const float* x, const float* u, const float* bias, float* y, float beta,
               float* scratch);
+
+// The filter gradient by the same transforms (each a transpose of the forward's): dw (OIHW, overwritten) =
+// G^T (sum over tiles of (B^T x B)^T (A dy A^T)) G, the 36 sums (weight_floats(s) floats in `sums`) each one
+// sgemm over the tiles of a chunk of images, added chunk after chunk in a fixed order.
+void filter_gradient(const Conv2dShape& s, const float* x, const float* dy, float* dw_oihw, float* sums,
+                     float* scratch);
 
 }  // namespace intl::cpu::winograd
