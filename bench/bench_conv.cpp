@@ -260,7 +260,7 @@ cpu::ConvKernels kernels_named(const std::string& name) {
 const char* kernels_described(const std::string& name) {
   if (name == "direct") return "oneDNN direct";
   if (name == "gemm") return "im2col + sgemm";
-  if (name == "winograd") return "Winograd F(4x4, 3x3) where it applies (not the filter gradient), direct elsewhere";
+  if (name == "winograd") return "Winograd F(4x4, 3x3) wherever it applies, direct elsewhere";
   return "AVX-512: Winograd 3x3/s1 + direct; AVX2: Winograd F(4x4, 3x3), im2col + sgemm and direct by layer";
 }
 

@@ -56,11 +56,10 @@ void conv2d_backward_filter_reference(const Conv2dShape& s, const double* x, con
 // ISA (choose_kernel in conv2d.cpp): with AVX-512, oneDNN's Winograd F(4x4, 3x3) for 3x3 stride-1 layers whose
 // channel counts are multiples of 16 and that have at least 64 output tiles of 4x4 (1.3-3x faster; its
 // transforms about double the float rounding error, ~2e-6 of the largest output on ResNet shapes) and oneDNN's
-// direct kernels elsewhere; with AVX2 only, our Winograd F(4x4, 3x3) (conv_winograd.h) for the forward and data
-// gradient of 3x3 stride-1 layers with enough output pixels, im2col + sgemm for the other deep 3x3 passes and
+// direct kernels elsewhere; with AVX2 only, our Winograd F(4x4, 3x3) (conv_winograd.h) for the 3x3 stride-1
+// layers with enough output pixels (all three passes), im2col + sgemm for the other deep 3x3 passes and
 // oneDNN's direct kernels elsewhere. `direct`: oneDNN's direct kernels everywhere. `gemm`: im2col + sgemm
-// everywhere. `winograd`: our Winograd for every forward and data gradient it takes, oneDNN's direct kernels
-// for the rest.
+// everywhere. `winograd`: our Winograd wherever it applies, oneDNN's direct kernels for the rest.
 enum class ConvKernels { fastest, direct, gemm, winograd };
 void conv2d_set_kernels(ConvKernels kernels);
 // Drops every cached oneDNN primitive, reordered weight and scratch buffer of the calling thread.
