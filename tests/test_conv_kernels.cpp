@@ -153,9 +153,10 @@ TEST_CASE("conv2d as im2col + sgemm matches the double reference on every shape"
 }
 
 TEST_CASE("conv2d as Winograd F(4x4, 3x3) matches the double reference") {
-  // Forced for the forward and data gradient of every 3x3 stride-1 shape it takes (channels in multiples of 8,
-  // padding 0 to 2), on any machine; the filter gradient runs on the other kernels. Tolerance 2e-5: the
-  // transforms about double the direct form's rounding error.
+  // Forced for every 3x3 stride-1 shape it takes (channels in multiples of 8, padding 0 to 2), on any machine,
+  // in all three passes: forward and data gradient a block of tiles per thread up to 512 channels in and out
+  // together, phases shared among the threads above. Tolerance 2e-5: the transforms about double the direct
+  // form's rounding error.
   const KernelsForScope winograd(ConvKernels::winograd);
   uint32_t seed = 800;
   for (const Conv2dShape& s : kConvShapes)
@@ -166,7 +167,8 @@ TEST_CASE("conv2d as Winograd F(4x4, 3x3) matches the double reference") {
       {2, 16, 9, 6, 8, 3, 3, 1, 0},     // no padding (the data gradient pads by 2)
       {1, 8, 5, 5, 8, 3, 3, 1, 2},      // padding 2 (the data gradient has none)
       {2, 8, 1, 1, 8, 3, 3, 1, 1},      // one pixel
-      {6, 8, 100, 100, 8, 3, 3, 1, 1},  // 625 tiles an image: two chunks of images (five, then one)
+      {6, 8, 100, 100, 8, 3, 3, 1, 1},  // 625 tiles an image: the filter gradient in two chunks of images
+      {4, 8, 24, 24, 512, 3, 3, 1, 1},  // 520 channels in and out: every pass shares its phases, in two chunks
   };
   for (const Conv2dShape& s : shapes)
     for (const bool bias : {false, true}) compare_conv(s, bias, 2e-5, seed += 10);

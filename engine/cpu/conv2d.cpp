@@ -228,16 +228,12 @@ Kernel choose_kernel(Direction dir, const Conv2dShape& s, ConvKernels policy, bo
     const bool spatial = s.kh * s.kw > 1;
     if (policy == ConvKernels::fastest && winograd::applies(s)) {
       // Our Winograd F(4x4, 3x3) against the kernels below (`intl bench conv --layers --kernels winograd`: AVX2,
-      // 2 threads, a new weight version every call so that the weight transform counts). Forward and data
-      // gradient: 0.5-0.7 of the time for 128 to 512 channels from 2,048 output pixels (every such layer of CIFAR
-      // ResNet-18 at batch 32 but the 4x4 one, whose 36 x 512 x 512 transformed weights cost about what they
-      // save), 0.6-0.8 for 64 channels at batch 256 and even at batch 32. Filter gradient: 0.35-0.6 of the time
-      // for 64 to 512 channels from 2,048 output pixels, even at the 4x4 layer at batch 32.
+      // 2 threads, a new weight version every call so that the weight transform counts), for 64 to 512
+      // channels from 2,048 output pixels: forward and data gradient 0.55-0.85 of the time for 64 channels,
+      // 0.5-0.7 for 128 to 512; filter gradient 0.35-0.6. Below 2,048 pixels (the 4x4 layer at batch 32) its 36
+      // x 512 x 512 transformed weights cost about what they save.
       const int64_t pixels = int64_t(s.n) * s.h_out() * s.w_out();
-      const int channels = std::min(s.c_in, s.c_out);
-      if (dir == Direction::backward_filter ? channels >= 64 && pixels >= 2048
-                                            : (channels >= 128 && pixels >= 2048) || pixels >= 131072)
-        return Kernel::winograd;
+      if (std::min(s.c_in, s.c_out) >= 64 && pixels >= 2048) return Kernel::winograd;
     }
     if (policy == ConvKernels::fastest && spatial) {
       if (dir == Direction::backward_filter && s.c_out >= 128) return Kernel::gemm;
