@@ -113,7 +113,7 @@ int images_per_chunk(const Conv2dShape& s) {
 void transform_inputs(const Conv2dShape& s, const float* x, int64_t first, int64_t tiles, float* v) {
   const Tiling tl = tiling(s);
   const int64_t c_in = s.c_in;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())
   for (int64_t t = 0; t < tiles; ++t) {
     const int n = int((first + t) / tl.per_image()), r = int((first + t) % tl.per_image());
     const int h0 = (r / tl.cols) * kOut - s.pad, w0 = (r % tl.cols) * kOut - s.pad;
@@ -145,7 +145,7 @@ void transform_output_gradients(const Conv2dShape& s, const float* dy, int64_t f
   const Tiling tl = tiling(s);
   const int64_t c_out = s.c_out;
   const int ho = s.h_out(), wo = s.w_out();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())
   for (int64_t t = 0; t < tiles; ++t) {
     const int n = int((first + t) / tl.per_image()), r = int((first + t) % tl.per_image());
     const int h0 = (r / tl.cols) * kOut, w0 = (r % tl.cols) * kOut;
@@ -177,7 +177,7 @@ void transform_outputs(const Conv2dShape& s, const float* m, const float* bias, 
   const Tiling tl = tiling(s);
   const int64_t c_out = s.c_out;
   const int ho = s.h_out(), wo = s.w_out();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())
   for (int64_t t = 0; t < tiles; ++t) {
     const int n = int((first + t) / tl.per_image()), r = int((first + t) % tl.per_image());
     const int h0 = (r / tl.cols) * kOut, w0 = (r % tl.cols) * kOut;
