@@ -221,11 +221,6 @@ Kernel choose_kernel(Direction dir, const Conv2dShape& s, ConvKernels policy, bo
     policy = ConvKernels::direct;
   }
   if (!avx512) {
-    // im2col + sgemm against the blocked kernels (AVX2, 2 threads, batch 32 and 256, the copies into and out of
-    // columns counted): faster for every 3x3 layer with 256 or more output channels that downsamples or has
-    // 4x4 pixels (0.55-0.85 of the time), and for the filter gradient of every 3x3 layer with 128 or more
-    // (0.47-0.9); slower for 64-channel layers and for the forward and data gradient of 256-channel 8x8 ones.
-    const bool spatial = s.kh * s.kw > 1;
     if (policy == ConvKernels::fastest && winograd::applies(s)) {
       // Our Winograd F(4x4, 3x3) against the kernels below (`intl bench conv --layers --kernels winograd`: AVX2,
       // 2 threads, a new weight version every call so that the weight transform counts), for 64 to 512
@@ -235,6 +230,11 @@ Kernel choose_kernel(Direction dir, const Conv2dShape& s, ConvKernels policy, bo
       const int64_t pixels = int64_t(s.n) * s.h_out() * s.w_out();
       if (std::min(s.c_in, s.c_out) >= 64 && pixels >= 2048) return Kernel::winograd;
     }
+    // im2col + sgemm against the blocked kernels (AVX2, 2 threads, batch 32 and 256, the copies into and out of
+    // columns counted): faster for every 3x3 layer with 256 or more output channels that downsamples or has
+    // 4x4 pixels (0.55-0.85 of the time), and for the filter gradient of every 3x3 layer with 128 or more
+    // (0.47-0.9); slower for 64-channel layers and for the forward and data gradient of 256-channel 8x8 ones.
+    const bool spatial = s.kh * s.kw > 1;
     if (policy == ConvKernels::fastest && spatial) {
       if (dir == Direction::backward_filter && s.c_out >= 128) return Kernel::gemm;
       if (s.c_out >= 256 && (s.stride > 1 || s.h_out() * s.w_out() <= 16)) return Kernel::gemm;

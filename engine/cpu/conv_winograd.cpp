@@ -107,68 +107,51 @@ int images_per_chunk(const Conv2dShape& s) {
   return int(std::clamp<int64_t>(budget / per_image, 1, s.n));
 }
 
-// Tiles are numbered across the batch, image after image, each image's row after row.
-// v[p][t][c] for the `tiles` tiles from `first`: the 6x6 input patch of each tile (zero outside the image),
-// transformed. Shared among the threads of a new team, or run by the caller alone inside a parallel region.
-void transform_inputs(const Conv2dShape& s, const float* x, int64_t first, int64_t tiles, float* v) {
+// Tiles are numbered across the batch, image after image, each image's row after row. The transforms into the
+// Winograd domain share one loop: out[p][t][c] for the `tiles` tiles from `first` = the k x k patch of each tile
+// of an NHWC image (h, w, c) whose tile (row, col) starts at (4 row - pad, 4 col - pad), zero outside the image,
+// transformed to 6 x 6 by `to6` (a compile-time argument, so inlined) along its columns, then its rows.
+// Shared among the threads of a new team, or run by the caller alone inside a parallel region.
+using Transform1d = void (*)(const float*, int64_t, float*, int64_t);
+
+template <int k, Transform1d to6>
+void transform_patches(const Conv2dShape& s, const float* image, int h, int w, int c, int pad, int64_t first,
+                       int64_t tiles, float* out) {
   const Tiling tl = tiling(s);
-  const int64_t c_in = s.c_in;
 #pragma omp parallel for schedule(static) if (!omp_in_parallel())
   for (int64_t t = 0; t < tiles; ++t) {
     const int n = int((first + t) / tl.per_image()), r = int((first + t) % tl.per_image());
-    const int h0 = (r / tl.cols) * kOut - s.pad, w0 = (r % tl.cols) * kOut - s.pad;
-    for (int c0 = 0; c0 < s.c_in; c0 += kLanes) {
-      alignas(32) float d[kIn][kIn][kLanes], m[kIn][kIn][kLanes];
-      for (int i = 0; i < kIn; ++i)
-        for (int j = 0; j < kIn; ++j) {
-          const int h = h0 + i, w = w0 + j;
-          if (h < 0 || h >= s.h || w < 0 || w >= s.w) {
+    const int h0 = (r / tl.cols) * kOut - pad, w0 = (r % tl.cols) * kOut - pad;
+    for (int c0 = 0; c0 < c; c0 += kLanes) {
+      alignas(32) float d[k][k][kLanes], m[kIn][k][kLanes], a[kIn][kIn][kLanes];
+      for (int i = 0; i < k; ++i)
+        for (int j = 0; j < k; ++j) {
+          const int y = h0 + i, x = w0 + j;
+          if (y < 0 || y >= h || x < 0 || x >= w) {
             std::fill(d[i][j], d[i][j] + kLanes, 0.f);
           } else {
-            const float* in = x + ((int64_t(n) * s.h + h) * s.w + w) * c_in + c0;
+            const float* in = image + ((int64_t(n) * h + y) * w + x) * c + c0;
             std::copy(in, in + kLanes, d[i][j]);
           }
         }
-      for (int j = 0; j < kIn; ++j) input_1d(d[0][j], kIn * kLanes, m[0][j], kIn * kLanes);  // columns
-      for (int i = 0; i < kIn; ++i) input_1d(m[i][0], kLanes, d[i][0], kLanes);              // rows
+      for (int j = 0; j < k; ++j) to6(d[0][j], k * kLanes, m[0][j], k * kLanes);  // columns
+      for (int i = 0; i < kIn; ++i) to6(m[i][0], kLanes, a[i][0], kLanes);        // rows
       for (int p = 0; p < kPositions; ++p) {
-        const float* src = d[p / kIn][p % kIn];
-        std::copy(src, src + kLanes, v + (p * tiles + t) * c_in + c0);
+        const float* src = a[p / kIn][p % kIn];
+        std::copy(src, src + kLanes, out + (p * tiles + t) * c + c0);
       }
     }
   }
 }
 
-// e[p][t][c] for the `tiles` tiles from `first`: the 4x4 output gradient of each tile (zero past the image's
-// edge), transformed to 6x6 as A dy A^T.
+// v: each tile's 6x6 input patch as B^T d B.
+void transform_inputs(const Conv2dShape& s, const float* x, int64_t first, int64_t tiles, float* v) {
+  transform_patches<kIn, input_1d>(s, x, s.h, s.w, s.c_in, s.pad, first, tiles, v);
+}
+
+// e: each tile's 4x4 output gradient (zero past the image's edge) as A dy A^T.
 void transform_output_gradients(const Conv2dShape& s, const float* dy, int64_t first, int64_t tiles, float* e) {
-  const Tiling tl = tiling(s);
-  const int64_t c_out = s.c_out;
-  const int ho = s.h_out(), wo = s.w_out();
-#pragma omp parallel for schedule(static) if (!omp_in_parallel())
-  for (int64_t t = 0; t < tiles; ++t) {
-    const int n = int((first + t) / tl.per_image()), r = int((first + t) % tl.per_image());
-    const int h0 = (r / tl.cols) * kOut, w0 = (r % tl.cols) * kOut;
-    for (int c0 = 0; c0 < s.c_out; c0 += kLanes) {
-      alignas(32) float d[kOut][kOut][kLanes], m[kIn][kOut][kLanes], a[kIn][kIn][kLanes];
-      for (int i = 0; i < kOut; ++i)
-        for (int j = 0; j < kOut; ++j) {
-          const int h = h0 + i, w = w0 + j;
-          if (h >= ho || w >= wo) {
-            std::fill(d[i][j], d[i][j] + kLanes, 0.f);
-          } else {
-            const float* in = dy + ((int64_t(n) * ho + h) * wo + w) * c_out + c0;
-            std::copy(in, in + kLanes, d[i][j]);
-          }
-        }
-      for (int j = 0; j < kOut; ++j) gradient_1d(d[0][j], kOut * kLanes, m[0][j], kOut * kLanes);  // columns
-      for (int i = 0; i < kIn; ++i) gradient_1d(m[i][0], kLanes, a[i][0], kLanes);                 // rows
-      for (int p = 0; p < kPositions; ++p) {
-        const float* src = a[p / kIn][p % kIn];
-        std::copy(src, src + kLanes, e + (p * tiles + t) * c_out + c0);
-      }
-    }
-  }
+  transform_patches<kOut, gradient_1d>(s, dy, s.h_out(), s.w_out(), s.c_out, 0, first, tiles, e);
 }
 
 // y = A^T m A (+ bias) + beta * y for the `tiles` tiles from `first`, cropped at the image's edge.
