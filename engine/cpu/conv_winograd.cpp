@@ -107,11 +107,15 @@ int images_per_chunk(const Conv2dShape& s) {
   return int(std::clamp<int64_t>(budget / per_image, 1, s.n));
 }
 
-// Tiles are numbered across the batch, image after image, each image's row after row. The transforms into the
-// Winograd domain share one loop: out[p][t][c] for the `tiles` tiles from `first` = the k x k patch of each tile
-// of an NHWC image (h, w, c) whose tile (row, col) starts at (4 row - pad, 4 col - pad), zero outside the image,
-// transformed to 6 x 6 by `to6` (a compile-time argument, so inlined) along its columns, then its rows.
-// Shared among the threads of a new team, or run by the caller alone inside a parallel region.
+// Tiles are numbered across the batch, image after image, each image's row after row. A tile's 36 transformed
+// positions lie together, out[t][p][c]: position p of every tile is then a matrix with a row stride of 36 c, as
+// the sgemms take it. (Position-major, out[p][t][c], a tile's transform wrote 36 streams a block of tiles apart,
+// 16 KB for 64 tiles of 64 channels, which fell into the same L1 sets: 0.85 of that form's time for the
+// forward of a 64-channel layer, 0.95 for 128 to 512; both forms alternating in one process, best of 30 calls,
+// batch 32, AVX2, 2 threads.) The transforms into the Winograd domain share one loop: out[t][p][c] for the
+// `tiles` tiles from `first` = the k x k patch of each tile of an NHWC image (h, w, c) whose tile (row, col)
+// starts at (4 row - pad, 4 col - pad), zero outside the image, transformed to 6 x 6 by `to6` (a compile-time
+// argument, so inlined) along its columns, then its rows. Shared among the threads of a new team, or run by the caller alone inside a parallel region.
 using Transform1d = void (*)(const float*, int64_t, float*, int64_t);
 
 template <int k, Transform1d to6>
@@ -138,7 +142,7 @@ void transform_patches(const Conv2dShape& s, const float* image, int h, int w, i
       for (int i = 0; i < kIn; ++i) to6(m[i][0], kLanes, a[i][0], kLanes);        // rows
       for (int p = 0; p < kPositions; ++p) {
         const float* src = a[p / kIn][p % kIn];
-        std::copy(src, src + kLanes, out + (p * tiles + t) * c + c0);
+        std::copy(src, src + kLanes, out + (t * kPositions + p) * c + c0);
       }
     }
   }
@@ -167,7 +171,7 @@ void transform_outputs(const Conv2dShape& s, const float* m, const float* bias, 
     for (int c0 = 0; c0 < s.c_out; c0 += kLanes) {
       alignas(32) float a[kIn][kIn][kLanes], b[kOut][kIn][kLanes], o[kOut][kOut][kLanes];
       for (int p = 0; p < kPositions; ++p) {
-        const float* src = m + (p * tiles + t) * c_out + c0;
+        const float* src = m + (t * kPositions + p) * c_out + c0;
         std::copy(src, src + kLanes, a[p / kIn][p % kIn]);
       }
       for (int j = 0; j < kIn; ++j) output_1d(a[0][j], kIn * kLanes, b[0][j], kIn * kLanes);  // columns
@@ -245,7 +249,10 @@ void filter_gradient(const Conv2dShape& s, const float* x, const float* dy, floa
                      float* scratch) {
   const int chunk = images_per_chunk(s);
   const int64_t per_image = tiling(s).per_image(), plane = int64_t(s.c_in) * s.c_out;
-  // sums[p] (c_in x c_out) = the sum over tiles of v[p]^T e[p], chunk after chunk in a fixed order.
+  // sums[p] (c_in x c_out) = the sum over tiles of v[p]^T e[p], chunk after chunk in a fixed order. The threads
+  // take whole positions (single-threaded sgemms), as OpenBLAS spreads a 64 x 64 product over threads at a high
+  // cost in packing and waiting: 0.7-0.9 of the time of threaded sgemms for 64 to 512 channels, and each sum is
+  // the same for any number of threads.
   for (int n0 = 0; n0 < s.n; n0 += chunk) {
     const int n1 = std::min(s.n, n0 + chunk);
     const int64_t tiles = (n1 - n0) * per_image;
@@ -253,9 +260,11 @@ void filter_gradient(const Conv2dShape& s, const float* x, const float* dy, floa
     float* e = scratch + kPositions * tiles * s.c_in;
     transform_inputs(s, x, n0 * per_image, tiles, v);
     transform_output_gradients(s, dy, n0 * per_image, tiles, e);
+#pragma omp parallel for schedule(static)
     for (int p = 0; p < kPositions; ++p)
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s.c_in, s.c_out, int(tiles), 1.f, v + p * tiles * s.c_in,
-                  s.c_in, e + p * tiles * s.c_out, s.c_out, n0 == 0 ? 0.f : 1.f, sums + p * plane, s.c_out);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s.c_in, s.c_out, int(tiles), 1.f, v + p * s.c_in,
+                  kPositions * s.c_in, e + p * s.c_out, kPositions * s.c_out, n0 == 0 ? 0.f : 1.f, sums + p * plane,
+                  s.c_out);
   }
   // dw[co][ci] = G^T sums[.][ci][co] G, eight output channels at a time.
 #pragma omp parallel for schedule(static)
@@ -279,7 +288,8 @@ void filter_gradient(const Conv2dShape& s, const float* x, const float* dy, floa
 // through both transforms and the 36 sgemms (one thread each, inside the parallel region), with no barrier
 // between the phases and the block's transformed tiles (up to 4.7 MB) near the thread's core; each block reads
 // the whole transformed weight (up to 2.4 MB here). Deeper layers share each phase among the threads, a chunk
-// of images at a time, so that the transformed weight is read once per chunk. Measured on CIFAR ResNet-18
+// of images at a time, so that the transformed weight is read once per chunk, the threads taking whole positions
+// for the sgemms (as the filter gradient's). Measured on CIFAR ResNet-18
 // (AVX2, 2 threads, batch 32), forward and data gradient: 0.55-0.85 of the shared form's time for 64 channels,
 // about the same to 0.6 for 128 and 256; blocks of 128 tiles were slower for 256 channels.
 constexpr int kFusedChannels = 512;
@@ -310,9 +320,9 @@ void convolve(const Conv2dShape& s, const float* x, const float* u, const float*
         const int64_t first = b * kBlockTiles, tiles = std::min<int64_t>(kBlockTiles, total - first);
         transform_inputs(s, x, first, tiles, v);
         for (int p = 0; p < kPositions; ++p)
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(tiles), s.c_out, s.c_in, 1.f,
-                      v + p * tiles * s.c_in, s.c_in, u + int64_t(p) * s.c_in * s.c_out, s.c_out, 0.f,
-                      m + p * tiles * s.c_out, s.c_out);
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(tiles), s.c_out, s.c_in, 1.f, v + p * s.c_in,
+                      kPositions * s.c_in, u + int64_t(p) * s.c_in * s.c_out, s.c_out, 0.f, m + p * s.c_out,
+                      kPositions * s.c_out);
         transform_outputs(s, m, bias, first, tiles, y, beta);
       }
     }
@@ -325,10 +335,11 @@ void convolve(const Conv2dShape& s, const float* x, const float* u, const float*
     float* v = scratch;
     float* m = scratch + kPositions * tiles * s.c_in;
     transform_inputs(s, x, n0 * per_image, tiles, v);
+#pragma omp parallel for schedule(static)
     for (int p = 0; p < kPositions; ++p)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(tiles), s.c_out, s.c_in, 1.f,
-                  v + p * tiles * s.c_in, s.c_in, u + int64_t(p) * s.c_in * s.c_out, s.c_out, 0.f,
-                  m + p * tiles * s.c_out, s.c_out);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(tiles), s.c_out, s.c_in, 1.f, v + p * s.c_in,
+                  kPositions * s.c_in, u + int64_t(p) * s.c_in * s.c_out, s.c_out, 0.f, m + p * s.c_out,
+                  kPositions * s.c_out);
     transform_outputs(s, m, bias, n0 * per_image, tiles, y, beta);
   }
 }
