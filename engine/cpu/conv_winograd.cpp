@@ -308,16 +308,20 @@ void convolve(const Conv2dShape& s, const float* x, const float* u, const float*
               float* scratch) {
   const int64_t per_image = tiling(s).per_image();
   if (fused(s)) {
-    const int64_t total = s.n * per_image, blocks = (total + kBlockTiles - 1) / kBlockTiles;
-    const int64_t per_thread = int64_t(kPositions) * kBlockTiles * (s.c_in + s.c_out);
     const int threads = omp_get_max_threads();  // as scratch_floats counted
+    // Blocks of at most kBlockTiles, as many for every thread (32 tiles are two blocks of 16 on two threads).
+    const int64_t total = s.n * per_image;
+    const int64_t blocks = threads * ((total + int64_t(threads) * kBlockTiles - 1) / (int64_t(threads) * kBlockTiles));
+    const int64_t block_tiles = (total + blocks - 1) / blocks;
+    const int64_t per_thread = int64_t(kPositions) * kBlockTiles * (s.c_in + s.c_out);
 #pragma omp parallel num_threads(threads)
     {
       float* v = scratch + omp_get_thread_num() * per_thread;
       float* m = v + int64_t(kPositions) * kBlockTiles * s.c_in;
 #pragma omp for schedule(static)
       for (int64_t b = 0; b < blocks; ++b) {
-        const int64_t first = b * kBlockTiles, tiles = std::min<int64_t>(kBlockTiles, total - first);
+        const int64_t first = b * block_tiles, tiles = std::min<int64_t>(block_tiles, total - first);
+        if (tiles <= 0) continue;
         transform_inputs(s, x, first, tiles, v);
         for (int p = 0; p < kPositions; ++p)
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(tiles), s.c_out, s.c_in, 1.f, v + p * s.c_in,
