@@ -110,7 +110,7 @@ int images_per_chunk(const Conv2dShape& s) {
 // Tiles are numbered across the batch, image after image, each image's row after row. A tile's 36 transformed
 // positions lie together, out[t][p][c]: position p of every tile is then a matrix with a row stride of 36 c, as
 // the sgemms take it. (Position-major, out[p][t][c], a tile's transform wrote 36 streams a block of tiles apart,
-// 16 KB for 64 tiles of 64 channels, which fell into the same L1 sets: 0.85 of that form's time for the
+// 16 KB for 64 tiles of 64 channels, which fell into the same L1 sets: 0.87 of that form's time for the
 // forward of a 64-channel layer, 0.95 for 128 to 512; both forms alternating in one process, best of 30 calls,
 // batch 32, AVX2, 2 threads.) The transforms into the Winograd domain share one loop: out[t][p][c] for the
 // `tiles` tiles from `first` = the k x k patch of each tile of an NHWC image (h, w, c) whose tile (row, col)
