@@ -225,10 +225,15 @@ Kernel choose_kernel(Direction dir, const Conv2dShape& s, ConvKernels policy, bo
       // Our Winograd F(4x4, 3x3) against the kernels below (`intl bench conv --layers --kernels winograd`: AVX2,
       // 2 threads, a new weight version every call so that the weight transform counts), for 64 to 512
       // channels from 2,048 output pixels: forward and data gradient 0.55-0.85 of the time for 64 channels,
-      // 0.5-0.7 for 128 to 512; filter gradient 0.35-0.6. Below 2,048 pixels (the 4x4 layer at batch 32) its 36
-      // x 512 x 512 transformed weights cost about what they save.
+      // 0.5-0.7 for 128 to 512; filter gradient 0.35-0.6. From 512 pixels (the 512-channel 4x4 layer at batch
+      // 32, 256 channels 8x8 at batch 8) forward and data gradient about 0.75 of im2col + sgemm's time, the
+      // filter gradient about the same; the CIFAR training step at batch 32 alternating with a threshold of
+      // 2,048 (`intl bench train --batch 32`, five pairs): 0.79-1.04 of its time, median of pairs 0.91, for
+      // 180 MB more memory (the 4x4 layers' transformed weights, 37.7 MB per layer and direction). At 128
+      // pixels (batch 8) the 512-channel forward took twice im2col + sgemm's time, most of it the transform of
+      // the weight (7-9 ms for 512 x 512 channels, the same at any batch).
       const int64_t pixels = int64_t(s.n) * s.h_out() * s.w_out();
-      if (std::min(s.c_in, s.c_out) >= 64 && pixels >= 2048) return Kernel::winograd;
+      if (std::min(s.c_in, s.c_out) >= 64 && pixels >= 512) return Kernel::winograd;
     }
     // im2col + sgemm against the blocked kernels (AVX2, 2 threads, batch 32 and 256, the copies into and out of
     // columns counted): faster for every 3x3 layer with 256 or more output channels that downsamples or has
