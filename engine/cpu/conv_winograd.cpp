@@ -112,10 +112,13 @@ int images_per_chunk(const Conv2dShape& s) {
 // the sgemms take it. (Position-major, out[p][t][c], a tile's transform wrote 36 streams a block of tiles apart,
 // 16 KB for 64 tiles of 64 channels, which fell into the same L1 sets: 0.87 of that form's time for the
 // forward of a 64-channel layer, 0.95 for 128 to 512; both forms alternating in one process, best of 30 calls,
-// batch 32, AVX2, 2 threads.) The transforms into the Winograd domain share one loop: out[t][p][c] for the
-// `tiles` tiles from `first` = the k x k patch of each tile of an NHWC image (h, w, c) whose tile (row, col)
-// starts at (4 row - pad, 4 col - pad), zero outside the image, transformed to 6 x 6 by `to6` (a compile-time
-// argument, so inlined) along its columns, then its rows. Shared among the threads of a new team, or run by the caller alone inside a parallel region.
+// batch 32, AVX2, 2 threads.)
+// The transforms into the Winograd domain share one loop: out[t][p][c] for the `tiles` tiles from `first` = the
+// k x k patch of each tile of an NHWC image (h, w, c) whose tile (row, col) starts at (4 row - pad, 4 col - pad),
+// zero outside the image, transformed to 6 x 6 by `to6` (a compile-time argument, so inlined) along its
+// columns, then its rows. A patch inside the image is read where it lies and one that crosses an edge from a
+// copy with its zeros; the rows' transforms write the tile's positions directly. Shared among the threads of a
+// new team, or run by the caller alone inside a parallel region.
 using Transform1d = void (*)(const float*, int64_t, float*, int64_t);
 
 template <int k, Transform1d to6>
@@ -126,24 +129,31 @@ void transform_patches(const Conv2dShape& s, const float* image, int h, int w, i
   for (int64_t t = 0; t < tiles; ++t) {
     const int n = int((first + t) / tl.per_image()), r = int((first + t) % tl.per_image());
     const int h0 = (r / tl.cols) * kOut - pad, w0 = (r % tl.cols) * kOut - pad;
+    const bool inside = h0 >= 0 && w0 >= 0 && h0 + k <= h && w0 + k <= w;
+    const float* corner = inside ? image + ((int64_t(n) * h + h0) * w + w0) * c : nullptr;
+    float* tile = out + t * kPositions * c;
     for (int c0 = 0; c0 < c; c0 += kLanes) {
-      alignas(32) float d[k][k][kLanes], m[kIn][k][kLanes], a[kIn][kIn][kLanes];
-      for (int i = 0; i < k; ++i)
-        for (int j = 0; j < k; ++j) {
-          const int y = h0 + i, x = w0 + j;
-          if (y < 0 || y >= h || x < 0 || x >= w) {
-            std::fill(d[i][j], d[i][j] + kLanes, 0.f);
-          } else {
-            const float* in = image + ((int64_t(n) * h + y) * w + x) * c + c0;
-            std::copy(in, in + kLanes, d[i][j]);
+      alignas(32) float d[k][k][kLanes], m[kIn][k][kLanes];
+      const float* patch = d[0][0];  // element (i, j) at patch + i * row + j * col
+      int64_t row = k * kLanes, col = kLanes;
+      if (inside) {
+        patch = corner + c0;
+        row = int64_t(w) * c;
+        col = c;
+      } else {
+        for (int i = 0; i < k; ++i)
+          for (int j = 0; j < k; ++j) {
+            const int y = h0 + i, x = w0 + j;
+            if (y < 0 || y >= h || x < 0 || x >= w) {
+              std::fill(d[i][j], d[i][j] + kLanes, 0.f);
+            } else {
+              const float* in = image + ((int64_t(n) * h + y) * w + x) * c + c0;
+              std::copy(in, in + kLanes, d[i][j]);
+            }
           }
-        }
-      for (int j = 0; j < k; ++j) to6(d[0][j], k * kLanes, m[0][j], k * kLanes);  // columns
-      for (int i = 0; i < kIn; ++i) to6(m[i][0], kLanes, a[i][0], kLanes);        // rows
-      for (int p = 0; p < kPositions; ++p) {
-        const float* src = a[p / kIn][p % kIn];
-        std::copy(src, src + kLanes, out + (t * kPositions + p) * c + c0);
       }
+      for (int j = 0; j < k; ++j) to6(patch + j * col, row, m[0][j], k * kLanes);  // columns
+      for (int i = 0; i < kIn; ++i) to6(m[i][0], kLanes, tile + i * kIn * c + c0, c);  // rows: positions 6 i + j
     }
   }
 }
@@ -169,12 +179,9 @@ void transform_outputs(const Conv2dShape& s, const float* m, const float* bias, 
     const int n = int((first + t) / tl.per_image()), r = int((first + t) % tl.per_image());
     const int h0 = (r / tl.cols) * kOut, w0 = (r % tl.cols) * kOut;
     for (int c0 = 0; c0 < s.c_out; c0 += kLanes) {
-      alignas(32) float a[kIn][kIn][kLanes], b[kOut][kIn][kLanes], o[kOut][kOut][kLanes];
-      for (int p = 0; p < kPositions; ++p) {
-        const float* src = m + (t * kPositions + p) * c_out + c0;
-        std::copy(src, src + kLanes, a[p / kIn][p % kIn]);
-      }
-      for (int j = 0; j < kIn; ++j) output_1d(a[0][j], kIn * kLanes, b[0][j], kIn * kLanes);  // columns
+      alignas(32) float b[kOut][kIn][kLanes], o[kOut][kOut][kLanes];
+      const float* tile = m + t * kPositions * c_out + c0;  // position (i, j) at tile + (6 i + j) c_out
+      for (int j = 0; j < kIn; ++j) output_1d(tile + j * c_out, kIn * c_out, b[0][j], kIn * kLanes);  // columns
       for (int i = 0; i < kOut; ++i) output_1d(b[i][0], kLanes, o[i][0], kLanes);             // rows
       for (int i = 0; i < kOut && h0 + i < ho; ++i)
         for (int j = 0; j < kOut && w0 + j < wo; ++j) {
