@@ -220,11 +220,11 @@ size_t weight_floats(const Conv2dShape& s) { return size_t(kPositions) * s.c_in 
 
 void transform_weights(const Conv2dShape& s, const float* w_oihw, bool data_gradient, float* u) {
   // The transformed layer's channels: forward (ci, co) = (s.c_in, s.c_out); data gradient (s.c_out, s.c_in).
-  // Eight output channels at a time into a block of kBlock, whose 36 rows are then written out one plane at a
-  // time (36 interleaved streams of 32 bytes ran at a third of the memory's write speed).
+  // Eight output channels at a time into a block of kBlock, whose 36 rows are then written out one after another
+  // (36 interleaved streams of 32 bytes ran at a third of the memory's write speed); an input channel's 36
+  // positions lie together, as a tile's do in the transformed inputs.
   constexpr int kBlock = 256;
   const int c_in = data_gradient ? s.c_out : s.c_in, c_out = data_gradient ? s.c_in : s.c_out;
-  const int64_t plane = int64_t(c_in) * c_out;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int ci = 0; ci < c_in; ++ci)
     for (int b0 = 0; b0 < c_out; b0 += kBlock) {
@@ -248,15 +248,18 @@ void transform_weights(const Conv2dShape& s, const float* w_oihw, bool data_grad
           std::copy(src, src + kLanes, block[p] + (co0 - b0));
         }
       }
-      for (int p = 0; p < kPositions; ++p) std::copy(block[p], block[p] + (b1 - b0), u + p * plane + int64_t(ci) * c_out + b0);
+      for (int p = 0; p < kPositions; ++p)
+        std::copy(block[p], block[p] + (b1 - b0), u + (int64_t(ci) * kPositions + p) * c_out + b0);
     }
 }
 
 void filter_gradient(const Conv2dShape& s, const float* x, const float* dy, float* dw_oihw, float* sums,
                      float* scratch) {
   const int chunk = images_per_chunk(s);
-  const int64_t per_image = tiling(s).per_image(), plane = int64_t(s.c_in) * s.c_out;
-  // sums[p] (c_in x c_out) = the sum over tiles of v[p]^T e[p], chunk after chunk in a fixed order. The threads
+  const int64_t per_image = tiling(s).per_image();
+  // sums[ci][p][co]: position p's c_in x c_out matrix (row stride 36 c_out) = the sum over tiles of v[p]^T e[p],
+  // chunk after chunk in a fixed order; an input channel's 36 positions lie together for the transform back, as
+  // a tile's do in v and e. The threads
   // take whole positions (single-threaded sgemms), as OpenBLAS spreads a 64 x 64 product over threads at a high
   // cost in packing and waiting: 0.7-0.9 of the time of threaded sgemms for 64 to 512 channels, and each sum is
   // the same for any number of threads.
@@ -270,19 +273,17 @@ void filter_gradient(const Conv2dShape& s, const float* x, const float* dy, floa
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < kPositions; ++p)
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s.c_in, s.c_out, int(tiles), 1.f, v + p * s.c_in,
-                  kPositions * s.c_in, e + p * s.c_out, kPositions * s.c_out, n0 == 0 ? 0.f : 1.f, sums + p * plane,
-                  s.c_out);
+                  kPositions * s.c_in, e + p * s.c_out, kPositions * s.c_out, n0 == 0 ? 0.f : 1.f, sums + p * s.c_out,
+                  kPositions * s.c_out);
   }
-  // dw[co][ci] = G^T sums[.][ci][co] G, eight output channels at a time.
+  // dw[co][ci] = G^T sums[ci][.][co] G, eight output channels at a time.
 #pragma omp parallel for schedule(static)
   for (int ci = 0; ci < s.c_in; ++ci)
     for (int co0 = 0; co0 < s.c_out; co0 += kLanes) {
-      alignas(32) float a[kIn][kIn][kLanes], b[3][kIn][kLanes], g[3][3][kLanes];
-      for (int p = 0; p < kPositions; ++p) {
-        const float* src = sums + p * plane + int64_t(ci) * s.c_out + co0;
-        std::copy(src, src + kLanes, a[p / kIn][p % kIn]);
-      }
-      for (int j = 0; j < kIn; ++j) filter_gradient_1d(a[0][j], kIn * kLanes, b[0][j], kIn * kLanes);  // columns
+      alignas(32) float b[3][kIn][kLanes], g[3][3][kLanes];
+      const float* a = sums + int64_t(ci) * kPositions * s.c_out + co0;  // position (i, j) at a + (6 i + j) c_out
+      for (int j = 0; j < kIn; ++j)  // columns
+        filter_gradient_1d(a + j * s.c_out, kIn * s.c_out, b[0][j], kIn * kLanes);
       for (int i = 0; i < 3; ++i) filter_gradient_1d(b[i][0], kLanes, g[i][0], kLanes);                 // rows
       for (int c = 0; c < kLanes; ++c) {
         float* out = dw_oihw + (int64_t(co0 + c) * s.c_in + ci) * 9;
@@ -332,7 +333,7 @@ void convolve(const Conv2dShape& s, const float* x, const float* u, const float*
         transform_inputs(s, x, first, tiles, v);
         for (int p = 0; p < kPositions; ++p)
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(tiles), s.c_out, s.c_in, 1.f, v + p * s.c_in,
-                      kPositions * s.c_in, u + int64_t(p) * s.c_in * s.c_out, s.c_out, 0.f, m + p * s.c_out,
+                      kPositions * s.c_in, u + p * s.c_out, kPositions * s.c_out, 0.f, m + p * s.c_out,
                       kPositions * s.c_out);
         transform_outputs(s, m, bias, first, tiles, y, beta);
       }
@@ -349,7 +350,7 @@ void convolve(const Conv2dShape& s, const float* x, const float* u, const float*
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < kPositions; ++p)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(tiles), s.c_out, s.c_in, 1.f, v + p * s.c_in,
-                  kPositions * s.c_in, u + int64_t(p) * s.c_in * s.c_out, s.c_out, 0.f, m + p * s.c_out,
+                  kPositions * s.c_in, u + p * s.c_out, kPositions * s.c_out, 0.f, m + p * s.c_out,
                   kPositions * s.c_out);
     transform_outputs(s, m, bias, n0 * per_image, tiles, y, beta);
   }

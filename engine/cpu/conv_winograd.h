@@ -25,7 +25,7 @@ Conv2dShape data_gradient_shape(const Conv2dShape& s);
 
 // Floats of a transformed weight: 36 x c_in x c_out.
 size_t weight_floats(const Conv2dShape& s);
-// u[p][ci][co] = (G g G^T)[p] for each filter g of the OIHW weight of `s`. With data_gradient, the filters of
+// u[ci][p][co] = (G g G^T)[p] for each filter g of the OIHW weight of `s`. With data_gradient, the filters of
 // data_gradient_shape(s) from the same OIHW weight (each rotated by 180 degrees, c_in and c_out swapped).
 void transform_weights(const Conv2dShape& s, const float* w_oihw, bool data_gradient, float* u);
 
