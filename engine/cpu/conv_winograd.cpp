@@ -182,7 +182,7 @@ void transform_outputs(const Conv2dShape& s, const float* m, const float* bias, 
       alignas(32) float b[kOut][kIn][kLanes], o[kOut][kOut][kLanes];
       const float* tile = m + t * kPositions * c_out + c0;  // position (i, j) at tile + (6 i + j) c_out
       for (int j = 0; j < kIn; ++j) output_1d(tile + j * c_out, kIn * c_out, b[0][j], kIn * kLanes);  // columns
-      for (int i = 0; i < kOut; ++i) output_1d(b[i][0], kLanes, o[i][0], kLanes);             // rows
+      for (int i = 0; i < kOut; ++i) output_1d(b[i][0], kLanes, o[i][0], kLanes);                       // rows
       for (int i = 0; i < kOut && h0 + i < ho; ++i)
         for (int j = 0; j < kOut && w0 + j < wo; ++j) {
           float* out = y + ((int64_t(n) * ho + h0 + i) * wo + w0 + j) * c_out + c0;
@@ -259,10 +259,10 @@ void filter_gradient(const Conv2dShape& s, const float* x, const float* dy, floa
   const int64_t per_image = tiling(s).per_image();
   // sums[ci][p][co]: position p's c_in x c_out matrix (row stride 36 c_out) = the sum over tiles of v[p]^T e[p],
   // chunk after chunk in a fixed order; an input channel's 36 positions lie together for the transform back, as
-  // a tile's do in v and e. The threads
-  // take whole positions (single-threaded sgemms), as OpenBLAS spreads a 64 x 64 product over threads at a high
-  // cost in packing and waiting: 0.7-0.9 of the time of threaded sgemms for 64 to 512 channels, and each sum is
-  // the same for any number of threads.
+  // a tile's do in v and e (read from 36 planes, 1 MB apart for 512 channels, the filter gradient took 1.1-1.3
+  // times as long for 256 and 512 channels). The threads take whole positions (single-threaded sgemms), as
+  // OpenBLAS spreads a 64 x 64 product over threads at a high cost in packing and waiting: 0.7-0.9 of the time
+  // of threaded sgemms for 64 to 512 channels, and each sum is the same for any number of threads.
   for (int n0 = 0; n0 < s.n; n0 += chunk) {
     const int n1 = std::min(s.n, n0 + chunk);
     const int64_t tiles = (n1 - n0) * per_image;
@@ -284,7 +284,7 @@ void filter_gradient(const Conv2dShape& s, const float* x, const float* dy, floa
       const float* a = sums + int64_t(ci) * kPositions * s.c_out + co0;  // position (i, j) at a + (6 i + j) c_out
       for (int j = 0; j < kIn; ++j)  // columns
         filter_gradient_1d(a + j * s.c_out, kIn * s.c_out, b[0][j], kIn * kLanes);
-      for (int i = 0; i < 3; ++i) filter_gradient_1d(b[i][0], kLanes, g[i][0], kLanes);                 // rows
+      for (int i = 0; i < 3; ++i) filter_gradient_1d(b[i][0], kLanes, g[i][0], kLanes);  // rows
       for (int c = 0; c < kLanes; ++c) {
         float* out = dw_oihw + (int64_t(co0 + c) * s.c_in + ci) * 9;
         for (int tap = 0; tap < 9; ++tap) out[tap] = g[tap / 3][tap % 3][c];
@@ -297,9 +297,9 @@ void filter_gradient(const Conv2dShape& s, const float* x, const float* dy, floa
 // between the phases and the block's transformed tiles (up to 4.7 MB) near the thread's core; each block reads
 // the whole transformed weight (up to 2.4 MB here). Deeper layers share each phase among the threads, a chunk
 // of images at a time, so that the transformed weight is read once per chunk, the threads taking whole positions
-// for the sgemms (as the filter gradient's). Measured on CIFAR ResNet-18
-// (AVX2, 2 threads, batch 32), forward and data gradient: 0.55-0.85 of the shared form's time for 64 channels,
-// about the same to 0.6 for 128 and 256; blocks of 128 tiles were slower for 256 channels.
+// for the sgemms (as the filter gradient's). Measured on CIFAR ResNet-18 (AVX2, 2 threads, batch 32), forward
+// and data gradient: 0.55-0.85 of the shared form's time for 64 channels, about the same to 0.6 for 128 and 256;
+// blocks of 128 tiles were slower for 256 channels, and of 16 or 32 no faster for 64 and 128.
 constexpr int kFusedChannels = 512;
 constexpr int kBlockTiles = 64;
 
@@ -319,7 +319,8 @@ void convolve(const Conv2dShape& s, const float* x, const float* u, const float*
     const int threads = omp_get_max_threads();  // as scratch_floats counted
     // Blocks of at most kBlockTiles, as many for every thread (32 tiles are two blocks of 16 on two threads).
     const int64_t total = s.n * per_image;
-    const int64_t blocks = threads * ((total + int64_t(threads) * kBlockTiles - 1) / (int64_t(threads) * kBlockTiles));
+    const int64_t per_round = int64_t(threads) * kBlockTiles;
+    const int64_t blocks = threads * ((total + per_round - 1) / per_round);
     const int64_t block_tiles = (total + blocks - 1) / blocks;
     const int64_t per_thread = int64_t(kPositions) * kBlockTiles * (s.c_in + s.c_out);
 #pragma omp parallel num_threads(threads)
