@@ -292,6 +292,8 @@ void filter_gradient(const Conv2dShape& s, const float* x, const float* dy, floa
     }
 }
 
+namespace {
+
 // Layers with up to 512 channels in and out together run a block of kBlockTiles tiles at a time per thread
 // through both transforms and the 36 sgemms (one thread each, inside the parallel region), with no barrier
 // between the phases and the block's transformed tiles (up to 4.7 MB) near the thread's core; each block reads
@@ -304,6 +306,15 @@ constexpr int kFusedChannels = 512;
 constexpr int kBlockTiles = 64;
 
 bool fused(const Conv2dShape& s) { return s.c_in + s.c_out <= kFusedChannels; }
+
+// m = v u at position p for `tiles` tiles (one single-threaded sgemm where called inside a parallel region):
+// v[t][p][ci], u[ci][p][co], m[t][p][co].
+void multiply_position(const Conv2dShape& s, int p, int64_t tiles, const float* v, const float* u, float* m) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(tiles), s.c_out, s.c_in, 1.f, v + p * s.c_in,
+              kPositions * s.c_in, u + p * s.c_out, kPositions * s.c_out, 0.f, m + p * s.c_out, kPositions * s.c_out);
+}
+
+}  // namespace
 
 size_t scratch_floats(const Conv2dShape& s) {
   // The chunks of the shared form (the filter gradient always takes it) or a block per thread.
@@ -332,10 +343,7 @@ void convolve(const Conv2dShape& s, const float* x, const float* u, const float*
         const int64_t first = b * block_tiles, tiles = std::min<int64_t>(block_tiles, total - first);
         if (tiles <= 0) continue;
         transform_inputs(s, x, first, tiles, v);
-        for (int p = 0; p < kPositions; ++p)
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(tiles), s.c_out, s.c_in, 1.f, v + p * s.c_in,
-                      kPositions * s.c_in, u + p * s.c_out, kPositions * s.c_out, 0.f, m + p * s.c_out,
-                      kPositions * s.c_out);
+        for (int p = 0; p < kPositions; ++p) multiply_position(s, p, tiles, v, u, m);
         transform_outputs(s, m, bias, first, tiles, y, beta);
       }
     }
@@ -349,10 +357,7 @@ void convolve(const Conv2dShape& s, const float* x, const float* u, const float*
     float* m = scratch + kPositions * tiles * s.c_in;
     transform_inputs(s, x, n0 * per_image, tiles, v);
 #pragma omp parallel for schedule(static)
-    for (int p = 0; p < kPositions; ++p)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(tiles), s.c_out, s.c_in, 1.f, v + p * s.c_in,
-                  kPositions * s.c_in, u + p * s.c_out, kPositions * s.c_out, 0.f, m + p * s.c_out,
-                  kPositions * s.c_out);
+    for (int p = 0; p < kPositions; ++p) multiply_position(s, p, tiles, v, u, m);
     transform_outputs(s, m, bias, n0 * per_image, tiles, y, beta);
   }
 }
