@@ -1,6 +1,7 @@
 // `intl bench conv`: times the CIFAR ResNet-18 backbone built directly from the conv-layer kernels (no tensor
 // engine): forward in evaluation mode and forward + backward in training mode, at the given batch sizes; prints
-// GFLOP/s against the machine's measured FP32 peak, so that the kernels can be compared with PyTorch's oneDNN.
+// GFLOP/s against the machine's measured FP32 peak and sgemm rate, so that the kernels can be compared with
+// PyTorch's oneDNN.
 #include <immintrin.h>
 #include <omp.h>
 
@@ -325,11 +326,11 @@ void run(const Options& o) {
   const int threads = omp_get_max_threads();
   cpu::conv2d_set_kernels(kernels_named(o.kernels));
   const char* isa = "";
-  const double peak = bench::measure_fp32_peak(threads, &isa);
+  const double peak = bench::measure_fp32_peak(threads, &isa), sgemm = bench::measure_sgemm_peak();
   std::printf("conv-layer kernels: CIFAR ResNet-18 backbone (NHWC activations, %s convolutions), %d threads, %s time\n",
               kernels_described(o.kernels), threads, o.cpu_time ? "CPU" : "wall");
-  std::printf("measured FP32 peak: %.0f GFLOP/s (%s FMA, %d threads, %.0f per thread)\n", peak, isa, threads,
-              peak / threads);
+  std::printf("measured FP32 peak: %.0f GFLOP/s (%s FMA, %d threads, %.0f per thread); sgemm 2048^3: %.0f GFLOP/s\n",
+              peak, isa, threads, peak / threads, sgemm);
   // On a machine shared with other jobs, spinning OpenMP threads lose their time slices at every barrier:
   // OMP_WAIT_POLICY=passive was 3-4x faster at batch 32 under load (and costs little on an idle machine).
   const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
@@ -359,11 +360,15 @@ void run(const Options& o) {
       if (i >= o.warmup) train.push_back(seconds_since(t0));
     }
     const double f = median(fwd), tr = median(train);
-    std::printf("batch %4d  forward (eval)     %8.1f ms  %7.1f img/s  %6.0f GFLOP/s (%4.1f%% of peak)\n", batch,
-                f * 1e3, batch / f, fwd_flops / f / 1e9, 100 * fwd_flops / f / 1e9 / peak);
+    std::printf("batch %4d  forward (eval)     %8.1f ms  %7.1f img/s  %6.0f GFLOP/s "
+                "(%4.1f%% of peak, %3.0f%% of sgemm)\n",
+                batch, f * 1e3, batch / f, fwd_flops / f / 1e9, 100 * fwd_flops / f / 1e9 / peak,
+                100 * fwd_flops / f / 1e9 / sgemm);
     if (o.breakdown) print_breakdown(fwd_timers, o.reps);
-    std::printf("batch %4d  forward + backward %8.1f ms  %7.1f img/s  %6.0f GFLOP/s (%4.1f%% of peak)\n", batch,
-                tr * 1e3, batch / tr, train_flops / tr / 1e9, 100 * train_flops / tr / 1e9 / peak);
+    std::printf("batch %4d  forward + backward %8.1f ms  %7.1f img/s  %6.0f GFLOP/s "
+                "(%4.1f%% of peak, %3.0f%% of sgemm)\n",
+                batch, tr * 1e3, batch / tr, train_flops / tr / 1e9, 100 * train_flops / tr / 1e9 / peak,
+                100 * train_flops / tr / 1e9 / sgemm);
     if (o.breakdown) print_breakdown(net.t, o.reps);
     if (o.layers) time_layers(net, o);
     std::printf("            timed training runs: heap grew by %zu bytes, %zu new system allocations\n",
