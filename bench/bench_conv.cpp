@@ -388,7 +388,8 @@ void add_bench_conv(CLI::App& bench) {
   cmd->add_option("--batch", opts->batches, "batch sizes")->capture_default_str();
   cmd->add_option("--reps", opts->reps, "timed runs per measurement (the median is reported)")->check(CLI::Range(1, 1000000));
   cmd->add_option("--warmup", opts->warmup, "untimed runs first")->check(non_negative());
-  cmd->add_option("--threads", opts->threads, "OpenMP threads (0: OMP_NUM_THREADS or all cores)");
+  cmd->add_option("--threads", opts->threads, "OpenMP threads (0: OMP_NUM_THREADS or all cores)")
+      ->check(non_negative());
   cmd->add_option("--kernels", opts->kernels,
                   "convolution kernels: fastest (per layer and ISA), direct (oneDNN's direct only), gemm (im2col + "
                   "sgemm everywhere), winograd (ours wherever it applies)")

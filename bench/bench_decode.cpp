@@ -140,9 +140,9 @@ void add_bench_decode(CLI::App& bench) {
   auto* cmd = bench.add_subcommand("decode", "JPEG decoding + augmentation at 224 through the image-folder loader");
   cmd->add_option("--files", opts->files, "JPEG files written (the timed images cycle through them)")
       ->capture_default_str();
-  cmd->add_option("--width", opts->width, "image width")->capture_default_str();
-  cmd->add_option("--height", opts->height, "image height")->capture_default_str();
-  cmd->add_option("--quality", opts->quality, "JPEG quality (1..100)")->capture_default_str();
+  cmd->add_option("--width", opts->width, "image width")->capture_default_str()->check(CLI::Range(8, 8192));
+  cmd->add_option("--height", opts->height, "image height")->capture_default_str()->check(CLI::Range(8, 8192));
+  cmd->add_option("--quality", opts->quality, "JPEG quality")->capture_default_str()->check(CLI::Range(1, 100));
   cmd->add_option("--images", opts->images, "images to time through the loader")->capture_default_str();
   cmd->add_option("--workers", opts->workers, "loader threads (0: on the calling thread)")->capture_default_str();
   cmd->add_option("--batch", opts->batch, "batch size (at most --files)")->capture_default_str();

@@ -267,11 +267,12 @@ void add_bench_train(CLI::App& bench) {
   cmd->add_option("--arch", o->arch, "resnet18-cifar (batch 256, 32 x 32, projector 2048^3) | resnet50-imagenet "
                                      "(batch 128, 224 x 224, projector 8192^3)")
       ->capture_default_str();
-  cmd->add_option("--batch", o->batch, "images per view (default: the architecture's)");
+  cmd->add_option("--batch", o->batch, "images per view (default: the architecture's)")->check(CLI::Range(2, 1 << 16));
   cmd->add_option("--steps", o->steps, "timed steps (after two warm-up steps)")->capture_default_str();
   cmd->add_option("--base-width", o->base_width, "channels of the stem and layer1 (64: ResNet-18)")
       ->capture_default_str();
-  cmd->add_option("--image-size", o->image_size, "side of the random views (default: the architecture's)");
+  cmd->add_option("--image-size", o->image_size, "side of the random views (default: the architecture's)")
+      ->check(CLI::Range(8, 4096));
   cmd->add_flag("--forward-only", o->forward_only,
                 "time the backbone's forward pass alone (eval mode, no gradients, one view of --batch images)");
   cmd->add_option("--profile", o->profile_steps,

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -36,7 +37,18 @@ std::string resolve_dir(const std::string& dir, CifarKind kind) {
   return dir;
 }
 
-void read_cifar_file(const std::string& path, CifarKind kind, CifarDataset& ds) {
+// Images per file in the release: CIFAR-10 10,000 in each; CIFAR-100 50,000 (train.bin) and 10,000 (test.bin).
+int release_images(CifarKind kind, Split split) {
+  return kind == CifarKind::cifar100 && split == Split::train ? 50000 : 10000;
+}
+
+// Written beside the files by make_synthetic_cifar: files smaller than the release's are meant there.
+constexpr const char* kSyntheticMarker = "intl-synthetic.txt";
+
+// Reads one file into ds; returns its number of images.
+int read_cifar_file(const std::string& path, CifarKind kind, CifarDataset& ds) {
+  if (fs::is_directory(path))
+    throw Error("cifar: " + path + " is a folder, not a " + cifar_name(kind) + " file: " + download_hint(kind));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("cifar: cannot open " + path + " (" + std::strerror(errno) + "): " + download_hint(kind));
   in.seekg(0, std::ios::end);
@@ -70,6 +82,7 @@ void read_cifar_file(const std::string& path, CifarKind kind, CifarDataset& ds) 
     std::memcpy(ds.pixels.data() + (start + i) * size_t(CifarDataset::kImageBytes), rec + (record - CifarDataset::kImageBytes),
                 CifarDataset::kImageBytes);
   }
+  return count;
 }
 
 // ---- synthetic images ----
@@ -167,7 +180,15 @@ CifarDataset load_cifar(const std::string& dir, CifarKind kind, Split split) {
   ds.kind = kind;
   ds.split = split;
   const std::string root = resolve_dir(dir, kind);
-  for (const std::string& name : cifar_file_names(kind, split)) read_cifar_file((fs::path(root) / name).string(), kind, ds);
+  const int expected = release_images(kind, split);
+  for (const std::string& name : cifar_file_names(kind, split)) {
+    const int count = read_cifar_file((fs::path(root) / name).string(), kind, ds);
+    if (count != expected && ds.size_note.empty() && !fs::exists(fs::path(root) / kSyntheticMarker))
+      ds.size_note = "cifar: " + (fs::path(root) / name).string() + " holds " + std::to_string(count) +
+                     " images where the release's holds " + std::to_string(expected) +
+                     ": a copy cut short between two images reads as a smaller dataset (download it again if so)";
+  }
+  if (!ds.size_note.empty()) std::fprintf(stderr, "warning: %s\n", ds.size_note.c_str());
   return ds;
 }
 
@@ -201,6 +222,10 @@ void make_synthetic_cifar(const std::string& dir, CifarKind kind, int n_train, i
   if (ec) throw Error("make_synthetic_cifar: cannot create " + dir + " (" + ec.message() + ")");
   make_synthetic_split(dir, kind, Split::train, n_train, seed);
   make_synthetic_split(dir, kind, Split::test, n_test, seed);
+  std::ofstream marker(fs::path(dir) / kSyntheticMarker, std::ios::trunc);
+  marker << "Synthetic " << cifar_name(kind) << " images in the binary release format, written by intl: " << n_train
+         << " training and " << n_test << " test images, seed " << seed << ". Smaller than the release on purpose.\n";
+  if (!marker) throw Error("make_synthetic_cifar: cannot write " + (fs::path(dir) / kSyntheticMarker).string());
 }
 
 }  // namespace intl

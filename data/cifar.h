@@ -32,6 +32,9 @@ struct CifarDataset : ImageSource {
   Split split = Split::train;
   std::vector<uint8_t> pixels;  // (size, 3, 32, 32): R, G, B planes, row-major, as stored in the files
   std::vector<int32_t> labels;  // (size) class in [0, num_classes); the fine label for CIFAR-100
+  // Set by load_cifar when a file holds another number of images than the release's (and the folder is not
+  // make_synthetic_cifar's): the first such file, its count and the release's.
+  std::string size_note;
 
   int size() const override { return int(labels.size()); }
   int num_classes() const override { return cifar_num_classes(kind); }
@@ -47,7 +50,8 @@ struct CifarDataset : ImageSource {
 // Reads a split from `dir`, the folder holding the .bin files (the folder the archive extracts to,
 // cifar-10-batches-bin / cifar-100-binary, is also accepted as `dir`'s child). Throws intl::Error naming the
 // file for a missing or unreadable file, a size that is not a positive whole number of records, or a
-// label out of range.
+// label out of range. A file with a whole number of records other than the release's is read, with a warning
+// on stderr and size_note set (a copy cut between two records cannot be told from a smaller dataset).
 CifarDataset load_cifar(const std::string& dir, CifarKind kind, Split split);
 
 // Writes `count` images (planar, 3072 bytes each) and labels as one file of the binary format. CIFAR-100
@@ -60,7 +64,8 @@ void write_cifar_file(const std::string& path, CifarKind kind, const uint8_t* pi
 // balanced and in shuffled order. Class k is shape k % 10 (disc, square, stripes, ring, cross, triangle,
 // checkerboard, diagonal stripes, frame, dots) in colour (k / 10 + k) % 10 of ten hues on a dim
 // complementary background, with random position, size, shade and pixel noise (+-20 of 255).
-// Deterministic in `seed`.
+// Deterministic in `seed`. An intl-synthetic.txt beside the files says what they are (and that load_cifar
+// need not warn about their size).
 void make_synthetic_cifar(const std::string& dir, CifarKind kind, int n_train, int n_test, uint64_t seed);
 
 }  // namespace intl

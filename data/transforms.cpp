@@ -360,10 +360,7 @@ TwoViewConfig cifar_two_views() {
 
 TwoViewConfig imagenet_two_views() {
   TwoViewConfig views;
-  for (AugmentConfig* v : {&views.view1, &views.view2}) {
-    v->out_size = 224;
-    v->blur_kernel = 23;
-  }
+  for (AugmentConfig* v : {&views.view1, &views.view2}) v->out_size = 224;
   views.view1.blur_p = 1.0f;
   views.view2.blur_p = 0.1f;
   views.view2.solarize_p = 0.2f;
@@ -381,7 +378,6 @@ MultiCropConfig imagenet_multi_crop() {
     crop.crop_scale_min = scale_min[i];
     crop.crop_scale_max = scale_max[i];
     crop.blur_p = 0.5f;
-    crop.blur_kernel = 23;
     crop.solarize_p = 0.1f;
     config.crops.push_back(crop);
   }

@@ -2,17 +2,15 @@
 // a resumed folder already finished.
 #include "studies/sweep.h"
 
-#include <unistd.h>
-
 #include <cctype>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 
 #include "engine/backend.h"
 #include "engine/error.h"
 #include "plot/figures.h"
+#include "results/out_dir.h"
 #include "train/checkpoint.h"
 
 namespace intl::studies {
@@ -37,17 +35,6 @@ bool ignored_on_resume(const std::string& key) {
          key == "precision" || key == "loss-form";
 }
 
-void prepare_out_dir(const std::string& dir) {
-  std::error_code ec;
-  if (fs::exists(dir, ec) && !fs::is_directory(dir, ec)) throw UsageError("--out: '" + dir + "' is not a folder");
-  fs::create_directories(dir, ec);
-  const fs::path probe = fs::path(dir) / (".intl-probe." + std::to_string(getpid()));
-  std::ofstream f(probe);
-  if (!f || !(f << "probe") || !f.flush())
-    throw UsageError("--out: cannot write into '" + dir + "'; give a writable folder");
-  f.close();
-  fs::remove(probe, ec);
-}
 
 }  // namespace
 
@@ -105,10 +92,8 @@ Sweep::Sweep(const std::string& study, const std::string& command, const std::st
     : study_(study), out_(out), resume_(resume), start_(std::chrono::steady_clock::now()) {
   if (resume && !fs::exists(result_path()))
     throw UsageError("--resume: '" + result_path() + "' does not exist; run without --resume to start the study");
-  if (!resume && fs::exists(result_path()))
-    throw UsageError("--out: '" + out + "' already holds a study's RESULT.json; pass --resume to continue it, or "
-                     "choose another --out");
-  prepare_out_dir(out);
+  if (!resume) results::refuse_existing_result(out, "pass --resume to continue it, or choose another --out");
+  results::prepare_out_dir(out);
   if (resume) {
     const results::Result saved = results::load_result(result_path());
     std::string diff;

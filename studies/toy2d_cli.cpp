@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +15,7 @@
 #include "cli/command.h"
 #include "engine/error.h"
 #include "plot/figures.h"
+#include "results/out_dir.h"
 #include "results/result.h"
 #include "studies/toy2d.h"
 #include "studies/toy2d_result.h"
@@ -101,24 +101,6 @@ std::string default_out_dir() {
   return std::string("runs/toy2d-") + stamp;
 }
 
-// Creates the folder (and parents) and proves it writable with a probe file. Returns whether it was created.
-bool prepare_out_dir(const std::string& dir) {
-  std::error_code ec;
-  const bool existed = fs::exists(dir, ec);
-  if (existed && !fs::is_directory(dir, ec)) throw UsageError("--out: '" + dir + "' exists and is not a folder");
-  if (!existed && !fs::create_directories(dir, ec))
-    throw UsageError("--out: cannot create folder '" + dir + "' (" + ec.message() + "); give a writable folder");
-  const fs::path probe = fs::path(dir) / (".intl-probe." + std::to_string(getpid()));
-  {
-    std::ofstream f(probe);
-    if (!f || !(f << "probe") || !f.flush()) {
-      if (!existed) fs::remove(dir, ec);
-      throw UsageError("--out: folder '" + dir + "' is not writable; give a writable folder");
-    }
-  }
-  fs::remove(probe, ec);
-  return !existed;
-}
 
 std::string fmt(const char* format, double v) {
   char buf[64];
@@ -152,7 +134,8 @@ void run_command(const Toy2dCommand& c) {
     std::fprintf(stderr, "toy2d: --device cuda: this study runs its fused CPU path (a GPU would only add launch "
                          "latency to a 2-16-16-2 network); recorded as device cpu\n");
   const std::string out_dir = c.common.out.empty() ? default_out_dir() : c.common.out;
-  const bool created = prepare_out_dir(out_dir);
+  results::refuse_existing_result(out_dir, "choose another --out, or remove it to run again there");
+  const bool created = results::prepare_out_dir(out_dir);
 
   results::Result result;
   std::vector<RunOutput> outputs;

@@ -140,6 +140,26 @@ TEST_CASE("cifar: missing, empty, truncated and mislabelled files are errors nam
   CHECK(msg.find(dir.file("train.bin")) != std::string::npos);
   CHECK(msg.find("expected 0..99") != std::string::npos);
   CHECK_THROWS_AS(parse_cifar_kind("cifar1000"), UsageError);
+
+  fs::remove(dir.file("test.bin"));
+  fs::create_directory(dir.file("test.bin"));
+  msg = error_message([&] { load_cifar(dir.path.string(), CifarKind::cifar100, Split::test); });
+  CHECK(msg.find(dir.file("test.bin") + " is a folder, not a cifar100 file") != std::string::npos);
+}
+
+TEST_CASE("cifar: files smaller than the release's are read with a note naming the first; synthetic ones are not") {
+  TempDir dir("short");
+  write_cifar10(dir, 3);
+  const CifarDataset short_files = load_cifar(dir.path.string(), CifarKind::cifar10, Split::train);
+  CHECK(short_files.size() == 15);
+  CHECK(short_files.size_note.find(dir.file("data_batch_1.bin") + " holds 3 images where the release's holds 10000") !=
+        std::string::npos);
+
+  TempDir synthetic("short-syn");
+  make_synthetic_cifar(synthetic.path.string(), CifarKind::cifar100, 20, 4, 1);
+  CHECK(fs::exists(synthetic.file("intl-synthetic.txt")));
+  CHECK(load_cifar(synthetic.path.string(), CifarKind::cifar100, Split::train).size_note.empty());
+  CHECK(load_cifar(synthetic.path.string(), CifarKind::cifar100, Split::test).size_note.empty());
 }
 
 TEST_CASE("synthetic cifar: real layout, balanced labels, deterministic, classes differ in colour") {

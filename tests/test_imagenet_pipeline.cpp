@@ -153,7 +153,8 @@ TEST_CASE("pretrain imagenet --ema --multi-crop: six crops, a checkpointed targe
   const std::string classes = write_tiny_imagenet(t, false);
   std::string log;
   const std::string args = "pretrain imagenet --data-dir " + (t / "data") + " --classes " + classes + kTinyNet +
-                           " --batch-size 8 --epochs 2 --eval-every 0 --final-eval none --ema --multi-crop --out " +
+                           " --batch-size 8 --epochs 2 --eval-every 0 --final-eval linear --linear-epochs 1 --linear-batch-size 8"
+                           " --ema --multi-crop --out " +
                            (t / "run");
   REQUIRE(run_intl(args + " --max-steps 2", log, t / "log.txt") == 0);
   INFO(log);
@@ -166,6 +167,8 @@ TEST_CASE("pretrain imagenet --ema --multi-crop: six crops, a checkpointed targe
   CHECK(r.config.at("epochs") == 2);
   CHECK(r.config.at("base_lr_used") == doctest::Approx(0.5 * 8 / 256));  // <= 100 epochs: base 0.5
   CHECK(r.runs.at(0).curves.at("loss").y.size() == 2);
+  // The key of experiments/paper/imagenet.json's top-1 after 2 pre-training epochs, equal to linear_top1.
+  CHECK(r.runs.at(0).metrics.at("linear_top1_2ep") == r.runs.at(0).metrics.at("linear_top1"));
   // The checkpoint holds the target network, which moved towards the online one but is not equal to it.
   fs::path last;
   for (const auto& e : fs::directory_iterator(t.path / "run/checkpoints")) last = std::max(last, e.path());

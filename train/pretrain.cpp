@@ -21,6 +21,7 @@
 #include "models/ema.h"
 #include "models/safetensors.h"
 #include "plot/figures.h"
+#include "results/out_dir.h"
 #include "train/evaluation.h"
 #include "train/supervised.h"
 #include "train/trainer.h"
@@ -36,6 +37,12 @@ std::string default_out(const std::string& dataset) {
   const std::time_t now = std::time(nullptr);
   std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::gmtime(&now));
   return "runs/pretrain-" + dataset + "-" + stamp;
+}
+
+std::string fmt_number(double v) {  // as the user would type it
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
 }
 
 void validate(const PretrainOptions& o) {
@@ -54,9 +61,21 @@ void validate(const PretrainOptions& o) {
   need(o.batch_size >= 2, "--batch-size must be >= 2 (whitening needs two samples), found " +
                               std::to_string(o.batch_size));
   need(o.T >= 0, "--T must be >= 0, found " + std::to_string(o.T));
-  need(o.lr >= 0, "--lr must be positive (or 0: the recipe's rate)");
-  need(o.warmup_epochs >= 0 && o.warmup_epochs <= o.epochs, "--warmup-epochs must be in 0..--epochs");
+  need(o.lr >= 0 && std::isfinite(o.lr), "--lr must be positive (or 0: the recipe's rate)");
+  need(o.momentum >= 0 && o.momentum < 1, "--momentum must be in [0, 1), found " + fmt_number(o.momentum));
+  need(o.weight_decay >= 0 && std::isfinite(o.weight_decay),
+       "--weight-decay must be >= 0, found " + fmt_number(o.weight_decay));
+  need(o.beta >= 0 && std::isfinite(o.beta), "--beta must be >= 0 (0: 0.01 (log2(batch-size) - 3)), found " +
+                                                 fmt_number(o.beta));
+  need(o.beta > 0 || o.batch_size >= 8,
+       "--beta 0 means 0.01 (log2(batch-size) - 3), which is negative at batch " + std::to_string(o.batch_size) +
+           "; below batch 8 give --beta");
+  need(o.warmup_epochs >= 0 && o.warmup_epochs <= o.epochs,
+       "--warmup-epochs " + fmt_number(o.warmup_epochs) + " must be in 0..--epochs (" + std::to_string(o.epochs) +
+           "); lower --warmup-epochs (default 2) or raise --epochs");
   need(o.final_lr_ratio >= 0, "--final-lr-ratio must be >= 0");
+  need(o.train_images >= 0 && o.test_images >= 0, "--train-images and --test-images must be >= 0 (0: all)");
+  need(o.log_every > 0, "--log-every must be > 0 seconds, found " + fmt_number(o.log_every));
   need(o.image_size >= 8, "--image-size must be >= 8, found " + std::to_string(o.image_size));
   need(o.workers >= 0, "--workers must be >= 0");
   need(o.eval_every >= 0, "--eval-every must be >= 0 (0: evaluate only at the end)");
@@ -136,6 +155,11 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
   o.model.seed = o.seed;
   if (o.out.empty()) o.out = default_out(o.dataset);
   const std::string checkpoint_dir = (fs::path(o.out) / "checkpoints").string();
+  // Another command's result (or a run stopped before its first checkpoint) is not overwritten; a folder with
+  // checkpoints is the trainer's to refuse or resume.
+  if (!o.resume && o.resume_from.empty() && !fs::exists(checkpoint_dir))
+    results::refuse_existing_result(o.out, "choose another --out, or remove it to start a run there");
+  results::prepare_out_dir(o.out);
   std::string resume_from = o.resume_from;
   if (o.resume && resume_from.empty()) {
     resume_from = latest_checkpoint(checkpoint_dir);
@@ -181,6 +205,9 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
   // Without any evaluation an image folder's val/ is never read: the test split is then an empty set.
   if (!test_source) test_source = std::make_unique<CifarDataset>();
   const ImageSource& test_data = *test_source;
+  if ((wants(o, "knn") || o.eval_every > 0) && o.knn_k > train_data.size())
+    throw UsageError("--knn-k " + std::to_string(o.knn_k) + " exceeds the " + std::to_string(train_data.size()) +
+                     " training images the kNN accuracy votes among; lower --knn-k");
 
   o.model.ema = o.ema;
   SslModel model(o.model);
@@ -205,10 +232,9 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
   } else {
     loader_config = o.multi_crop ? imagenet_multi_crop_loader_config(o.batch_size, o.seed, o.workers)
                                  : imagenet_train_loader_config(o.batch_size, o.seed, o.workers);
-    // Sizes scale with --image-size (224: the paper's); so does the blur kernel (23 at 224), kept odd.
+    // Sizes scale with --image-size (224: the paper's); the blur's sigma and kernel do not (data/transforms.h).
     auto scale_view = [&](AugmentConfig& v) {
       v.out_size = std::max(8, int(std::lround(v.out_size * o.image_size / 224.0)));
-      v.blur_kernel = std::max(3, int(std::lround(23.0 * v.out_size / 224.0)) | 1);
     };
     scale_view(loader_config.views.view1);
     scale_view(loader_config.views.view2);
@@ -238,9 +264,9 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
   result.config["beta_used"] = beta;
   result.config["base_lr_used"] = schedule.base_lr;
   results::add_compute_settings(result.config, device == Device::cuda);
+  result.config["train_images_used"] = train_data.size();
   if (folder) {
     result.config["classes_used"] = train_data.num_classes();
-    result.config["train_images_used"] = train_data.size();
     if (test_folder) result.config["val_images_used"] = test_data.size();
   }
   result.runs.emplace_back();
@@ -355,6 +381,8 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
       const SupervisedResult r = train_classifier(model.backbone(), train_data, test_data, so);
       run.metrics["linear_top1"] = r.top1;
       run.metrics["linear_top5"] = r.top5;
+      // experiments/paper/imagenet.json gives top-1 per pre-training budget: the same key matches it in intl diff.
+      if (o.dataset == "imagenet") run.metrics["linear_top1_" + std::to_string(o.epochs) + "ep"] = r.top1;
       result.config["linear_lr_used"] = so.lr * so.batch_size / 256.0;
     }
     auto& knn_curve = run.curves["knn_top1"];

@@ -1,0 +1,47 @@
+// See results/out_dir.h.
+#include "results/out_dir.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "engine/error.h"
+#include "results/result.h"
+
+namespace intl::results {
+
+namespace fs = std::filesystem;
+
+bool prepare_out_dir(const std::string& dir) {
+  std::error_code ec;
+  const bool existed = fs::exists(dir, ec);
+  if (existed && !fs::is_directory(dir, ec)) throw UsageError("--out: '" + dir + "' exists and is not a folder");
+  if (!existed && !fs::create_directories(dir, ec))
+    throw UsageError("--out: cannot create folder '" + dir + "' (" + ec.message() + "); give a writable folder");
+  const fs::path probe = fs::path(dir) / (".intl-probe." + std::to_string(getpid()));
+  {
+    std::ofstream f(probe);
+    if (!f || !(f << "probe") || !f.flush()) {
+      if (!existed) fs::remove(dir, ec);
+      throw UsageError("--out: folder '" + dir + "' is not writable; give a writable folder");
+    }
+  }
+  fs::remove(probe, ec);
+  return !existed;
+}
+
+void refuse_existing_result(const std::string& dir, const std::string& to_go_on) {
+  const fs::path path = fs::path(dir) / "RESULT.json";
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return;
+  std::string writer;
+  try {
+    writer = " (from '" + load_result(path.string()).header.command + "')";
+  } catch (const Error&) {
+    writer = " (unreadable)";
+  }
+  throw UsageError("--out: '" + dir + "' already holds a RESULT.json" + writer + "; " + to_go_on);
+}
+
+}  // namespace intl::results

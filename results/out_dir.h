@@ -1,0 +1,16 @@
+// The --out folder of a command: made and proved writable before any work (a bad path fails at once, not
+// after an epoch), and never holding another run's RESULT.json that the command would overwrite.
+#pragma once
+#include <string>
+
+namespace intl::results {
+
+// Creates `dir` (and its parents) if needed and proves it writable with a probe file; UsageError naming the
+// folder otherwise. Returns whether it was created.
+bool prepare_out_dir(const std::string& dir);
+
+// UsageError when `dir` already holds a RESULT.json, naming the command that wrote it; `to_go_on` ends the
+// message (e.g. "pass --resume to continue it, or choose another --out").
+void refuse_existing_result(const std::string& dir, const std::string& to_go_on);
+
+}  // namespace intl::results
