@@ -8,15 +8,22 @@
 // - semi: fine-tunes backbone and classifier on 1% or 10% of the labels (--subset-file), 20 epochs, cosine;
 //   semi_top1 / semi_top5.
 // For image folders, options left unset take the protocol's values, not the CIFAR defaults --help shows.
+// --out is checked before any work: a folder that already holds a RESULT.json is refused unless --overwrite.
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
-#include <ctime>
+#include <cstring>
 #include <filesystem>
 
 #include "cli/command.h"
 #include "data/image_folder.h"
 #include "engine/backend.h"
 #include "engine/error.h"
+#include "models/safetensors.h"
+#include "results/out_dir.h"
 #include "results/result.h"
 #include "train/evaluation.h"
 #include "train/pretrain.h"
@@ -43,6 +50,7 @@ struct EvalCommandOptions {
   double backbone_lr = 0;           // semi: per 256 images; 0: 0.006, or 0.004 for multi-crop + EMA models
   double momentum = 0.9;
   int64_t max_steps = -1;
+  bool overwrite = false;  // replace a RESULT.json already in --out
   CLI::App* cmd = nullptr;
   CommonOptions common;
 };
@@ -50,6 +58,70 @@ struct EvalCommandOptions {
 bool unset(const EvalCommandOptions& o, const char* name) {
   CLI::Option* opt = o.cmd->get_option_no_throw(name);
   return !opt || opt->count() == 0;
+}
+
+// A check for options that must be a finite number > 0 (`positive`) or >= 0, whose message names the value
+// found (non_negative() lets "inf" through).
+CLI::Validator finite_number(bool positive) {
+  return CLI::Validator(
+      [positive](std::string& text) -> std::string {
+        try {
+          size_t used = 0;
+          const double v = std::stod(text, &used);
+          if (used == text.size() && std::isfinite(v) && (positive ? v > 0 : v >= 0)) return "";
+        } catch (const std::exception&) {
+        }
+        return std::string("must be a finite number ") + (positive ? "> 0" : ">= 0") + ", found '" + text + "'";
+      },
+      positive ? "NUMBER > 0" : "NUMBER >= 0");
+}
+
+// The folder RESULT.json goes to (--out, or runs/eval-MODE-TIME), checked before any work: it is a folder or
+// can be created as one, the nearest existing folder on its path is writable, and it holds no RESULT.json
+// unless --overwrite. Nothing is created here; save_result creates the folder at the end.
+std::string checked_out_dir(const EvalCommandOptions& o) {
+  namespace fs = std::filesystem;
+  const std::string out = o.common.out.empty() ? results::default_out_dir("eval-" + o.mode) : o.common.out;
+  std::error_code ec;
+  if (fs::exists(out, ec) && !fs::is_directory(out, ec))
+    throw UsageError("--out: '" + out + "' is a file, not a folder; give a folder for RESULT.json");
+  if (!o.overwrite) results::refuse_existing_result(out, "pass --overwrite to replace it, or choose another --out");
+  fs::path existing = fs::absolute(out, ec);
+  while (!fs::exists(existing, ec) && existing.has_parent_path() && existing != existing.parent_path())
+    existing = existing.parent_path();
+  if (!fs::is_directory(existing, ec))
+    throw UsageError("--out: '" + existing.string() + "' is a file, not a folder; give a folder for RESULT.json");
+  if (::access(existing.c_str(), W_OK | X_OK) != 0)
+    throw UsageError("--out: cannot write into '" + existing.string() + "' (" + std::strerror(errno) +
+                     "); give a writable folder");
+  return out;
+}
+
+// A checkpoint that describes its network (a training checkpoint, or backbone.safetensors of `intl pretrain`)
+// is built as it says; --arch, --stem and --base-width given explicitly with other values are refused, as
+// resuming with other options is, so that a result never reports one network under another's options.
+void check_model_options(const EvalCommandOptions& o, const train::LoadedBackbone& loaded) {
+  std::string conflicts;
+  auto compare = [&](const char* name, const std::string& given, const std::string& in_file) {
+    if (!unset(o, name) && given != in_file)
+      conflicts += (conflicts.empty() ? "" : ", ") + std::string(name) + " " + given + " (the file: " + in_file + ")";
+  };
+  compare("--arch", o.fallback.arch, loaded.config.arch);
+  compare("--stem", o.fallback.stem, loaded.config.stem);
+  compare("--base-width", std::to_string(o.fallback.base_width), std::to_string(loaded.config.base_width));
+  if (!conflicts.empty())
+    throw UsageError("'" + o.checkpoint + "' describes its own network, and the command line contradicts it: " +
+                     conflicts + "; --arch, --stem and --base-width are for plain weight files: drop them");
+}
+
+// Weights holding NaN or inf give meaningless metrics (every distance NaN, every logit NaN): refused.
+void check_finite_weights(const std::string& path, const ResNet& backbone) {
+  NamedTensorList tensors = backbone.named_parameters();
+  for (auto& nt : backbone.named_buffers()) tensors.push_back(nt);
+  const std::string bad = first_non_finite_tensor(tensors);
+  if (!bad.empty())
+    throw Error("'" + path + "': backbone tensor '" + bad + "' holds non-finite values (NaN or inf); the run that "
+                "wrote it diverged: evaluate an earlier checkpoint");
 }
 
 // Evaluation on ImageNet-style folders: kNN on center-crop features, the ImageNet linear protocol, or
@@ -142,8 +214,11 @@ std::map<std::string, double> eval_image_folder(EvalCommandOptions& o, train::Lo
 
 void run_eval(EvalCommandOptions& o) {
   const auto wall_start = std::chrono::steady_clock::now();
+  const std::string out = checked_out_dir(o);
   const Device device = resolve_device(o.common.device);
   train::LoadedBackbone loaded = train::load_backbone(o.checkpoint, o.fallback);
+  check_model_options(o, loaded);
+  check_finite_weights(o.checkpoint, *loaded.backbone);
   std::string dataset = o.dataset.empty() ? loaded.dataset : o.dataset;
   if (dataset.empty())
     throw UsageError("--dataset is needed: '" + o.checkpoint + "' does not say which dataset it was trained on");
@@ -168,8 +243,13 @@ void run_eval(EvalCommandOptions& o) {
     e.knn_options.distance = train::parse_knn_distance(o.distance);
     e.knn_options.weighted = o.weighted;
     e.knn_options.temperature = o.temperature;
-    e.linear_options =
-        train::LinearEvalOptions{o.epochs, o.batch_size, o.lr, o.final_lr, o.weight_decay, o.common.seed};
+    e.linear_options.epochs = o.epochs;
+    e.linear_options.batch_size = o.batch_size;
+    e.linear_options.lr_start = o.lr;
+    e.linear_options.lr_end = o.final_lr;
+    e.linear_options.weight_decay = o.weight_decay;
+    e.linear_options.seed = o.common.seed;
+    e.linear_options.lr_option = "--lr";
     e.features = train::FeatureOptions{256, o.workers, o.image_size, device, std::nullopt};
     metrics = train::evaluate_backbone(*loaded.backbone, train, test, e);
     config["train-images"] = train.size();
@@ -201,13 +281,6 @@ void run_eval(EvalCommandOptions& o) {
   run.name = "intl";
   run.metrics = metrics;
   result.runs.push_back(run);
-  std::string out = o.common.out;
-  if (out.empty()) {
-    char stamp[32];
-    const std::time_t now = std::time(nullptr);
-    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::gmtime(&now));
-    out = "runs/eval-" + o.mode + "-" + stamp;
-  }
   result.header.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   const std::string path = (std::filesystem::path(out) / "RESULT.json").string();
   results::save_result(result, path);
@@ -235,18 +308,25 @@ void add_mode(CLI::App& eval, const std::string& mode, const std::string& help) 
   cmd->add_option("--base-width", o->fallback.base_width, "base width of a plain weights file")->capture_default_str();
   cmd->add_option("--image-size", o->image_size,
                   "images are resized to this side (image folders: crop side, 224 by default, Resize(side x 256 / 224))")
+      ->check(finite_number(true))
       ->capture_default_str();
-  cmd->add_option("--train-images", o->train_images, "use the first N training images (0: all)")->capture_default_str();
-  cmd->add_option("--test-images", o->test_images, "use the first N test images (0: all)")->capture_default_str();
-  cmd->add_option("--workers", o->workers, "data loader threads")->capture_default_str();
+  cmd->add_option("--train-images", o->train_images, "use the first N training images (0: all)")
+      ->check(non_negative())
+      ->capture_default_str();
+  cmd->add_option("--test-images", o->test_images, "use the first N test images (0: all)")
+      ->check(non_negative())
+      ->capture_default_str();
+  cmd->add_option("--workers", o->workers, "data loader threads")->check(non_negative())->capture_default_str();
   if (mode == "knn") {
-    cmd->add_option("--k", o->k, "neighbours")->capture_default_str();
+    cmd->add_option("--k", o->k, "neighbours")->check(finite_number(true))->capture_default_str();
     cmd->add_option("--distance", o->distance, "euclidean | cosine")
         ->check(CLI::IsMember({"euclidean", "cosine"}))
         ->capture_default_str();
     cmd->add_flag("--weighted", o->weighted,
                   "weighted vote exp(similarity / temperature) (InstDisc's kNN: use with --k 200 --distance cosine)");
-    cmd->add_option("--temperature", o->temperature, "temperature of the weighted vote")->capture_default_str();
+    cmd->add_option("--temperature", o->temperature, "temperature of the weighted vote")
+        ->check(finite_number(true))
+        ->capture_default_str();
   } else {
     if (mode == "linear")
       cmd->add_option("--protocol", o->protocol,
@@ -260,21 +340,31 @@ void add_mode(CLI::App& eval, const std::string& mode, const std::string& help) 
                       "the images, round-robin over the classes");
       cmd->add_option("--backbone-lr", o->backbone_lr,
                       "backbone rate per 256 images (0: 0.006, or 0.004 for multi-crop + EMA models)")
+          ->check(finite_number(false))
           ->capture_default_str();
     }
-    cmd->add_option("--momentum", o->momentum, "SGD momentum (ImageNet protocols)")->capture_default_str();
+    cmd->add_option("--momentum", o->momentum, "SGD momentum (ImageNet protocols)")
+        ->check(finite_number(false))
+        ->capture_default_str();
     cmd->add_option("--max-steps", o->max_steps, "stop training after this many steps (checks)")->group("");
     cmd->add_option("--epochs", o->epochs, "epochs of the classifier (ImageNet protocols: 100 linear, 20 semi)")
+        ->check(finite_number(true))
         ->capture_default_str();
-    cmd->add_option("--batch-size", o->batch_size, "batch size")->capture_default_str();
+    cmd->add_option("--batch-size", o->batch_size, "batch size")->check(finite_number(true))->capture_default_str();
     cmd->add_option("--lr", o->lr,
                     "CIFAR: Adam rate at the start; ImageNet: classifier SGD rate per 256 images (0.2; linear 0.4 "
                     "for multi-crop + EMA models)")
+        ->check(finite_number(true))
         ->capture_default_str();
     cmd->add_option("--final-lr", o->final_lr, "learning rate reached at the end (exponential decay per epoch)")
+        ->check(finite_number(true))
         ->capture_default_str();
-    cmd->add_option("--weight-decay", o->weight_decay, "Adam weight decay")->capture_default_str();
+    cmd->add_option("--weight-decay", o->weight_decay, "Adam weight decay")
+        ->check(finite_number(false))
+        ->capture_default_str();
   }
+  cmd->add_flag("--overwrite", o->overwrite, "replace a RESULT.json already in --out (without it, such a folder is "
+                "refused)");
   add_common_options(*cmd, o->common);
   cmd->callback([o] { run_eval(*o); });
 }

@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <set>
 #include <unordered_map>
 
@@ -111,6 +113,14 @@ void write_safetensors(const std::string& path, const NamedTensorList& tensors,
 
 SafetensorsContents read_safetensors(const std::string& path) {
   const std::string where = "safetensors file " + quoted(path);
+  // fopen opens a folder too, and its size then reads as LLONG_MAX: the type is checked first.
+  std::error_code ec;
+  const std::filesystem::file_status status = std::filesystem::status(path, ec);
+  if (std::filesystem::is_directory(status))
+    throw Error(quoted(path) + " is a folder, not a checkpoint file; give the .safetensors file (e.g. "
+                "RUN/backbone.safetensors)");
+  if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
+    throw Error(quoted(path) + " is not a regular file (a device, pipe or socket); give the .safetensors file");
   File in{std::fopen(path.c_str(), "rb")};
   if (!in.f) throw Error("cannot open " + where + ": " + std::strerror(errno));
   std::fseek(in.f, 0, SEEK_END);
@@ -184,6 +194,26 @@ SafetensorsContents read_safetensors(const std::string& path) {
   for (const auto& [begin, i] : order) sorted.push_back(std::move(out.tensors[i]));
   out.tensors = std::move(sorted);
   return out;
+}
+
+std::string first_non_finite_tensor(const NamedTensorList& tensors) {
+  for (const auto& [name, t] : tensors) {
+    if (!t.defined() || !is_floating(t.dtype()) || t.numel() == 0) continue;
+    Tensor c = t.detach().to(Device::cpu);
+    if (c.dtype() == DType::bf16) c = c.to(DType::f32);
+    if (!c.is_contiguous()) c = c.contiguous();
+    const int64_t n = c.numel();
+    bool finite = true;
+    if (c.dtype() == DType::f64) {
+      const double* p = c.data<double>();
+      for (int64_t i = 0; i < n && finite; ++i) finite = std::isfinite(p[i]);
+    } else {
+      const float* p = c.data<float>();
+      for (int64_t i = 0; i < n && finite; ++i) finite = std::isfinite(p[i]);
+    }
+    if (!finite) return name;
+  }
+  return "";
 }
 
 void save_safetensors(const Module& module, const std::string& path,

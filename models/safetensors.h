@@ -25,10 +25,14 @@ struct SafetensorsContents {
 void write_safetensors(const std::string& path, const NamedTensorList& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
-// Reads and validates a whole file. A truncated file, a header length beyond the file, malformed JSON, an
-// unknown dtype, or data offsets that disagree with the shape or leave the data section are intl::Error
-// naming the file and the tensor.
+// Reads and validates a whole file. A folder or other path that is not a regular file, a truncated file, a
+// header length beyond the file, malformed JSON, an unknown dtype, or data offsets that disagree with the shape
+// or leave the data section are intl::Error naming the file and the tensor.
 SafetensorsContents read_safetensors(const std::string& path);
+
+// The name of the first tensor of a floating dtype (F32, F64, BF16; any device) that holds NaN or inf, in list
+// order; empty when every one is finite. Integer tensors are skipped.
+std::string first_non_finite_tensor(const NamedTensorList& tensors);
 
 // A module's parameters and buffers, by their dotted names.
 void save_safetensors(const Module& module, const std::string& path,

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 
@@ -12,6 +13,17 @@
 namespace intl::results {
 
 namespace fs = std::filesystem;
+
+std::string default_out_dir(const std::string& name) {
+  char stamp[32];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::gmtime(&now));
+  const std::string base = "runs/" + name + "-" + stamp;
+  std::string dir = base;
+  std::error_code ec;
+  for (int n = 2; fs::exists(dir, ec); ++n) dir = base + "-" + std::to_string(n);
+  return dir;
+}
 
 bool prepare_out_dir(const std::string& dir) {
   std::error_code ec;

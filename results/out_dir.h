@@ -5,6 +5,10 @@
 
 namespace intl::results {
 
+// runs/NAME-YYYYmmdd-HHMMSS (UTC), the folder of a command run without --out; "-2", "-3", ... appended when
+// a run started in the same second already took it.
+std::string default_out_dir(const std::string& name);
+
 // Creates `dir` (and its parents) if needed and proves it writable with a probe file; UsageError naming the
 // folder otherwise. Returns whether it was created.
 bool prepare_out_dir(const std::string& dir);

@@ -174,7 +174,7 @@ double flatness(const std::vector<double>& spectrum) {
 results::Result run_iternorm_cifar(const IternormCifarOptions& options) {
   validate(options);
   IternormCifarOptions o = options;
-  if (o.out.empty()) o.out = default_out_dir("iternorm-cifar");
+  if (o.out.empty()) o.out = results::default_out_dir("iternorm-cifar");
   const Device device = resolve_device(o.device);
   o.loss_form = resolve_intl_loss_form(o.loss_form, device);  // results record the form that ran
   Sweep sweep("iternorm-cifar", "run iternorm-cifar", o.out, o.resume, device, o.seed, iternorm_cifar_config(o));

@@ -4,7 +4,6 @@
 
 #include <cctype>
 #include <cstdio>
-#include <ctime>
 #include <filesystem>
 
 #include "engine/backend.h"
@@ -71,13 +70,6 @@ StudyData load_study_data(const std::string& dataset, const std::string& data_di
   d.description += ": " + std::to_string(d.train.size()) + " training images";
   if (test_images >= 0) d.description += ", " + std::to_string(d.test.size()) + " test images";
   return d;
-}
-
-std::string default_out_dir(const std::string& study) {
-  char stamp[32];
-  const std::time_t now = std::time(nullptr);
-  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::gmtime(&now));
-  return "runs/" + study + "-" + stamp;
 }
 
 std::string run_folder_name(const std::string& run_name) {

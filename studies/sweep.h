@@ -13,6 +13,7 @@
 #include "data/image_folder.h"
 #include "engine/error.h"
 #include "engine/tensor.h"
+#include "results/out_dir.h"
 #include "results/result.h"
 #include "train/trainer.h"
 
@@ -36,9 +37,6 @@ StudyData load_study_data(const std::string& dataset, const std::string& data_di
 struct Interrupted : Error {
   using Error::Error;
 };
-
-// "whiten-instability-20261129-071500" under runs/.
-std::string default_out_dir(const std::string& study);
 
 // The run's folder name: letters, digits, '-', '_' and '.' kept, anything else '_' ("d=64 seed=0" ->
 // "d_64_seed_0").

@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <ctime>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -94,13 +93,6 @@ toy2d::StudyOptions study_options(const Toy2dCommand& c) {
   return o;
 }
 
-std::string default_out_dir() {
-  char stamp[32];
-  const std::time_t now = std::time(nullptr);
-  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::gmtime(&now));
-  return std::string("runs/toy2d-") + stamp;
-}
-
 
 std::string fmt(const char* format, double v) {
   char buf[64];
@@ -133,7 +125,7 @@ void run_command(const Toy2dCommand& c) {
   if (c.common.device == "cuda")
     std::fprintf(stderr, "toy2d: --device cuda: this study runs its fused CPU path (a GPU would only add launch "
                          "latency to a 2-16-16-2 network); recorded as device cpu\n");
-  const std::string out_dir = c.common.out.empty() ? default_out_dir() : c.common.out;
+  const std::string out_dir = c.common.out.empty() ? results::default_out_dir("toy2d") : c.common.out;
   results::refuse_existing_result(out_dir, "choose another --out, or remove it to run again there");
   const bool created = results::prepare_out_dir(out_dir);
 

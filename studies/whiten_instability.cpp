@@ -131,7 +131,7 @@ double log10_inverse_condition(double lambda_min, double lambda_max) {
 results::Result run_whiten_instability(const WhitenInstabilityOptions& options) {
   validate(options);
   WhitenInstabilityOptions o = options;
-  if (o.out.empty()) o.out = default_out_dir("whiten-instability");
+  if (o.out.empty()) o.out = results::default_out_dir("whiten-instability");
   const Device device = resolve_device(o.device);
   const DType eig_dtype = o.eig_dtype == "float64" ? DType::f64 : DType::f32;
   Sweep sweep("whiten-instability", "run whiten-instability", o.out, o.resume, device, o.seed,

@@ -95,6 +95,47 @@ TEST_CASE("kNN accuracy, metric names and errors") {
   o.k = 3;  // more neighbours than training features
   CHECK_THROWS_AS(knn_predict(train, {0, 1}, test, 2, o), Error);
   CHECK_THROWS_AS(parse_knn_distance("manhattan"), UsageError);
+  // Features holding NaN or inf (a diverged backbone) are an error naming the image, not an arbitrary vote.
+  o.k = 1;
+  CHECK_THROWS_WITH(knn_predict(train, {0, 1}, rows({{1, 1}, {std::nan(""), 0}}), 2, o),
+                    doctest::Contains("knn: the features of test image 1 hold NaN or inf"));
+  CHECK_THROWS_WITH(knn_predict(rows({{HUGE_VAL, 0}, {1, 1}}), {0, 1}, test, 2, o),
+                    doctest::Contains("knn: the features of training image 0 hold NaN or inf"));
+}
+
+TEST_CASE("top-k accuracy: a row holding NaN or inf is never right") {
+  const double nan = std::nan("");
+  // Three classes, labels 0, 1, 2. NaN compares false with everything, so a NaN row used to rank the true class
+  // first; an inf row has no meaningful order either.
+  const std::vector<float> logits{3, 1, 2,
+                                  float(nan), float(nan), float(nan),
+                                  0, float(HUGE_VAL), 1,
+                                  1, float(nan), 5};
+  const std::vector<int32_t> labels{0, 0, 1, 2};
+  CHECK(top_k_accuracy(logits, labels, 3, 1) == doctest::Approx(25.0));
+  CHECK(top_k_accuracy(logits, labels, 3, 3) == doctest::Approx(25.0));
+  CHECK(top_k_accuracy(std::vector<float>(6, float(nan)), {0, 1}, 3, 1) == 0.0);
+}
+
+TEST_CASE("linear evaluation stops with an error when the classifier diverges or the features are not finite") {
+  FeatureSet train, test;
+  train.num_classes = test.num_classes = 2;
+  train.features = rows({{1, 0}, {0, 1}, {2, 0}, {0, 2}});
+  train.labels = {0, 1, 0, 1};
+  test.features = rows({{1, 0}, {0, 1}});
+  test.labels = {0, 1};
+  LinearEvalOptions o;
+  o.epochs = 4;
+  o.batch_size = 2;
+  o.lr_start = 1e38;  // one Adam step moves every weight by about the rate
+  CHECK_THROWS_WITH(linear_eval(train, test, o), doctest::Contains("linear classifier diverged at epoch 1 of 4 ("));
+  o.lr_option = "--lr";
+  CHECK_THROWS_WITH(linear_eval(train, test, o), doctest::Contains("learning rate 1e+38); lower --lr"));
+  o.lr_start = o.lr_end = 0.1;  // a usable rate on the same data
+  CHECK(linear_eval(train, test, o).top1 == doctest::Approx(100.0));
+  test.features = rows({{1, 0}, {std::nan(""), 1}});
+  CHECK_THROWS_WITH(linear_eval(train, test, o),
+                    doctest::Contains("linear eval: the features of test image 1 hold NaN or inf"));
 }
 
 TEST_CASE("linear evaluation separates separable clusters (top-1 and top-5)") {

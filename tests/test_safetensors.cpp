@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -155,6 +156,26 @@ TEST_CASE("malformed safetensors files are errors naming the file and the tensor
   read_error(with_header(R"({"__metadata__":{"k":3}})", 0), {"__metadata__"});
   write_bytes(path, with_header(good, 16));
   CHECK(read_safetensors(path).tensors.size() == 1);
+  // A folder opens as a file and its size reads as LLONG_MAX: named as a folder instead.
+  check_error([&] { read_safetensors(dir.str()); },
+              {"'" + dir.str() + "' is a folder, not a checkpoint file", "RUN/backbone.safetensors"});
+}
+
+TEST_CASE("first_non_finite_tensor names the first floating tensor holding NaN or inf") {
+  const double nan = std::nan(""), inf = HUGE_VAL;
+  NamedTensorList list{{"steps", Tensor::from_vector({1, 2}, {2}, DType::i64)},
+                       {"a", Tensor::from_vector({1, 2, 3}, {3})}};
+  CHECK(first_non_finite_tensor(list) == "");
+  list.emplace_back("b", Tensor::from_vector({1, -inf}, {2}, DType::f64));
+  list.emplace_back("c", Tensor::from_vector({nan}, {1}));
+  CHECK(first_non_finite_tensor(list) == "b");
+  list.erase(list.begin() + 2);
+  CHECK(first_non_finite_tensor(list) == "c");
+  CHECK(first_non_finite_tensor({{"h", Tensor::from_vector({0.5, nan}, {2}).to(DType::bf16)}}) == "h");
+  // A strided view: only the elements it holds count.
+  const Tensor m = Tensor::from_vector({1, nan, 2, 3}, {2, 2});
+  CHECK(first_non_finite_tensor({{"col0", slice(m, 1, 0, 1)}}) == "");
+  CHECK(first_non_finite_tensor({{"col1", slice(m, 1, 1, 2)}}) == "col1");
 }
 
 TEST_CASE("loading checks shapes, dtypes and names; non-strict loading reports them") {

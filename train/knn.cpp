@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "engine/autograd.h"
 #include "engine/error.h"
@@ -26,6 +27,17 @@ Tensor unit_rows(const Tensor& x) {
     for (int64_t j = 0; j < d; ++j) p[i * d + j] = float(p[i * d + j] * inv);
   }
   return out;
+}
+
+// The first row of a (rows, d) float32 tensor that holds NaN or inf; -1 when all are finite.
+int64_t first_non_finite_row(const Tensor& x) {
+  const Tensor c = x.to(Device::cpu).contiguous();
+  const int64_t rows = c.size(0), d = c.size(1);
+  const float* p = c.data<float>();
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < d; ++j)
+      if (!std::isfinite(p[i * d + j])) return i;
+  return -1;
 }
 
 std::vector<double> squared_norms(const Tensor& x) {
@@ -63,6 +75,13 @@ std::vector<int32_t> knn_predict(const Tensor& train_in, const std::vector<int32
   for (int32_t y : train_labels)
     check(y >= 0 && y < num_classes, "knn: training label " + std::to_string(y) + " outside 0.." +
                                          std::to_string(num_classes - 1));
+  // A NaN distance breaks the selection's order, and every vote would go to an arbitrary neighbour.
+  for (const auto& [x, name] : {std::pair{&train_in, "training"}, std::pair{&test_in, "test"}}) {
+    const int64_t bad = first_non_finite_row(*x);
+    if (bad >= 0)
+      throw Error("knn: the features of " + std::string(name) + " image " + std::to_string(bad) +
+                  " hold NaN or inf: the backbone produces non-finite features (was it trained to divergence?)");
+  }
   NoGradGuard no_grad;
   const bool cosine = o.distance == KnnDistance::cosine;
   const Tensor train = cosine ? unit_rows(train_in) : train_in.to(Device::cpu).contiguous();

@@ -22,7 +22,8 @@ struct KnnOptions {
 };
 
 // Predicted label of every test row. train (n, d) and test (m, d) float32 on the CPU; labels in
-// [0, num_classes). Neighbours at equal distance are taken in training order (the lower index first).
+// [0, num_classes). Neighbours at equal distance are taken in training order (the lower index first). Features
+// holding NaN or inf are an Error naming the image.
 std::vector<int32_t> knn_predict(const Tensor& train, const std::vector<int32_t>& train_labels, const Tensor& test,
                                  int num_classes, const KnnOptions& options);
 

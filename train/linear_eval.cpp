@@ -2,7 +2,11 @@
 #include "train/linear_eval.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <string>
+#include <utility>
 #include <numeric>
 
 #include "engine/autograd.h"
@@ -18,14 +22,39 @@ namespace {
 
 constexpr uint64_t kClassifierStream = 7;  // Linear init stream, apart from the projector's
 
+// The first row of a (rows, d) float32 CPU tensor that holds NaN or inf; -1 when all are finite.
+int64_t first_non_finite_row(const Tensor& x) {
+  const Tensor c = x.to(Device::cpu).contiguous();
+  const int64_t rows = c.size(0), d = c.size(1);
+  const float* p = c.data<float>();
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < d; ++j)
+      if (!std::isfinite(p[i * d + j])) return i;
+  return -1;
+}
+
+std::string number(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", v);
+  return text;
+}
+
+bool all_finite(const Tensor& t) {
+  for (float v : t.to_floats())
+    if (!std::isfinite(v)) return false;
+  return true;
+}
+
 }  // namespace
 
-// Percent of rows whose label is among the `k` largest logits (ties: the lower class first).
+// Percent of rows whose label is among the `k` largest logits (ties: the lower class first). A row holding NaN or
+// inf is never right: NaN compares false with everything, so it would otherwise rank the true class first.
 double top_k_accuracy(const std::vector<float>& logits, const std::vector<int32_t>& labels, int classes, int k) {
   int64_t right = 0;
   const size_t rows = labels.size();
   for (size_t i = 0; i < rows; ++i) {
     const float* row = logits.data() + i * classes;
+    if (!std::all_of(row, row + classes, [](float v) { return std::isfinite(v); })) continue;
     const float mine = row[labels[i]];
     int above = 0;  // classes ranked before the true one
     for (int c = 0; c < classes; ++c) above += row[c] > mine || (row[c] == mine && c < labels[i]);
@@ -41,6 +70,12 @@ LinearEvalResult linear_eval(const FeatureSet& train, const FeatureSet& test, co
   const int64_t n = train.features.size(0), d = train.features.size(1);
   const int classes = std::max(train.num_classes, test.num_classes);
   check(n > 0 && classes > 0, "linear eval: no training features");
+  for (const auto& [set, name] : {std::pair{&train, "training"}, std::pair{&test, "test"}}) {
+    const int64_t bad = first_non_finite_row(set->features);
+    if (bad >= 0)
+      throw Error("linear eval: the features of " + std::string(name) + " image " + std::to_string(bad) +
+                  " hold NaN or inf: the backbone produces non-finite features (was it trained to divergence?)");
+  }
   Linear classifier(d, classes, true, o.seed, kClassifierStream);
   Adam adam({{"weight", classifier.weight()}, {"bias", classifier.bias()}},
             AdamOptions{0.9, 0.999, 1e-8, o.weight_decay});
@@ -51,6 +86,11 @@ LinearEvalResult linear_eval(const FeatureSet& train, const FeatureSet& test, co
   Tensor batch_x = Tensor::empty({std::min<int64_t>(n, o.batch_size), d});  // (b, d)
   Tensor batch_y = Tensor::empty({std::min<int64_t>(n, o.batch_size)}, DType::i64);
   LinearEvalResult result;
+  auto diverged = [&](int epoch, const std::string& what, double lr) {
+    throw Error("linear classifier diverged at epoch " + std::to_string(epoch + 1) + " of " +
+                std::to_string(o.epochs) + " (" + what + ", learning rate " + number(lr) + "); lower " +
+                (o.lr_option.empty() ? std::string("the learning rate") : o.lr_option));
+  };
   for (int epoch = 0; epoch < o.epochs; ++epoch) {
     std::iota(order.begin(), order.end(), 0);
     RandomStream rng{o.seed, kStreamData, (uint64_t(3) << 62) | (uint64_t(epoch) << 32)};
@@ -71,11 +111,15 @@ LinearEvalResult linear_eval(const FeatureSet& train, const FeatureSet& test, co
       x.bump_version();
       adam.zero_grad();
       Tensor loss = softmax_cross_entropy(classifier.forward(x), y);
+      const double value = loss.item();
+      if (!std::isfinite(value)) diverged(epoch, "the training loss became " + number(value), lr);
       loss.backward();
       adam.step(lr);
-      loss_sum += loss.item();
+      loss_sum += value;
       ++batches;
     }
+    if (!all_finite(classifier.weight()) || !all_finite(classifier.bias()))
+      diverged(epoch, "its weights became NaN or inf", lr);
     result.final_loss = loss_sum / batches;
   }
   NoGradGuard no_grad;

@@ -3,6 +3,7 @@
 // over 500 epochs; weight decay 5e-6; batch 1000, reshuffled every epoch); top-1 and top-5 on the test set.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "train/features.h"
@@ -15,6 +16,7 @@ struct LinearEvalOptions {
   double lr_start = 1e-2, lr_end = 1e-6;
   double weight_decay = 5e-6;
   uint64_t seed = 0;  // classifier initialisation and batch order
+  std::string lr_option;  // the option that sets lr_start, named in the divergence error ("": none)
 };
 
 struct LinearEvalResult {
@@ -23,9 +25,11 @@ struct LinearEvalResult {
 };
 
 // Percent of rows (logits (rows, classes) row-major) whose label is among the k largest logits (ties: the
-// lower class first).
+// lower class first). A row holding NaN or inf counts as wrong.
 double top_k_accuracy(const std::vector<float>& logits, const std::vector<int32_t>& labels, int classes, int k);
 
+// Features holding NaN or inf are an Error naming the image. A training loss or classifier weights that become
+// NaN or inf are an Error naming the epoch and the learning rate ("linear classifier diverged at epoch ...").
 LinearEvalResult linear_eval(const FeatureSet& train, const FeatureSet& test, const LinearEvalOptions& options);
 
 }  // namespace intl::train

@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -31,13 +30,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-
-std::string default_out(const std::string& dataset) {
-  char stamp[32];
-  const std::time_t now = std::time(nullptr);
-  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::gmtime(&now));
-  return "runs/pretrain-" + dataset + "-" + stamp;
-}
 
 std::string fmt_number(double v) {  // as the user would type it
   char buf[32];
@@ -153,7 +145,7 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
   validate(options);
   PretrainOptions o = options;
   o.model.seed = o.seed;
-  if (o.out.empty()) o.out = default_out(o.dataset);
+  if (o.out.empty()) o.out = results::default_out_dir("pretrain-" + o.dataset);
   const std::string checkpoint_dir = (fs::path(o.out) / "checkpoints").string();
   // Another command's result (or a run stopped before its first checkpoint) is not overwritten; a folder with
   // checkpoints is the trainer's to refuse or resume.
