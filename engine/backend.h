@@ -24,7 +24,6 @@ enum class UnaryOp : uint8_t {
 enum class BinaryOp : uint8_t {
   add, sub, mul, div,
   relu_mask,  // a * (b > 0): the gradient of relu
-  max, min,
 };
 
 // Row-major C (m x n) = alpha * op(A) (m x k) * op(B) (k x n) + beta * C, `batch` times with element strides.

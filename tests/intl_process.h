@@ -1,11 +1,13 @@
 // Running the intl executable from a test: start it with its output to a log, wait for it or for a file it
-// writes, and read what it printed.
+// writes, interrupt it, and read what it printed.
 #pragma once
+#include <doctest/doctest.h>
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -48,12 +50,21 @@ inline int run_intl(const std::vector<std::string>& args, const std::string& log
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-// Waits until `path` exists (true) or the process ended (false).
-inline bool wait_for_file(const std::string& path, pid_t pid) {
+// Waits until `path` exists (true) or the process ended without it (false); an ended process stays to be
+// reaped by wait_for, which reads its status. After `timeout_s` seconds with neither, kills the process and
+// fails the test, so that a stalled process cannot hang the suite.
+inline bool wait_for_file(const std::string& path, pid_t pid, double timeout_s = 120) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
   for (;;) {
     if (std::filesystem::exists(path)) return true;
-    int status = 0;
-    if (waitpid(pid, &status, WNOHANG) == pid) return false;
+    siginfo_t info{};
+    if (waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid)
+      return std::filesystem::exists(path);  // written just before the end
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      wait_for(pid);
+      FAIL(path << " did not appear within " << timeout_s << " s: the process stalled and was killed");
+    }
     std::this_thread::sleep_for(std::chrono::microseconds(500));
   }
 }
@@ -63,4 +74,26 @@ inline std::string read_text(const std::string& path) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+// Starts intl with `args` (which write into `out`), waits for `file`, sends the process `sig`, and returns its
+// wait status. On a loaded machine the rest of a short run can pass between the file's appearance and the
+// signal: a run that ended before the signal could interrupt it (exit code 0, or ended by `sig` itself after
+// the training loop had given the signal its default action back) starts again, from an empty `out`, up to
+// `attempts` times in all.
+inline int interrupt_intl(const std::vector<std::string>& args, const std::string& out, const std::string& file,
+                          int sig, const std::string& log, int attempts = 5) {
+  int status = 0;
+  for (int attempt = 1; attempt <= attempts; ++attempt) {
+    std::filesystem::remove_all(out);
+    const pid_t pid = spawn_intl(args, log);
+    REQUIRE_MESSAGE(wait_for_file(file, pid), "the run ended without writing " << file << ": " << read_text(log));
+    kill(pid, sig);
+    status = wait_for(pid);
+    const bool ran_out = (WIFEXITED(status) && WEXITSTATUS(status) == 0) ||
+                         (sig != SIGKILL && WIFSIGNALED(status) && WTERMSIG(status) == sig);
+    if (!ran_out) return status;
+    MESSAGE("attempt " << attempt << " of " << attempts << ": the run ended before the signal could interrupt it");
+  }
+  return status;
 }

@@ -21,6 +21,7 @@
 #include "losses/intl_loss.h"
 #include "losses/intl_spectral.h"
 #include "losses/whitening.h"
+#include "models/ema.h"
 #include "models/layers.h"
 #include "data/cifar.h"
 #include "results/result.h"
@@ -34,17 +35,22 @@ namespace {
 
 struct Tol {
   double atol = 1e-4, rtol = 1e-3;
+  bool nonfinite = false;  // a non-finite value agrees with the same one (NaN with NaN); otherwise it is a failure
 };
 
-// "" when the two tensors (any devices) agree elementwise within tol (NaN where the other has NaN), else the
-// first disagreement.
+// "" when the two tensors (any devices) agree elementwise within tol, else the first disagreement. A NaN or an
+// infinity on either device disagrees, unless tol.nonfinite and the other device has the same.
 std::string compare(const Tensor& expected, const Tensor& actual, Tol tol) {
   if (expected.shape() != actual.shape())
     return "shape " + shape_str(expected.shape()) + " vs " + shape_str(actual.shape());
   const std::vector<double> e = expected.to_vector(), a = actual.to_vector();
-  for (size_t i = 0; i < e.size(); ++i)
-    if (!(std::abs(e[i] - a[i]) <= tol.atol + tol.rtol * std::abs(e[i])) && !(std::isnan(e[i]) && std::isnan(a[i])))
+  for (size_t i = 0; i < e.size(); ++i) {
+    const bool agree = std::isfinite(e[i]) && std::isfinite(a[i])
+                           ? std::abs(e[i] - a[i]) <= tol.atol + tol.rtol * std::abs(e[i])
+                           : tol.nonfinite && (std::isnan(e[i]) ? std::isnan(a[i]) : e[i] == a[i]);
+    if (!agree)
       return "element " + std::to_string(i) + ": cpu " + std::to_string(e[i]) + " cuda " + std::to_string(a[i]);
+  }
   return "";
 }
 
@@ -69,8 +75,8 @@ struct Result {
   std::vector<Tensor> grads;  // undefined for inputs without a gradient
 };
 
-// Runs a case on `device`: fresh leaf copies of the inputs, y = f(x), then the gradient of sum(y * w) with
-// w drawn from Philox on that device (the same numbers on both devices).
+// Runs a case on `device`: fresh leaf copies of the inputs, y = f(x), then (where y has a gradient) the
+// gradient of sum(y * w) with w drawn from Philox on that device (the same numbers on both devices).
 Result run_on(Device device, const Case& c) {
   std::vector<Tensor> xs;
   for (const Tensor& t : c.inputs) {
@@ -79,7 +85,7 @@ Result run_on(Device device, const Case& c) {
     xs.push_back(x);
   }
   Tensor y = c.f(xs);
-  sum(mul(y, Tensor::randn(y.shape(), 1234, 99, y.dtype(), device))).backward();
+  if (y.requires_grad()) sum(mul(y, Tensor::randn(y.shape(), 1234, 99, y.dtype(), device))).backward();
   Result r{y.detach(), {}};
   for (const Tensor& x : xs) r.grads.push_back(is_float(x.dtype()) ? x.grad() : Tensor());
   return r;
@@ -110,6 +116,8 @@ std::vector<Case> op_cases() {
       {"transpose", [](V x) { return transpose(x[0]).contiguous(); }, {rnd({3, 4}, 1)}},
       {"reshape", [](V x) { return reshape(x[0], {2, 6}); }, {rnd({3, 4}, 1)}},
       {"slice", [](V x) { return slice(x[0], 1, 1, 3); }, {rnd({3, 4}, 1)}},
+      {"expand", [](V x) { return expand(x[0], {3, 4}); }, {rnd({1, 4}, 1)}},
+      {"concat axis 0", [](V x) { return concat({x[0], x[1]}, 0); }, {rnd({2, 3}, 1), rnd({1, 3}, 2)}},
       {"concat axis 1", [](V x) { return concat({x[0], x[1]}, 1); }, {rnd({2, 3}, 1), rnd({2, 2}, 2)}},
       {"sum axis", [](V x) { return sum(x[0], {1}); }, {rnd({3, 4}, 1)}},
       {"sum axes 0,2 keepdim", [](V x) { return sum(x[0], {0, 2}, true); }, {rnd({2, 3, 4}, 1)}},
@@ -127,6 +135,10 @@ std::vector<Case> op_cases() {
        {rnd({2, 5, 5, 2}, 1), rnd({3, 2, 3, 3}, 2), rnd({3}, 3)}},
       {"conv2d 3x2 s2 p0 no bias", [](V x) { return conv2d(x[0], x[1], Tensor(), 2, 0); },
        {rnd({2, 5, 6, 2}, 1), rnd({2, 2, 3, 2}, 2)}},
+      {"conv2d 1x1 s1 p0", [](V x) { return conv2d(x[0], x[1], x[2], 1, 0); },
+       {rnd({2, 3, 4, 3}, 1), rnd({2, 3, 1, 1}, 2), rnd({2}, 3)}},
+      {"conv2d 5x5 s3 p2", [](V x) { return conv2d(x[0], x[1], x[2], 3, 2); },
+       {rnd({1, 7, 7, 2}, 1), rnd({2, 2, 5, 5}, 2), rnd({2}, 3)}},
       {"conv2d 1x1 s2 p0 (projection)", [](V x) { return conv2d(x[0], x[1], Tensor(), 2, 0); },
        {rnd({2, 5, 5, 3}, 1), rnd({4, 3, 1, 1}, 2)}},
       // Images 1 and 2 of 4: a view starting 108 bytes into its storage, off cuDNN's 16-byte alignment.
@@ -142,9 +154,19 @@ std::vector<Case> op_cases() {
       {"batch norm 2d fused + residual + relu, train",
        [](V x) { return batch_norm_2d_fused(x[0], x[3], true, x[1], x[2], Tensor(), Tensor(), true); },
        {rnd({2, 8, 9, 40}, 1, 2.0), pos({40}, 2), rnd({40}, 3), rnd({2, 8, 9, 40}, 4)}},
+      {"batch norm 2d fused + relu, train",
+       [](V x) { return batch_norm_2d_fused(x[0], Tensor(), true, x[1], x[2], Tensor(), Tensor(), true); },
+       {rnd({2, 8, 9, 40}, 1, 2.0), pos({40}, 2), rnd({40}, 3)}},
+      {"batch norm 2d fused + residual, train",
+       [](V x) { return batch_norm_2d_fused(x[0], x[3], false, x[1], x[2], Tensor(), Tensor(), true); },
+       {rnd({2, 8, 9, 40}, 1, 2.0), pos({40}, 2), rnd({40}, 3), rnd({2, 8, 9, 40}, 4)}},
       {"batch norm 2d fused + relu, eval",
        [](V x) { return batch_norm_2d_fused(x[0], Tensor(), true, x[1], x[2], x[3], x[4], false); },
        {rnd({2, 8, 9, 40}, 1, 2.0), pos({40}, 2), rnd({40}, 3), rnd({40}, 4, 0.3), pos({40}, 5)}},
+      {"batch norm 2d fused + residual + relu, eval",
+       [](V x) { return batch_norm_2d_fused(x[0], x[5], true, x[1], x[2], x[3], x[4], false); },
+       {rnd({2, 8, 9, 40}, 1, 2.0), pos({40}, 2), rnd({40}, 3), rnd({40}, 4, 0.3), pos({40}, 5),
+        rnd({2, 8, 9, 40}, 6)}},
       {"max pool 3 s2 p1", [](V x) { return max_pool2d(x[0], 3, 2, 1); }, {rnd({2, 5, 6, 2}, 1)}},
       {"max pool 2 s2 p0", [](V x) { return max_pool2d(x[0], 2, 2, 0); }, {rnd({1, 4, 4, 3}, 1)}},
       {"global average pool", [](V x) { return global_avg_pool(x[0]); }, {rnd({2, 3, 2, 3}, 1)}},
@@ -153,6 +175,10 @@ std::vector<Case> op_cases() {
       // Extents over the 256 threads of a block, so that every warp holds data and the kernels' block
       // reductions must order the warps (a missing barrier shows here, not with 3 classes or 5 rows).
       {"softmax cross-entropy, 300 classes", [](V x) { return softmax_cross_entropy(x[0], x[1]); },
+       {rnd({4, 300}, 1, 3.0), Tensor::from_vector({7, 299, 0, 150}, {4}, DType::i64)}},
+      // Logits without a gradient (evaluation): the kernels compute the loss alone, without dlogits.
+      {"softmax cross-entropy, forward only, 300 classes",
+       [](V x) { return softmax_cross_entropy(x[0].detach(), x[1]); },
        {rnd({4, 300}, 1, 3.0), Tensor::from_vector({7, 299, 0, 150}, {4}, DType::i64)}},
       {"batch norm train, 600 rows", [](V x) { return batch_norm_1d(x[0], x[1], x[2], Tensor(), Tensor(), true); },
        {add(rnd({600, 3}, 1), 2.0), pos({3}, 2), rnd({3}, 3)}},
@@ -172,12 +198,18 @@ std::vector<Case> op_cases() {
       {"iternorm BW T=5", [](V x) { return iternorm(x[0], 5, WhitenAxis::batch); }, {rnd({8, 3}, 1)}},
       {"spectral p=0.5 BW", [](V x) { return spectral_transform(x[0], 0.5, WhitenAxis::batch); }, {rnd({8, 3}, 1)},
        {1e-3, 1e-2}},
+      {"spectral p=0.25 CW", [](V x) { return spectral_transform(x[0], 0.25, WhitenAxis::channel); },
+       {rnd({3, 8}, 1)}, {1e-3, 1e-2}},
+      {"cholesky whitening BW", [](V x) { return cholesky_whiten(x[0], WhitenAxis::batch); }, {rnd({8, 3}, 1)}},
       {"cholesky whitening CW", [](V x) { return cholesky_whiten(x[0], WhitenAxis::channel); }, {rnd({3, 8}, 1)}},
       {"trace loss", [](V x) { return trace_loss(x[0], WhitenAxis::channel); }, {rnd({4, 5}, 1)}},
       {"norm_mse", [](V x) { return norm_mse(x[0], x[1]); }, {rnd({4, 5}, 1), rnd({4, 5}, 2)}},
       {"INTL loss", [](V x) { return intl_loss(x[0], x[1], 4, 0.05); }, {rnd({4, 6}, 1), rnd({4, 6}, 2)}},
       {"spectral INTL loss (the training path)", [](V x) { return intl_loss_spectral(x[0], x[1], 4, 0.05); },
        {rnd({6, 10}, 1), rnd({6, 10}, 2)}, {1e-3, 1e-2}},
+      // Two online crops and the EMA target (x[2]: the loss detaches it, so it gets no gradient).
+      {"INTL multi-crop", [](V x) { return intl_multicrop_loss({x[0], x[1]}, x[2], 3, 0.05); },
+       {rnd({4, 6}, 1), rnd({4, 6}, 2), rnd({4, 6}, 3)}},
       {"diagonal", [](V x) { return diagonal(x[0]); }, {rnd({4, 4}, 1)}},
       {"cast to float64 and back", [](V x) { return cast(mul(cast(x[0], DType::f64), 2.0), DType::f32); },
        {rnd({3, 4}, 1)}},
@@ -388,8 +420,13 @@ std::vector<Primitive> primitive_cases() {
          const BatchNorm2dArgs a{2, 6, 6, 3, 1e-5, 0.1, false, true};  // eval: NaN stays in its place
          Tensor rm = on(d, rnd({3}, 2, 0.3)), rv = on(d, pos({3}, 3)), bn = Tensor::empty(x.shape(), DType::f32, d);
          backend(d).batchnorm2d_forward(a, x, Tensor(), Tensor(), Tensor(), bn, Tensor(), Tensor(), rm, rv);
+         for (const Tensor& t : {y, bn}) {  // the NaNs reach both outputs
+           const std::vector<double> v = t.to_vector();
+           CHECK(std::count_if(v.begin(), v.end(), [](double u) { return std::isnan(u); }) > 0);
+         }
          return std::vector<Tensor>{y, idx, bn};
-       }},
+       },
+       {1e-4, 1e-3, true}},
       {"sgd, one step over 45 parameters: several launches, chunks, float64 between float32, with and without "
        "momentum",
        [](Device d) {
@@ -408,6 +445,33 @@ std::vector<Primitive> primitive_cases() {
            backend(d).sgd_step(SgdArgs{0.1, 0.9, nesterov, nesterov}, params);  // a first step, then a later one
            for (const SgdParam& sp : params) out.insert(out.end(), {sp.param.clone(), sp.momentum.defined() ?
                                                                     sp.momentum.clone() : sp.param.clone()});
+         }
+         return out;
+       }},
+      // models/ema.cpp updates each target parameter in place: binary ops whose output is their first operand.
+      {"EMA update of a target MLP (in-place binary ops)",
+       [](Device d) {
+         MLP online({8, 32, 16}, false, 3), target({8, 32, 16}, false, 4);
+         online.to(d);
+         target.to(d);
+         const EmaUpdater ema(online, target);
+         ema.update(0.9);
+         ema.update(0.5);
+         std::vector<Tensor> out;
+         for (const auto& [name, t] : target.named_parameters()) out.push_back(t.clone());
+         for (const auto& [name, t] : target.named_buffers()) out.push_back(t.clone());
+         return out;
+       }},
+      // The output aliasing either operand, over 1001 elements (not a whole number of vectors) and 1024.
+      {"binary ops writing over an operand",
+       [](Device d) {
+         std::vector<Tensor> out;
+         for (const int64_t n : {int64_t(1001), int64_t(1024)}) {
+           Tensor a = on(d, rnd({n}, 1)), b = on(d, rnd({n}, 2));
+           backend(d).binary(BinaryOp::sub, a, b, a);  // a = a - b
+           backend(d).binary(BinaryOp::mul, b, a, a);  // a = b * a
+           backend(d).binary(BinaryOp::div, a, b, b);  // b = a / b
+           out.insert(out.end(), {a, b});
          }
          return out;
        }},

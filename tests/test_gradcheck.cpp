@@ -37,6 +37,8 @@ std::vector<Case> cases() {
       {"sub broadcast", [](V x) { return sub(x[0], x[1]); }, {rnd({3, 4}, 1), rnd({3, 1}, 2)}},
       {"mul broadcast", [](V x) { return mul(x[0], x[1]); }, {rnd({2, 3, 4}, 1), rnd({4}, 2)}},
       {"div", [](V x) { return div(x[0], x[1]); }, {rnd({3, 4}, 1), pos({3, 4}, 2)}},
+      {"add scalar", [](V x) { return add(x[0], 0.75); }, {rnd({3, 4}, 1)}},
+      {"mul scalar", [](V x) { return mul(x[0], -1.5); }, {rnd({3, 4}, 1)}},
       {"neg", [](V x) { return neg(x[0]); }, {rnd({5}, 1)}},
       {"pow 2.5", [](V x) { return pow(x[0], 2.5); }, {pos({6}, 1)}},
       {"square", [](V x) { return square(x[0]); }, {rnd({6}, 1)}},
@@ -54,7 +56,6 @@ std::vector<Case> cases() {
       {"slice", [](V x) { return slice(x[0], 1, 1, 3); }, {rnd({3, 4}, 1)}},
       {"expand", [](V x) { return expand(x[0], {3, 4}); }, {rnd({1, 4}, 1)}},
       {"diagonal", [](V x) { return diagonal(x[0]); }, {rnd({4, 4}, 1)}},
-      {"cast (float64 to float64)", [](V x) { return cast(x[0], DType::f64); }, {rnd({3, 4}, 1)}},
       {"concat axis 0", [](V x) { return concat({x[0], x[1]}, 0); }, {rnd({2, 3}, 1), rnd({1, 3}, 2)}},
       {"concat axis 1", [](V x) { return concat({x[0], x[1]}, 1); }, {rnd({2, 3}, 1), rnd({2, 2}, 2)}},
       {"sum all", [](V x) { return sum(x[0]); }, {rnd({3, 4}, 1)}},
@@ -63,6 +64,7 @@ std::vector<Case> cases() {
       {"mean", [](V x) { return mean(x[0], {0}); }, {rnd({3, 4}, 1)}},
       {"l2 normalize rows", [](V x) { return l2_normalize_rows(x[0]); }, {rnd({3, 4}, 1)}},
       {"linear", [](V x) { return linear(x[0], x[1], x[2]); }, {rnd({3, 4}, 1), rnd({2, 4}, 2), rnd({2}, 3)}},
+      {"linear no bias", [](V x) { return linear(x[0], x[1], Tensor()); }, {rnd({3, 4}, 1), rnd({2, 4}, 2)}},
       {"batch norm train", [](V x) { return batch_norm_1d(x[0], x[1], x[2], Tensor(), Tensor(), true); },
        {rnd({5, 3}, 1), pos({3}, 2), rnd({3}, 3)}},
       {"batch norm eval",
@@ -71,6 +73,14 @@ std::vector<Case> cases() {
                               Tensor::from_vector({1.5, 0.7, 1.1}, {3}, DType::f64), false);
        },
        {rnd({5, 3}, 1), pos({3}, 2), rnd({3}, 3)}},
+      {"batch norm train, no gamma or beta",
+       [](V x) { return batch_norm_1d(x[0], Tensor(), Tensor(), Tensor(), Tensor(), true); }, {rnd({5, 3}, 1)}},
+      {"batch norm eval, no gamma or beta",
+       [](V x) {
+         return batch_norm_1d(x[0], Tensor(), Tensor(), Tensor::from_vector({0.1, -0.2, 0.3}, {3}, DType::f64),
+                              Tensor::from_vector({1.5, 0.7, 1.1}, {3}, DType::f64), false);
+       },
+       {rnd({5, 3}, 1)}},
       {"conv2d 3x3 s1 p1", [](V x) { return conv2d(x[0], x[1], x[2], 1, 1); },
        {rnd({2, 5, 5, 2}, 1), rnd({3, 2, 3, 3}, 2), rnd({3}, 3)}},
       {"conv2d 3x3 s2 p1", [](V x) { return conv2d(x[0], x[1], x[2], 2, 1); },
@@ -96,6 +106,9 @@ std::vector<Case> cases() {
       {"batch norm 2d train + residual + relu",
        [](V x) { return batch_norm_2d_fused(x[0], x[3], true, x[1], x[2], Tensor(), Tensor(), true); },
        {rnd({2, 3, 2, 3}, 1), pos({3}, 2), rnd({3}, 3), rnd({2, 3, 2, 3}, 4)}},
+      {"batch norm 2d train + residual",
+       [](V x) { return batch_norm_2d_fused(x[0], x[3], false, x[1], x[2], Tensor(), Tensor(), true); },
+       {rnd({2, 3, 2, 3}, 1), pos({3}, 2), rnd({3}, 3), rnd({2, 3, 2, 3}, 4)}},
       {"batch norm 2d train + relu",
        [](V x) { return batch_norm_2d_fused(x[0], Tensor(), true, x[1], x[2], Tensor(), Tensor(), true); },
        {rnd({2, 3, 2, 3}, 1), pos({3}, 2), rnd({3}, 3)}},
@@ -120,6 +133,13 @@ std::vector<Case> cases() {
          return matmul(v, transpose(v));
        },
        {spd(4, 1)}},
+      // Every eigenvector: V diag(c) V^T = sum_k c_k v_k v_k^T, sign-invariant, with distinct weights c_k.
+      {"eigh vectors, all of them (sign-fixed)",
+       [](V x) {
+         const Tensor v = eigh(sym(x[0])).vectors;
+         return matmul(mul(v, Tensor::from_vector({0.3, -1.1, 2.0, 0.7}, {1, 4}, DType::f64)), transpose(v));
+       },
+       {spd(4, 1)}},
       {"cholesky", [](V x) { return cholesky(sym(x[0])); }, {spd(4, 1)}},
       {"triangular solve", [](V x) { return triangular_solve(cholesky(sym(x[0])), x[1]); }, {spd(3, 1), rnd({3, 2}, 2)}},
       {"triangular solve transposed",
@@ -131,6 +151,7 @@ std::vector<Case> cases() {
       {"cholesky whitening BW", [](V x) { return cholesky_whiten(x[0], WhitenAxis::batch); }, {rnd({8, 3}, 1)}},
       {"cholesky whitening CW", [](V x) { return cholesky_whiten(x[0], WhitenAxis::channel); }, {rnd({3, 8}, 1)}},
       {"trace loss", [](V x) { return trace_loss(x[0], WhitenAxis::channel); }, {rnd({4, 5}, 1)}},
+      {"trace loss BW", [](V x) { return trace_loss(x[0], WhitenAxis::batch); }, {rnd({6, 4}, 1)}},
       {"norm_mse", [](V x) { return norm_mse(x[0], x[1]); }, {rnd({4, 5}, 1), rnd({4, 5}, 2)}},
       {"INTL loss", [](V x) { return intl_loss(x[0], x[1], 4, 0.05); }, {rnd({4, 6}, 1), rnd({4, 6}, 2)}},
       // The CPU's training path: one eigensolve per view, a hand-written backward (divided differences).
@@ -153,4 +174,33 @@ TEST_CASE("gradients match central differences for every op") {
       CHECK(r.ok);
     }
   }
+}
+
+// Finite differences cannot see a cast to a narrower dtype (the rounding swamps them): cast's backward is checked
+// exactly instead. A gradient w that float32 and bfloat16 do not represent reaches x rounded through the cast's
+// dtype (the gradient of the output is in that dtype) and widened back to x's.
+TEST_CASE("cast's backward returns the gradient in the input's dtype, rounded through the output's") {
+  const Tensor w = rnd({3, 4}, 2);  // float64
+  for (const DType to : {DType::f32, DType::bf16}) {
+    CAPTURE(dtype_name(to));
+    Tensor x = rnd({3, 4}, 1);
+    x.requires_grad_(true);
+    const Tensor y = cast(x, to);
+    CHECK(y.dtype() == to);
+    // CPU kernels compute in float32 or float64: a bfloat16 y is widened to float32 for the product.
+    const Tensor y32 = to == DType::bf16 ? cast(y, DType::f32) : y;
+    sum(mul(y32, w.to(DType::f32))).backward();
+    const Tensor want = w.to(DType::f32).to(to).to(DType::f64);
+    REQUIRE(x.grad().defined());
+    CHECK(x.grad().dtype() == DType::f64);
+    CHECK(x.grad().to_vector() == want.to_vector());
+    CHECK(want.to_vector() != w.to_vector());  // the rounding is visible
+  }
+  // Widening: float32 x, float64 y; the float64 gradient comes back rounded to float32.
+  Tensor x = rnd({3, 4}, 1).to(DType::f32);
+  x.requires_grad_(true);
+  sum(mul(cast(x, DType::f64), w)).backward();
+  REQUIRE(x.grad().defined());
+  CHECK(x.grad().dtype() == DType::f32);
+  CHECK(x.grad().to_vector() == w.to(DType::f32).to_vector());
 }

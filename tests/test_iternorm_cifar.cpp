@@ -10,6 +10,7 @@
 
 #include "engine/error.h"
 #include "engine/tensor.h"
+#include "losses/whitening.h"
 #include "results/result.h"
 #include "studies/iternorm_cifar.h"
 #include "tests/temp_dir.h"
@@ -42,7 +43,20 @@ TEST_CASE("cw_spectra: r = min(m, d - 1) eigenvalues, largest first, and Theorem
         const double x = s.z[i] / trace;
         CHECK(s.zhat[i] == doctest::Approx(x * f_T(x, T) * f_T(x, T)).epsilon(1e-6));
       }
-      CHECK(s.trace_loss >= 0);
+      // INTL(Zhat) by hand: v_i = |zhat_i|^2 / (d - 1), the diagonal of cov(Zhat) (rows of Zhat sum to zero),
+      // whose sum is the trace, the sum of the spectrum above.
+      const std::vector<double> zhat = iternorm(z.to(DType::f64), T, WhitenAxis::channel).to_vector();
+      double loss = 0, diagonal = 0, spectrum = 0;
+      for (int64_t i = 0; i < m; ++i) {
+        double v = 0;
+        for (int64_t j = 0; j < d; ++j) v += zhat[size_t(i * d + j)] * zhat[size_t(i * d + j)];
+        v /= double(d - 1);
+        loss += (1 - v) * (1 - v);
+        diagonal += v;
+      }
+      for (double v : s.zhat) spectrum += v;
+      CHECK(s.trace_loss == doctest::Approx(loss).epsilon(1e-9));
+      CHECK(diagonal == doctest::Approx(spectrum).epsilon(1e-9));
     }
   }
   CHECK(studies::flatness({4.0, 2.0, 1.0}) == doctest::Approx(0.25));

@@ -63,12 +63,9 @@ TEST_CASE("pretrain killed (SIGKILL) or stopped (SIGINT) and resumed ends bit fo
 
   {  // SIGKILL after the first checkpoint
     const std::string killed = dir / "killed";
-    const pid_t pid = spawn_intl(tiny_args(dir / "data", killed, epochs), dir / "killed.log");
-    REQUIRE_MESSAGE(wait_for_file(killed + "/checkpoints/ckpt-e0001.safetensors", pid),
-                    ("the run ended before its first checkpoint: " + read_text(dir / "killed.log")));
-    kill(pid, SIGKILL);
-    const int status = wait_for(pid);
-    REQUIRE_MESSAGE(WIFSIGNALED(status), "the run finished before it could be killed; make it longer");
+    const int status = interrupt_intl(tiny_args(dir / "data", killed, epochs), killed,
+                                      killed + "/checkpoints/ckpt-e0001.safetensors", SIGKILL, dir / "killed.log");
+    REQUIRE_MESSAGE(WIFSIGNALED(status), "every run finished before it could be killed; make it longer");
     CHECK(!fs::exists(killed + final_name));
     std::vector<std::string> args = tiny_args(dir / "data", killed, epochs);
     args.push_back("--resume");
@@ -79,10 +76,8 @@ TEST_CASE("pretrain killed (SIGKILL) or stopped (SIGINT) and resumed ends bit fo
   }
   {  // SIGINT writes a checkpoint and exits with 130
     const std::string stopped = dir / "stopped";
-    const pid_t pid = spawn_intl(tiny_args(dir / "data", stopped, epochs), dir / "stopped.log");
-    REQUIRE(wait_for_file(stopped + "/checkpoints/ckpt-e0001.safetensors", pid));
-    kill(pid, SIGINT);
-    const int status = wait_for(pid);
+    const int status = interrupt_intl(tiny_args(dir / "data", stopped, epochs), stopped,
+                                      stopped + "/checkpoints/ckpt-e0001.safetensors", SIGINT, dir / "stopped.log");
     REQUIRE_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 130), read_text(dir / "stopped.log"));
     CHECK(read_text(dir / "stopped.log").find("--resume") != std::string::npos);
     const std::string last = train::latest_checkpoint(stopped + "/checkpoints");

@@ -249,11 +249,8 @@ TEST_CASE("whiten-instability stopped by SIGINT in its second run and resumed en
   const std::string straight = dir / "straight", stopped = dir / "stopped";
   REQUIRE_MESSAGE(run_intl(args(straight), dir / "straight.log") == 0, read_text(dir / "straight.log"));
 
-  const pid_t pid = spawn_intl(args(stopped), dir / "stopped.log");
-  REQUIRE_MESSAGE(wait_for_file(stopped + "/checkpoints/d_6_seed_3/ckpt-e0001.safetensors", pid),
-                  ("the study ended before its second run's first checkpoint: " + read_text(dir / "stopped.log")));
-  kill(pid, SIGINT);
-  const int status = wait_for(pid);
+  const int status = interrupt_intl(args(stopped), stopped, stopped + "/checkpoints/d_6_seed_3/ckpt-e0001.safetensors",
+                                    SIGINT, dir / "stopped.log");
   REQUIRE_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 130), read_text(dir / "stopped.log"));
   CHECK(read_text(dir / "stopped.log").find("continue with the same command and --resume") != std::string::npos);
   const results::Result partial = results::load_result(stopped + "/RESULT.json");

@@ -22,6 +22,9 @@ double f_T(double x, int T) {
   return f;
 }
 
+// h_T(x) = x f_T(x)^2: where IterNorm maps a normalised eigenvalue x = lambda / tr (Theorem 1).
+double h_T(double x, int T) { return x * f_T(x, T) * f_T(x, T); }
+
 // Samples (m x d) whose BW covariance is exactly diag(lambda) in a rotated basis: Z = Q diag(sqrt(l)) R with
 // orthonormal columns Q (m x d) centred over the batch.
 Tensor data_with_spectrum(const std::vector<double>& lambda, int64_t m) {
@@ -93,7 +96,7 @@ TEST_CASE("hard whitening (ST p = 0.5) gives the identity covariance on full-ran
   for (int i = 0; i < 6; ++i) CHECK(c32[size_t(i * 7)] == doctest::Approx(1.0).epsilon(1e-4));
 }
 
-TEST_CASE("trace loss: zero for a whitened batch, positive otherwise; minimised by equal eigenvalues") {
+TEST_CASE("trace loss: zero for a whitened batch, positive otherwise") {
   Tensor z = Tensor::randn({64, 8}, 9, 1, DType::f64);
   Tensor white = spectral_transform(z, 0.5, WhitenAxis::batch);
   CHECK(trace_loss(white, WhitenAxis::batch).item() == doctest::Approx(0.0).epsilon(1e-12));
@@ -104,6 +107,56 @@ TEST_CASE("trace loss: zero for a whitened batch, positive otherwise; minimised 
   CHECK(t1 > t5);
   CHECK(t5 > 1e-3);
   CHECK(intl_beta(256) == doctest::Approx(0.05));
+}
+
+// Theorem 2 (supplement B.2): over normalised spectra x (x_i >= 0, sum x_i = 1) with the eigenvectors u_i fixed,
+// INTL(x) = sum_j (sum_i [1 - h_T(x_i)] u_ji^2)^2 (Eqn. 7) is strictly convex, with its unique minimum at
+// x_i = 1 / d. Here in batch whitening on d = 4 features: every batch's covariance is R^T diag(lambda) R with one
+// rotation R (data_with_spectrum draws the same samples for every spectrum), all of trace 1.
+TEST_CASE("Theorem 2: at equal trace, IterNorm's trace loss is least at equal eigenvalues and only there") {
+  const int64_t m = 32, d = 4;
+  auto spread = [](double t) { return std::vector<double>{0.25 + t, 0.25 - t, 0.25, 0.25}; };
+  const std::vector<std::vector<double>> spectra = {
+      spread(0), spread(0.01), spread(-0.05), spread(0.05), spread(0.15), {0.4, 0.3, 0.2, 0.1},
+      {0.55, 0.2, 0.15, 0.1},  // the midpoint of its neighbours
+      {0.7, 0.1, 0.1, 0.1}, {0.97, 0.01, 0.01, 0.01}};
+  // Relative: at T = 5 the least loss is about 1e-11.
+  auto close = [](double a, double b) { return std::abs(a - b) <= 1e-6 * std::abs(b); };
+  auto loss_of = [&](const std::vector<double>& lambda, int T) {
+    return trace_loss(iternorm(data_with_spectrum(lambda, m), T, WhitenAxis::batch), WhitenAxis::batch).item();
+  };
+  for (int T : {1, 3, 5}) {
+    CAPTURE(T);
+    std::vector<double> loss;
+    for (const std::vector<double>& lambda : spectra) {
+      loss.push_back(loss_of(lambda, T));
+      // Eqn. 7 from the covariance's own eigenpairs (u_i the columns of the eigenvector matrix).
+      const EighResult e = eigh(center_and_covariance(data_with_spectrum(lambda, m), WhitenAxis::batch).sigma);
+      const std::vector<double> w = e.values.to_vector(), u = e.vectors.to_vector();
+      double tr = 0, eqn7 = 0;
+      for (double v : w) tr += v;
+      for (int64_t j = 0; j < d; ++j) {
+        double s = 0;
+        for (int64_t i = 0; i < d; ++i) {
+          const double u_ji = u[size_t(j * d + i)];
+          s += (1 - h_T(w[size_t(i)] / tr, T)) * u_ji * u_ji;
+        }
+        eqn7 += s * s;
+      }
+      INFO("lambda " << lambda[0] << ", " << lambda[1] << ", " << lambda[2] << ", " << lambda[3] << ": loss "
+                     << loss.back() << ", Eqn. 7 " << eqn7);
+      CHECK(close(loss.back(), eqn7));
+    }
+    // The minimum, d (1 - h_T(1/d))^2, below every other spectrum.
+    CHECK(close(loss[0], double(d) * (1 - h_T(0.25, T)) * (1 - h_T(0.25, T))));
+    for (size_t k = 1; k < loss.size(); ++k) CHECK(loss[k] > loss[0]);
+    // Rising away from the minimum along one direction; strictly convex across a chord.
+    CHECK(loss[1] < loss[3]);
+    CHECK(loss[3] < loss[4]);
+    CHECK(loss[6] < 0.5 * (loss[5] + loss[7]));
+    // Only the normalised spectrum counts (IterNorm divides by the trace): five times the trace, the same loss.
+    CHECK(close(loss_of({2.0, 1.5, 1.0, 0.5}, T), loss[5]));
+  }
 }
 
 TEST_CASE("norm_mse: 0 for identical, 2 for orthogonal, 4 for opposite rows") {

@@ -160,8 +160,6 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
       case BinaryOp::mul: map_binary<T>(a, b, out, [](T u, T v) { return u * v; }); break;
       case BinaryOp::div: map_binary<T>(a, b, out, [](T u, T v) { return u / v; }); break;
       case BinaryOp::relu_mask: map_binary<T>(a, b, out, [](T u, T v) { return v > T(0) ? u : T(0); }); break;
-      case BinaryOp::max: map_binary<T>(a, b, out, [](T u, T v) { return u > v ? u : v; }); break;
-      case BinaryOp::min: map_binary<T>(a, b, out, [](T u, T v) { return u < v ? u : v; }); break;
     }
   });
 }

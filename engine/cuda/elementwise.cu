@@ -85,9 +85,7 @@ template <class T, BinaryOp OP> __device__ __forceinline__ T apply_binary(T u, T
   else if constexpr (OP == BinaryOp::sub) return u - v;
   else if constexpr (OP == BinaryOp::mul) return u * v;
   else if constexpr (OP == BinaryOp::div) return u / v;
-  else if constexpr (OP == BinaryOp::relu_mask) return v > T(0) ? u : T(0);
-  else if constexpr (OP == BinaryOp::max) return u > v ? u : v;
-  else return u < v ? u : v;  // min
+  else return v > T(0) ? u : T(0);  // relu_mask
 }
 
 // T is the stored type; bfloat16 operands are computed in float and the result rounded once.
@@ -347,8 +345,6 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
       case BinaryOp::mul: launch_binary<T, BinaryOp::mul>(a, b, out); break;
       case BinaryOp::div: launch_binary<T, BinaryOp::div>(a, b, out); break;
       case BinaryOp::relu_mask: launch_binary<T, BinaryOp::relu_mask>(a, b, out); break;
-      case BinaryOp::max: launch_binary<T, BinaryOp::max>(a, b, out); break;
-      case BinaryOp::min: launch_binary<T, BinaryOp::min>(a, b, out); break;
     }
   });
 }
