@@ -1,7 +1,8 @@
 // `intl diff A.json B.json [C.json ...]`: compares result files (or a result with experiments/paper/*.json).
-// Exit 0 when every metric held by the first file and another agrees within tolerance, 1 when some do not,
-// 2 for bad options or unreadable files.
+// Exit 0 when every metric held by the first file and another agrees within tolerance, 1 when some do not or
+// none could be compared, 2 for bad options or unreadable files. --out DIR also writes DIR/diff.json.
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 
 #include "cli/command.h"
@@ -15,6 +16,7 @@ void add_diff_command(CLI::App& app) {
     std::vector<std::string> files;
     results::DiffOptions diff;
     std::string format = "text";
+    std::string out;
   };
   auto opts = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("diff", "compare result files, or a result with experiments/paper/*.json");
@@ -23,7 +25,8 @@ void add_diff_command(CLI::App& app) {
       "the reference: x agrees when |x - first| <= atol + rtol * |first|. Metrics missing from some files are\n"
       "listed but not compared, as are timings (names ending in _s) unless --keys picks them; curves and\n"
       "configuration are reported, never judged.\n"
-      "Exit status: 0 all compared metrics agree, 1 some differ, 2 bad options or unreadable files.");
+      "Exit status: 0 all compared metrics agree, 1 some differ or none could be compared (no metric held by\n"
+      "both the reference and another file; a line on stderr says why), 2 bad options or unreadable files.");
   cmd->add_option("files", opts->files, "result files (two or more); the first is the reference")->required();
   cmd->add_option("--rtol", opts->diff.rtol, "relative tolerance, times |reference|")
       ->check(non_negative())
@@ -38,6 +41,9 @@ void add_diff_command(CLI::App& app) {
   cmd->add_option("--format", opts->format, "text | markdown | csv (metrics only) | json")
       ->check(CLI::IsMember({"text", "markdown", "csv", "json"}))
       ->capture_default_str();
+  cmd->add_option("--out", opts->out, "also write the comparison, as --format json, to DIR/diff.json")
+      ->type_name("DIR");
+  add_config_option(*cmd);
   cmd->callback([opts] {
     if (opts->files.size() < 2)
       throw UsageError("diff: give at least two result files (found " + std::to_string(opts->files.size()) + ")");
@@ -46,7 +52,10 @@ void add_diff_command(CLI::App& app) {
       for (size_t start = 0, comma = 0; comma != std::string::npos; start = comma + 1) {
         comma = word.find(',', start);
         const std::string p = word.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-        if (!p.empty()) patterns.push_back(p);
+        if (p.empty())
+          throw UsageError("--keys: '" + word + "' has an empty pattern; separate patterns by single commas, none "
+                           "leading or trailing");
+        patterns.push_back(p);
       }
     opts->diff.key_patterns = patterns;
     const std::vector<results::Result> loaded = load_result_files(opts->files);
@@ -54,7 +63,16 @@ void add_diff_command(CLI::App& app) {
         results::compare_results(loaded, results::column_names(opts->files), opts->diff);
     const std::string report = results::format_comparison(comparison, opts->format);
     std::fwrite(report.data(), 1, report.size(), stdout);
+    if (!opts->out.empty()) {
+      const std::string path = (std::filesystem::path(opts->out) / "diff.json").string();
+      results::write_file_atomically(path, results::format_comparison(comparison, "json"));
+      if (opts->format == "text" || opts->format == "markdown") std::printf("\nwrote %s\n", path.c_str());
+    }
     std::fflush(stdout);
+    if (comparison.compared == 0) {
+      std::fprintf(stderr, "intl: diff: nothing compared: %s\n", results::nothing_compared_reason(comparison).c_str());
+      throw ExitCode{1};
+    }
     if (!comparison.agree()) throw ExitCode{1};
   });
 }

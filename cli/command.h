@@ -24,7 +24,8 @@ struct ExitCode {
   int code;
 };
 
-// Options every command takes. Filled by add_common_options; read by the command's callback.
+// The options of commands that compute (run, pretrain, eval, bench iternorm | train). Filled by
+// add_common_options; read by the command's callback.
 struct CommonOptions {
   std::string device = "auto";   // cpu | cuda | auto
   uint64_t seed = 0;
@@ -33,7 +34,15 @@ struct CommonOptions {
   std::string precision = "fp32";  // GPU GEMMs and convolutions: fp32 | bf16 (engine/precision.h)
   std::string conv_algo = "heuristic";  // GPU convolution algorithms (engine/conv_algorithms.h)
 };
+// Adds --device, --seed, --out, --config (add_config_option), --verbose, --precision and --conv-algo, and makes
+// every comma-list option added before it (->delimiter(',')) take exactly one word per occurrence ("--T 1,3,5",
+// repeatable: "--T 1 --T 3"), refusing empty items ("1,,3", "1,", ","). Call it after the command's options.
 void add_common_options(CLI::App& cmd, CommonOptions& opts);
+
+// --config FILE.json: any of the command's options from a JSON object (keys without dashes; a list gives
+// several values; keys starting with "_" are notes); the command line wins. The file is applied before CLI11
+// checks ->required(), so a required option may come from it. Errors name the file and the key.
+void add_config_option(CLI::App& cmd);
 
 // --loss-form auto | spectral | newton: how a two-view INTL loss is computed (losses/intl_loss.h).
 void add_loss_form_option(CLI::App& cmd, IntlLossForm& form);

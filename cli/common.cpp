@@ -1,8 +1,12 @@
-// Options shared by every command (--device, --seed, --out, --config, --verbose), and the JSON reader behind
+// Options shared by the commands (--device, --seed, --out, --config, --verbose, ...), the JSON reader behind
 // --config: a flat object whose keys are option names without dashes ("T", "method", "init-cond"); a list
-// value gives several values; the command line wins over the file.
+// value gives several values; the command line wins over the file; and the reading of comma-list options.
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "cli/command.h"
@@ -13,7 +17,8 @@
 namespace intl::cli {
 namespace {
 
-std::string scalar_text(const nlohmann::json& v, const std::string& key) {
+// The option's value as CLI11 reads it from a command line; throws UsageError for an object or a null.
+std::string scalar_text(const nlohmann::json& v, const std::string& where) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
   if (v.is_number_integer()) return std::to_string(v.get<long long>());
@@ -23,64 +28,116 @@ std::string scalar_text(const nlohmann::json& v, const std::string& key) {
     s << v.get<double>();
     return s.str();
   }
-  throw CLI::ConversionError("--config: key '" + key + "' has a value that is not a string, number or boolean");
+  throw UsageError(where + ": " + v.dump() + " is not a string, number or boolean");
 }
 
-class JsonConfig : public CLI::Config {
- public:
-  std::string to_config(const CLI::App*, bool, bool, std::string) const override { return "{}"; }
+// "intl run toy2d" for the toy2d command (the root App is named after argv[0] once parsed).
+std::string command_name(const CLI::App& cmd) {
+  std::string name;
+  for (const CLI::App* at = &cmd; at->get_parent(); at = at->get_parent()) name = " " + at->get_name() + name;
+  return "intl" + name;
+}
 
-  std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(input);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw CLI::ConversionError(std::string("--config: not valid JSON (") + e.what() + ")");
-    }
-    if (!j.is_object()) throw CLI::ConversionError("--config: the file must hold one JSON object of options");
-    std::vector<CLI::ConfigItem> items;
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      if (it.key().rfind("_", 0) == 0) continue;  // "_comment" and similar notes
-      CLI::ConfigItem item;
-      item.name = it.key();
-      if (it->is_array()) {
-        std::string joined;
-        for (const auto& v : *it) joined += (joined.empty() ? "" : ",") + scalar_text(v, it.key());
-        item.inputs = {joined};
-      } else if (it->is_object()) {
-        throw CLI::ConversionError("--config: key '" + it.key() + "' holds an object; options are flat");
-      } else {
-        item.inputs = {scalar_text(*it, it.key())};
-      }
-      items.push_back(std::move(item));
-    }
-    return items;
+// The JSON object in `path`. nlohmann keeps the last of repeated keys without a word, so the parser's
+// callback refuses a repeat.
+nlohmann::json read_config_object(const std::string& path) {
+  const std::string where = "--config: '" + path + "'";
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw UsageError(where + " is a folder, not a JSON file; give the path of a JSON file of options");
+  std::ifstream in(path);
+  if (!in)
+    throw UsageError("--config: cannot read '" + path + "' (" + std::strerror(errno) + "); give a JSON file of "
+                     "options");
+  std::set<std::string> keys;
+  auto no_repeats = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    if (event == nlohmann::json::parse_event_t::key && depth == 1 && !keys.insert(parsed.get<std::string>()).second)
+      throw UsageError(where + ": key '" + parsed.get<std::string>() + "' appears twice; keep one");
+    return true;
+  };
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in, no_repeats);
+  } catch (const nlohmann::json::parse_error& e) {
+    std::string what = e.what();
+    if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);  // drop "[json.exception...]"
+    throw UsageError("--config: not valid JSON in '" + path + "' (" + what + ")");
   }
+  if (!j.is_object())
+    throw UsageError(where + " must hold one JSON object of options, e.g. {\"T\": [1, 3, 5]}");
+  return j;
+}
+
+// Sets every option the file names and the command line left unset, and runs its callback, so conversion
+// and checks apply as on the command line and their errors name the file and the key.
+void apply_config_file(CLI::App& cmd, const std::string& path) {
+  const nlohmann::json j = read_config_object(path);
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& key = it.key();
+    if (key.rfind("_", 0) == 0) continue;  // "_comment" and similar notes
+    const std::string where = "--config: '" + path + "': key '" + key + "'";
+    CLI::Option* opt = cmd.get_option_no_throw("--" + key);
+    if (!opt || opt->get_name() == "--config" || opt == cmd.get_help_ptr())
+      throw UsageError("--config: '" + path + "' sets '" + key + "', which is not an option of '" + command_name(cmd) +
+                       "' (see '" + command_name(cmd) + " --help')");
+    if (opt->count() > 0) continue;  // the command line wins
+    const nlohmann::json& v = it.value();
+    if (v.is_object()) throw UsageError(where + ": holds an object; options are flat (a list gives several values)");
+    const bool flag = opt->get_expected_min() == 0;
+    if ((flag || opt->get_type_name() == "BOOLEAN") && !v.is_boolean())
+      throw UsageError(where + ": " + opt->get_name() + " takes true or false, found " + v.dump());
+    std::string text;
+    if (v.is_array()) {
+      for (size_t i = 0; i < v.size(); ++i) text += (i ? "," : "") + scalar_text(v[i], where);
+    } else {
+      text = scalar_text(v, where);
+    }
+    try {
+      if (flag) {
+        opt->add_result(opt->get_flag_value(key, text));  // "no-checkpoints": true sets checkpoints false
+      } else {
+        opt->add_result(text);
+      }
+      opt->run_callback();
+    } catch (const CLI::ConversionError&) {
+      throw UsageError(where + ": " + v.dump() + " is not a valid " + opt->get_type_name());
+    } catch (const CLI::ParseError& e) {
+      std::string what = e.what();
+      if (what.rfind(opt->get_name() + ": ", 0) == 0) what = what.substr(opt->get_name().size() + 2);
+      throw UsageError(where + ": " + what);
+    }
+  }
+}
+
+// CLI11 2.1.2 splits a word at an option's delimiter as it reads it and drops the empty items ("1,,3" reads as
+// 1 and 3), and an option whose word yields no item ("," or "") goes on to take the next word, an option name
+// included. A comma list is therefore read one whole word per occurrence and split here, refusing empty items
+// with a message. CLI::Option keeps its conversion callback protected, with no setter; OptionCallback reaches it.
+struct OptionCallback : CLI::Option {
+  static CLI::callback_t& of(CLI::Option& option) { return option.*&OptionCallback::callback_; }
 };
 
-// CLI11 2.1.2 reads a config file for the top-level app only, and every intl command is a subcommand; so the
-// command reads its own file once its command line is parsed (before its callback), filling only the options
-// the command line left unset.
-void apply_config_file(CLI::App& cmd) {
-  CLI::Option* config = cmd.get_config_ptr();
-  if (!config || config->count() == 0) return;
-  const std::string path = config->as<std::string>();
-  std::ifstream in(path);
-  if (!in) throw UsageError("--config: cannot read '" + path + "'; give a JSON file of options");
-  std::vector<CLI::ConfigItem> items;
-  try {
-    items = JsonConfig().from_config(in);
-  } catch (const CLI::ConversionError& e) {
-    throw UsageError(std::string(e.what()) + " in '" + path + "'");
-  }
-  for (const CLI::ConfigItem& item : items) {
-    CLI::Option* opt = cmd.get_option_no_throw("--" + item.name);
-    if (!opt || opt == config)
-      throw UsageError("--config: '" + path + "' sets '" + item.name + "', which is not an option of 'intl " +
-                       cmd.get_parent()->get_name() + " " + cmd.get_name() + "' (see --help)");
-    if (opt->count() > 0) continue;  // the command line wins
-    opt->add_result(item.inputs);
-    opt->run_callback();
+void read_comma_lists_whole(CLI::App& cmd) {
+  for (CLI::Option* opt : cmd.get_options()) {
+    if (opt->get_delimiter() != ',') continue;
+    const std::string name = opt->get_name();
+    CLI::callback_t& callback = OptionCallback::of(*opt);
+    callback = [name, convert = callback](const CLI::results_t& words) {
+      CLI::results_t items;
+      for (const std::string& word : words)
+        for (size_t start = 0, comma = 0; comma != std::string::npos; start = comma + 1) {
+          comma = word.find(',', start);
+          items.push_back(word.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+          if (items.back().empty())
+            throw CLI::ValidationError(name, word.empty() ? std::string("the value is empty; give one or more items "
+                                                                        "separated by commas")
+                                                          : "'" + word + "' has an empty item; separate items by "
+                                                                         "single commas, none leading or trailing");
+        }
+      return convert(items);
+    };
+    opt->delimiter('\0')->expected(1)->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    if (opt->get_type_name().find(',') == std::string::npos) opt->type_name(opt->get_type_name() + ",...");
   }
 }
 
@@ -103,10 +160,7 @@ void add_common_options(CLI::App& cmd, CommonOptions& opts) {
           "", "non-negative"))
       ->capture_default_str();
   cmd.add_option("--out", opts.out, "output folder for RESULT.json, figures, checkpoints (default: runs/<study>-<time>)");
-  cmd.config_formatter(std::make_shared<JsonConfig>());
-  cmd.set_config("--config", "", "JSON file with any of this command's options (keys without dashes); the command line wins");
-  cmd.allow_config_extras(CLI::config_extras_mode::error);
-  cmd.parse_complete_callback([&cmd] { apply_config_file(cmd); });
+  add_config_option(cmd);
   cmd.add_flag("--verbose,-v", opts.verbose, "print allocator counters and more detail")
       ->each([](const std::string&) { g_verbose = true; });
   cmd.add_option("--precision", opts.precision,
@@ -122,6 +176,18 @@ void add_common_options(CLI::App& cmd, CommonOptions& opts) {
       ->check(CLI::IsMember({"heuristic", "measured", "fastest"}))
       ->each([](const std::string& name) { set_conv_algo_search(parse_conv_algo_search(name)); })
       ->capture_default_str();
+  read_comma_lists_whole(cmd);
+}
+
+// CLI11 2.1.2 reads a config file for the top-level app only, and every intl command is a subcommand; so the
+// command reads its own file in the --config option's callback. CLI11 runs the callbacks of the options given
+// in the order the options were added and checks ->required() options after all of them; the file fills only
+// options that have no value yet, so an option it sets satisfies ->required().
+void add_config_option(CLI::App& cmd) {
+  cmd.add_option_function<std::string>(
+      "--config", [&cmd](const std::string& path) { apply_config_file(cmd, path); },
+      "JSON file with any of this command's options (keys without dashes); the command line wins")
+      ->type_name("FILE.json");
 }
 
 std::vector<results::Result> load_result_files(const std::vector<std::string>& paths) {

@@ -57,6 +57,20 @@ static std::string command_path(const CLI::App& app) {
   return path;
 }
 
+// "'frobnicate' is not an intl command; commands: run, ... (intl --help)" when the error is a missing command and
+// the word in its place names none; "" otherwise (CLI11 then says "A subcommand is required").
+static std::string unknown_command(CLI::App& app) {
+  CLI::App* at = &app;
+  while (!at->get_subcommands().empty()) at = at->get_subcommands().front();
+  const std::vector<std::string> words = at->remaining();
+  if (at->get_require_subcommand_min() == 0 || words.empty() || words.front().rfind("-", 0) == 0) return "";
+  const std::string path = command_path(app);
+  std::string names;
+  for (const CLI::App* sub : at->get_subcommands([](const CLI::App* s) { return !s->get_name().empty(); }))
+    names += (names.empty() ? "" : ", ") + sub->get_name();
+  return "'" + words.front() + "' is not an " + path + " command; commands: " + names + " (" + path + " --help)";
+}
+
 int main(int argc, char** argv) {
   ensure_short_openmp_spin(argv);
   intl::configure_process_memory();
@@ -74,6 +88,10 @@ int main(int argc, char** argv) {
     if (intl::cli::verbose_requested()) print_allocator_counters();
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    if (const std::string unknown = unknown_command(app); !unknown.empty()) {
+      std::fprintf(stderr, "intl: %s\n", unknown.c_str());
+      return 2;
+    }
     std::fprintf(stderr, "intl: %s (see '%s --help')\n", e.what(), command_path(app).c_str());
     return 2;
   } catch (const intl::cli::ExitCode& e) {

@@ -131,6 +131,46 @@ std::vector<std::string> column_names(const std::vector<std::string>& paths) {
   return names;
 }
 
+std::string nothing_compared_reason(const Comparison& c) {
+  if (c.compared > 0) return "";
+  const std::vector<std::string>& patterns = c.options.key_patterns;
+  std::string keys;
+  for (const std::string& p : patterns) keys += (keys.empty() ? "" : ",") + p;
+  const std::string selected = patterns.empty() ? "" : " that --keys '" + keys + "' selects";
+  bool in_reference = false, in_others = false, timing_in_both = false;
+  for (const MetricRow& row : c.metrics) {
+    bool in_another = false;
+    for (size_t f = 1; f < row.values.size(); ++f) in_another = in_another || row.values[f].has_value();
+    in_reference = in_reference || row.values[0].has_value();
+    in_others = in_others || in_another;
+    timing_in_both = timing_in_both || (row.timing && row.values[0] && in_another);
+  }
+  std::string why;
+  if (c.metrics.empty() && !patterns.empty()) {
+    why = "--keys '" + keys + "' matches no metric of the files";
+  } else if (!in_reference) {
+    why = c.names[0] + " (the reference, the first file) holds no metric" + selected;
+  } else if (!in_others) {
+    why = "no file after the reference (" + c.names[0] + ") holds a metric" + selected;
+  } else if (timing_in_both) {
+    why = "the only metrics held by both the reference (" + c.names[0] + ") and another file are timings (names "
+          "ending in _s), judged only when --keys picks them";
+  } else {
+    why = "no metric" + selected + " is held by both the reference (" + c.names[0] + ") and another file";
+  }
+  for (const ConfigRow& row : c.config) {
+    if (row.key != "header.study") continue;
+    std::string studies;
+    for (size_t f = 0; f < row.values.size(); ++f) {
+      const auto& v = row.values[f];
+      const std::string study = !v ? "(none)" : v->is_string() ? "'" + v->get<std::string>() + "'" : v->dump();
+      studies += (f ? " vs " : "") + study + " (" + c.names[f] + ")";
+    }
+    why += "; header.study differs: " + studies;
+  }
+  return why;
+}
+
 bool is_timing_metric(const std::string& key) {
   const std::string name = key.substr(key.rfind('/') + 1);
   auto ends_with = [&](const std::string& tail) {

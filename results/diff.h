@@ -70,6 +70,11 @@ struct Comparison {
   bool agree() const { return differing == 0; }
 };
 
+// Why a comparison compared no metric, "" when it compared some: --keys matched none, the reference or every
+// other file holds none, the only metrics held by both are timings, or no metric is held by both the reference
+// and another file; with the studies named when header.study differs ('pretrain' (a) vs 'toy2d' (b)).
+std::string nothing_compared_reason(const Comparison& comparison);
+
 // |value - reference| <= atol + rtol * |reference|; NaN agrees with NaN and inf with the same inf.
 bool within_tolerance(double value, double reference, double atol, double rtol);
 

@@ -199,6 +199,7 @@ json optional_json(const std::optional<double>& v) { return v ? number_to_json(*
 json render_json(const Comparison& c) {
   json out = {{"files", c.names}, {"atol", c.options.atol}, {"rtol", c.options.rtol}, {"agree", c.agree()},
               {"compared", c.compared}, {"differing", c.differing}};
+  if (c.compared == 0) out["nothing_compared"] = nothing_compared_reason(c);
   out["metrics"] = json::array();
   for (const MetricRow& row : c.metrics) {
     json values = json::array();

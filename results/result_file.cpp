@@ -103,6 +103,13 @@ std::string result_to_text(const Result& result) {
 }
 
 Result load_result(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    const std::filesystem::path inside = std::filesystem::path(path) / "RESULT.json";
+    throw Error(path + ": a folder, not a result file; give " +
+                (std::filesystem::is_regular_file(inside, ec) ? "'" + inside.string() + "'"
+                                                               : std::string("the path of a RESULT.json file")));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) io_error(path, "cannot open the result file");
   std::stringstream buffer;

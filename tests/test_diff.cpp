@@ -1,5 +1,7 @@
 // `intl diff`: tolerances, matching a one-run result with the paper's numbers by metric name, the Markdown
-// table's shape, more than two files, curve summaries, and the executable's exit codes (0 / 1 / 2).
+// table's shape, more than two files, curve summaries, the executable's exit codes (0 / 1 / 2, and 1 when
+// nothing could be compared), --out and --config; and the command line's own errors: unknown commands, comma
+// lists, --config files and options they make required.
 #include <doctest/doctest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -140,10 +142,10 @@ TEST_CASE("runs of several-run files match by run/metric") {
   Result b = a;
   b.runs[0].metrics["linear_top1_100ep"] = 70.0;
   Comparison c = compare_results({a, b}, {"paper", "mine"}, DiffOptions{});
-  const MetricRow* row = find_row(c, "intl bs512/linear_top1_100ep");
+  const MetricRow* row = find_row(c, "intl/linear_top1_100ep");
   REQUIRE(row != nullptr);
   CHECK(!row->agree);
-  CHECK(find_row(c, "intl multicrop+ema bs256/linear_top1_800ep")->agree);
+  CHECK(find_row(c, "intl multicrop+ema/linear_top1_800ep")->agree);
   CHECK(c.differing == 1);
   CHECK(c.config.empty());
 }
@@ -222,6 +224,77 @@ TEST_CASE("curves: summary, crash step and the largest difference where steps ma
   CHECK(format_comparison(c, "text").find("crash at 3") != std::string::npos);
 }
 
+TEST_CASE("nothing_compared_reason says why no metric was compared, naming differing studies") {
+  Result pretrain = one_run("cifar10", {{"linear_top1", 92.3}});
+  Result toy = one_run("iternorm T=5", {{"final_loss", 0.01}});
+  toy.header.study = "toy2d";
+  const Comparison disjoint = compare_results({pretrain, toy}, {"a", "b"}, DiffOptions{});
+  CHECK(disjoint.compared == 0);
+  CHECK(nothing_compared_reason(disjoint) == "no metric is held by both the reference (a) and another file; "
+                                             "header.study differs: 'pretrain' (a) vs 'toy2d' (b)");
+  DiffOptions zzz;
+  zzz.key_patterns = {"zzz*"};
+  CHECK(nothing_compared_reason(compare_results({pretrain, pretrain}, {"a", "b"}, zzz)) ==
+        "--keys 'zzz*' matches no metric of the files");
+  Result killed = one_run("cifar10", {});
+  CHECK(nothing_compared_reason(compare_results({killed, pretrain}, {"a", "b"}, DiffOptions{})) ==
+        "a (the reference, the first file) holds no metric");
+  CHECK(nothing_compared_reason(compare_results({pretrain, killed}, {"a", "b"}, DiffOptions{})) ==
+        "no file after the reference (a) holds a metric");
+  Result timed = one_run("cifar10", {{"wall_s", 3}});
+  CHECK(nothing_compared_reason(compare_results({timed, timed}, {"a", "b"}, DiffOptions{})).find("are timings") !=
+        std::string::npos);
+  CHECK(nothing_compared_reason(compare_results({pretrain, pretrain}, {"a", "b"}, DiffOptions{})).empty());
+  CHECK(format_comparison(disjoint, "json").find("\"nothing_compared\": \"no metric is held") != std::string::npos);
+}
+
+TEST_CASE("intl diff exits 1 with a line saying why when nothing could be compared") {
+  TempDir tmp;
+  const std::string pretrain = tmp / "pretrain.json", toy = tmp / "toy2d.json", killed = tmp / "killed.json";
+  save_result(one_run("cifar10", {{"linear_top1", 92.3}}), pretrain);
+  Result t = one_run("iternorm T=5", {{"final_loss", 0.01}});
+  t.header.study = "toy2d";
+  save_result(t, toy);
+  save_result(one_run("cifar10", {}), killed);
+  std::string out;
+  CHECK(run_intl("diff '" + pretrain + "' '" + toy + "'", tmp.path, out) == 1);
+  CHECK(out.find("intl: diff: nothing compared: no metric is held by both the reference (pretrain) and another "
+                 "file; header.study differs: 'pretrain' (pretrain) vs 'toy2d' (toy2d)\n") != std::string::npos);
+  CHECK(run_intl("diff --keys 'zzz*' '" + pretrain + "' '" + pretrain + "'", tmp.path, out) == 1);
+  CHECK(out.find("intl: diff: nothing compared: --keys 'zzz*' matches no metric of the files") != std::string::npos);
+  CHECK(run_intl("diff '" + killed + "' '" + pretrain + "'", tmp.path, out) == 1);
+  CHECK(out.find("nothing compared: killed (the reference, the first file) holds no metric") != std::string::npos);
+  CHECK(run_intl("diff --keys 'a,,b' '" + pretrain + "' '" + pretrain + "'", tmp.path, out) == 2);
+  CHECK(out.find("intl: --keys: 'a,,b' has an empty pattern") == 0);
+}
+
+TEST_CASE("intl diff --out DIR writes DIR/diff.json; its options may come from --config") {
+  TempDir tmp;
+  const std::string mine = tmp / "RESULT.json";
+  save_result(one_run("cifar10", {{"linear_top1", 92.31}, {"knn5_top1", 90.0}}), mine);
+  std::string out;
+  CHECK(run_intl("diff '" + mine + "' '" + paper_cifar10 + "' --out '" + (tmp / "cmp") + "'", tmp.path, out) == 1);
+  CHECK(out.find("wrote " + (tmp / "cmp/diff.json")) != std::string::npos);
+  const json written = json::parse(std::ifstream(tmp / "cmp/diff.json"));
+  CHECK(written.at("compared") == 2);
+  CHECK(written.at("differing") == 2);
+  CHECK(std::distance(fs::directory_iterator(tmp / "cmp"), fs::directory_iterator()) == 1);  // no temporary left
+
+  std::ofstream(tmp / "diff-options.json") << R"({"atol": 0.5, "format": "csv", "out": ")" << tmp / "cfg" << "\"}";
+  CHECK(run_intl("diff '" + mine + "' '" + paper_cifar10 + "' --config '" + (tmp / "diff-options.json") + "'",
+                 tmp.path, out) == 0);
+  CHECK(out.rfind("metric,RESULT,cifar10,", 0) == 0);
+  CHECK(json::parse(std::ifstream(tmp / "cfg/diff.json")).at("agree") == true);
+  // The command line wins over the file.
+  CHECK(run_intl("diff '" + mine + "' '" + paper_cifar10 + "' --atol 0 --config '" + (tmp / "diff-options.json") +
+                     "'",
+                 tmp.path, out) == 1);
+  std::ofstream(tmp / "device.json") << R"({"device": "cpu"})";
+  CHECK(run_intl("diff '" + mine + "' '" + mine + "' --config '" + (tmp / "device.json") + "'", tmp.path, out) == 2);
+  CHECK(out == "intl: --config: '" + (tmp / "device.json") + "' sets 'device', which is not an option of 'intl diff' "
+               "(see 'intl diff --help')\n");
+}
+
 TEST_CASE("intl diff exits 0 when metrics agree, 1 when they do not, 2 on bad files or options") {
   TempDir tmp;
   const fs::path& dir = tmp.path;
@@ -239,6 +312,8 @@ TEST_CASE("intl diff exits 0 when metrics agree, 1 when they do not, 2 on bad fi
   CHECK(run_intl("diff '" + mine + "' '" + (dir / "bad.json").string() + "'", dir, out) == 2);
   CHECK(out.find("bad.json: not valid JSON") != std::string::npos);
   CHECK(run_intl("diff '" + mine + "' '" + (dir / "missing.json").string() + "'", dir, out) == 2);
+  CHECK(run_intl("diff '" + dir.string() + "' '" + mine + "'", dir, out) == 2);
+  CHECK(out == "intl: " + dir.string() + ": a folder, not a result file; give '" + mine + "'\n");
   CHECK(run_intl("diff '" + mine + "'", dir, out) == 2);
   CHECK(run_intl("diff '" + mine + "' '" + mine + "' --format xml", dir, out) == 2);
   CHECK(run_intl("diff '" + mine + "' '" + mine + "' --rtol -1", dir, out) == 2);
@@ -275,4 +350,84 @@ TEST_CASE("the command line's own errors name the command and its --help; --seed
   CHECK(run_intl("--help", tmp.path, out) == 0);
   CHECK(run_intl("--version", tmp.path, out) == 0);
   CHECK(out == std::string(INTL_VERSION) + " (" + intl::git_revision() + ")\n");
+  CHECK(run_intl("frobnicate", tmp.path, out) == 2);
+  CHECK(out == "intl: 'frobnicate' is not an intl command; commands: run, pretrain, eval, diff, plot, bench "
+               "(intl --help)\n");
+  CHECK(run_intl("run frobnicate --T 3", tmp.path, out) == 2);
+  CHECK(out == "intl: 'frobnicate' is not an intl run command; commands: toy2d, whiten-instability, iternorm-cifar "
+               "(intl run --help)\n");
+}
+
+TEST_CASE("a comma list takes one word per occurrence and refuses empty items") {
+  TempDir tmp;
+  std::string out;
+  const std::string empty_item = "has an empty item; separate items by single commas, none leading or trailing";
+  CHECK(run_intl("run toy2d --T , --out '" + (tmp / "x") + "'", tmp.path, out) == 2);
+  CHECK(out == "intl: --T: ',' " + empty_item + " (see 'intl run toy2d --help')\n");
+  CHECK(run_intl("run toy2d --T 1,,3", tmp.path, out) == 2);
+  CHECK(out == "intl: --T: '1,,3' " + empty_item + " (see 'intl run toy2d --help')\n");
+  CHECK(run_intl("run iternorm-cifar --T 1,", tmp.path, out) == 2);
+  CHECK(out == "intl: --T: '1,' " + empty_item + " (see 'intl run iternorm-cifar --help')\n");
+  CHECK(run_intl("run whiten-instability --d ''", tmp.path, out) == 2);
+  CHECK(out.find("intl: --d: the value is empty") == 0);
+  CHECK(run_intl("run toy2d --T 1 3", tmp.path, out) == 2);
+  CHECK(out == "intl: The following argument was not expected: 3 (see 'intl run toy2d --help')\n");
+  // Repeated, each occurrence adds its items; a --config list is one word too.
+  CHECK(run_intl("run toy2d --T 1 --T 3 --epochs 1 --out '" + (tmp / "a") + "'", tmp.path, out) == 0);
+  std::ofstream(tmp / "lists.json") << R"({"T": [1, 3], "epochs": 1})";
+  CHECK(run_intl("run toy2d --config '" + (tmp / "lists.json") + "' --out '" + (tmp / "b") + "'", tmp.path, out) == 0);
+  const Result a = load_result(tmp / "a/RESULT.json"), b = load_result(tmp / "b/RESULT.json");
+  CHECK(a.config.at("T") == json::array({1, 3}));
+  CHECK(b.config.at("T") == json::array({1, 3}));
+  std::ofstream(tmp / "empty-item.json") << R"({"T": [1, "", 3]})";
+  CHECK(run_intl("run toy2d --config '" + (tmp / "empty-item.json") + "'", tmp.path, out) == 2);
+  CHECK(out == "intl: --config: '" + (tmp / "empty-item.json") + "': key 'T': '1,,3' " + empty_item + "\n");
+}
+
+TEST_CASE("--config errors name the file and the key") {
+  TempDir tmp;
+  std::string out;
+  auto config = [&](const std::string& name, const std::string& text) {
+    std::ofstream(tmp / name) << text;
+    return tmp / name;
+  };
+  const std::string iters = config("iters.json", R"({"iters": "abc"})");
+  CHECK(run_intl("run whiten-instability --config '" + iters + "'", tmp.path, out) == 2);
+  CHECK(out == "intl: --config: '" + iters + "': key 'iters': \"abc\" is not a valid INT\n");
+  CHECK(run_intl("run toy2d --config '" + tmp.str() + "'", tmp.path, out) == 2);
+  CHECK(out == "intl: --config: '" + tmp.str() + "' is a folder, not a JSON file; give the path of a JSON file of "
+               "options\n");
+  const std::string unknown = config("unknown.json", R"({"zzz": 1})");
+  CHECK(run_intl("run toy2d --config '" + unknown + "'", tmp.path, out) == 2);
+  CHECK(out == "intl: --config: '" + unknown + "' sets 'zzz', which is not an option of 'intl run toy2d' (see 'intl "
+               "run toy2d --help')\n");
+  const std::string twice = config("twice.json", R"({"T": 1, "epochs": 2, "T": 3})");
+  CHECK(run_intl("run toy2d --config '" + twice + "'", tmp.path, out) == 2);
+  CHECK(out == "intl: --config: '" + twice + "': key 'T' appears twice; keep one\n");
+  const std::string flag = config("flag.json", R"({"checkpoints": 2})");
+  CHECK(run_intl("run whiten-instability --config '" + flag + "'", tmp.path, out) == 2);
+  CHECK(out == "intl: --config: '" + flag + "': key 'checkpoints': --checkpoints takes true or false, found 2\n");
+  const std::string boolean = config("boolean.json", R"({"decay-1d": "no"})");
+  CHECK(run_intl("pretrain cifar10 --data-dir x --config '" + boolean + "'", tmp.path, out) == 2);
+  CHECK(out == "intl: --config: '" + boolean + "': key 'decay-1d': --decay-1d takes true or false, found \"no\"\n");
+}
+
+TEST_CASE("an option marked required may come from --config") {
+  TempDir tmp;
+  std::string out;
+  const std::string missing = tmp / "no-such-folder";
+  std::ofstream(tmp / "pretrain.json") << R"({"data-dir": ")" << missing << "\"}";
+  CHECK(run_intl("pretrain cifar10 --config '" + (tmp / "pretrain.json") + "' --out '" + (tmp / "p") + "'", tmp.path,
+                 out) == 1);
+  CHECK(out.find("cannot open " + missing + "/data_batch_1.bin") != std::string::npos);
+  std::ofstream(tmp / "knn.json") << R"({"checkpoint": ")" << tmp / "no.ckpt" << R"(", "data-dir": ")" << missing
+                                  << "\"}";
+  CHECK(run_intl("eval knn --config '" + (tmp / "knn.json") + "' --out '" + (tmp / "e") + "'", tmp.path, out) == 1);
+  CHECK(out.find("is required") == std::string::npos);
+  CHECK(out.find(tmp / "no.ckpt") != std::string::npos);
+  // Without the file the requirement stands, and --help still marks it.
+  CHECK(run_intl("pretrain cifar10", tmp.path, out) == 2);
+  CHECK(out == "intl: --data-dir is required (see 'intl pretrain --help')\n");
+  CHECK(run_intl("eval knn --help", tmp.path, out) == 0);
+  CHECK(out.find("--checkpoint TEXT REQUIRED") != std::string::npos);
 }

@@ -1,7 +1,7 @@
 // SVG charts and study figures: a golden toy2d figure compared structurally (elements, classes, texts), that
 // every coordinate is finite and tags balance, XML escaping, the log-axis choice, NaN breaking a line,
-// Figure IV's crash markers and table, and `intl plot` writing its files. INTL_UPDATE_GOLDEN=1 rewrites
-// tests/golden/toy2d_figure.svg after a deliberate change of the drawing.
+// Figure IV's crash markers and table, and `intl plot` writing its files (SVG only, never over an input).
+// INTL_UPDATE_GOLDEN=1 rewrites tests/golden/toy2d_figure.svg after a deliberate change of the drawing.
 #include <doctest/doctest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -111,6 +111,15 @@ std::string structure(const std::string& svg) {
 
 int run_intl(const std::string& args) {
   const int status = std::system((std::string("'") + intl_binary() + "' " + args + " > /dev/null 2>&1").c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// Runs intl with stdout and stderr to dir/out.txt; returns the exit status and fills `out` with what it printed.
+int run_intl(const std::string& args, const fs::path& dir, std::string& out) {
+  const fs::path log = dir / "out.txt";
+  const int status =
+      std::system((std::string("'") + intl_binary() + "' " + args + " > '" + log.string() + "' 2>&1").c_str());
+  out = read_text(log);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
@@ -241,4 +250,43 @@ TEST_CASE("write_study_figures and intl plot write their SVG files") {
   CHECK(run_intl("plot '" + (dir / "foreign.json").string() + "' -o '" + (dir / "f.svg").string() + "'") == 2);
   intl::results::save_result(Result{}, (dir / "empty.json").string());
   CHECK(run_intl("plot '" + (dir / "empty.json").string() + "' -o '" + (dir / "e.svg").string() + "'") == 1);
+}
+
+TEST_CASE("intl plot refuses an output that is an input or not .svg; --out DIR and --config place the figures") {
+  TempDir tmp;
+  const fs::path& dir = tmp.path;
+  const std::string result = (dir / "X.json").string();
+  intl::results::save_result(toy2d_result(), result);
+  const std::string before = read_text(result);
+  std::string out;
+  CHECK(run_intl("plot '" + result + "' -o '" + result + "'", dir, out) == 2);
+  CHECK(out == "intl: plot: the output '" + result + "' is the input file '" + result + "'; writing the figure there "
+               "would replace the result with SVG; give -o a new name ending in .svg\n");
+  fs::create_directories(dir / "sub");
+  const std::string other_spelling = (dir / "sub" / ".." / "X.json").string();
+  CHECK(run_intl("plot '" + result + "' -o '" + other_spelling + "'", dir, out) == 2);
+  CHECK(out.find("is the input file") != std::string::npos);
+  CHECK(read_text(result) == before);
+  CHECK(run_intl("plot '" + result + "' -o '" + (dir / "fig.png").string() + "'", dir, out) == 2);
+  CHECK(out == "intl: plot: -o '" + (dir / "fig.png").string() + "': plot writes SVG only; give a file name ending "
+               "in .svg (convert it afterwards for another format)\n");
+  CHECK(!fs::exists(dir / "fig.png"));
+  CHECK(!fs::exists(dir / "fig-data.svg"));
+
+  CHECK(run_intl("plot '" + result + "' --out '" + (dir / "figs").string() + "'", dir, out) == 0);
+  CHECK(out == "wrote " + (dir / "figs" / "X.svg").string() + "\nwrote " + (dir / "figs" / "X-data.svg").string() +
+               "\n");
+  CHECK(tag_balance_problem(read_text(dir / "figs" / "X.svg")) == "");
+  // -o names the file itself; --out is then unused.
+  CHECK(run_intl("plot '" + result + "' --out '" + (dir / "unused").string() + "' -o '" + (dir / "o.svg").string() +
+                     "'",
+                 dir, out) == 0);
+  CHECK(fs::exists(dir / "o.svg"));
+  CHECK(!fs::exists(dir / "unused"));
+  std::ofstream(dir / "plot.json") << R"({"columns": 1, "out": ")" << (dir / "cfg").string() << "\"}";
+  CHECK(run_intl("plot '" + result + "' --config '" + (dir / "plot.json").string() + "'", dir, out) == 0);
+  CHECK(fs::exists(dir / "cfg" / "X.svg"));
+  std::ofstream(dir / "seed.json") << R"({"seed": 3})";
+  CHECK(run_intl("plot '" + result + "' --config '" + (dir / "seed.json").string() + "'", dir, out) == 2);
+  CHECK(out.find("sets 'seed', which is not an option of 'intl plot'") != std::string::npos);
 }

@@ -1,5 +1,5 @@
 // The result format: round trips (NaN and inf included), atomic writes, errors that name the file and the
-// field for malformed, truncated and foreign JSON, and older files without optional fields.
+// field for malformed, truncated and foreign JSON or a folder, and older files without optional fields.
 #include <doctest/doctest.h>
 #include <unistd.h>
 
@@ -198,6 +198,14 @@ TEST_CASE("load errors name the file and the field") {
   }
   SUBCASE("a missing file") {
     CHECK(load_error(dir / "nope.json").find("nope.json: cannot open the result file (No such file") != std::string::npos);
+  }
+  SUBCASE("a folder") {
+    fs::create_directories(dir / "run");
+    CHECK(load_error(dir / "run") == (dir / "run").string() + ": a folder, not a result file; give the path of a "
+                                                              "RESULT.json file");
+    save_result(sample_result(), (dir / "run" / "RESULT.json").string());
+    CHECK(load_error(dir / "run") == (dir / "run").string() + ": a folder, not a result file; give '" +
+                                         (dir / "run" / "RESULT.json").string() + "'");
   }
 }
 
