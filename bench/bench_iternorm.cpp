@@ -74,7 +74,7 @@ void add_bench_iternorm(CLI::App& bench) {
   cmd->add_option("--m", opts->m, "batch size (rows)")->capture_default_str()->check(CLI::Range(2, 1 << 16));
   cmd->add_option("--d", opts->d, "embedding dimension")->capture_default_str()->check(CLI::Range(2, 1 << 20));
   cmd->add_option("--T", opts->T, "Newton iterations")->capture_default_str()->check(CLI::Range(0, 100));
-  cmd->add_option("--budget", opts->budget, "seconds of timed repetitions")->capture_default_str();
+  cmd->add_option("--budget", opts->budget, "seconds of timed repetitions")->check(cli::positive())->capture_default_str();
   cli::add_loss_form_option(*cmd, opts->form);
   cmd->add_option("--profile", opts->profile_runs,
                   "then N more runs with every backend primitive synchronised and timed: where the time goes")

@@ -60,22 +60,6 @@ bool unset(const EvalCommandOptions& o, const char* name) {
   return !opt || opt->count() == 0;
 }
 
-// A check for options that must be a finite number > 0 (`positive`) or >= 0, whose message names the value
-// found (non_negative() lets "inf" through).
-CLI::Validator finite_number(bool positive) {
-  return CLI::Validator(
-      [positive](std::string& text) -> std::string {
-        try {
-          size_t used = 0;
-          const double v = std::stod(text, &used);
-          if (used == text.size() && std::isfinite(v) && (positive ? v > 0 : v >= 0)) return "";
-        } catch (const std::exception&) {
-        }
-        return std::string("must be a finite number ") + (positive ? "> 0" : ">= 0") + ", found '" + text + "'";
-      },
-      positive ? "NUMBER > 0" : "NUMBER >= 0");
-}
-
 // The folder RESULT.json goes to (--out, or runs/eval-MODE-TIME), checked before any work: it is a folder or
 // can be created as one, the nearest existing folder on its path is writable, and it holds no RESULT.json
 // unless --overwrite. Nothing is created here; save_result creates the folder at the end.
@@ -308,7 +292,7 @@ void add_mode(CLI::App& eval, const std::string& mode, const std::string& help) 
   cmd->add_option("--base-width", o->fallback.base_width, "base width of a plain weights file")->capture_default_str();
   cmd->add_option("--image-size", o->image_size,
                   "images are resized to this side (image folders: crop side, 224 by default, Resize(side x 256 / 224))")
-      ->check(finite_number(true))
+      ->check(positive())
       ->capture_default_str();
   cmd->add_option("--train-images", o->train_images, "use the first N training images (0: all)")
       ->check(non_negative())
@@ -318,14 +302,14 @@ void add_mode(CLI::App& eval, const std::string& mode, const std::string& help) 
       ->capture_default_str();
   cmd->add_option("--workers", o->workers, "data loader threads")->check(non_negative())->capture_default_str();
   if (mode == "knn") {
-    cmd->add_option("--k", o->k, "neighbours")->check(finite_number(true))->capture_default_str();
+    cmd->add_option("--k", o->k, "neighbours")->check(positive())->capture_default_str();
     cmd->add_option("--distance", o->distance, "euclidean | cosine")
         ->check(CLI::IsMember({"euclidean", "cosine"}))
         ->capture_default_str();
     cmd->add_flag("--weighted", o->weighted,
                   "weighted vote exp(similarity / temperature) (InstDisc's kNN: use with --k 200 --distance cosine)");
     cmd->add_option("--temperature", o->temperature, "temperature of the weighted vote")
-        ->check(finite_number(true))
+        ->check(positive())
         ->capture_default_str();
   } else {
     if (mode == "linear")
@@ -340,27 +324,27 @@ void add_mode(CLI::App& eval, const std::string& mode, const std::string& help) 
                       "the images, round-robin over the classes");
       cmd->add_option("--backbone-lr", o->backbone_lr,
                       "backbone rate per 256 images (0: 0.006, or 0.004 for multi-crop + EMA models)")
-          ->check(finite_number(false))
+          ->check(non_negative())
           ->capture_default_str();
     }
     cmd->add_option("--momentum", o->momentum, "SGD momentum (ImageNet protocols)")
-        ->check(finite_number(false))
+        ->check(non_negative())
         ->capture_default_str();
     cmd->add_option("--max-steps", o->max_steps, "stop training after this many steps (checks)")->group("");
     cmd->add_option("--epochs", o->epochs, "epochs of the classifier (ImageNet protocols: 100 linear, 20 semi)")
-        ->check(finite_number(true))
+        ->check(positive())
         ->capture_default_str();
-    cmd->add_option("--batch-size", o->batch_size, "batch size")->check(finite_number(true))->capture_default_str();
+    cmd->add_option("--batch-size", o->batch_size, "batch size")->check(positive())->capture_default_str();
     cmd->add_option("--lr", o->lr,
                     "CIFAR: Adam rate at the start; ImageNet: classifier SGD rate per 256 images (0.2; linear 0.4 "
                     "for multi-crop + EMA models)")
-        ->check(finite_number(true))
+        ->check(positive())
         ->capture_default_str();
     cmd->add_option("--final-lr", o->final_lr, "learning rate reached at the end (exponential decay per epoch)")
-        ->check(finite_number(true))
+        ->check(positive())
         ->capture_default_str();
     cmd->add_option("--weight-decay", o->weight_decay, "Adam weight decay")
-        ->check(finite_number(false))
+        ->check(non_negative())
         ->capture_default_str();
   }
   cmd->add_flag("--overwrite", o->overwrite, "replace a RESULT.json already in --out (without it, such a folder is "

@@ -132,6 +132,7 @@ void add_pretrain_command(CLI::App& app) {
   cmd->add_flag("--resume", o->resume, "continue the run in --out from its newest checkpoint");
   cmd->add_option("--resume-from", o->resume_from, "continue from this checkpoint (with --out)");
   cmd->add_option("--log-every", o->log_every, "seconds between progress lines when not on a terminal")
+      ->check(positive())
       ->capture_default_str();
   cmd->add_option("--max-steps", o->max_steps, "stop after this many steps in all (checks of scaled-down runs)")
       ->group("");

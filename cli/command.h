@@ -47,9 +47,10 @@ void add_config_option(CLI::App& cmd);
 // --loss-form auto | spectral | newton: how a two-view INTL loss is computed (losses/intl_loss.h).
 void add_loss_form_option(CLI::App& cmd, IntlLossForm& form);
 
-// A check for options that must be a number >= 0, whose message names the value found (CLI11's own
-// NonNegativeNumber prints the largest double as the upper bound).
+// Checks for options that must be a finite number >= 0 or > 0, whose message names the value found (CLI11's
+// NonNegativeNumber prints the largest double as the upper bound, and its Range lets NaN through).
 CLI::Validator non_negative();
+CLI::Validator positive();
 
 // The result files named on a command line; one that cannot be read or parsed is a UsageError (exit 2) naming
 // the file and what is wrong.

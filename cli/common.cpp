@@ -2,6 +2,7 @@
 // --config: a flat object whose keys are option names without dashes ("T", "method", "init-cond"); a list
 // value gives several values; the command line wins over the file; and the reading of comma-list options.
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -204,19 +205,24 @@ std::vector<results::Result> load_result_files(const std::vector<std::string>& p
   return loaded;
 }
 
-CLI::Validator non_negative() {
+namespace {
+CLI::Validator finite_number(bool positive) {
   return CLI::Validator(
-      [](std::string& text) -> std::string {
+      [positive](std::string& text) -> std::string {
         try {
           size_t used = 0;
           const double v = std::stod(text, &used);
-          if (used == text.size() && v >= 0) return "";
+          if (used == text.size() && std::isfinite(v) && (positive ? v > 0 : v >= 0)) return "";
         } catch (const std::exception&) {
         }
-        return "must be a number >= 0, found '" + text + "'";
+        return std::string("must be a finite number ") + (positive ? "> 0" : ">= 0") + ", found '" + text + "'";
       },
-      "NUMBER >= 0");
+      positive ? "NUMBER > 0" : "NUMBER >= 0");
 }
+}  // namespace
+
+CLI::Validator non_negative() { return finite_number(false); }
+CLI::Validator positive() { return finite_number(true); }
 
 void add_loss_form_option(CLI::App& cmd, IntlLossForm& form) {
   cmd.add_option_function<std::string>(

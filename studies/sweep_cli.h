@@ -19,6 +19,7 @@ void add_sweep_options(CLI::App& cmd, std::shared_ptr<Options> options, Run run)
   auto common = std::make_shared<CommonOptions>();
   cmd.add_option("--workers", options->workers, "data loader threads")->capture_default_str();
   cmd.add_option("--log-every", options->log_every, "seconds between progress lines when not on a terminal")
+      ->check(positive())
       ->capture_default_str();
   cmd.add_flag("--checkpoints,!--no-checkpoints", options->checkpoints,
                std::string("checkpoint every epoch, for --resume midway (default: ") +

@@ -77,8 +77,8 @@ TEST_CASE("eval: out-of-range options are refused when parsed, naming the option
       {"linear", "--final-lr", "0", "--final-lr: must be a finite number > 0, found '0'"},
       {"linear", "--final-lr", "nan", "--final-lr: must be a finite number > 0, found 'nan'"},
       {"linear", "--weight-decay", "-1", "--weight-decay: must be a finite number >= 0, found '-1'"},
-      {"linear", "--test-images", "-3", "--test-images: must be a number >= 0, found '-3'"},
-      {"knn", "--train-images", "-1", "--train-images: must be a number >= 0, found '-1'"},
+      {"linear", "--test-images", "-3", "--test-images: must be a finite number >= 0, found '-3'"},
+      {"knn", "--train-images", "-1", "--train-images: must be a finite number >= 0, found '-1'"},
       {"knn", "--image-size", "0", "--image-size: must be a finite number > 0, found '0'"},
       {"knn", "--k", "0", "--k: must be a finite number > 0, found '0'"},
   };

@@ -74,7 +74,7 @@ TEST_CASE("pretrain names impossible options with their values") {
       {{"--batch-size", "4"}, "which is negative at batch 4; below batch 8 give --beta"},
       {{"--epochs", "1"}, "--warmup-epochs 2 must be in 0..--epochs (1)"},
       {{"--train-images", "-1"}, "--train-images and --test-images must be >= 0"},
-      {{"--log-every", "nan"}, "--log-every must be > 0 seconds"},
+      {{"--log-every", "nan"}, "--log-every: must be a finite number > 0, found 'nan'"},
   };
   for (const auto& c : cases) {
     std::vector<std::string> args{"pretrain", "cifar10", "--data-dir", t.file("none"), "--out", t.file("o")};
