@@ -3,6 +3,7 @@
 // RESULT.json plus the Figure II / III SVGs in --out.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -140,13 +141,18 @@ void run_command(const Toy2dCommand& c) {
     for (size_t i = 0; i < grid.size(); ++i) {
       const RunSpec& spec = grid[i];
       const std::string prefix = "toy2d: run " + std::to_string(i + 1) + "/" + std::to_string(grid.size()) + " " + spec.name;
-      auto last = std::chrono::steady_clock::now();
+      const auto run_start = std::chrono::steady_clock::now();
+      auto last = run_start;
       auto on_epoch = [&](int epoch, double loss) {
         if (!tty) return;
         const auto now = std::chrono::steady_clock::now();
         if (now - last < std::chrono::milliseconds(100) && epoch + 1 < spec.epochs) return;
         last = now;
-        std::fprintf(stderr, "\r\033[K%s: epoch %d/%d, loss %.3g", prefix.c_str(), epoch + 1, spec.epochs, loss);
+        // The rest of this run and the runs after it, at this run's pace.
+        const double s = std::chrono::duration<double>(now - run_start).count(), per_epoch = s / (epoch + 1);
+        const double eta = per_epoch * (spec.epochs - epoch - 1 + double(spec.epochs) * (grid.size() - i - 1));
+        std::fprintf(stderr, "\r\033[K%s: epoch %d/%d, loss %.3g, lr %g, %.0f points/s, ETA %.0f s", prefix.c_str(),
+                     epoch + 1, spec.epochs, loss, spec.lr, (epoch + 1) * toy2d::kPoints / std::max(s, 1e-9), eta);
       };
       outputs.push_back(toy2d::run_toy2d(spec, on_epoch));
       const RunOutput& r = outputs.back();

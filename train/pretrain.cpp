@@ -31,10 +31,24 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
+// The training rate in the result file of an earlier process of the run; 0 when it holds none.
+double recorded_rate(const std::string& result_path) {
+  try {
+    const results::Result r = results::load_result(result_path);
+    return r.runs.empty() ? 0 : r.runs[0].metrics.at("images_per_s");
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
 std::string fmt_number(double v) {  // as the user would type it
   char buf[32];
   std::snprintf(buf, sizeof buf, "%g", v);
   return buf;
+}
+
+bool wants(const PretrainOptions& o, const std::string& what) {
+  return std::find(o.final_eval.begin(), o.final_eval.end(), what) != o.final_eval.end();
 }
 
 void validate(const PretrainOptions& o) {
@@ -77,12 +91,9 @@ void validate(const PretrainOptions& o) {
   need(!o.model.projector.empty(), "--projector needs at least one width");
   for (const std::string& e : o.final_eval)
     need(e == "knn" || e == "linear" || e == "none", "--final-eval takes knn, linear or none, found '" + e + "'");
+  need(!wants(o, "none") || o.final_eval.size() == 1, "--final-eval none stands alone (found it with others)");
   need((!o.resume && o.resume_from.empty()) || !o.out.empty(),
        "--resume and --resume-from need --out: the folder of the run to continue");
-}
-
-bool wants(const PretrainOptions& o, const std::string& what) {
-  return std::find(o.final_eval.begin(), o.final_eval.end(), what) != o.final_eval.end();
 }
 
 }  // namespace
@@ -330,11 +341,14 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
               o.dataset.c_str(), train_data.size(), steps_per_epoch, o.epochs, schedule.base_lr, beta,
               device_name(device), o.out.c_str());
   if (!resume_from.empty()) std::printf("resuming from %s\n", resume_from.c_str());
+  // A resumed run with no step left times nothing: the rate its earlier process measured stays in the result.
+  const double earlier_rate = resume_from.empty() || !fs::exists(result_path) ? 0 : recorded_rate(result_path);
   const TrainOutcome outcome = train_loop(parts, tc, run, publish);
+  const double images_per_s = outcome.images_per_s > 0 ? outcome.images_per_s : earlier_rate;
 
   PretrainOutcome out;
   out.result_path = result_path;
-  run.metrics["images_per_s"] = outcome.images_per_s;
+  run.metrics["images_per_s"] = images_per_s;
   if (outcome.status != TrainStatus::finished) {
     out.status = outcome.status == TrainStatus::diverged ? PretrainStatus::diverged : PretrainStatus::interrupted;
     out.message = outcome.message;
@@ -395,7 +409,7 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
   }
   publish();
   plot::write_study_figures(result, o.out);
-  std::string summary = "pretrain " + o.dataset + ": done, " + std::to_string(int(std::lround(outcome.images_per_s))) +
+  std::string summary = "pretrain " + o.dataset + ": done, " + std::to_string(int(std::lround(images_per_s))) +
                         " images/s";
   for (const auto& [name, value] : run.metrics)
     if (name.find("top") != std::string::npos) summary += ", " + name + " " + std::to_string(value);
