@@ -138,6 +138,27 @@ TEST_CASE("pretrain killed (SIGKILL) or stopped (SIGINT) and resumed ends bit fo
   }
 }
 
+TEST_CASE("--resume on a damaged newest checkpoint names it and the checkpoint --resume takes once it is moved") {
+  TempDir dir;
+  make_synthetic_cifar(dir / "data", CifarKind::cifar10, 64, 10, 1);
+  const std::string out = dir / "run";
+  std::vector<std::string> args = tiny_args(dir / "data", out, 3);
+  args.insert(args.end(), {"--max-steps", "8"});  // two epochs of four steps: two checkpoints
+  REQUIRE(run_intl(args, dir / "first.log") == 0);
+  const std::string newest = out + "/checkpoints/ckpt-e0002.safetensors";
+  REQUIRE(fs::exists(newest));
+  fs::resize_file(newest, 100);
+  args = tiny_args(dir / "data", out, 3);
+  args.push_back("--resume");
+  CHECK(run_intl(args, dir / "resume.log") == 1);
+  const std::string log = read_text(dir / "resume.log");
+  CHECK(log.find("'" + newest + "'") != std::string::npos);
+  CHECK(log.find("move it away and --resume takes '" + out + "/checkpoints/ckpt-e0001.safetensors'") !=
+        std::string::npos);
+  fs::remove(newest);
+  CHECK(run_intl(args, dir / "resumed.log") == 0);
+}
+
 TEST_CASE("--loss-form newton trains along the spectral form's loss curve (the same loss, computed two ways)") {
   TempDir dir;
   make_synthetic_cifar(dir / "data", CifarKind::cifar10, 64, 10, 1);

@@ -3,6 +3,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cmath>
@@ -153,7 +154,21 @@ TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, 
   TrainPosition pos;
   EpochSums sums;
   if (!config.resume_from.empty()) {
-    CheckpointState state = load_checkpoint(config.resume_from, *parts.model, parts.optimizer);
+    CheckpointState state;
+    try {
+      state = load_checkpoint(config.resume_from, *parts.model, parts.optimizer);
+    } catch (const Error& e) {
+      // Checkpoints are written atomically, so a damaged one was damaged later: name the one --resume takes
+      // once this one is moved away.
+      const std::vector<std::string> all =
+          checkpoints ? list_checkpoints(config.checkpoint_dir) : std::vector<std::string>{};
+      const auto at = std::find(all.begin(), all.end(), config.resume_from);
+      std::string next = "; move it away, or give another checkpoint with --resume-from";
+      if (at != all.end())
+        next = at == all.begin() ? "; move it away and run without --resume to start again (no older checkpoint)"
+                                 : "; move it away and --resume takes '" + *(at - 1) + "'";
+      throw Error(std::string(e.what()) + next);
+    }
     const std::string diff = recipe_differences(state.recipe, config.recipe);
     if (!diff.empty())
       throw UsageError("cannot resume from '" + config.resume_from + "': it was trained with other options:\n" +
