@@ -3,6 +3,7 @@
 // value gives several values; the command line wins over the file; and the reading of comma-list options.
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -152,11 +153,15 @@ void add_common_options(CLI::App& cmd, CommonOptions& opts) {
   cmd.add_option("--device", opts.device, "cpu | cuda | auto (cuda when a GPU is usable)")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
       ->capture_default_str();
-  // A 64-bit unsigned seed: "-1" would otherwise wrap to 2^64 - 1 without a word.
+  // A 64-bit unsigned seed: "-1" would otherwise wrap to 2^64 - 1, and a longer number saturate, without a word.
   cmd.add_option("--seed", opts.seed, "random seed (data, initialisation, augmentation)")
       ->check(CLI::Validator(
           [](const std::string& value) -> std::string {
-            return value.find('-') == std::string::npos ? "" : "'" + value + "' is negative; give an integer >= 0";
+            const bool digits = !value.empty() && value.find_first_not_of("0123456789") == std::string::npos;
+            if (!digits) return "'" + value + "' is not an integer >= 0";
+            errno = 0;
+            std::strtoull(value.c_str(), nullptr, 10);
+            return errno == ERANGE ? "'" + value + "' is larger than 2^64 - 1" : "";
           },
           "", "non-negative"))
       ->capture_default_str();

@@ -343,10 +343,12 @@ TEST_CASE("the command line's own errors name the command and its --help; --seed
   CHECK(out == "intl: A subcommand is required (see 'intl --help')\n");
   // "-1" would convert to 2^64 - 1 without a word; from a --config file as from the command line.
   CHECK(run_intl("run toy2d --seed -1", tmp.path, out) == 2);
-  CHECK(out.find("intl: --seed: '-1' is negative; give an integer >= 0") == 0);
+  CHECK(out.find("intl: --seed: '-1' is not an integer >= 0") == 0);
+  CHECK(run_intl("run toy2d --seed 99999999999999999999", tmp.path, out) == 2);  // would saturate
+  CHECK(out.find("intl: --seed: '99999999999999999999' is larger than 2^64 - 1") == 0);
   std::ofstream(tmp.path / "seed.json") << "{\"seed\": -1}";
   CHECK(run_intl("run toy2d --config '" + (tmp.path / "seed.json").string() + "'", tmp.path, out) == 2);
-  CHECK(out.find("'-1' is negative") != std::string::npos);
+  CHECK(out.find("'-1' is not an integer >= 0") != std::string::npos);
   CHECK(run_intl("--help", tmp.path, out) == 0);
   CHECK(run_intl("--version", tmp.path, out) == 0);
   CHECK(out == std::string(INTL_VERSION) + " (" + intl::git_revision() + ")\n");
