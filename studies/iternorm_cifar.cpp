@@ -175,6 +175,11 @@ results::Result run_iternorm_cifar(const IternormCifarOptions& options) {
   validate(options);
   IternormCifarOptions o = options;
   if (o.out.empty()) o.out = results::default_out_dir("iternorm-cifar");
+  for (int e : o.drops)
+    if (e >= o.epochs)
+      std::fprintf(stderr, "iternorm-cifar: --drops %d falls at or before the start of a %d-epoch run: its x%g "
+                   "applies from the first step (give --drops under --epochs to place it)\n",
+                   e, o.epochs, o.drop_factor);
   const Device device = resolve_device(o.device);
   o.loss_form = resolve_intl_loss_form(o.loss_form, device);  // results record the form that ran
   Sweep sweep("iternorm-cifar", "run iternorm-cifar", o.out, o.resume, device, o.seed, iternorm_cifar_config(o));
