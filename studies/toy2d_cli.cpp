@@ -83,7 +83,7 @@ toy2d::StudyOptions study_options(const Toy2dCommand& c) {
   if (c.init_option->count() > 0 && c.init_cond_option->count() > 0)
     throw UsageError("--init-cond: cannot be combined with --init; give one (--init well|ill, or --init-cond C >= 1)");
   o.init = c.init;
-  o.init_cond = doubles("--init-cond", c.init_cond, "condition numbers >= 1");
+  o.init_cond = doubles("--init-cond", c.init_cond, "condition numbers in [1, 1e12]");
   o.epochs = ints("--epochs", c.epochs, "integers 1..1000000");
   o.batch = ints("--batch", c.batch, "integers 4..512");
   o.lr = doubles("--lr", c.lr, "finite numbers > 0");
@@ -192,7 +192,7 @@ void add_run_toy2d(CLI::App& run) {
   list("--beta", c->beta, "NUM,...", "trace-loss weight for intl, >= 0");
   c->init_option = list("--init", c->init, "NAME,...", "initial spectrum: well (condition number 2) | ill (1000)");
   c->init_cond_option =
-      list("--init-cond", c->init_cond, "NUM,...", "initial condition number lambda_1/lambda_2 of cov(Z), >= 1 (instead of --init)");
+      list("--init-cond", c->init_cond, "NUM,...", "initial condition number lambda_1/lambda_2 of cov(Z), 1..1e12 (instead of --init)");
   list("--epochs", c->epochs, "INT,...", "epochs of 512 points (16 iterations each at batch 32)");
   list("--batch", c->batch, "INT,...", "batch size, 4..512 (the remainder of an epoch is dropped)");
   list("--lr", c->lr, "NUM,...", "SGD learning rate (no momentum, no weight decay)");

@@ -181,6 +181,8 @@ TEST_CASE("toy2d: option checks name the option and the allowed values") {
   o = {};
   o.init_cond = {0.5};
   CHECK(message(o).rfind("--init-cond: 0.5 is out of range", 0) == 0);
+  o.init_cond = {1e300};  // the spectrum it asks for does not fit in double precision
+  CHECK(message(o).rfind("--init-cond: 1e+300 is out of range; allowed: condition numbers in [1, 1e12]", 0) == 0);
   o = {};
   o.batch = {2};
   CHECK(message(o).rfind("--batch:", 0) == 0);
