@@ -8,6 +8,7 @@
 #include "cli/command.h"
 #include "engine/error.h"
 #include "results/diff.h"
+#include "results/out_dir.h"
 
 namespace intl::cli {
 
@@ -58,6 +59,7 @@ void add_diff_command(CLI::App& app) {
         patterns.push_back(p);
       }
     opts->diff.key_patterns = patterns;
+    if (!opts->out.empty()) results::check_out_dir(opts->out);  // a bad path is bad usage, not a difference
     const std::vector<results::Result> loaded = load_result_files(opts->files);
     const auto comparison =
         results::compare_results(loaded, results::column_names(opts->files), opts->diff);

@@ -64,20 +64,9 @@ bool unset(const EvalCommandOptions& o, const char* name) {
 // can be created as one, the nearest existing folder on its path is writable, and it holds no RESULT.json
 // unless --overwrite. Nothing is created here; save_result creates the folder at the end.
 std::string checked_out_dir(const EvalCommandOptions& o) {
-  namespace fs = std::filesystem;
   const std::string out = o.common.out.empty() ? results::default_out_dir("eval-" + o.mode) : o.common.out;
-  std::error_code ec;
-  if (fs::exists(out, ec) && !fs::is_directory(out, ec))
-    throw UsageError("--out: '" + out + "' is a file, not a folder; give a folder for RESULT.json");
+  results::check_out_dir(out);
   if (!o.overwrite) results::refuse_existing_result(out, "pass --overwrite to replace it, or choose another --out");
-  fs::path existing = fs::absolute(out, ec);
-  while (!fs::exists(existing, ec) && existing.has_parent_path() && existing != existing.parent_path())
-    existing = existing.parent_path();
-  if (!fs::is_directory(existing, ec))
-    throw UsageError("--out: '" + existing.string() + "' is a file, not a folder; give a folder for RESULT.json");
-  if (::access(existing.c_str(), W_OK | X_OK) != 0)
-    throw UsageError("--out: cannot write into '" + existing.string() + "' (" + std::strerror(errno) +
-                     "); give a writable folder");
   return out;
 }
 

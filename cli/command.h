@@ -37,12 +37,18 @@ struct CommonOptions {
 // Adds --device, --seed, --out, --config (add_config_option), --verbose, --precision and --conv-algo, and makes
 // every comma-list option added before it (->delimiter(',')) take exactly one word per occurrence ("--T 1,3,5",
 // repeatable: "--T 1 --T 3"), refusing empty items ("1,,3", "1,", ","). Call it after the command's options.
+// Such a list option must be bound to a variable (it keeps CLI11's conversion), and its ->check() validators see
+// the whole word ("1,3,5"): check the items in the command instead.
 void add_common_options(CLI::App& cmd, CommonOptions& opts);
 
 // --config FILE.json: any of the command's options from a JSON object (keys without dashes; a list gives
 // several values; keys starting with "_" are notes); the command line wins. The file is applied before CLI11
 // checks ->required(), so a required option may come from it. Errors name the file and the key.
 void add_config_option(CLI::App& cmd);
+
+// Whether `option`'s value came from a --config file rather than the command line: for options that exclude
+// each other, where the command line's should win over the file's.
+bool set_by_config(const CLI::Option* option);
 
 // --loss-form auto | spectral | newton: how a two-view INTL loss is computed (losses/intl_loss.h).
 void add_loss_form_option(CLI::App& cmd, IntlLossForm& form);

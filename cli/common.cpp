@@ -23,6 +23,7 @@ namespace {
 std::string scalar_text(const nlohmann::json& v, const std::string& where) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
+  if (v.is_number_unsigned()) return std::to_string(v.get<unsigned long long>());
   if (v.is_number_integer()) return std::to_string(v.get<long long>());
   if (v.is_number()) {
     std::ostringstream s;
@@ -72,7 +73,14 @@ nlohmann::json read_config_object(const std::string& path) {
 
 // Sets every option the file names and the command line left unset, and runs its callback, so conversion
 // and checks apply as on the command line and their errors name the file and the key.
+std::set<const CLI::Option*>& config_set_options() {
+  static std::set<const CLI::Option*> options;
+  return options;
+}
+
 void apply_config_file(CLI::App& cmd, const std::string& path) {
+  const CLI::Option* help = cmd.get_help_ptr();
+  if (help && help->count() > 0) return;  // --help is answered whatever the file holds
   const nlohmann::json j = read_config_object(path);
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& key = it.key();
@@ -101,6 +109,7 @@ void apply_config_file(CLI::App& cmd, const std::string& path) {
         opt->add_result(text);
       }
       opt->run_callback();
+      config_set_options().insert(opt);
     } catch (const CLI::ConversionError&) {
       throw UsageError(where + ": " + v.dump() + " is not a valid " + opt->get_type_name());
     } catch (const CLI::ParseError& e) {
@@ -159,6 +168,8 @@ void add_common_options(CLI::App& cmd, CommonOptions& opts) {
           [](const std::string& value) -> std::string {
             const bool digits = !value.empty() && value.find_first_not_of("0123456789") == std::string::npos;
             if (!digits) return "'" + value + "' is not an integer >= 0";
+            // CLI11 reads a leading 0 as octal ("010" would be 8).
+            if (value.size() > 1 && value[0] == '0') return "'" + value + "' has a leading 0; write it without";
             errno = 0;
             std::strtoull(value.c_str(), nullptr, 10);
             return errno == ERANGE ? "'" + value + "' is larger than 2^64 - 1" : "";
@@ -227,6 +238,8 @@ CLI::Validator finite_number(bool positive) {
 }  // namespace
 
 CLI::Validator non_negative() { return finite_number(false); }
+
+bool set_by_config(const CLI::Option* option) { return config_set_options().count(option) > 0; }
 CLI::Validator positive() { return finite_number(true); }
 
 void add_loss_form_option(CLI::App& cmd, IntlLossForm& form) {

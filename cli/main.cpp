@@ -92,7 +92,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "intl: %s\n", unknown.c_str());
       return 2;
     }
-    std::fprintf(stderr, "intl: %s (see '%s --help')\n", e.what(), command_path(app).c_str());
+    // Words left over after an option are most often a list written with spaces ("--T 1 3 5").
+    const char* hint = dynamic_cast<const CLI::ExtrasError*>(&e) ? "; a list is one word: --T 1,3,5" : "";
+    std::fprintf(stderr, "intl: %s%s (see '%s --help')\n", e.what(), hint, command_path(app).c_str());
     return 2;
   } catch (const intl::cli::ExitCode& e) {
     return e.code;

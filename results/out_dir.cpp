@@ -3,6 +3,8 @@
 
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -25,10 +27,25 @@ std::string default_out_dir(const std::string& name) {
   return dir;
 }
 
+void check_out_dir(const std::string& dir) {
+  std::error_code ec;
+  if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
+    throw UsageError("--out: '" + dir + "' is a file, not a folder; give a folder for --out");
+  fs::path existing = fs::absolute(dir, ec);
+  while (!fs::exists(existing, ec) && existing.has_parent_path() && existing != existing.parent_path())
+    existing = existing.parent_path();
+  if (!fs::is_directory(existing, ec))
+    throw UsageError("--out: '" + existing.string() + "' is a file, not a folder; give a folder for --out");
+  if (::access(existing.c_str(), W_OK | X_OK) != 0)
+    throw UsageError("--out: cannot write into '" + existing.string() + "' (" + std::strerror(errno) +
+                     "); give a writable folder");
+}
+
 bool prepare_out_dir(const std::string& dir) {
   std::error_code ec;
   const bool existed = fs::exists(dir, ec);
-  if (existed && !fs::is_directory(dir, ec)) throw UsageError("--out: '" + dir + "' exists and is not a folder");
+  if (existed && !fs::is_directory(dir, ec))
+    throw UsageError("--out: '" + dir + "' is a file, not a folder; give a folder for --out");
   if (!existed && !fs::create_directories(dir, ec))
     throw UsageError("--out: cannot create folder '" + dir + "' (" + ec.message() + "); give a writable folder");
   const fs::path probe = fs::path(dir) / (".intl-probe." + std::to_string(getpid()));

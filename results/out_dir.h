@@ -9,6 +9,11 @@ namespace intl::results {
 // a run started in the same second already took it.
 std::string default_out_dir(const std::string& name);
 
+// Checks, creating nothing, that `dir` is a folder or can be made one: not a file, and the nearest existing
+// folder on its path writable. UsageError naming the path otherwise. For commands that make the folder only
+// once their work has succeeded.
+void check_out_dir(const std::string& dir);
+
 // Creates `dir` (and its parents) if needed and proves it writable with a probe file; UsageError naming the
 // folder otherwise. Returns whether it was created.
 bool prepare_out_dir(const std::string& dir);

@@ -283,14 +283,21 @@ results::Result run_iternorm_cifar(const IternormCifarOptions& options) {
         train::EvalOptions final_eval = eval;
         final_eval.knn = knn.x.empty() || knn.x.back() != double(o.epochs);
         final_eval.linear = o.linear_epochs > 0;
-        for (const auto& [metric, value] : train::evaluate_backbone(model.backbone(), data.train, data.test, final_eval))
-          run.metrics[metric] = value;
+        try {
+          for (const auto& [metric, value] :
+               train::evaluate_backbone(model.backbone(), data.train, data.test, final_eval))
+            run.metrics[metric] = value;
+        } catch (const Error& e) {  // one run's failed evaluation (a diverging linear classifier) is its result
+          std::fprintf(stderr, "iternorm-cifar: %s: the final evaluation failed: %s\n", name.c_str(), e.what());
+          run.events.push_back({"note", 0, std::string("the final evaluation failed: ") + e.what(), json::object()});
+          final_eval.knn = false;
+        }
         if (final_eval.knn) {
           knn.x_label = "epoch";
           knn.x.push_back(double(o.epochs));
           knn.y.push_back(run.metrics[knn_metric]);
         }
-        run.metrics[knn_metric] = knn.y.back();
+        if (!knn.y.empty()) run.metrics[knn_metric] = knn.y.back();
       }
       sweep.finish_run(name, outcome.status == train::TrainStatus::finished ? "finished" : "diverged");
       sweep.publish();

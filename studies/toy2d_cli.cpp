@@ -80,10 +80,13 @@ toy2d::StudyOptions study_options(const Toy2dCommand& c) {
   o.T = ints("--T", c.T, "integers 0..64");
   o.p = doubles("--p", c.p, "numbers in [0, 1] (0.5 whitens)");
   o.beta = doubles("--beta", c.beta, "finite numbers >= 0");
-  if (c.init_option->count() > 0 && c.init_cond_option->count() > 0)
+  // Both given: the command line's wins over a --config file's; both on one side is a mistake.
+  const bool both = c.init_option->count() > 0 && c.init_cond_option->count() > 0;
+  const bool init_from_file = set_by_config(c.init_option), cond_from_file = set_by_config(c.init_cond_option);
+  if (both && init_from_file == cond_from_file)
     throw UsageError("--init-cond: cannot be combined with --init; give one (--init well|ill, or --init-cond C >= 1)");
-  o.init = c.init;
-  o.init_cond = doubles("--init-cond", c.init_cond, "condition numbers in [1, 1e12]");
+  if (!both || !init_from_file) o.init = c.init;
+  if (!both || !cond_from_file) o.init_cond = doubles("--init-cond", c.init_cond, "condition numbers in [1, 1e12]");
   o.epochs = ints("--epochs", c.epochs, "integers 1..1000000");
   o.batch = ints("--batch", c.batch, "integers 4..512");
   o.lr = doubles("--lr", c.lr, "finite numbers > 0");

@@ -373,7 +373,8 @@ TEST_CASE("a comma list takes one word per occurrence and refuses empty items") 
   CHECK(run_intl("run whiten-instability --d ''", tmp.path, out) == 2);
   CHECK(out.find("intl: --d: the value is empty") == 0);
   CHECK(run_intl("run toy2d --T 1 3", tmp.path, out) == 2);
-  CHECK(out == "intl: The following argument was not expected: 3 (see 'intl run toy2d --help')\n");
+  CHECK(out == "intl: The following argument was not expected: 3; a list is one word: --T 1,3,5 (see 'intl run "
+               "toy2d --help')\n");
   // Repeated, each occurrence adds its items; a --config list is one word too.
   CHECK(run_intl("run toy2d --T 1 --T 3 --epochs 1 --out '" + (tmp / "a") + "'", tmp.path, out) == 0);
   std::ofstream(tmp / "lists.json") << R"({"T": [1, 3], "epochs": 1})";
@@ -412,6 +413,31 @@ TEST_CASE("--config errors name the file and the key") {
   const std::string boolean = config("boolean.json", R"({"decay-1d": "no"})");
   CHECK(run_intl("pretrain cifar10 --data-dir x --config '" + boolean + "'", tmp.path, out) == 2);
   CHECK(out == "intl: --config: '" + boolean + "': key 'decay-1d': --decay-1d takes true or false, found \"no\"\n");
+}
+
+TEST_CASE("--config: unsigned 64-bit numbers, --help whatever the file, and the command line's choice between "
+          "options that exclude each other") {
+  TempDir tmp;
+  std::string out;
+  std::ofstream(tmp / "seed.json") << R"({"seed": 18446744073709551615, "epochs": 1})";
+  CHECK(run_intl("run toy2d --config '" + (tmp / "seed.json") + "' --out '" + (tmp / "s") + "'", tmp.path, out) == 0);
+  CHECK(load_result(tmp / "s/RESULT.json").header.seed == 18446744073709551615ull);
+  CHECK(run_intl("run toy2d --seed 010", tmp.path, out) == 2);  // CLI11 would read it as octal 8
+  CHECK(out.find("intl: --seed: '010' has a leading 0") == 0);
+  CHECK(run_intl("run toy2d --config '" + (tmp / "none.json") + "' --help", tmp.path, out) == 0);
+  CHECK(out.find("Usage:") != std::string::npos);
+  // The file sets --init; --init-cond on the command line wins over it, as any command-line option does.
+  std::ofstream(tmp / "init.json") << R"({"init": ["well"], "epochs": 1})";
+  CHECK(run_intl("run toy2d --config '" + (tmp / "init.json") + "' --init-cond 5 --out '" + (tmp / "i") + "'",
+                 tmp.path, out) == 0);
+  CHECK(load_result(tmp / "i/RESULT.json").config.at("init-cond") == json::array({5.0}));
+  CHECK(run_intl("run toy2d --init well --init-cond 5", tmp.path, out) == 2);
+  // diff --out that cannot be a folder is bad usage (2), not a difference (1).
+  std::ofstream(tmp / "file") << "x";
+  CHECK(run_intl("diff '" + (tmp / "s/RESULT.json") + "' '" + (tmp / "s/RESULT.json") + "' --out '" + (tmp / "file") +
+                     "'",
+                 tmp.path, out) == 2);
+  CHECK(out.find("is a file, not a folder") != std::string::npos);
 }
 
 TEST_CASE("an option marked required may come from --config") {

@@ -149,7 +149,7 @@ TEST_CASE("eval --out: a RESULT.json there is kept unless --overwrite; a file is
     std::vector<std::string> a = f.args("knn", bad);
     a[3] = f.dir.str();  // --checkpoint
     CHECK(f.run(a, log) == 2);
-    CHECK_MESSAGE(has(log, "--out: '" + file + "' is a file, not a folder; give a folder for RESULT.json"), log);
+    CHECK_MESSAGE(has(log, "--out: '" + file + "' is a file, not a folder; give a folder for --out"), log);
   }
   CHECK(read_text(file) == "notes");
 }

@@ -35,7 +35,7 @@ TEST_CASE("prepare_out_dir makes the folder, refuses a file; refuse_existing_res
   CHECK_FALSE(results::prepare_out_dir(t.file("a/b")));
   CHECK(fs::is_empty(t.file("a/b")));  // the probe file is gone
   std::ofstream(t.file("plain")) << "x";
-  CHECK(usage_error([&] { results::prepare_out_dir(t.file("plain")); }).find("exists and is not a folder") !=
+  CHECK(usage_error([&] { results::prepare_out_dir(t.file("plain")); }).find("is a file, not a folder; give a folder for --out") !=
         std::string::npos);
 
   CHECK_NOTHROW(results::refuse_existing_result(t.file("a/b"), "go on"));
@@ -56,10 +56,15 @@ TEST_CASE("run toy2d and pretrain refuse a folder holding another run's RESULT.j
   CHECK(read_text(t.file("log3")).find("already holds a RESULT.json (from 'run toy2d')") != std::string::npos);
   CHECK(read_text(out + "/RESULT.json") == before);
 
+  // A run that fails on its data leaves no empty folder behind.
+  CHECK(run_intl({"pretrain", "cifar10", "--data-dir", t.file("none"), "--out", t.file("new")}, t.file("log5")) == 1);
+  CHECK(read_text(t.file("log5")).find("cannot open") != std::string::npos);
+  CHECK_FALSE(fs::exists(t.file("new")));
+
   std::ofstream(t.file("afile")) << "x";
   CHECK(run_intl({"pretrain", "cifar10", "--data-dir", t.file("none"), "--out", t.file("afile")}, t.file("log4")) ==
         2);
-  CHECK(read_text(t.file("log4")).find("'" + t.file("afile") + "' exists and is not a folder") != std::string::npos);
+  CHECK(read_text(t.file("log4")).find("'" + t.file("afile") + "' is a file, not a folder") != std::string::npos);
 }
 
 TEST_CASE("pretrain names impossible options with their values") {

@@ -162,7 +162,7 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
   // checkpoints is the trainer's to refuse or resume.
   if (!o.resume && o.resume_from.empty() && !fs::exists(checkpoint_dir))
     results::refuse_existing_result(o.out, "choose another --out, or remove it to start a run there");
-  results::prepare_out_dir(o.out);
+  results::check_out_dir(o.out);  // made once the data has loaded
   std::string resume_from = o.resume_from;
   if (o.resume && resume_from.empty()) {
     resume_from = latest_checkpoint(checkpoint_dir);
@@ -211,6 +211,7 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
   if ((wants(o, "knn") || o.eval_every > 0) && o.knn_k > train_data.size())
     throw UsageError("--knn-k " + std::to_string(o.knn_k) + " exceeds the " + std::to_string(train_data.size()) +
                      " training images the kNN accuracy votes among; lower --knn-k");
+  results::prepare_out_dir(o.out);
 
   o.model.ema = o.ema;
   SslModel model(o.model);

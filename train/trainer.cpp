@@ -103,13 +103,14 @@ void progress_from_json(const json& j, const std::string& where, results::Run& r
 
 std::string dump_value(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
 
-// The name of the first parameter whose gradient holds a NaN or an infinity ("" when all are finite). x * 0 is
-// 0 for every finite x and NaN otherwise, so one sum per gradient decides, on any device.
-std::string first_nonfinite_gradient(const Module& model) {
+// The name of the first parameter whose gradient (or, with `values`, whose value) holds a NaN or an infinity
+// ("" when all are finite). x * 0 is 0 for every finite x and NaN otherwise, so one sum per tensor decides, on
+// any device.
+std::string first_nonfinite(const Module& model, bool values = false) {
   NoGradGuard no_grad;
   for (const auto& [name, p] : model.named_parameters()) {
-    const Tensor g = p.grad();
-    if (g.defined() && !std::isfinite(sum(mul(g, 0.0)).item())) return name;
+    const Tensor t = values ? p : p.grad();
+    if (t.defined() && !std::isfinite(sum(mul(t, 0.0)).item())) return name;
   }
   return "";
 }
@@ -259,7 +260,7 @@ TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, 
         value = loss.item();
         if (!std::isfinite(value)) failure = "the loss became " + std::to_string(value);
         if (config.crash_is_result && failure.empty()) {
-          const std::string bad = first_nonfinite_gradient(*parts.model);
+          const std::string bad = first_nonfinite(*parts.model);
           if (!bad.empty()) failure = "a gradient became non-finite (first in " + bad + ")";
         }
       } catch (const Error& e) {
@@ -313,6 +314,17 @@ TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, 
                           std::to_string(config.epochs) + " loss " + std::to_string(sums.loss_sum / sums.count) +
                           " time " + format_duration(sums.seconds);
     if (parts.evaluate && config.eval_every > 0 && (pos.epoch + 1) % config.eval_every == 0) {
+      // A step with a finite loss applies its gradients; weights they made non-finite are a divergence here,
+      // before an evaluation refuses their features.
+      const std::string bad = first_nonfinite(*parts.model, true);
+      if (!bad.empty()) {
+        const std::string failure = "the weights became non-finite (first " + bad + ") in epoch " +
+                                    std::to_string(pos.epoch + 1);
+        run.events.push_back({config.crash_is_result ? "crash" : "divergence", pos.global_step, failure,
+                              json::object()});
+        progress.line(config.label + ": " + failure);
+        return finish(TrainStatus::diverged, "training diverged: " + failure + ". Lower --lr and start again");
+      }
       for (const auto& [name, value] : parts.evaluate(pos.epoch)) {
         append_point(run, name, x, value);
         summary += " " + name + " " + std::to_string(value);
