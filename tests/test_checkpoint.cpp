@@ -141,8 +141,11 @@ TEST_CASE("recipe differences name the keys") {
 namespace {
 
 // A tiny INTL pre-training (width-4 ResNet-18 on 8 x 8 crops of 48 random images, batch 12: 4 steps an
-// epoch) run through train_loop; returns the final model tensors.
-NamedTensorList tiny_training(const std::string& out, int64_t max_steps, bool resume, std::vector<double>* losses) {
+// epoch) run through train_loop; returns the final model tensors. With `poisoned`, the last step of epoch 1 adds
+// 0 x sum(sqrt(0 x w)) for the first parameter w: the loss stays finite, its gradient is NaN (0 x inf), and an
+// evaluation is asked for after every epoch; the outcome goes to *poisoned.
+NamedTensorList tiny_training(const std::string& out, int64_t max_steps, bool resume, std::vector<double>* losses,
+                              TrainOutcome* poisoned = nullptr) {
   static const CifarDataset data = [] {
     CifarDataset d;
     RandomStream rng{3, kStreamData, 0};
@@ -167,11 +170,16 @@ NamedTensorList tiny_training(const std::string& out, int64_t max_steps, bool re
   parts.optimizer = &sgd;
   parts.loader = &loader;
   parts.learning_rate = [&](int64_t s) { return schedule.at(s); };
+  int steps = 0;
   parts.loss = [&](const Batch& b) {
     const Shape shape{b.n, b.height, b.width, 3};  // NHWC
-    return intl_two_view_loss(model, Tensor::from_floats(b.view1, shape), Tensor::from_floats(b.view2, shape), 4,
-                              0.05);
+    Tensor loss = intl_two_view_loss(model, Tensor::from_floats(b.view1, shape), Tensor::from_floats(b.view2, shape),
+                                     4, 0.05);
+    if (!poisoned || ++steps != 4) return loss;
+    const Tensor w = model.named_parameters().front().second;
+    return add(loss, mul(sum(sqrt(mul(w, 0.0))), 0.0));
   };
+  if (poisoned) parts.evaluate = [](int) { return std::map<std::string, double>{}; };
   TrainerConfig tc;
   tc.epochs = 3;
   tc.max_steps = max_steps;
@@ -181,8 +189,15 @@ NamedTensorList tiny_training(const std::string& out, int64_t max_steps, bool re
   tc.recipe = {{"what", "tiny"}};
   tc.log_every_s = 1e9;
   tc.handle_signals = false;
+  tc.eval_every = poisoned ? 1 : 0;
   results::Run run;
   const TrainOutcome outcome = train_loop(parts, tc, run, [] {});
+  if (poisoned) {
+    *poisoned = outcome;
+    REQUIRE(!run.events.empty());
+    CHECK(run.events.back().kind == "divergence");
+    return {};
+  }
   CHECK(outcome.status == TrainStatus::finished);
   if (losses) *losses = run.curves["loss"].y;
   NamedTensorList all = model.named_parameters();
@@ -192,6 +207,16 @@ NamedTensorList tiny_training(const std::string& out, int64_t max_steps, bool re
 }
 
 }  // namespace
+
+TEST_CASE("train_loop: weights made NaN by a step whose loss is finite end the run as a divergence at the epoch's end") {
+  TempDir dir;
+  TrainOutcome outcome;
+  tiny_training(dir.path.string(), -1, false, nullptr, &outcome);
+  CHECK(outcome.status == TrainStatus::diverged);
+  INFO(outcome.message);
+  CHECK(outcome.message.find("the weights became non-finite (first ") != std::string::npos);
+  CHECK(outcome.message.find(") in epoch 1") != std::string::npos);
+}
 
 TEST_CASE("train_loop: stopped mid-epoch and resumed, it ends bit for bit where the uninterrupted loop does") {
   TempDir straight, stopped;
