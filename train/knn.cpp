@@ -29,17 +29,6 @@ Tensor unit_rows(const Tensor& x) {
   return out;
 }
 
-// The first row of a (rows, d) float32 tensor that holds NaN or inf; -1 when all are finite.
-int64_t first_non_finite_row(const Tensor& x) {
-  const Tensor c = x.to(Device::cpu).contiguous();
-  const int64_t rows = c.size(0), d = c.size(1);
-  const float* p = c.data<float>();
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t j = 0; j < d; ++j)
-      if (!std::isfinite(p[i * d + j])) return i;
-  return -1;
-}
-
 std::vector<double> squared_norms(const Tensor& x) {
   const int64_t n = x.size(0), d = x.size(1);
   const float* p = x.data<float>();
@@ -60,6 +49,18 @@ KnnDistance parse_knn_distance(const std::string& name) {
   throw UsageError("--distance must be euclidean or cosine, found '" + name + "'");
 }
 
+void check_finite_features(const Tensor& train, const Tensor& test, const std::string& who) {
+  for (const auto& [x, name] : {std::pair{&train, "training"}, std::pair{&test, "test"}}) {
+    const Tensor c = x->to(Device::cpu).contiguous();
+    const int64_t rows = c.size(0), d = c.size(1);
+    const float* p = c.data<float>();
+    for (int64_t i = 0; i < rows * d; ++i)
+      if (!std::isfinite(p[i]))
+        throw Error(who + ": the features of " + name + " image " + std::to_string(i / d) +
+                    " hold NaN or inf: the backbone produces non-finite features (was it trained to divergence?)");
+  }
+}
+
 std::vector<int32_t> knn_predict(const Tensor& train_in, const std::vector<int32_t>& train_labels,
                                  const Tensor& test_in, int num_classes, const KnnOptions& o) {
   check(train_in.dim() == 2 && test_in.dim() == 2 && train_in.size(1) == test_in.size(1),
@@ -76,12 +77,7 @@ std::vector<int32_t> knn_predict(const Tensor& train_in, const std::vector<int32
     check(y >= 0 && y < num_classes, "knn: training label " + std::to_string(y) + " outside 0.." +
                                          std::to_string(num_classes - 1));
   // A NaN distance breaks the selection's order, and every vote would go to an arbitrary neighbour.
-  for (const auto& [x, name] : {std::pair{&train_in, "training"}, std::pair{&test_in, "test"}}) {
-    const int64_t bad = first_non_finite_row(*x);
-    if (bad >= 0)
-      throw Error("knn: the features of " + std::string(name) + " image " + std::to_string(bad) +
-                  " hold NaN or inf: the backbone produces non-finite features (was it trained to divergence?)");
-  }
+  check_finite_features(train_in, test_in, "knn");
   NoGradGuard no_grad;
   const bool cosine = o.distance == KnnDistance::cosine;
   const Tensor train = cosine ? unit_rows(train_in) : train_in.to(Device::cpu).contiguous();

@@ -35,4 +35,8 @@ double knn_accuracy(const Tensor& train, const std::vector<int32_t>& train_label
 // "wknn200_top1" (weighted, cosine).
 std::string knn_metric_name(const KnnOptions& options);
 
+// Error naming `who` and the first training or test image whose (rows, d) float32 features hold NaN or inf: a
+// NaN distance or score would count as a vote or a right answer.
+void check_finite_features(const Tensor& train, const Tensor& test, const std::string& who);
+
 }  // namespace intl::train

@@ -16,22 +16,12 @@
 #include "engine/optim/schedule.h"
 #include "engine/random.h"
 #include "models/layers.h"
+#include "train/knn.h"
 
 namespace intl::train {
 namespace {
 
 constexpr uint64_t kClassifierStream = 7;  // Linear init stream, apart from the projector's
-
-// The first row of a (rows, d) float32 CPU tensor that holds NaN or inf; -1 when all are finite.
-int64_t first_non_finite_row(const Tensor& x) {
-  const Tensor c = x.to(Device::cpu).contiguous();
-  const int64_t rows = c.size(0), d = c.size(1);
-  const float* p = c.data<float>();
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t j = 0; j < d; ++j)
-      if (!std::isfinite(p[i * d + j])) return i;
-  return -1;
-}
 
 std::string number(double v) {
   char text[32];
@@ -70,12 +60,7 @@ LinearEvalResult linear_eval(const FeatureSet& train, const FeatureSet& test, co
   const int64_t n = train.features.size(0), d = train.features.size(1);
   const int classes = std::max(train.num_classes, test.num_classes);
   check(n > 0 && classes > 0, "linear eval: no training features");
-  for (const auto& [set, name] : {std::pair{&train, "training"}, std::pair{&test, "test"}}) {
-    const int64_t bad = first_non_finite_row(set->features);
-    if (bad >= 0)
-      throw Error("linear eval: the features of " + std::string(name) + " image " + std::to_string(bad) +
-                  " hold NaN or inf: the backbone produces non-finite features (was it trained to divergence?)");
-  }
+  check_finite_features(train.features, test.features, "linear eval");
   Linear classifier(d, classes, true, o.seed, kClassifierStream);
   Adam adam({{"weight", classifier.weight()}, {"bias", classifier.bias()}},
             AdamOptions{0.9, 0.999, 1e-8, o.weight_decay});
