@@ -9,13 +9,9 @@
 //   semi_top1 / semi_top5.
 // For image folders, options left unset take the protocol's values, not the CIFAR defaults --help shows.
 // --out is checked before any work: a folder that already holds a RESULT.json is refused unless --overwrite.
-#include <unistd.h>
-
-#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 
 #include "cli/command.h"

@@ -71,13 +71,14 @@ nlohmann::json read_config_object(const std::string& path) {
   return j;
 }
 
-// Sets every option the file names and the command line left unset, and runs its callback, so conversion
-// and checks apply as on the command line and their errors name the file and the key.
+// The options a --config file has set in this process (set_by_config).
 std::set<const CLI::Option*>& config_set_options() {
   static std::set<const CLI::Option*> options;
   return options;
 }
 
+// Sets every option the file names and the command line left unset, and runs its callback, so conversion
+// and checks apply as on the command line and their errors name the file and the key.
 void apply_config_file(CLI::App& cmd, const std::string& path) {
   const CLI::Option* help = cmd.get_help_ptr();
   if (help && help->count() > 0) return;  // --help is answered whatever the file holds

@@ -16,6 +16,7 @@
 #include "engine/optim/schedule.h"
 #include "engine/random.h"
 #include "models/layers.h"
+#include "models/safetensors.h"
 #include "train/knn.h"
 
 namespace intl::train {
@@ -27,12 +28,6 @@ std::string number(double v) {
   char text[32];
   std::snprintf(text, sizeof text, "%g", v);
   return text;
-}
-
-bool all_finite(const Tensor& t) {
-  for (float v : t.to_floats())
-    if (!std::isfinite(v)) return false;
-  return true;
 }
 
 }  // namespace
@@ -96,14 +91,14 @@ LinearEvalResult linear_eval(const FeatureSet& train, const FeatureSet& test, co
       x.bump_version();
       adam.zero_grad();
       Tensor loss = softmax_cross_entropy(classifier.forward(x), y);
+      loss.backward();  // queued before the loss is read, as in train_loop; a non-finite loss is never stepped
       const double value = loss.item();
       if (!std::isfinite(value)) diverged(epoch, "the training loss became " + number(value), lr);
-      loss.backward();
       adam.step(lr);
       loss_sum += value;
       ++batches;
     }
-    if (!all_finite(classifier.weight()) || !all_finite(classifier.bias()))
+    if (!first_non_finite_tensor({{"weight", classifier.weight()}, {"bias", classifier.bias()}}).empty())
       diverged(epoch, "its weights became NaN or inf", lr);
     result.final_loss = loss_sum / batches;
   }
