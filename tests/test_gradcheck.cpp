@@ -204,3 +204,14 @@ TEST_CASE("cast's backward returns the gradient in the input's dtype, rounded th
   CHECK(x.grad().dtype() == DType::f32);
   CHECK(x.grad().to_vector() == w.to(DType::f32).to_vector());
 }
+
+// A label outside the logits' classes is the caller's error, named, not a NaN loss that reads as a divergence.
+TEST_CASE("softmax cross-entropy names a label outside the classes") {
+  const Tensor logits = rnd({3, 4}, 1);
+  for (const int64_t bad : {int64_t(4), int64_t(-1)}) {
+    const Tensor labels = Tensor::from_vector({0, 3, double(bad)}, {3}, DType::i64);
+    CHECK_THROWS_WITH(softmax_cross_entropy(logits, labels),
+                      ("softmax_cross_entropy: label " + std::to_string(bad) +
+                       " of row 2 is outside the 4 classes of the logits").c_str());
+  }
+}
