@@ -11,6 +11,7 @@
 #include "engine/cuda/allocator.h"
 #include "engine/error.h"
 #include "engine/precision.h"
+#include "results/out_dir.h"
 #include "results/version.h"
 
 // OpenMP threads that spin while waiting steal the cores from the threads doing work whenever the machine
@@ -83,6 +84,10 @@ int main(int argc, char** argv) {
   intl::cli::add_diff_command(app);
   intl::cli::add_plot_command(app);
   intl::cli::add_bench_command(app);
+  // A default output folder (runs/NAME-TIME) is made when it is named; one the command never wrote to goes.
+  struct RemoveUnusedOutDirs {
+    ~RemoveUnusedOutDirs() { intl::results::remove_unused_default_dirs(); }
+  } remove_unused_out_dirs;
   try {
     app.parse(argc, argv);
     if (intl::cli::verbose_requested()) print_allocator_counters();

@@ -1,6 +1,7 @@
 // See results/out_dir.h.
 #include "results/out_dir.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -8,6 +9,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 #include "engine/error.h"
 #include "results/result.h"
@@ -16,15 +18,37 @@ namespace intl::results {
 
 namespace fs = std::filesystem;
 
+namespace {
+std::vector<std::string> claimed_dirs;  // made by default_out_dir in this process
+bool made_runs_dir = false;
+}  // namespace
+
 std::string default_out_dir(const std::string& name) {
   char stamp[32];
   const std::time_t now = std::time(nullptr);
   std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::gmtime(&now));
   const std::string base = "runs/" + name + "-" + stamp;
-  std::string dir = base;
   std::error_code ec;
-  for (int n = 2; fs::exists(dir, ec); ++n) dir = base + "-" + std::to_string(n);
-  return dir;
+  if (!fs::exists("runs", ec) && fs::create_directory("runs", ec)) made_runs_dir = true;
+  for (int n = 1;; ++n) {
+    const std::string dir = n == 1 ? base : base + "-" + std::to_string(n);
+    if (::mkdir(dir.c_str(), 0777) == 0) {
+      claimed_dirs.push_back(dir);
+      return dir;
+    }
+    // Taken (by an earlier run, or one that started in this second): the next suffix. Any other failure is
+    // left to the command's own check of the folder, which names it.
+    if (errno != EEXIST) return dir;
+  }
+}
+
+void remove_unused_default_dirs() {
+  std::error_code ec;
+  for (const std::string& dir : claimed_dirs)
+    if (fs::is_directory(dir, ec) && fs::is_empty(dir, ec)) fs::remove(dir, ec);
+  claimed_dirs.clear();
+  if (made_runs_dir && fs::is_directory("runs", ec) && fs::is_empty("runs", ec)) fs::remove("runs", ec);
+  made_runs_dir = false;
 }
 
 void check_out_dir(const std::string& dir) {

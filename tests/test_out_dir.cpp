@@ -44,6 +44,31 @@ TEST_CASE("prepare_out_dir makes the folder, refuses a file; refuse_existing_res
         "--out: '" + t.file("a/b") + "' already holds a RESULT.json (unreadable); go on");
 }
 
+// Runs started together (a script launching several in the background) never share a default folder: each
+// is made as it is named. Those a command never wrote to are removed as it ends, and runs/ with them.
+TEST_CASE("default_out_dir claims a fresh folder each call; unused ones are removed at the end") {
+  TempDir t("outdir-default");
+  struct InFolder {  // the working folder is t's for this test, whatever happens in it
+    fs::path before = fs::current_path();
+    explicit InFolder(const fs::path& p) { fs::current_path(p); }
+    ~InFolder() { fs::current_path(before); }
+  } in_t(t.path);
+  const std::string a = results::default_out_dir("study"), b = results::default_out_dir("study");
+  CHECK(a != b);
+  CHECK(a.rfind("runs/study-", 0) == 0);
+  CHECK((fs::is_directory(a) && fs::is_directory(b)));
+  std::ofstream(b + "/RESULT.json") << "{}";
+  results::remove_unused_default_dirs();
+  CHECK_FALSE(fs::exists(a));
+  CHECK(fs::exists(b + "/RESULT.json"));
+  fs::remove_all("runs");
+
+  const std::string c = results::default_out_dir("study");
+  CHECK(fs::is_directory(c));
+  results::remove_unused_default_dirs();
+  CHECK_FALSE(fs::exists("runs"));  // made for c alone
+}
+
 TEST_CASE("run toy2d and pretrain refuse a folder holding another run's RESULT.json, before any work") {
   TempDir t("outdir-cli");
   const std::string out = t.file("run");
