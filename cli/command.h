@@ -50,6 +50,10 @@ void add_config_option(CLI::App& cmd);
 // each other, where the command line's should win over the file's.
 bool set_by_config(const CLI::Option* option);
 
+// A usage error about an option ("--NAME: what") whose value a --config file gave, retold as one about the file
+// ("--config: 'FILE': key 'KEY': what"), as errors found while reading the file are; other messages unchanged.
+std::string name_config_source(const std::string& message);
+
 // --loss-form auto | spectral | newton: how a two-view INTL loss is computed (losses/intl_loss.h).
 void add_loss_form_option(CLI::App& cmd, IntlLossForm& form);
 

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -71,9 +72,10 @@ nlohmann::json read_config_object(const std::string& path) {
   return j;
 }
 
-// The options a --config file has set in this process (set_by_config).
-std::set<const CLI::Option*>& config_set_options() {
-  static std::set<const CLI::Option*> options;
+// The options a --config file has set in this process (set_by_config), each with its "--config: 'FILE': key
+// 'KEY'" for messages.
+std::map<const CLI::Option*, std::string>& config_set_options() {
+  static std::map<const CLI::Option*, std::string> options;
   return options;
 }
 
@@ -110,7 +112,7 @@ void apply_config_file(CLI::App& cmd, const std::string& path) {
         opt->add_result(text);
       }
       opt->run_callback();
-      config_set_options().insert(opt);
+      config_set_options()[opt] = where;
     } catch (const CLI::ConversionError&) {
       throw UsageError(where + ": " + v.dump() + " is not a valid " + opt->get_type_name());
     } catch (const CLI::ParseError& e) {
@@ -241,6 +243,17 @@ CLI::Validator finite_number(bool positive) {
 CLI::Validator non_negative() { return finite_number(false); }
 
 bool set_by_config(const CLI::Option* option) { return config_set_options().count(option) > 0; }
+
+std::string name_config_source(const std::string& message) {
+  // "--NAME: what" or "--NAME what".
+  const size_t end = message.find_first_of(": ");
+  if (message.rfind("--", 0) != 0 || end == std::string::npos) return message;
+  const std::string name = message.substr(0, end);
+  const size_t what = message.compare(end, 2, ": ") == 0 ? end + 2 : end + 1;
+  for (const auto& [option, where] : config_set_options())
+    if (option->get_name() == name) return where + ": " + message.substr(what);
+  return message;
+}
 CLI::Validator positive() { return finite_number(true); }
 
 void add_loss_form_option(CLI::App& cmd, IntlLossForm& form) {

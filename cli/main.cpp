@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
   } catch (const intl::cli::ExitCode& e) {
     return e.code;
   } catch (const intl::UsageError& e) {
-    std::fprintf(stderr, "intl: %s\n", e.what());
+    std::fprintf(stderr, "intl: %s\n", intl::cli::name_config_source(e.what()).c_str());
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "intl: %s\n", e.what());

@@ -413,6 +413,15 @@ TEST_CASE("--config errors name the file and the key") {
   const std::string boolean = config("boolean.json", R"({"decay-1d": "no"})");
   CHECK(run_intl("pretrain cifar10 --data-dir x --config '" + boolean + "'", tmp.path, out) == 2);
   CHECK(out == "intl: --config: '" + boolean + "': key 'decay-1d': --decay-1d takes true or false, found \"no\"\n");
+  // Values the command checks once every option is read: the file and key are named as well.
+  const std::string item = config("item.json", R"({"T": [1, "x"]})");
+  CHECK(run_intl("run toy2d --config '" + item + "'", tmp.path, out) == 2);
+  CHECK(out == "intl: --config: '" + item + "': key 'T': 'x' is not an integer; allowed: integers 0..64\n");
+  const std::string momentum = config("momentum.json", R"({"momentum": 2})");
+  CHECK(run_intl("pretrain cifar10 --data-dir x --config '" + momentum + "'", tmp.path, out) == 2);
+  CHECK(out == "intl: --config: '" + momentum + "': key 'momentum': must be in [0, 1), found 2\n");
+  CHECK(run_intl("pretrain cifar10 --data-dir x --config '" + momentum + "' --momentum 3", tmp.path, out) == 2);
+  CHECK(out == "intl: --momentum must be in [0, 1), found 3\n");  // the command line's value
 }
 
 TEST_CASE("--config: unsigned 64-bit numbers, --help whatever the file, and the command line's choice between "
