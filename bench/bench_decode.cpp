@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -35,6 +36,7 @@ struct DecodeBenchOptions {
   int batch = 32;
   std::string mode = "two-view";
   uint64_t seed = 0;
+  std::string keep_files;  // write the JPEGs here and keep them (for bench/decode_peer.py), not in a temporary folder
 };
 
 // Removes the temporary folder however the benchmark ends.
@@ -90,15 +92,17 @@ void run_bench_decode(const DecodeBenchOptions& opts) {
   if (opts.batch > opts.files)
     throw UsageError("bench decode: --batch " + std::to_string(opts.batch) + " exceeds --files " +
                      std::to_string(opts.files) + " (an epoch must hold a batch)");
-  TemporaryFolder folder("decode");
-  fs::create_directories(folder.path / "synthetic");
+  std::unique_ptr<TemporaryFolder> temporary;
+  if (opts.keep_files.empty()) temporary = std::make_unique<TemporaryFolder>("decode");
+  const fs::path root = opts.keep_files.empty() ? temporary->path : fs::path(opts.keep_files);
+  fs::create_directories(root / "synthetic");
   uintmax_t bytes = 0;
   for (int i = 0; i < opts.files; ++i) {
-    const std::string file = (folder.path / "synthetic" / ("image_" + std::to_string(i) + ".JPEG")).string();
+    const std::string file = (root / "synthetic" / ("image_" + std::to_string(i) + ".JPEG")).string();
     write_jpeg(file, photo_like_image(opts.width, opts.height, opts.seed * 1000003 + i), opts.quality);
     bytes += fs::file_size(file);
   }
-  const ImageFolder data(folder.path.string());
+  const ImageFolder data(root.string());
 
   // Decoding alone, on this thread.
   ImageF image;
@@ -150,6 +154,9 @@ void add_bench_decode(CLI::App& bench) {
       ->check(CLI::IsMember({"two-view", "multi-crop", "eval"}))
       ->capture_default_str();
   cmd->add_option("--seed", opts->seed, "seed of the images and the augmentations")->capture_default_str();
+  cmd->add_option("--keep-files", opts->keep_files,
+                  "write the JPEGs into DIR/synthetic/ and keep them (bench/decode_peer.py times the same files)")
+      ->type_name("DIR");
   cmd->callback([opts] { run_bench_decode(*opts); });
 }
 

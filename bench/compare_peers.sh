@@ -2,7 +2,7 @@
 # Interleaved, same-sitting comparison of intl with the PyTorch peers in ../shared/peers (or $PEERS): each
 # pair runs ROUNDS times alternately and the medians and their ratio are printed. These machines are shared
 # and noisy: read the ratio, not the absolute times.
-# Usage: bench/compare_peers.sh [toy2d|iternorm|train|all] (from the repository root, after building)
+# Usage: bench/compare_peers.sh [toy2d|iternorm|train|decode|all] (from the repository root, after building)
 # ROUNDS (3), BATCHES ("32 256": the training-step batches), FORWARD (1; 0 skips the forward-only comparison)
 # and INTL (build/intl) may be set; `train` at batch 256 takes about 12 minutes a round on 2 cores.
 set -euo pipefail
@@ -61,4 +61,18 @@ if [ "$what" = train ] || [ "$what" = all ]; then
     p=$(median < "$tmp/peer"); o=$(median < "$tmp/ours")
     printf 'backbone forward batch 256: peer %.1f img/s, intl %.1f img/s, ratio %.2fx\n' "$p" "$o" "$(echo "$o / $p" | bc -l)"
   fi
+fi
+
+# JPEG decoding + augmentation on one core, against PIL + torchvision doing the authors' ImageNet transforms
+# (bench/decode_peer.py) on the same files.
+if [ "$what" = decode ] || [ "$what" = all ]; then
+  for mode in two-view multi-crop eval; do
+    : > "$tmp/peer"; : > "$tmp/ours"
+    for i in $(seq "$rounds"); do
+      "$intl" bench decode --workers 1 --mode "$mode" --keep-files "$tmp/jpegs" | awk '/^images_per_s_per_core/ {print $2}' >> "$tmp/ours"
+      "$peers/run-peer" "$(dirname "$0")/decode_peer.py" "$tmp/jpegs" --mode "$mode" | awk '/^images_per_s_per_core/ {print $2}' >> "$tmp/peer"
+    done
+    p=$(median < "$tmp/peer"); o=$(median < "$tmp/ours")
+    printf 'decode + augment, %s, one core: peer %.1f img/s, intl %.1f img/s, ratio %.2fx\n' "$mode" "$p" "$o" "$(echo "$o / $p" | bc -l)"
+  done
 fi

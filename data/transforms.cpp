@@ -2,6 +2,10 @@
 // them; no function allocates once its scratch has seen the largest image.
 #include "data/transforms.h"
 
+#ifdef __AVX__
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -132,14 +136,59 @@ void resize_taps(int in_size, int out_size, Resample mode, ResizeTaps& taps) {
 
 namespace {
 
-// One row of the horizontal pass: out[x] = sum_k w[k][x] * in[first[x] + k], one tap at a time.
-void resize_row(const float* __restrict in, float* __restrict out, int out_width, const ResizeTaps& taps) {
-  const int* __restrict first = taps.first.data();
-  for (int x = 0; x < out_width; ++x) out[x] = 0.0f;
-  for (int k = 0; k < taps.taps; ++k) {
-    const float* __restrict w = taps.weights.data() + size_t(k) * out_width;
-    const float* __restrict s = in + k;
-    for (int x = 0; x < out_width; ++x) out[x] += w[x] * s[first[x]];
+// dst[j * dst_stride + i] = src[i * src_stride + j] for an 8 x 8 block.
+inline void transpose8x8(const float* src, size_t src_stride, float* dst, size_t dst_stride) {
+#ifdef __AVX__
+  // Pairs of rows interleaved, then pairs of pairs, then the 128-bit halves swapped across: 24 shuffles for 64
+  // values, where a scalar copy is 64 loads and 64 stores.
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * src_stride);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(dst + i * dst_stride, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+    _mm256_storeu_ps(dst + (i + 4) * dst_stride, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+  }
+#else
+  for (int j = 0; j < 8; ++j)
+    for (int i = 0; i < 8; ++i) dst[j * dst_stride + i] = src[i * src_stride + j];
+#endif
+}
+
+// dst (cols, rows) = the transpose of src (rows, cols; `stride` floats from one row to the next), 8 x 8 blocks
+// at a time, the ragged edges one value at a time.
+void transpose(const float* __restrict src, size_t stride, int rows, int cols, float* __restrict dst) {
+  const int rows8 = rows / 8 * 8, cols8 = cols / 8 * 8;
+  for (int r = 0; r < rows8; r += 8) {
+    for (int c = 0; c < cols8; c += 8) transpose8x8(src + size_t(r) * stride + c, stride, dst + size_t(c) * rows + r, rows);
+    for (int c = cols8; c < cols; ++c)
+      for (int i = r; i < r + 8; ++i) dst[size_t(c) * rows + i] = src[size_t(i) * stride + c];
+  }
+  for (int r = rows8; r < rows; ++r)
+    for (int c = 0; c < cols; ++c) dst[size_t(c) * rows + r] = src[size_t(r) * stride + c];
+}
+
+// Resizes along the rows of `in`: output row i = sum_k w[k][i] * input row (first[i] + k), for rows of n
+// contiguous floats, one tap at a time (each output sample adds its taps in order k = 0, 1, ..., so the
+// result does not depend on which axis is contiguous).
+void resize_rows(const float* in, size_t n, const ResizeTaps& taps, int out_size, float* out) {
+  for (int i = 0; i < out_size; ++i) {
+    float* __restrict o = out + size_t(i) * n;
+    const float* in_i = in + size_t(taps.first[i]) * n;
+    for (size_t x = 0; x < n; ++x) o[x] = 0.0f;
+    for (int k = 0; k < taps.taps; ++k) {
+      const float w = taps.weights[size_t(k) * out_size + i];
+      const float* __restrict row = in_i + size_t(k) * n;
+      for (size_t x = 0; x < n; ++x) o[x] += w * row[x];
+    }
   }
 }
 
@@ -150,27 +199,24 @@ void resize_crop(const ImageF& src, const CropBox& box, int out_height, int out_
   check(box.top >= 0 && box.left >= 0 && box.height > 0 && box.width > 0 && box.top + box.height <= src.height &&
             box.left + box.width <= src.width,
         "resize_crop: crop box outside the image");
-  const ResizeTaps& taps_x = scratch.taps_x;
-  const ResizeTaps& taps_y = scratch.taps_y;
   resize_taps(box.width, out_width, mode, scratch.taps_x);
   resize_taps(box.height, out_height, mode, scratch.taps_y);
-  scratch.rows.resize(size_t(box.height) * out_width);
+  const size_t crop_h = size_t(box.height);
+  scratch.columns.resize(size_t(box.width) * crop_h);
+  scratch.resized_columns.resize(size_t(out_width) * crop_h);
+  scratch.rows.resize(crop_h * out_width);
   dst.reshape(src.channels, out_height, out_width);
   for (int c = 0; c < src.channels; ++c) {
-    for (int y = 0; y < box.height; ++y)  // rows: (box.height, out_width)
-      resize_row(src.plane(c) + size_t(box.top + y) * src.width + box.left, &scratch.rows[size_t(y) * out_width],
-                 out_width, taps_x);
-    for (int y = 0; y < out_height; ++y) {
-      float* __restrict out = dst.plane(c) + size_t(y) * out_width;
-      const float* in = &scratch.rows[size_t(taps_y.first[y]) * out_width];
-      for (int x = 0; x < out_width; ++x) out[x] = 0.0f;
-      for (int k = 0; k < taps_y.taps; ++k) {
-        const float w = taps_y.weights[size_t(k) * out_height + y];
-        const float* __restrict row = in + size_t(k) * out_width;
-        for (int x = 0; x < out_width; ++x) out[x] += w * row[x];
-      }
-      for (int x = 0; x < out_width; ++x) out[x] = clamp01(out[x]);
-    }
+    // The horizontal pass runs along the columns of the transposed crop, where a tap's samples of all rows are
+    // contiguous and the loop vectorises (along a row each output reads its taps at its own offset, a gather).
+    transpose(src.plane(c) + size_t(box.top) * src.width + box.left, size_t(src.width), box.height, box.width,
+              scratch.columns.data());
+    resize_rows(scratch.columns.data(), crop_h, scratch.taps_x, out_width, scratch.resized_columns.data());
+    transpose(scratch.resized_columns.data(), crop_h, out_width, box.height, scratch.rows.data());
+    // rows: (box.height, out_width); the vertical pass, then the clamp.
+    float* out = dst.plane(c);
+    resize_rows(scratch.rows.data(), size_t(out_width), scratch.taps_y, out_height, out);
+    for (size_t i = 0; i < size_t(out_height) * out_width; ++i) out[i] = clamp01(out[i]);
   }
 }
 
@@ -214,13 +260,14 @@ void adjust_saturation(ImageF& img, float factor) {
 
 namespace {
 
-// floor for |x| < 2^31 that GCC vectorises (std::floor is not, under the default -ftrapping-math).
+// floor for |x| < 2^31 as a conversion to int, which vectorises on AVX2 (no rounding instruction needed).
 inline float floor_small(float x) {
   const float t = float(int(x));
   return t > x ? t - 1.0f : t;
 }
 
-// torchvision's _rgb2hsv for one pixel, with selects instead of branches so loops vectorise. The hue
+// torchvision's _rgb2hsv for one pixel, with selects instead of branches so loops vectorise (this file compiles
+// with -fno-trapping-math, without which GCC keeps a select whose arm does arithmetic as a branch). The hue
 // before wrapping, x = hue / 6 + 1, lies in [5/6, 11/6], where x - floor(x) equals torch.fmod(x, 1) exactly.
 inline void rgb_to_hsv_pixel(float r, float g, float b, float& h, float& s, float& v) {
   const float maxc = std::max(r, std::max(g, b)), minc = std::min(r, std::min(g, b));

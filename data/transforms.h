@@ -71,7 +71,9 @@ void resize_taps(int in_size, int out_size, Resample mode, ResizeTaps& taps);
 
 struct ResizeScratch {
   ResizeTaps taps_x, taps_y;
-  std::vector<float> rows;  // (crop height, out width) after the horizontal pass
+  std::vector<float> columns;          // (crop width, crop height): one channel of the crop, transposed
+  std::vector<float> resized_columns;  // (out width, crop height): the horizontal pass, transposed
+  std::vector<float> rows;             // (crop height, out width) after the horizontal pass
 };
 
 // Crops `box` out of src and resizes it to (out_height, out_width), clamped to [0, 1]; separable, rows
