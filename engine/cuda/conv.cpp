@@ -81,11 +81,13 @@ template <class Algo> struct Pass {
   size_t workspace = 0;
   bool chosen = false;
   bool low = false;             // runs on the bfloat16 descriptors
-  std::vector<Algo> rejected;   // refused by cuDNN for this shape after the heuristics offered them
+  // Refused by cuDNN for this shape after the heuristics offered them, each with the descriptors it was refused
+  // on (bfloat16 or not): one refused in bfloat16 may still run in float32.
+  std::vector<std::pair<Algo, bool>> rejected;
 
-  // The chosen algorithm refused: passed over from now on, and the pass is to be chosen again.
+  // The chosen algorithm refused: passed over from now on (in its precision), and the pass is to be chosen again.
   void reject() {
-    rejected.push_back(algo);
+    rejected.emplace_back(algo, low);
     chosen = low = false;
     workspace = 0;
   }
@@ -285,10 +287,10 @@ struct Picked {
   int chosen = -1, fastest = -1;
 };
 template <class Perf, class Algo>
-Picked pick(const Pass<Algo>& pass, const Perf* perfs, int count, bool strict, bool any_determinism) {
+Picked pick(const Pass<Algo>& pass, const Perf* perfs, int count, bool low, bool strict, bool any_determinism) {
   auto usable = [&](const Perf& p) {
     return p.status == CUDNN_STATUS_SUCCESS &&
-           std::find(pass.rejected.begin(), pass.rejected.end(), p.algo) == pass.rejected.end() &&
+           std::find(pass.rejected.begin(), pass.rejected.end(), std::make_pair(p.algo, low)) == pass.rejected.end() &&
            !(strict && (p.mathType == CUDNN_TENSOR_OP_MATH || p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION));
   };
   int chosen = -1, fastest = -1;
@@ -336,13 +338,14 @@ void choose_algorithm(Pass<typename Calls::Algo>& pass, const Plan& p, const Con
   Perf perfs[kCapacity];
   int count = 0;
   const bool timed = p.search != ConvAlgoSearch::heuristic, any = p.search == ConvAlgoSearch::fastest;
-  auto take = [&](Picked picked, bool low) {
+  // `fma_only`: the descriptor keeps its FMA math type (strict float32); otherwise it takes the chosen one's.
+  auto take = [&](Picked picked, bool low, bool fma_only) {
     const int i = picked.chosen;
     if (i < 0) return false;
     if (timed) record_timed(Calls::kWhat, a, low, perfs[i], perfs[picked.fastest]);
     pass.algo = perfs[i].algo;
     pass.workspace = perfs[i].memory;
-    if (!p.strict) CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, perfs[i].mathType));
+    if (!fma_only) CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, perfs[i].mathType));
     pass.chosen = true;
     return true;
   };
@@ -352,14 +355,15 @@ void choose_algorithm(Pass<typename Calls::Algo>& pass, const Plan& p, const Con
     // type of the one chosen).
     CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, CUDNN_TENSOR_OP_MATH));
     if (rank<Calls>(pass, p, a, p.low, DType::bf16, perfs, kCapacity, &count) == CUDNN_STATUS_SUCCESS &&
-        take(pick(pass, perfs, count, false, any), true)) {
+        take(pick(pass, perfs, count, true, false, any), true, false)) {
       pass.low = true;
       return;
     }
-    CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, p.math));
   }
+  // The plan's math type (FMA only in strict float32), whatever an earlier choice for this pass left.
+  CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, p.math));
   CUDNN_CHECK(rank<Calls>(pass, p, a, p.full, full, perfs, kCapacity, &count));
-  if (take(pick(pass, perfs, count, p.strict, any), false)) {
+  if (take(pick(pass, perfs, count, false, p.strict, any), false, p.strict)) {
     if (p.bf16) {
       static std::once_flag once;
       std::call_once(once, [&] {
@@ -373,7 +377,7 @@ void choose_algorithm(Pass<typename Calls::Algo>& pass, const Plan& p, const Con
   if (p.strict) {
     CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, CUDNN_DEFAULT_MATH));
     CUDNN_CHECK(rank<Calls>(pass, p, a, p.full, full, perfs, kCapacity, &count));
-    if (take(pick(pass, perfs, count, false, any), false)) {
+    if (take(pick(pass, perfs, count, false, false, any), false, false)) {
       static std::once_flag once;
       std::call_once(once, [&] {
         std::fprintf(stderr, "intl: cuDNN offers no true float32 %s convolution for %s; such passes run on TF32 "
@@ -383,6 +387,15 @@ void choose_algorithm(Pass<typename Calls::Algo>& pass, const Plan& p, const Con
     }
   }
   throw Error(std::string("cuDNN has no usable ") + Calls::kWhat + " convolution algorithm for " + shape_of(a));
+}
+
+// Whether cuDNN refused an algorithm for this configuration (the next one is to be tried) rather than failed.
+// cuDNN 9 answers with a code inside a category (CUDNN_STATUS_NOT_SUPPORTED_SHAPE = 3002, ..._LAYOUT = 3004,
+// ...; the old CUDNN_STATUS_ARCH_MISMATCH is 3007), so the category is compared, not the code. A workspace
+// query may also call the configuration a bad parameter (`bad_param_too`).
+bool refusal(cudnnStatus_t status, bool bad_param_too) {
+  const int category = CUDNN_STATUS_CATEGORY(int(status));
+  return category == CUDNN_STATUS_NOT_SUPPORTED || (bad_param_too && category == CUDNN_STATUS_BAD_PARAM);
 }
 
 // The algorithm, then its workspace under the descriptor's final math type. An algorithm cuDNN ranked but
@@ -397,7 +410,7 @@ void choose(Pass<typename Calls::Algo>& pass, const Plan& p, const Conv2dArgs& a
       pass.workspace = std::max(pass.workspace, bytes);
       return;
     }
-    if (status != CUDNN_STATUS_NOT_SUPPORTED && status != CUDNN_STATUS_BAD_PARAM) CUDNN_CHECK(status);
+    if (!refusal(status, true)) CUDNN_CHECK(status);
     pass.reject();
   }
 }
@@ -496,7 +509,7 @@ void execute(Pass<Algo>& pass, const char* call, Choose choose, Run run) {
     if (!pass.chosen) choose();
     const cudnnStatus_t status = run();
     if (status == CUDNN_STATUS_SUCCESS) return;
-    if (status != CUDNN_STATUS_NOT_SUPPORTED)
+    if (!refusal(status, false))
       throw_call_error("cuDNN", call, __FILE__, __LINE__, int(status), cudnnGetErrorString(status));
     pass.reject();
   }

@@ -85,16 +85,16 @@ const char* check_conv(const cudnnTensorStruct* x, const cudnnTensorStruct* w, c
 size_t workspace_of(int algo) { return algo == 1 ? 512 : algo == 2 ? 4096 : 0; }
 
 // INTL_EMULATION_CUDNN_REJECT=workspace: the workspace query of algorithm 1 (ranked first for float32 and
-// bfloat16 when allowed) answers NOT_SUPPORTED; =run: algorithm 1 passes its workspace query but answers
-// NOT_SUPPORTED when run. cuDNN has done both for an algorithm its heuristics recommended; the caller must fall
-// back to the next one.
+// bfloat16 when allowed) answers NOT_SUPPORTED_SHAPE; =run: algorithm 1 passes its workspace query but answers
+// NOT_SUPPORTED_LAYOUT when run. cuDNN has done both for an algorithm its heuristics recommended; the caller must
+// fall back to the next one. cuDNN 9 names the reason with a code inside the NOT_SUPPORTED category, as here.
 bool rejects(const char* when) {
   const char* v = std::getenv("INTL_EMULATION_CUDNN_REJECT");
   return v && std::strcmp(v, when) == 0;
 }
 cudnnStatus_t workspace_status(int algo, size_t* bytes) {
   static const bool reject = rejects("workspace");
-  if (reject && algo == 1) return CUDNN_STATUS_NOT_SUPPORTED;
+  if (reject && algo == 1) return CUDNN_STATUS_NOT_SUPPORTED_SHAPE;
   *bytes = workspace_of(algo);
   return CUDNN_STATUS_SUCCESS;
 }
@@ -193,8 +193,14 @@ cudnnStatus_t timed_algorithms(const cudnnTensorStruct* x, const cudnnTensorStru
 }  // namespace
 
 const char* cudnnGetErrorString(cudnnStatus_t s) {
-  return s == CUDNN_STATUS_SUCCESS ? "CUDNN_STATUS_SUCCESS" : s == CUDNN_STATUS_NOT_SUPPORTED ? "CUDNN_STATUS_NOT_SUPPORTED"
-                                                                                              : "CUDNN_STATUS_BAD_PARAM";
+  switch (s) {
+    case CUDNN_STATUS_SUCCESS: return "CUDNN_STATUS_SUCCESS";
+    case CUDNN_STATUS_BAD_PARAM: return "CUDNN_STATUS_BAD_PARAM";
+    case CUDNN_STATUS_NOT_SUPPORTED: return "CUDNN_STATUS_NOT_SUPPORTED";
+    case CUDNN_STATUS_NOT_SUPPORTED_SHAPE: return "CUDNN_STATUS_NOT_SUPPORTED_SHAPE";
+    case CUDNN_STATUS_NOT_SUPPORTED_LAYOUT: return "CUDNN_STATUS_NOT_SUPPORTED_LAYOUT";
+  }
+  return "CUDNN_STATUS_UNKNOWN";
 }
 
 cudnnStatus_t cudnnCreate(cudnnHandle_t* handle) {
@@ -311,7 +317,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t, const void* alpha, cudnnTen
   const char* bad = check_conv(xd, wd, c, yd);
   if (!*bad) bad = check_run(algo, ws, ws_bytes, {x, w, y});
   if (*bad) return fail(bad);
-  if (refused_at_run(algo)) return CUDNN_STATUS_NOT_SUPPORTED;
+  if (refused_at_run(algo)) return CUDNN_STATUS_NOT_SUPPORTED_LAYOUT;
   const View X{xd, const_cast<void*>(x)}, W{wd, const_cast<void*>(w)}, Y{yd, y};
   const double a = scalar(alpha, xd->type), b = scalar(beta, xd->type);
   for (int n = 0; n < yd->dim[0]; ++n)
@@ -339,7 +345,7 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t, const void* alpha, cud
   const char* bad = check_conv(dxd, wd, c, dyd);
   if (!*bad) bad = check_run(algo, ws, ws_bytes, {w, dy, dx});
   if (*bad) return fail(bad);
-  if (refused_at_run(algo)) return CUDNN_STATUS_NOT_SUPPORTED;
+  if (refused_at_run(algo)) return CUDNN_STATUS_NOT_SUPPORTED_LAYOUT;
   const View W{wd, const_cast<void*>(w)}, DY{dyd, const_cast<void*>(dy)}, DX{dxd, dx};
   const double a = scalar(alpha, dxd->type), b = scalar(beta, dxd->type);
   std::vector<double> acc(size_t(DX.numel()), 0.0);
@@ -376,7 +382,7 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t, const void* alpha, c
   const char* bad = check_conv(xd, dwd, c, dyd);
   if (!*bad) bad = check_run(algo, ws, ws_bytes, {x, dy, dw});
   if (*bad) return fail(bad);
-  if (refused_at_run(algo)) return CUDNN_STATUS_NOT_SUPPORTED;
+  if (refused_at_run(algo)) return CUDNN_STATUS_NOT_SUPPORTED_LAYOUT;
   const View X{xd, const_cast<void*>(x)}, DY{dyd, const_cast<void*>(dy)}, DW{dwd, dw};
   const double a = scalar(alpha, xd->type), b = scalar(beta, xd->type);
   for (int k = 0; k < dwd->dim[0]; ++k)

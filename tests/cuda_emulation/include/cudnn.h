@@ -9,11 +9,15 @@
 
 struct cudnnContext;
 using cudnnHandle_t = cudnnContext*;
+// cuDNN 9's codes: a category (thousands) and a specific error within it.
 enum cudnnStatus_t {
   CUDNN_STATUS_SUCCESS = 0,
   CUDNN_STATUS_BAD_PARAM = 2000,
   CUDNN_STATUS_NOT_SUPPORTED = 3000,
+  CUDNN_STATUS_NOT_SUPPORTED_SHAPE = 3002,
+  CUDNN_STATUS_NOT_SUPPORTED_LAYOUT = 3004,
 };
+#define CUDNN_STATUS_CATEGORY(full_error_code) ((full_error_code) / 1000 * 1000)
 const char* cudnnGetErrorString(cudnnStatus_t status);
 
 enum cudnnDataType_t { CUDNN_DATA_FLOAT = 0, CUDNN_DATA_DOUBLE = 1, CUDNN_DATA_BFLOAT16 = 9 };
