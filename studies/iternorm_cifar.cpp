@@ -50,6 +50,29 @@ struct SpectrumSums {
     for (double& v : out) v /= double(count);
     return out;
   }
+  // Checkpointed with the epoch in progress (TrainerParts::save_epoch_state), exactly.
+  json to_json() const {
+    auto numbers = [](const std::vector<double>& v) {
+      json a = json::array();
+      for (double x : v) a.push_back(results::number_to_json(x));
+      return a;
+    };
+    return {{"z", numbers(z)}, {"zhat", numbers(zhat)}, {"trace_loss", results::number_to_json(trace_loss)},
+            {"count", count}};
+  }
+  static SpectrumSums from_json(const json& j) {
+    auto numbers = [](const json& a, const char* what) {
+      std::vector<double> v;
+      for (const json& x : a) v.push_back(results::number_from_json(x, what));
+      return v;
+    };
+    SpectrumSums s;
+    s.z = numbers(j.at("z"), "z");
+    s.zhat = numbers(j.at("zhat"), "zhat");
+    s.trace_loss = results::number_from_json(j.at("trace_loss"), "trace_loss");
+    s.count = j.at("count").get<int>();
+    return s;
+  }
 };
 
 // Appends [epoch, values...] as a row of the run's array `name`.
@@ -240,17 +263,20 @@ results::Result run_iternorm_cifar(const IternormCifarOptions& options) {
         sums.add(cw_spectra(last_z1, T));
         last_z1 = Tensor();
       };
+      parts.save_epoch_state = [&] { return sums.to_json(); };
+      parts.restore_epoch_state = [&](const json& j) { sums = SpectrumSums::from_json(j); };
       parts.evaluate = [&](int epoch) {
         std::map<std::string, double> m;
-        if (sums.count == 0) return m;  // resumed exactly at an epoch's end
-        const std::vector<double> z = sums.mean(sums.z), zhat = sums.mean(sums.zhat);
-        append_row(run, "z_spectra", epoch + 1, z);
-        append_row(run, "zhat_spectra", epoch + 1, zhat);
-        run.arrays["final_z_spectrum"] = results::Array::vector(z);
-        run.arrays["final_zhat_spectrum"] = results::Array::vector(zhat);
-        m["z_flatness"] = flatness(z);
-        m["zhat_flatness"] = flatness(zhat);
-        m["trace_loss"] = sums.trace_loss / sums.count;
+        if (sums.count > 0) {  // none only when resumed at an epoch's end from a checkpoint without the sums
+          const std::vector<double> z = sums.mean(sums.z), zhat = sums.mean(sums.zhat);
+          append_row(run, "z_spectra", epoch + 1, z);
+          append_row(run, "zhat_spectra", epoch + 1, zhat);
+          run.arrays["final_z_spectrum"] = results::Array::vector(z);
+          run.arrays["final_zhat_spectrum"] = results::Array::vector(zhat);
+          m["z_flatness"] = flatness(z);
+          m["zhat_flatness"] = flatness(zhat);
+          m["trace_loss"] = sums.trace_loss / sums.count;
+        }
         sums = SpectrumSums{};
         if (o.knn_every > 0 && (epoch + 1) % o.knn_every == 0) {
           train::EvalOptions knn_only = eval;

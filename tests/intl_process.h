@@ -80,14 +80,17 @@ inline std::string read_text(const std::string& path) {
 // wait status. On a loaded machine the rest of a short run can pass between the file's appearance and the
 // signal: a run that ended before the signal could interrupt it (exit code 0, or ended by `sig` itself after
 // the training loop had given the signal its default action back) starts again, from an empty `out`, up to
-// `attempts` times in all.
+// `attempts` times in all. `delay_s` waits that long after the file appears before the signal (a checkpoint
+// file appears at an epoch's end, so a signal sent at once stops the run there; a delay sends it into the
+// next epoch's steps).
 inline int interrupt_intl(const std::vector<std::string>& args, const std::string& out, const std::string& file,
-                          int sig, const std::string& log, int attempts = 5) {
+                          int sig, const std::string& log, int attempts = 5, double delay_s = 0) {
   int status = 0;
   for (int attempt = 1; attempt <= attempts; ++attempt) {
     std::filesystem::remove_all(out);
     const pid_t pid = spawn_intl(args, log);
     REQUIRE_MESSAGE(wait_for_file(file, pid), "the run ended without writing " << file << ": " << read_text(log));
+    if (delay_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(delay_s));
     kill(pid, sig);
     status = wait_for(pid);
     const bool ran_out = (WIFEXITED(status) && WEXITSTATUS(status) == 0) ||

@@ -3,6 +3,8 @@
 // the trace loss the whitened spectrum ends flatter (larger lambda_r / lambda_1 of cov(Zhat)) than without,
 // at T = 1, 3 and 5.
 #include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/wait.h>
 
 #include <cmath>
 #include <filesystem>
@@ -13,6 +15,7 @@
 #include "losses/whitening.h"
 #include "results/result.h"
 #include "studies/iternorm_cifar.h"
+#include "tests/intl_process.h"
 #include "tests/temp_dir.h"
 
 using namespace intl;
@@ -140,5 +143,48 @@ TEST_CASE("iternorm-cifar: the paper's config file holds the defaults, the reduc
       REQUIRE(defaults.contains(key));
       if (std::string(file) == "iternorm-cifar.json") CHECK(value == defaults.at(key));
     }
+  }
+}
+
+// Eight steps an epoch, nearly all of its time (about a second here), and SIGINT sent 0.4 s after the first
+// epoch's checkpoint, so that the run stops inside its second epoch: that epoch's spectra then average steps
+// from before the stop and after the resume, whose sums only the checkpoint carries over. (Were the signal to
+// land at an epoch's end on a slow machine, the run would stop there and the comparison would still hold.)
+TEST_CASE("iternorm-cifar stopped by SIGINT inside an epoch and resumed records every epoch as the "
+          "uninterrupted run") {
+  TempDir dir;
+  auto args = [&](const std::string& out) {
+    return std::vector<std::string>{
+        "run", "iternorm-cifar", "--T", "1", "--trace-loss", "on", "--epochs", "4", "--batch", "32",
+        "--train-images", "256", "--test-images", "32", "--width", "4", "--hidden", "32", "--dim", "8",
+        "--image-size", "16", "--dataset", "synthetic", "--knn-every", "1", "--linear-epochs", "0", "--warmup", "1",
+        "--workers", "0", "--checkpoints", "--device", "cpu", "--log-every", "1000", "--out", out};
+  };
+  const std::string straight = dir / "straight", stopped = dir / "stopped";
+  REQUIRE_MESSAGE(run_intl(args(straight), dir / "straight.log") == 0, read_text(dir / "straight.log"));
+  const int status = interrupt_intl(args(stopped), stopped,
+                                    stopped + "/checkpoints/T_1_trace_loss/ckpt-e0001.safetensors", SIGINT,
+                                    dir / "stopped.log", 5, 0.4);
+  REQUIRE_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 130), read_text(dir / "stopped.log"));
+  INFO("stopped: " << read_text(dir / "stopped.log"));
+  std::vector<std::string> resume = args(stopped);
+  resume.push_back("--resume");
+  REQUIRE_MESSAGE(run_intl(resume, dir / "resumed.log") == 0, read_text(dir / "resumed.log"));
+
+  const results::Result a = results::load_result(straight + "/RESULT.json");
+  const results::Result b = results::load_result(stopped + "/RESULT.json");
+  REQUIRE(a.runs.size() == 1);
+  REQUIRE(b.runs.size() == 1);
+  CHECK(a.runs[0].metrics == b.runs[0].metrics);
+  for (const auto& [key, curve] : a.runs[0].curves) {
+    if (key == "epoch_time_s") continue;  // wall-clock times, the one thing allowed to differ
+    INFO(key);
+    REQUIRE(b.runs[0].curves.count(key) == 1);
+    CHECK(curve.x == b.runs[0].curves.at(key).x);
+    CHECK(curve.y == b.runs[0].curves.at(key).y);
+  }
+  for (const char* key : {"z_spectra", "zhat_spectra", "final_zhat_spectrum"}) {
+    INFO(key);
+    CHECK(a.runs[0].arrays.at(key).values == b.runs[0].arrays.at(key).values);
   }
 }

@@ -67,23 +67,26 @@ void append_point(results::Run& run, const std::string& name, double x, double y
   c.y.push_back(y);
 }
 
-json progress_to_json(const results::Run& run, const EpochSums& sums) {
+json progress_to_json(const results::Run& run, const EpochSums& sums, const TrainerParts& parts) {
   json curves = json::object();
   for (const auto& [name, curve] : run.curves) curves[name] = curve;
   json arrays = json::object();
   for (const auto& [name, array] : run.arrays) arrays[name] = array;
   json events = json::array();
   for (const auto& e : run.events) events.push_back(e);
-  return {{"curves", curves},
-          {"arrays", arrays},
-          {"events", events},
-          {"epoch_loss_sum", results::number_to_json(sums.loss_sum)},
-          {"epoch_steps", sums.count},
-          {"epoch_seconds", sums.seconds},
-          {"last_lr", sums.last_lr}};
+  json j = {{"curves", curves},
+            {"arrays", arrays},
+            {"events", events},
+            {"epoch_loss_sum", results::number_to_json(sums.loss_sum)},
+            {"epoch_steps", sums.count},
+            {"epoch_seconds", sums.seconds},
+            {"last_lr", sums.last_lr}};
+  if (parts.save_epoch_state) j["caller_epoch_state"] = parts.save_epoch_state();
+  return j;
 }
 
-void progress_from_json(const json& j, const std::string& where, results::Run& run, EpochSums& sums) {
+void progress_from_json(const json& j, const std::string& where, results::Run& run, EpochSums& sums,
+                        const TrainerParts& parts) {
   try {
     run.curves.clear();
     for (const auto& [name, curve] : j.at("curves").items()) run.curves[name] = curve.get<results::Curve>();
@@ -96,6 +99,8 @@ void progress_from_json(const json& j, const std::string& where, results::Run& r
     sums.count = j.at("epoch_steps").get<int64_t>();
     sums.seconds = j.at("epoch_seconds").get<double>();
     sums.last_lr = j.at("last_lr").get<double>();
+    if (parts.restore_epoch_state && j.contains("caller_epoch_state"))
+      parts.restore_epoch_state(j.at("caller_epoch_state"));
   } catch (const std::exception& e) {
     throw Error(where + ": the saved training history is malformed (" + e.what() + ")");
   }
@@ -175,7 +180,7 @@ TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, 
       throw UsageError("cannot resume from '" + config.resume_from + "': it was trained with other options:\n" +
                        diff + "resume with the same options (or --config), or start a new run in another --out");
     pos = state.position;
-    progress_from_json(state.progress, "checkpoint '" + config.resume_from + "'", run, sums);
+    progress_from_json(state.progress, "checkpoint '" + config.resume_from + "'", run, sums, parts);
     run.events.push_back({"note", pos.global_step, "resumed from " + config.resume_from, json::object()});
     const std::string here = computed_on(*parts.model);
     if (!state.computed_on.empty() && state.computed_on != here) {
@@ -202,7 +207,7 @@ TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, 
     state.position = at;
     state.optimizer_steps = parts.optimizer->steps();
     state.recipe = config.recipe;
-    state.progress = progress_to_json(run, sums);
+    state.progress = progress_to_json(run, sums, parts);
     state.model = config.model_description;
     state.computed_on = computed_on(*parts.model);
     const std::string path = (std::filesystem::path(config.checkpoint_dir) / checkpoint_file_name(at)).string();

@@ -30,6 +30,11 @@ struct TrainerParts {
   std::function<std::map<std::string, double>(int epoch)> evaluate;
   // Optional. After every step: the global step just done (1-based), its loss and learning rate.
   std::function<void(int64_t global_step, double loss, double lr)> on_step;
+  // Optional, together: the caller's own sums over the epoch in progress (a study's per-step spectra, say),
+  // stored in every checkpoint and given back on resume, so that a resumed epoch records what the
+  // uninterrupted one would have.
+  std::function<nlohmann::json()> save_epoch_state;
+  std::function<void(const nlohmann::json&)> restore_epoch_state;
 };
 
 struct TrainerConfig {
