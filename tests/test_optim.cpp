@@ -83,13 +83,21 @@ TEST_CASE("Adam and AdamW first steps") {
   CHECK(u.to_vector()[0] == doctest::Approx(1.0 * (1 - 0.001) - 0.01).epsilon(1e-9));
 }
 
+// The authors' adjust_learning_rate: warm-up base * (step + 1) / warmup, then q = 0.5 (1 + cos(pi (step -
+// warmup + 1) / (total - warmup))), lr = base q + 0.001 base (1 - q).
 TEST_CASE("warm-up then cosine schedule") {
   WarmupCosine s{0.3, 10, 110, 0.001};
+  auto authors = [](int64_t step) {
+    const double q = 0.5 * (1 + std::cos(M_PI * double(step - 10 + 1) / 100.0));
+    return 0.3 * q + 0.0003 * (1 - q);
+  };
   CHECK(s.at(0) == doctest::Approx(0.03));
   CHECK(s.at(9) == doctest::Approx(0.3));
-  CHECK(s.at(10) == doctest::Approx(0.3));
-  CHECK(s.at(60) == doctest::Approx(0.0003 + (0.3 - 0.0003) * 0.5));
-  CHECK(s.at(110) == doctest::Approx(0.0003));
+  CHECK(s.at(10) == doctest::Approx(authors(10)).epsilon(1e-12));
+  CHECK(s.at(10) < 0.3);  // one step into the cosine
+  CHECK(s.at(59) == doctest::Approx(0.0003 + (0.3 - 0.0003) * 0.5));
+  CHECK(s.at(77) == doctest::Approx(authors(77)).epsilon(1e-12));
+  CHECK(s.at(109) == doctest::Approx(0.0003).epsilon(1e-12));  // the last step is at the floor
   CHECK(s.at(500) == doctest::Approx(0.0003));
 }
 
