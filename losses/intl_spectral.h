@@ -4,7 +4,10 @@
 // step, by the Daleckii-Krein formula with divided differences of the polynomial f_T) need one eigensolve
 // per view instead of 3T matrix products forward and 6T backward. The loss only reads the whitened rows'
 // inner products, so it is computed from the Gram matrices Zc_a Zc_b^T and never forms Zhat.
-// Same value and gradient as intl_loss (losses/intl_loss.h) up to rounding; tested against it.
+// Same value and gradient as intl_loss (losses/intl_loss.h) up to rounding; tested against it. The one
+// exception is a sample whose embedding is constant over its features (a zero centred row): the cosine's
+// derivative is unbounded there: this form's gradient is NaN (the trainer ends such a step as a divergence),
+// where the Newton form, whose norms carry an epsilon, returns a finite but enormous one (about 1e11 in float64).
 #pragma once
 #include "engine/tensor.h"
 

@@ -212,6 +212,30 @@ TEST_CASE("batch_norm_2d_fused is batch_norm_2d, plus the residual, through ReLU
     }
 }
 
+// The float32 kernel sums rows in per-thread slots: a call whose parallel region gets fewer threads than the
+// slots (here a nested region, which runs on one thread) must not add the slots an earlier call left.
+TEST_CASE("batch_norm_2d in float32 gives the same statistics when called inside a parallel region") {
+  Tensor x = Tensor::randn({4, 3, 5, 8}, 9, 1, DType::f32);
+  auto running_mean = [&] {
+    Tensor rm = Tensor::zeros({8}), rv = Tensor::ones({8});
+    batch_norm_2d(x, Tensor(), Tensor(), rm, rv, true, 1.0, 1e-5);
+    return rm.to_vector();
+  };
+  const std::vector<double> outside = running_mean();
+  Tensor shifted = add(x, 100.0);  // leaves large sums in the slots of every thread
+  {
+    Tensor rm = Tensor::zeros({8}), rv = Tensor::ones({8});
+    batch_norm_2d(shifted, Tensor(), Tensor(), rm, rv, true, 1.0, 1e-5);
+  }
+  std::vector<double> inside;
+#pragma omp parallel num_threads(2)
+  {
+#pragma omp master
+    inside = running_mean();
+  }
+  CHECK(max_abs_diff(inside, outside) < 1e-6);
+}
+
 TEST_CASE("global_avg_pool averages each plane") {
   Tensor x = Tensor::from_vector({1, 10, 2, 20, 3, 30, 4, 40}, {1, 2, 2, 2}, DType::f64);  // NHWC
   Tensor y = global_avg_pool(x);

@@ -215,3 +215,28 @@ TEST_CASE("softmax cross-entropy names a label outside the classes") {
                        " of row 2 is outside the 4 classes of the logits").c_str());
   }
 }
+
+// Parameters of another dtype were read as raw memory of the input's (a float32 weight read as float64 ran past
+// its buffer): refused, naming both dtypes.
+TEST_CASE("linear and batch_norm_1d refuse parameters of another dtype") {
+  const Tensor x = rnd({2, 3}, 1);  // float64
+  CHECK_THROWS_WITH(linear(x, Tensor::ones({4, 3}), Tensor()), "linear: dtypes differ (float64 and float32)");
+  CHECK_THROWS_WITH(linear(x, Tensor::ones({4, 3}, DType::f64), Tensor::ones({4})),
+                    "linear: dtypes differ (float64 and float32)");
+  CHECK_THROWS_WITH(batch_norm_1d(x, Tensor::ones({3}), Tensor(), Tensor(), Tensor(), true, 0.1, 1e-5),
+                    "batch_norm_1d: dtypes differ (float64 and float32)");
+  CHECK_THROWS_WITH(batch_norm_1d(x, Tensor::ones({4}, DType::f64), Tensor(), Tensor(), Tensor(), true, 0.1, 1e-5),
+                    "batch_norm_1d: parameters and statistics must be (3,), got (4,)");
+}
+
+// An inner extent of 0: the product of a (m, 0) and a (0, n) matrix is the (m, n) zero matrix.
+TEST_CASE("matmul with an inner extent of 0 is zero in both dtypes") {
+  for (const DType dtype : {DType::f32, DType::f64}) {
+    CAPTURE(dtype_name(dtype));
+    const Tensor y = matmul(Tensor::zeros({3, 0}, dtype), Tensor::zeros({0, 4}, dtype));
+    CHECK(y.shape() == Shape{3, 4});
+    CHECK(y.to_vector() == std::vector<double>(12, 0.0));
+    const Tensor z = linear(Tensor::zeros({2, 0}, dtype), Tensor::zeros({5, 0}, dtype), Tensor::ones({5}, dtype));
+    CHECK(z.to_vector() == std::vector<double>(10, 1.0));  // the bias alone
+  }
+}

@@ -47,9 +47,13 @@ void channel_sums(const NhwcShape& s, RowTerms row_terms, double* first, double*
   const int c = s.c;
   p.prepare(c);
   const int64_t rows = s.rows();
+  // The region may get fewer threads than asked (OMP_DYNAMIC, or a call from inside another parallel region):
+  // only the slots of the threads that ran hold this call's sums.
+  int ran = 1;
 #pragma omp parallel num_threads(p.threads)
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    if (t == 0) ran = nt;
     double* tot = p.sum_of(t, c);
     float* blk = p.block.data() + size_t(t) * 2 * c;
     std::fill(tot, tot + 2 * c, 0.0);
@@ -63,7 +67,7 @@ void channel_sums(const NhwcShape& s, RowTerms row_terms, double* first, double*
   }
   for (int k = 0; k < c; ++k) {
     double a = 0, b = 0;
-    for (int t = 0; t < p.threads; ++t) {
+    for (int t = 0; t < ran; ++t) {
       a += p.sum_of(t, c)[k];
       b += p.sum_of(t, c)[c + k];
     }

@@ -31,6 +31,11 @@ GemmOperand gemm_operand(const Tensor& x) {
 
 // c (batch x m x n; rows may be strided, columns contiguous) = alpha a b + beta c.
 void gemm_into(const Tensor& a, const Tensor& b, const Tensor& c, double alpha, double beta) {
+  if (a.size(-1) == 0) {  // an empty inner extent: alpha a b is zero, c becomes beta c
+    if (beta == 0.0) backend(c.device()).fill(c, 0.0);
+    else if (beta != 1.0) backend(c.device()).copy(mul(c.detach(), beta), c);
+    return;
+  }
   const GemmOperand A = gemm_operand(a), B = gemm_operand(b);
   GemmArgs g;
   g.trans_a = A.trans;
@@ -89,6 +94,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   INTL_CHECK(x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1),
              "linear: input " + shape_str(x.shape()) + " and weight " + shape_str(w.shape()) + " (out x in)");
+  check_same("linear", x, w);
+  if (b.defined()) check_same("linear", x, b);
   Tensor y = Tensor::empty({x.size(0), w.size(0)}, x.dtype(), x.device());
   if (b.defined()) {
     INTL_CHECK(b.dim() == 1 && b.size(0) == w.size(0), "linear: bias " + shape_str(b.shape()) + " for weight " +

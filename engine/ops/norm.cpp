@@ -14,6 +14,12 @@ Tensor batch_norm_1d(const Tensor& x, const Tensor& gamma, const Tensor& beta, c
                      const Tensor& running_var, bool training, double momentum, double eps) {
   INTL_CHECK(x.dim() == 2, "batch_norm_1d needs (rows, features), got " + shape_str(x.shape()));
   const int64_t rows = x.size(0), features = x.size(1);
+  for (const Tensor* p : {&gamma, &beta, &running_mean, &running_var})
+    if (p->defined()) {
+      check_same("batch_norm_1d", x, *p);
+      INTL_CHECK(p->dim() == 1 && p->size(0) == features, "batch_norm_1d: parameters and statistics must be " +
+                                                             shape_str({features}) + ", got " + shape_str(p->shape()));
+    }
   if (!training) {
     Tensor scale = rsqrt(add(running_var.detach(), eps));
     Tensor y = mul(sub(x, running_mean.detach()), scale);

@@ -1,6 +1,8 @@
 // Optimizers over a list of named parameters (PyTorch semantics): SGD with momentum, weight decay and an
 // option to exclude 1-D parameters (biases, batch-norm) from decay; Adam and AdamW. The state (momentum and
-// moment buffers, step count) is exposed by name for checkpoints.
+// moment buffers, step count) is exposed by name for checkpoints. One difference: Adam's bias correction
+// counts the optimizer's steps, where PyTorch counts each parameter's own; the two agree whenever every
+// parameter has a gradient at every step, as in every training loop here.
 #pragma once
 #include <string>
 #include <utility>
