@@ -118,8 +118,11 @@ void add_pretrain_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--image-size", o->image_size, "side of the training crops and evaluation images")
       ->capture_default_str();
-  cmd->add_option("--train-images", o->train_images, "use the first N training images (0: all)")->capture_default_str();
-  cmd->add_option("--test-images", o->test_images, "use the first N test images (0: all)")->capture_default_str();
+  cmd->add_option("--train-images", o->train_images,
+                  "use N training images (0: all): CIFAR's first N, an image folder's N round-robin over its classes")
+      ->capture_default_str();
+  cmd->add_option("--test-images", o->test_images, "use N test images (0: all), taken as --train-images")
+      ->capture_default_str();
   cmd->add_option("--workers", o->workers, "data loader threads")->capture_default_str();
   cmd->add_option("--eval-every", o->eval_every, "kNN accuracy every N epochs (0: only at the end)")
       ->capture_default_str();

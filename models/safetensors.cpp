@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/durable.h"
 #include "engine/error.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors data is little-endian, as is this host");
@@ -109,6 +110,7 @@ void write_safetensors(const std::string& path, const NamedTensorList& tensors,
     std::remove(tmp.c_str());
     throw Error("cannot rename " + quoted(tmp) + " to " + quoted(path) + ": " + why);
   }
+  sync_folder_of(path);  // the rename itself, durable, before an older checkpoint is pruned
 }
 
 SafetensorsContents read_safetensors(const std::string& path) {

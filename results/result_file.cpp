@@ -14,6 +14,7 @@
 
 #include "engine/backend.h"
 #include "engine/conv_algorithms.h"
+#include "engine/durable.h"
 #include "engine/error.h"
 #include "engine/precision.h"
 #include "results/result.h"
@@ -177,13 +178,7 @@ void write_file_atomically(const std::string& path, const std::string& text) {
     errno = saved;
     io_error(path, "cannot rename " + tmp + " to it");
   }
-  // Make the rename itself durable; a failure here loses nothing that is not already on disk.
-  const std::string dir = target.has_parent_path() ? target.parent_path().string() : ".";
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  sync_folder_of(path);  // the rename itself, durable
 }
 
 std::string utc_timestamp() {

@@ -4,6 +4,7 @@
 // option files load; a short pre-training lifts the 5-NN accuracy clearly above the network at initialisation.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -88,9 +89,16 @@ TEST_CASE("pretrain killed (SIGKILL) or stopped (SIGINT) and resumed ends bit fo
     CHECK(partial.runs.at(0).first_event("note") != nullptr);
     std::vector<std::string> args = tiny_args(dir / "data", stopped, epochs);
     args.push_back("--resume");
+    const auto resume_start = std::chrono::steady_clock::now();
     REQUIRE_MESSAGE(run_intl(args, dir / "resumed2.log") == 0, read_text(dir / "resumed2.log"));
+    const double resume_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - resume_start).count();
     check_same_checkpoint(straight + final_name, stopped + final_name);
     CHECK(loss_curve(stopped) == loss_curve(straight));
+    // The run's wall time counts the stopped process too: more than the resumed process alone could have.
+    const double wall_s = results::load_result(stopped + "/RESULT.json").header.wall_s;
+    INFO("stopped process " << partial.header.wall_s << " s, resumed process " << resume_s << " s, recorded "
+                            << wall_s << " s");
+    CHECK(wall_s > resume_s);
   }
   {  // `intl eval` reads the checkpoint (and the backbone file) and writes the paper's metric names
     const std::string ckpt = straight + final_name;

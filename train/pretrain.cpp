@@ -31,14 +31,20 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-// The training rate in the result file of an earlier process of the run; 0 when it holds none.
-double recorded_rate(const std::string& result_path) {
+// What the result file of an earlier process of the run recorded: its training rate and the run's wall time
+// so far (0 for what it does not hold).
+struct EarlierProcess {
+  double images_per_s = 0, wall_s = 0;
+};
+EarlierProcess earlier_process(const std::string& result_path) {
+  EarlierProcess e;
   try {
     const results::Result r = results::load_result(result_path);
-    return r.runs.empty() ? 0 : r.runs[0].metrics.at("images_per_s");
+    e.wall_s = r.header.wall_s;
+    if (!r.runs.empty()) e.images_per_s = r.runs[0].metrics.at("images_per_s");
   } catch (const std::exception&) {
-    return 0;
   }
+  return e;
 }
 
 std::string fmt_number(double v) {  // as the user would type it
@@ -277,10 +283,14 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
   results::Run& run = result.runs.back();
   run.name = o.ema && o.multi_crop ? "intl multicrop+ema" : o.ema ? "intl ema" : o.multi_crop ? "intl multicrop" : "intl";
   const std::string result_path = (fs::path(o.out) / "RESULT.json").string();
+  // A resumed run's wall time counts its earlier processes too, as a resumed study's does.
+  const EarlierProcess earlier =
+      resume_from.empty() || !fs::exists(result_path) ? EarlierProcess{} : earlier_process(result_path);
   auto publish = [&] {
     if (train_folder) run.metrics["skipped_images"] = train_folder->skipped_images();
     if (test_folder) run.metrics["skipped_val_images"] = test_folder->skipped_images();
-    result.header.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+    result.header.wall_s =
+        earlier.wall_s + std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
     results::save_result(result, result_path);
   };
 
@@ -343,9 +353,8 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
               device_name(device), o.out.c_str());
   if (!resume_from.empty()) std::printf("resuming from %s\n", resume_from.c_str());
   // A resumed run with no step left times nothing: the rate its earlier process measured stays in the result.
-  const double earlier_rate = resume_from.empty() || !fs::exists(result_path) ? 0 : recorded_rate(result_path);
   const TrainOutcome outcome = train_loop(parts, tc, run, publish);
-  const double images_per_s = outcome.images_per_s > 0 ? outcome.images_per_s : earlier_rate;
+  const double images_per_s = outcome.images_per_s > 0 ? outcome.images_per_s : earlier.images_per_s;
 
   PretrainOutcome out;
   out.result_path = result_path;
@@ -401,11 +410,12 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
       knn_curve.y.push_back(run.metrics[knn_name]);
     }
   }
-  if (train_folder && train_folder->skipped_images() > 0) {
+  for (const auto& [folder_read, which] : {std::pair{train_folder, "training"}, std::pair{test_folder, "validation"}}) {
+    if (!folder_read || folder_read->skipped_images() == 0) continue;
     std::string list;
-    for (const std::string& p : train_folder->skipped_paths()) list += (list.empty() ? "" : ", ") + p;
-    run.events.push_back({"note", total_steps, "skipped " + std::to_string(train_folder->skipped_images()) +
-                                                   " training images that do not decode: " + list,
+    for (const std::string& p : folder_read->skipped_paths()) list += (list.empty() ? "" : ", ") + p;
+    run.events.push_back({"note", total_steps, "skipped " + std::to_string(folder_read->skipped_images()) + " " +
+                                                   which + " images that do not decode: " + list,
                           json::object()});
   }
   publish();
