@@ -80,6 +80,7 @@ void add_bench_iternorm(CLI::App& bench) {
                   "then N more runs with every backend primitive synchronised and timed: where the time goes")
       ->check(CLI::Range(0, 100000));
   cli::add_common_options(*cmd, opts->common);
+  cmd->remove_option(cmd->get_option("--out"));  // a benchmark prints its figures and writes no files
   cmd->callback([opts] { run(*opts); });
 }
 

@@ -286,6 +286,7 @@ void add_bench_train(CLI::App& bench) {
       ->capture_default_str();
   cli::add_loss_form_option(*cmd, o->loss_form);
   cli::add_common_options(*cmd, o->common);
+  cmd->remove_option(cmd->get_option("--out"));  // a benchmark prints its figures and writes no files
   cmd->callback([o] {
     set_bf16_activations(o->bf16_activations == "on");
     run(*o);

@@ -4,6 +4,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <sstream>
+#include <string>
 
 #include "cli/command.h"
 #include "engine/allocator.h"
@@ -97,7 +99,19 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "intl: %s\n", unknown.c_str());
       return 2;
     }
-    // Words left over after an option are most often a list written with spaces ("--T 1 3 5").
+    if (dynamic_cast<const CLI::ExtrasError*>(&e)) {
+      // An option the command does not have is named as such; other words left over after an option are most
+      // often a list written with spaces ("--T 1 3 5").
+      std::string unknown_options;
+      std::istringstream words(std::string(e.what()).substr(std::string(e.what()).find(": ") + 2));
+      for (std::string w; words >> w;)
+        if (w.size() > 1 && w[0] == '-') unknown_options += (unknown_options.empty() ? "" : ", ") + w;
+      if (!unknown_options.empty()) {
+        std::fprintf(stderr, "intl: %s: not an option of '%s' (see '%s --help')\n", unknown_options.c_str(),
+                     command_path(app).c_str(), command_path(app).c_str());
+        return 2;
+      }
+    }
     const char* hint = dynamic_cast<const CLI::ExtrasError*>(&e) ? "; a list is one word: --T 1,3,5" : "";
     std::fprintf(stderr, "intl: %s%s (see '%s --help')\n", e.what(), hint, command_path(app).c_str());
     return 2;

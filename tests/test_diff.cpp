@@ -375,6 +375,9 @@ TEST_CASE("a comma list takes one word per occurrence and refuses empty items") 
   CHECK(run_intl("run toy2d --T 1 3", tmp.path, out) == 2);
   CHECK(out == "intl: The following argument was not expected: 3; a list is one word: --T 1,3,5 (see 'intl run "
                "toy2d --help')\n");
+  // An option the command lacks is named as one (a benchmark writes no files: no --out).
+  CHECK(run_intl("bench iternorm --out x", tmp.path, out) == 2);
+  CHECK(out == "intl: --out: not an option of 'intl bench iternorm' (see 'intl bench iternorm --help')\n");
   // Repeated, each occurrence adds its items; a --config list is one word too.
   CHECK(run_intl("run toy2d --T 1 --T 3 --epochs 1 --out '" + (tmp / "a") + "'", tmp.path, out) == 0);
   std::ofstream(tmp / "lists.json") << R"({"T": [1, 3], "epochs": 1})";
