@@ -176,19 +176,42 @@ void transpose(const float* __restrict src, size_t stride, int rows, int cols, f
     for (int c = 0; c < cols; ++c) dst[size_t(c) * rows + r] = src[size_t(r) * stride + c];
 }
 
+// out[x] = sum_k w[k] * src[k][x] for x < n, the taps added in order k = 0, 1, ... (as a loop over k of
+// out[x] += w[k] * src[k][x] would, to the bit): 16 outputs at a time held in two 8-float registers across
+// the taps, stored once, where that loop loads and stores every output once per tap. Float8 is GCC's (and
+// Clang's) vector of 8 floats, 4-byte aligned so that any offset may be loaded.
+typedef float Float8 __attribute__((vector_size(32), aligned(4)));
+void weighted_sum(const float* const* src, const float* w, int taps, int n, float* __restrict out) {
+  int x = 0;
+  for (; x + 16 <= n; x += 16) {
+    Float8 a = {}, b = {};
+    for (int k = 0; k < taps; ++k) {
+      const float wk = w[k];
+      a += wk * *reinterpret_cast<const Float8*>(src[k] + x);
+      b += wk * *reinterpret_cast<const Float8*>(src[k] + x + 8);
+    }
+    *reinterpret_cast<Float8*>(out + x) = a;
+    *reinterpret_cast<Float8*>(out + x + 8) = b;
+  }
+  for (; x < n; ++x) {
+    float acc = 0.0f;
+    for (int k = 0; k < taps; ++k) acc += w[k] * src[k][x];
+    out[x] = acc;
+  }
+}
+
 // Resizes along the rows of `in`: output row i = sum_k w[k][i] * input row (first[i] + k), for rows of n
 // contiguous floats, one tap at a time (each output sample adds its taps in order k = 0, 1, ..., so the
 // result does not depend on which axis is contiguous).
-void resize_rows(const float* in, size_t n, const ResizeTaps& taps, int out_size, float* out) {
+void resize_rows(const float* in, int n, const ResizeTaps& taps, int out_size, float* out, TapRows& rows) {
+  rows.src.resize(taps.taps);
+  rows.w.resize(taps.taps);
   for (int i = 0; i < out_size; ++i) {
-    float* __restrict o = out + size_t(i) * n;
-    const float* in_i = in + size_t(taps.first[i]) * n;
-    for (size_t x = 0; x < n; ++x) o[x] = 0.0f;
     for (int k = 0; k < taps.taps; ++k) {
-      const float w = taps.weights[size_t(k) * out_size + i];
-      const float* __restrict row = in_i + size_t(k) * n;
-      for (size_t x = 0; x < n; ++x) o[x] += w * row[x];
+      rows.src[k] = in + size_t(taps.first[i] + k) * n;
+      rows.w[k] = taps.weights[size_t(k) * out_size + i];
     }
+    weighted_sum(rows.src.data(), rows.w.data(), taps.taps, n, out + size_t(i) * n);
   }
 }
 
@@ -211,11 +234,12 @@ void resize_crop(const ImageF& src, const CropBox& box, int out_height, int out_
     // contiguous and the loop vectorises (along a row each output reads its taps at its own offset, a gather).
     transpose(src.plane(c) + size_t(box.top) * src.width + box.left, size_t(src.width), box.height, box.width,
               scratch.columns.data());
-    resize_rows(scratch.columns.data(), crop_h, scratch.taps_x, out_width, scratch.resized_columns.data());
+    resize_rows(scratch.columns.data(), box.height, scratch.taps_x, out_width, scratch.resized_columns.data(),
+                scratch.tap_rows);
     transpose(scratch.resized_columns.data(), crop_h, out_width, box.height, scratch.rows.data());
     // rows: (box.height, out_width); the vertical pass, then the clamp.
     float* out = dst.plane(c);
-    resize_rows(scratch.rows.data(), size_t(out_width), scratch.taps_y, out_height, out);
+    resize_rows(scratch.rows.data(), out_width, scratch.taps_y, out_height, out, scratch.tap_rows);
     for (size_t i = 0; i < size_t(out_height) * out_width; ++i) out[i] = clamp01(out[i]);
   }
 }
@@ -344,24 +368,20 @@ void gaussian_blur(ImageF& img, int kernel_size, float sigma, BlurScratch& scrat
   for (int i = 0; i < width + kernel_size - 1; ++i) scratch.index_x[i] = reflect(i - half, width);
   for (int i = 0; i < height + kernel_size - 1; ++i) scratch.index_y[i] = reflect(i - half, height);
   const float* w = scratch.weights.data();
+  scratch.tap_rows.src.resize(kernel_size);
+  const float** src = scratch.tap_rows.src.data();
   scratch.rows.reshape(img.channels, height, width);
   for (int c = 0; c < img.channels; ++c) {
     for (int y = 0; y < height; ++y) {  // along x, into scratch, through a reflect-padded copy of the row
       const float* in = img.plane(c) + size_t(y) * width;
       float* __restrict padded = scratch.padded.data();
       for (int i = 0; i < width + kernel_size - 1; ++i) padded[i] = in[scratch.index_x[i]];
-      float* __restrict out = scratch.rows.plane(c) + size_t(y) * width;
-      std::fill(out, out + width, 0.0f);
-      for (int k = 0; k < kernel_size; ++k)
-        for (int x = 0; x < width; ++x) out[x] += w[k] * padded[x + k];
+      for (int k = 0; k < kernel_size; ++k) src[k] = padded + k;
+      weighted_sum(src, w, kernel_size, width, scratch.rows.plane(c) + size_t(y) * width);
     }
     for (int y = 0; y < height; ++y) {  // along y, back into img
-      float* out = img.plane(c) + size_t(y) * width;
-      std::fill(out, out + width, 0.0f);
-      for (int k = 0; k < kernel_size; ++k) {
-        const float* in = scratch.rows.plane(c) + size_t(scratch.index_y[y + k]) * width;
-        for (int x = 0; x < width; ++x) out[x] += w[k] * in[x];
-      }
+      for (int k = 0; k < kernel_size; ++k) src[k] = scratch.rows.plane(c) + size_t(scratch.index_y[y + k]) * width;
+      weighted_sum(src, w, kernel_size, width, img.plane(c) + size_t(y) * width);
     }
   }
 }

@@ -69,11 +69,18 @@ struct ResizeTaps {
 // Computes the taps that resize `in_size` samples to `out_size` (see the header note for the two modes).
 void resize_taps(int in_size, int out_size, Resample mode, ResizeTaps& taps);
 
+// The source rows of one output row and their weights, while a pass adds them up.
+struct TapRows {
+  std::vector<const float*> src;
+  std::vector<float> w;
+};
+
 struct ResizeScratch {
   ResizeTaps taps_x, taps_y;
   std::vector<float> columns;          // (crop width, crop height): one channel of the crop, transposed
   std::vector<float> resized_columns;  // (out width, crop height): the horizontal pass, transposed
   std::vector<float> rows;             // (crop height, out width) after the horizontal pass
+  TapRows tap_rows;
 };
 
 // Crops `box` out of src and resizes it to (out_height, out_width), clamped to [0, 1]; separable, rows
@@ -111,6 +118,7 @@ struct BlurScratch {
   std::vector<float> weights;
   std::vector<int> index_x, index_y;  // reflect-padded source index of each padded position
   std::vector<float> padded;          // one reflect-padded row
+  TapRows tap_rows;
 };
 // Separable Gaussian blur with reflect padding (torchvision gaussian_blur); kernel_size odd. Reflection
 // repeats when the kernel is wider than the image (torchvision refuses that case).
