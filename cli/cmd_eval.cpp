@@ -279,7 +279,8 @@ void add_mode(CLI::App& eval, const std::string& mode, const std::string& help) 
                   "images are resized to this side (image folders: crop side, 224 by default, Resize(side x 256 / 224))")
       ->check(positive())
       ->capture_default_str();
-  cmd->add_option("--train-images", o->train_images, "use N training images (0: all): CIFAR's first N, an image folder's N round-robin over its classes")
+  cmd->add_option("--train-images", o->train_images,
+                  "use N training images (0: all): CIFAR's first N, an image folder's N round-robin over its classes")
       ->check(non_negative())
       ->capture_default_str();
   cmd->add_option("--test-images", o->test_images, "use N test images (0: all), taken as --train-images")

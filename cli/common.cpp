@@ -241,6 +241,7 @@ CLI::Validator finite_number(bool positive) {
 }  // namespace
 
 CLI::Validator non_negative() { return finite_number(false); }
+CLI::Validator positive() { return finite_number(true); }
 
 bool set_by_config(const CLI::Option* option) { return config_set_options().count(option) > 0; }
 
@@ -254,7 +255,6 @@ std::string name_config_source(const std::string& message) {
     if (option->get_name() == name) return where + ": " + message.substr(what);
   return message;
 }
-CLI::Validator positive() { return finite_number(true); }
 
 void add_loss_form_option(CLI::App& cmd, IntlLossForm& form) {
   cmd.add_option_function<std::string>(

@@ -99,11 +99,13 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "intl: %s\n", unknown.c_str());
       return 2;
     }
-    if (dynamic_cast<const CLI::ExtrasError*>(&e)) {
+    const bool extras = dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr;
+    if (extras) {
       // An option the command does not have is named as such; other words left over after an option are most
       // often a list written with spaces ("--T 1 3 5").
+      const std::string what = e.what();
       std::string unknown_options;
-      std::istringstream words(std::string(e.what()).substr(std::string(e.what()).find(": ") + 2));
+      std::istringstream words(what.substr(what.find(": ") + 2));
       for (std::string w; words >> w;)
         if (w.size() > 1 && w[0] == '-') unknown_options += (unknown_options.empty() ? "" : ", ") + w;
       if (!unknown_options.empty()) {
@@ -112,7 +114,7 @@ int main(int argc, char** argv) {
         return 2;
       }
     }
-    const char* hint = dynamic_cast<const CLI::ExtrasError*>(&e) ? "; a list is one word: --T 1,3,5" : "";
+    const char* hint = extras ? "; a list is one word: --T 1,3,5" : "";
     std::fprintf(stderr, "intl: %s%s (see '%s --help')\n", e.what(), hint, command_path(app).c_str());
     return 2;
   } catch (const intl::cli::ExitCode& e) {

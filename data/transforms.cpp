@@ -201,8 +201,8 @@ void weighted_sum(const float* const* src, const float* w, int taps, int n, floa
 }
 
 // Resizes along the rows of `in`: output row i = sum_k w[k][i] * input row (first[i] + k), for rows of n
-// contiguous floats, one tap at a time (each output sample adds its taps in order k = 0, 1, ..., so the
-// result does not depend on which axis is contiguous).
+// contiguous floats (each output sample adds its taps in order k = 0, 1, ..., so the result does not depend on
+// which axis is contiguous).
 void resize_rows(const float* in, int n, const ResizeTaps& taps, int out_size, float* out, TapRows& rows) {
   rows.src.resize(taps.taps);
   rows.w.resize(taps.taps);

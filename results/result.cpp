@@ -84,6 +84,8 @@ json unknown_fields(const json& obj, std::initializer_list<const char*> known) {
   return extra;
 }
 
+}  // namespace
+
 std::vector<double> read_numbers(const json& j, const std::string& where) {
   if (!j.is_array()) field_error(where, "expected an array of numbers, found " + describe(j));
   std::vector<double> out;
@@ -97,6 +99,8 @@ json numbers_to_json(const std::vector<double>& v) {
   for (double x : v) out.push_back(number_to_json(x));
   return out;
 }
+
+namespace {
 
 Header read_header(const json& j, const std::string& where) {
   require_object(j, where);

@@ -100,6 +100,9 @@ void from_json(const json& j, Result& r);
 // null read as NaN). `where` names the field in the error message.
 json number_to_json(double v);
 double number_from_json(const json& j, const std::string& where);
+// A list of doubles as a JSON array of number_to_json's, and back (an error naming `where` for anything else).
+json numbers_to_json(const std::vector<double>& v);
+std::vector<double> read_numbers(const json& j, const std::string& where);
 
 // Reads and validates a result file. Throws intl::Error naming the file and the field at fault, e.g.
 // "out/RESULT.json: runs[0].metrics.linear_top1: expected a number, found string \"abc\"".

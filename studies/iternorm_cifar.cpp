@@ -52,23 +52,13 @@ struct SpectrumSums {
   }
   // Checkpointed with the epoch in progress (TrainerParts::save_epoch_state), exactly.
   json to_json() const {
-    auto numbers = [](const std::vector<double>& v) {
-      json a = json::array();
-      for (double x : v) a.push_back(results::number_to_json(x));
-      return a;
-    };
-    return {{"z", numbers(z)}, {"zhat", numbers(zhat)}, {"trace_loss", results::number_to_json(trace_loss)},
-            {"count", count}};
+    return {{"z", results::numbers_to_json(z)}, {"zhat", results::numbers_to_json(zhat)},
+            {"trace_loss", results::number_to_json(trace_loss)}, {"count", count}};
   }
   static SpectrumSums from_json(const json& j) {
-    auto numbers = [](const json& a, const char* what) {
-      std::vector<double> v;
-      for (const json& x : a) v.push_back(results::number_from_json(x, what));
-      return v;
-    };
     SpectrumSums s;
-    s.z = numbers(j.at("z"), "z");
-    s.zhat = numbers(j.at("zhat"), "zhat");
+    s.z = results::read_numbers(j.at("z"), "z");
+    s.zhat = results::read_numbers(j.at("zhat"), "zhat");
     s.trace_loss = results::number_from_json(j.at("trace_loss"), "trace_loss");
     s.count = j.at("count").get<int>();
     return s;
