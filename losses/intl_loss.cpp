@@ -75,4 +75,18 @@ Tensor intl_multicrop_loss(const std::vector<Tensor>& online, const Tensor& targ
   return mul(total, 1.0 / double(online.size()));
 }
 
+Tensor intl_anchored_crops_loss(const std::vector<Tensor>& crops, int T, double beta) {
+  const LossPrecision fp32;
+  INTL_CHECK(crops.size() >= 2, "multi-crop loss needs an anchor crop and at least one other");
+  const Tensor t0 = iternorm(crops[0], T, WhitenAxis::channel);
+  const Tensor tl0 = trace_loss(t0, WhitenAxis::channel);
+  Tensor total;
+  for (size_t i = 1; i < crops.size(); ++i) {
+    const Tensor t = iternorm(crops[i], T, WhitenAxis::channel);
+    Tensor term = add(norm_mse(t, t0), mul(add(trace_loss(t, WhitenAxis::channel), tl0), beta));
+    total = total.defined() ? add(total, term) : term;
+  }
+  return mul(total, 1.0 / double(crops.size() - 1));
+}
+
 }  // namespace intl

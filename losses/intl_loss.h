@@ -1,5 +1,5 @@
 // The INTL objective (SPEC section 2): trace loss, norm_mse alignment, the total loss with
-// beta = 0.01 (log2 K - 3), and its multi-crop + EMA variant.
+// beta = 0.01 (log2 K - 3), and its multi-crop variants, with and without an EMA target.
 #pragma once
 #include <string>
 #include <vector>
@@ -36,5 +36,9 @@ Tensor intl_loss(const Tensor& z1, const Tensor& z2, int T, double beta, IntlLos
 // Multi-crop + EMA: mean_i [norm_mse(q_i, k) + beta INTL(q_i)], q_i the whitened online crops, k the
 // whitened target (no gradient).
 Tensor intl_multicrop_loss(const std::vector<Tensor>& online, const Tensor& target, int T, double beta);
+// Multi-crop without EMA ([code] methods/intl.py): every crop through the online network, crop 0 the anchor
+// with its gradient; mean_{i>=1} [norm_mse(t_i, t_0) + beta (INTL(t_i) + INTL(t_0))], t = CW IterNorm(z, T).
+// With two crops it is intl_loss(z_1, z_0).
+Tensor intl_anchored_crops_loss(const std::vector<Tensor>& crops, int T, double beta);
 
 }  // namespace intl

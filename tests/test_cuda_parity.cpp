@@ -210,6 +210,9 @@ std::vector<Case> op_cases() {
       // Two online crops and the EMA target (x[2]: the loss detaches it, so it gets no gradient).
       {"INTL multi-crop", [](V x) { return intl_multicrop_loss({x[0], x[1]}, x[2], 3, 0.05); },
        {rnd({4, 6}, 1), rnd({4, 6}, 2), rnd({4, 6}, 3)}},
+      {"INTL multi-crop without EMA (crop 0 the anchor)",
+       [](V x) { return intl_anchored_crops_loss({x[0], x[1], x[2]}, 3, 0.05); },
+       {rnd({4, 6}, 1), rnd({4, 6}, 2), rnd({4, 6}, 3)}},
       {"diagonal", [](V x) { return diagonal(x[0]); }, {rnd({4, 4}, 1)}},
       {"cast to float64 and back", [](V x) { return cast(mul(cast(x[0], DType::f64), 2.0), DType::f32); },
        {rnd({3, 4}, 1)}},

@@ -160,6 +160,8 @@ std::vector<Case> cases() {
       // The EMA target carries no gradient: it is a constant here.
       {"INTL multi-crop", [target = rnd({4, 6}, 3)](V x) { return intl_multicrop_loss({x[0], x[1]}, target, 3, 0.05); },
        {rnd({4, 6}, 1), rnd({4, 6}, 2)}},
+      {"INTL multi-crop, no EMA", [](V x) { return intl_anchored_crops_loss({x[0], x[1], x[2]}, 3, 0.05); },
+       {rnd({4, 6}, 1), rnd({4, 6}, 2), rnd({4, 6}, 3)}},
   };
 }
 

@@ -187,6 +187,22 @@ TEST_CASE("pretrain imagenet --ema --multi-crop: six crops, a checkpointed targe
   CHECK(diff > 0);
 }
 
+TEST_CASE("pretrain imagenet --multi-crop without --ema: six crops through the online network") {
+  TempDir t;
+  const std::string classes = write_tiny_imagenet(t, false);
+  std::string log;
+  const int rc = run_intl("pretrain imagenet --data-dir " + (t / "data") + " --classes " + classes + kTinyNet +
+                              " --batch-size 8 --epochs 1 --warmup-epochs 0 --eval-every 0 --final-eval none --multi-crop --out " +
+                              (t / "run"),
+                          log, t / "log.txt");
+  INFO(log);
+  REQUIRE(rc == 0);
+  CHECK(log.find("6 views per image") != std::string::npos);
+  const results::Result r = results::load_result(t / "run/RESULT.json");
+  CHECK(r.runs.at(0).name == "intl multicrop");
+  for (double loss : r.runs.at(0).curves.at("loss").y) CHECK(std::isfinite(loss));
+}
+
 TEST_CASE("SSL model with a momentum target: equal at the start, no gradients, one EMA step by hand") {
   train::SslModelConfig c;
   c.arch = "resnet18";

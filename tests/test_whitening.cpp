@@ -193,6 +193,45 @@ TEST_CASE("the spectral INTL loss equals the literal Newton form, value and grad
   CHECK(std::string(intl_loss_form_name(IntlLossForm::newton)) == "newton");
 }
 
+TEST_CASE("multi-crop without EMA: two crops are the two-view loss; the anchor's gradient and trace loss count") {
+  const int64_t m = 6, d = 9;
+  const int T = 4;
+  const double beta = intl_beta(m);
+  std::vector<Tensor> z;
+  for (uint64_t i = 0; i < 3; ++i) z.push_back(Tensor::randn({m, d}, 21, i, DType::f64).requires_grad_(true));
+  auto grads = [&] {
+    std::vector<std::vector<double>> g;
+    for (Tensor& t : z) {
+      g.push_back(t.grad().defined() ? t.grad().to_vector() : std::vector<double>(size_t(m * d), 0.0));
+      t.zero_grad();
+    }
+    return g;
+  };
+  Tensor two = intl_anchored_crops_loss({z[0], z[1]}, T, beta);
+  two.backward();
+  const auto g_two = grads();
+  Tensor plain = intl_loss(z[1], z[0], T, beta);
+  plain.backward();
+  const auto g_plain = grads();
+  CHECK(two.item() == doctest::Approx(plain.item()).epsilon(1e-13));
+  for (size_t v = 0; v < 2; ++v)
+    for (size_t i = 0; i < g_two[v].size(); ++i) CHECK(g_two[v][i] == doctest::Approx(g_plain[v][i]).epsilon(1e-12));
+
+  // Three crops: the mean over the two pairs, each with the anchor's trace loss, as the authors' methods/intl.py.
+  auto t = [&](size_t i) { return iternorm(z[i], T, WhitenAxis::channel); };
+  auto pair = [&](size_t i) {
+    return norm_mse(t(i), t(0)).item() +
+           beta * (trace_loss(t(i), WhitenAxis::channel).item() + trace_loss(t(0), WhitenAxis::channel).item());
+  };
+  Tensor three = intl_anchored_crops_loss(z, T, beta);
+  CHECK(three.item() == doctest::Approx(0.5 * (pair(1) + pair(2))).epsilon(1e-13));
+  three.backward();
+  double anchor_grad = 0;
+  for (double g : z[0].grad().to_vector()) anchor_grad += std::abs(g);
+  CHECK(anchor_grad > 1e-3);
+  CHECK_THROWS_AS(intl_anchored_crops_loss({z[0]}, T, beta), Error);
+}
+
 TEST_CASE("--loss-form auto is the spectral form on the CPU and the Newton form on a GPU") {
   CHECK(parse_intl_loss_form("auto") == IntlLossForm::automatic);
   CHECK(std::string(intl_loss_form_name(IntlLossForm::automatic)) == "auto");

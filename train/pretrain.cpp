@@ -307,13 +307,14 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
   parts.loss = [&](const Batch& b) {
     if (!o.ema && !o.multi_crop)
       return intl_two_view_loss(model, view_tensor(b, 0), view_tensor(b, 1), o.T, beta, o.loss_form);
+    std::vector<Tensor> online;
+    for (size_t v = o.ema ? 1 : 0; v < b.views.size(); ++v) online.push_back(model.embed(view_tensor(b, v)));
+    if (!o.ema) return intl_anchored_crops_loss(online, o.T, beta);  // crop 0 the anchor, with its gradient
     Tensor target;
     {
       NoGradGuard no_grad;
-      target = o.ema ? model.target()->embed(view_tensor(b, 0)) : model.embed(view_tensor(b, 0));
+      target = model.target()->embed(view_tensor(b, 0));
     }
-    std::vector<Tensor> online;
-    for (size_t v = 1; v < b.views.size(); ++v) online.push_back(model.embed(view_tensor(b, v)));
     return intl_multicrop_loss(online, target, o.T, beta);
   };
   if (o.ema)

@@ -7,9 +7,10 @@
 // optional classes file (ImageNet-100), and a policy for images that do not decode (skipped ones are counted
 // in the result file as metrics skipped_images / skipped_val_images, and listed in an event).
 // --ema adds the momentum target network (SPEC 2: m0 0.996 rising to 1 on a half cosine over the epochs);
-// --multi-crop uses Table B's six crops. With either, the loss is the multi-crop loss of SPEC 2: crop 0 gives
-// the target k (through the momentum network with --ema, else through the online network without gradient),
-// the other crops the online outputs q_i; L = mean_i [norm_mse(q_i, k) + beta INTL(q_i)].
+// --multi-crop uses Table B's six crops. With --ema, the loss is the multi-crop loss of SPEC 2: crop 0 through
+// the momentum network gives the target k, the other crops the online outputs q_i;
+// L = mean_i [norm_mse(q_i, k) + beta INTL(q_i)]. --multi-crop alone is the authors' methods/intl.py: every
+// crop online, crop 0 the anchor with its gradient; L = mean_i [norm_mse(t_i, t_0) + beta (INTL(t_i) + INTL(t_0))].
 #pragma once
 #include <cstdint>
 #include <string>
