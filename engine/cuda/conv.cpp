@@ -25,8 +25,9 @@
 //
 // bfloat16 tensors (a network's activations under --precision bf16, engine/precision.h) are the same
 // configuration without the copies: x, y, dy and dx are read and written where they lie, beside float32
-// weights (their KRSC copy bfloat16, the filter gradient float32). A pass cuDNN runs no bfloat16 algorithm for
-// widens its operands to float32 copies and rounds its result back. Such convolutions take no bias.
+// weights (their KRSC copy bfloat16; the filter gradient comes out of cuDNN in bfloat16, as autocast's does, and
+// is widened to the float32 gradient, so the two views' gradients add in float32). A pass cuDNN runs no bfloat16
+// algorithm for widens its operands to float32 copies and rounds its result back. Such convolutions take no bias.
 //
 // An algorithm cuDNN offers but then refuses, at its workspace query or when run, is passed over for the next.
 #include <algorithm>
@@ -281,8 +282,9 @@ cudnnStatus_t rank(Pass<typename Calls::Algo>& pass, const Plan& p, const Conv2d
 }
 
 // The first usable algorithm of a ranked list: succeeded, not passed over, not a tensor-core one in strict fp32,
-// and deterministic when a usable one is (unless `any_determinism`); and the fastest usable one (meaningful for
-// a timed ranking). Indices, -1 when none is usable.
+// never ALLOW_CONVERSION math on float32 data (cuDNN would round it to float16: overflow past 65504, gradients
+// flushed below 6e-8), and deterministic when a usable one is (unless `any_determinism`); and the fastest usable
+// one (meaningful for a timed ranking). Indices, -1 when none is usable.
 struct Picked {
   int chosen = -1, fastest = -1;
 };
@@ -291,7 +293,8 @@ Picked pick(const Pass<Algo>& pass, const Perf* perfs, int count, bool low, bool
   auto usable = [&](const Perf& p) {
     return p.status == CUDNN_STATUS_SUCCESS &&
            std::find(pass.rejected.begin(), pass.rejected.end(), std::make_pair(p.algo, low)) == pass.rejected.end() &&
-           !(strict && (p.mathType == CUDNN_TENSOR_OP_MATH || p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION));
+           !(!low && p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) &&
+           !(strict && p.mathType == CUDNN_TENSOR_OP_MATH);
   };
   int chosen = -1, fastest = -1;
   for (int i = 0; i < count; ++i) {

@@ -122,6 +122,9 @@ cudnnStatus_t algorithms(const cudnnTensorStruct* x, const cudnnTensorStruct* w,
   } else if (c->math == CUDNN_FMA_MATH) {
     add(0, CUDNN_FMA_MATH, CUDNN_STATUS_SUCCESS);
   } else {
+    // The heuristics may list an algorithm once per math type; ALLOW_CONVERSION would round float32 data to
+    // float16 (the run below refuses it).
+    add(1, CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION, CUDNN_STATUS_SUCCESS);
     add(1, CUDNN_TENSOR_OP_MATH, CUDNN_STATUS_SUCCESS);  // TF32
     add(0, CUDNN_DEFAULT_MATH, CUDNN_STATUS_SUCCESS);
   }
@@ -136,8 +139,11 @@ bool refused_at_run(int algo) {
   return reject && algo == 1;
 }
 
-const char* check_run(int algo, void* workspace, size_t bytes, std::initializer_list<const void*> operands) {
+const char* check_run(int algo, const cudnnConvolutionStruct* c, const cudnnTensorStruct* x, void* workspace,
+                      size_t bytes, std::initializer_list<const void*> operands) {
   if (algo < 0 || algo > 2) return "an algorithm never offered";
+  if (c->math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION && x->type == CUDNN_DATA_FLOAT)
+    return "float32 data under CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION (rounded to float16)";
   if (bytes < workspace_of(algo)) return "a workspace smaller than the algorithm needs";
   if (workspace_of(algo) > 0 && !emu::is_device_pointer(workspace)) return "a host workspace";
   for (const void* p : operands)
@@ -160,10 +166,11 @@ cudnnStatus_t timed_algorithms(const cudnnTensorStruct* x, const cudnnTensorStru
   for (const void* p : operands)
     if (!p || !emu::is_device_pointer(p)) return fail("a null or host operand pointer in a timed search");
   if (ws_bytes > 0 && (!ws || !emu::is_device_pointer(ws))) return fail("a host workspace in a timed search");
-  bool tensor_ops = false;
-  for (int i = 0; i < count; ++i) tensor_ops |= list[i].mathType == CUDNN_TENSOR_OP_MATH && list[i].status == 0;
-  if (tensor_ops) {
-    Perf p = list[0];
+  int tensor_op = -1;
+  for (int i = count - 1; i >= 0; --i)
+    if (list[i].mathType == CUDNN_TENSOR_OP_MATH && list[i].status == 0) tensor_op = i;
+  if (tensor_op >= 0) {
+    Perf p = list[tensor_op];
     p.algo = decltype(p.algo)(2);
     p.memory = workspace_of(2);
     p.determinism = CUDNN_NON_DETERMINISTIC;
@@ -315,7 +322,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t, const void* alpha, cudnnTen
                                       cudnnConvolutionFwdAlgo_t algo, void* ws, size_t ws_bytes, const void* beta,
                                       cudnnTensorDescriptor_t yd, void* y) {
   const char* bad = check_conv(xd, wd, c, yd);
-  if (!*bad) bad = check_run(algo, ws, ws_bytes, {x, w, y});
+  if (!*bad) bad = check_run(algo, c, xd, ws, ws_bytes, {x, w, y});
   if (*bad) return fail(bad);
   if (refused_at_run(algo)) return CUDNN_STATUS_NOT_SUPPORTED_LAYOUT;
   const View X{xd, const_cast<void*>(x)}, W{wd, const_cast<void*>(w)}, Y{yd, y};
@@ -343,7 +350,7 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t, const void* alpha, cud
                                            cudnnConvolutionBwdDataAlgo_t algo, void* ws, size_t ws_bytes,
                                            const void* beta, cudnnTensorDescriptor_t dxd, void* dx) {
   const char* bad = check_conv(dxd, wd, c, dyd);
-  if (!*bad) bad = check_run(algo, ws, ws_bytes, {w, dy, dx});
+  if (!*bad) bad = check_run(algo, c, dxd, ws, ws_bytes, {w, dy, dx});
   if (*bad) return fail(bad);
   if (refused_at_run(algo)) return CUDNN_STATUS_NOT_SUPPORTED_LAYOUT;
   const View W{wd, const_cast<void*>(w)}, DY{dyd, const_cast<void*>(dy)}, DX{dxd, dx};
@@ -380,7 +387,7 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t, const void* alpha, c
                                              void* ws, size_t ws_bytes, const void* beta, cudnnFilterDescriptor_t dwd,
                                              void* dw) {
   const char* bad = check_conv(xd, dwd, c, dyd);
-  if (!*bad) bad = check_run(algo, ws, ws_bytes, {x, dy, dw});
+  if (!*bad) bad = check_run(algo, c, xd, ws, ws_bytes, {x, dy, dw});
   if (*bad) return fail(bad);
   if (refused_at_run(algo)) return CUDNN_STATUS_NOT_SUPPORTED_LAYOUT;
   const View X{xd, const_cast<void*>(x)}, DY{dyd, const_cast<void*>(dy)}, DW{dwd, dw};
