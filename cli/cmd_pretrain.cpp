@@ -26,7 +26,7 @@ constexpr RecipeEntry kImageFolderRecipe[] = {
     {"--arch", "resnet18", "resnet50"},
     {"--stem", "imagenet", "imagenet"},
     {"--projector", "4096,4096,8192", "8192,8192,8192"},  // ImageNet-100: Table C says 4096, [code] 8192
-    {"--zero-init-residual", "false", "true"},
+    {"--zero-init-residual", "false", "true"},  // [code] the torchvision-based src/model.py (not in the paper)
     {"--epochs", "400", "100"},
     {"--batch-size", "128", "256"},
     {"--lr", "0", "0"},  // the recipe's base rate (--lr's help), by epoch budget for ImageNet
