@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -141,11 +142,11 @@ TEST_CASE("recipe differences name the keys") {
 namespace {
 
 // A tiny INTL pre-training (width-4 ResNet-18 on 8 x 8 crops of 48 random images, batch 12: 4 steps an
-// epoch) run through train_loop; returns the final model tensors. With `poisoned`, the last step of epoch 1 adds
-// 0 x sum(sqrt(0 x w)) for the first parameter w: the loss stays finite, its gradient is NaN (0 x inf), and an
-// evaluation is asked for after every epoch; the outcome goes to *poisoned.
+// epoch) run through train_loop; returns the final model tensors. With `poisoned`, step `poison_at` adds
+// 0 x sum(sqrt(0 x w)) for the first parameter w: the loss stays finite, its gradient is NaN (0 x inf); the
+// outcome goes to *poisoned.
 NamedTensorList tiny_training(const std::string& out, int64_t max_steps, bool resume, std::vector<double>* losses,
-                              TrainOutcome* poisoned = nullptr) {
+                              TrainOutcome* poisoned = nullptr, int poison_at = 4) {
   static const CifarDataset data = [] {
     CifarDataset d;
     RandomStream rng{3, kStreamData, 0};
@@ -175,11 +176,10 @@ NamedTensorList tiny_training(const std::string& out, int64_t max_steps, bool re
     const Shape shape{b.n, b.height, b.width, 3};  // NHWC
     Tensor loss = intl_two_view_loss(model, Tensor::from_floats(b.view1, shape), Tensor::from_floats(b.view2, shape),
                                      4, 0.05);
-    if (!poisoned || ++steps != 4) return loss;
+    if (!poisoned || ++steps != poison_at) return loss;
     const Tensor w = model.named_parameters().front().second;
     return add(loss, mul(sum(sqrt(mul(w, 0.0))), 0.0));
   };
-  if (poisoned) parts.evaluate = [](int) { return std::map<std::string, double>{}; };
   TrainerConfig tc;
   tc.epochs = 3;
   tc.max_steps = max_steps;
@@ -189,7 +189,6 @@ NamedTensorList tiny_training(const std::string& out, int64_t max_steps, bool re
   tc.recipe = {{"what", "tiny"}};
   tc.log_every_s = 1e9;
   tc.handle_signals = false;
-  tc.eval_every = poisoned ? 1 : 0;
   results::Run run;
   const TrainOutcome outcome = train_loop(parts, tc, run, [] {});
   if (poisoned) {
@@ -211,11 +210,50 @@ NamedTensorList tiny_training(const std::string& out, int64_t max_steps, bool re
 TEST_CASE("train_loop: weights made NaN by a step whose loss is finite end the run as a divergence at the epoch's end") {
   TempDir dir;
   TrainOutcome outcome;
-  tiny_training(dir.path.string(), -1, false, nullptr, &outcome);
+  tiny_training(dir.path.string(), -1, false, nullptr, &outcome);  // the last step of epoch 1
   CHECK(outcome.status == TrainStatus::diverged);
   INFO(outcome.message);
   CHECK(outcome.message.find("the weights became non-finite (first ") != std::string::npos);
-  CHECK(outcome.message.find(") in epoch 1") != std::string::npos);
+  CHECK(outcome.message.find(") in epoch 1; no checkpoint had been written yet") != std::string::npos);
+  CHECK(list_checkpoints(dir.path.string()).empty());  // never a checkpoint of non-finite weights
+}
+
+TEST_CASE("train_loop: NaN weights make the next step's loss NaN (ReLU passes NaN); the last good checkpoint is named") {
+  TempDir dir;
+  TrainOutcome outcome;
+  tiny_training(dir.path.string(), -1, false, nullptr, &outcome, 6);  // the middle of epoch 2
+  CHECK(outcome.status == TrainStatus::diverged);
+  INFO(outcome.message);
+  CHECK(outcome.message.find(" at epoch 2 step 3 (global step 7") != std::string::npos);  // the next step
+  CHECK(outcome.message.find("the last good checkpoint is " + (dir.path / "ckpt-e0001.safetensors").string()) !=
+        std::string::npos);
+  const Tensor x = Tensor::from_vector({-1.0, std::nan(""), 2.0}, {3}, DType::f64);
+  const std::vector<double> y = relu(x).to_vector();
+  CHECK(y[0] == 0.0);
+  CHECK(std::isnan(y[1]));  // as PyTorch's: a NaN is not hidden as a 0
+  CHECK(y[2] == 2.0);
+  CHECK(std::isnan(relu(cast(x, DType::f32)).to_vector()[1]));
+}
+
+TEST_CASE("train_loop: --resume refuses a checkpoint holding NaN, naming the parameter and the older checkpoint") {
+  TempDir dir;
+  tiny_training(dir.path.string(), 8, false, nullptr);  // checkpoints e0001 and e0002
+  const std::vector<std::string> all = list_checkpoints(dir.path.string());
+  REQUIRE(all.size() == 2);
+  {
+    SslModelConfig mc;
+    mc.base_width = 4;
+    mc.projector = {16, 16, 16};
+    SslModel model(mc);
+    Sgd sgd(named(model), SgdOptions{0.9, 1e-4, false, true});
+    CheckpointState state = load_checkpoint(all.back(), model, &sgd);
+    Tensor w = model.named_parameters().front().second;
+    w.copy_(mul(w, std::nan("")));
+    save_checkpoint(all.back(), model, &sgd, state);
+  }
+  const std::string expected =
+      "holds NaN or inf (the run that wrote it had diverged); move it away and --resume takes '" + all.front() + "'";
+  CHECK_THROWS_WITH(tiny_training(dir.path.string(), -1, true, nullptr), doctest::Contains(expected.c_str()));
 }
 
 TEST_CASE("train_loop: stopped mid-epoch and resumed, it ends bit for bit where the uninterrupted loop does") {

@@ -4,6 +4,7 @@
 // option files load; a short pre-training lifts the 5-NN accuracy clearly above the network at initialisation.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -165,6 +166,22 @@ TEST_CASE("--resume on a damaged newest checkpoint names it and the checkpoint -
         std::string::npos);
   fs::remove(newest);
   CHECK(run_intl(args, dir / "resumed.log") == 0);
+}
+
+TEST_CASE("--resume with another network width names the option, not the checkpoint, as the problem") {
+  TempDir dir;
+  make_synthetic_cifar(dir / "data", CifarKind::cifar10, 64, 10, 1);
+  const std::string out = dir / "run";
+  std::vector<std::string> args = tiny_args(dir / "data", out, 2);
+  args.insert(args.end(), {"--max-steps", "4"});  // one checkpoint
+  REQUIRE(run_intl(args, dir / "first.log") == 0);
+  *(std::find(args.begin(), args.end(), "--base-width") + 1) = "8";
+  args.push_back("--resume");
+  CHECK(run_intl(args, dir / "resume.log") == 2);
+  const std::string log = read_text(dir / "resume.log");
+  INFO(log);
+  CHECK(log.find("it was trained with other options:\n  base-width: checkpoint 4, now 8\n") != std::string::npos);
+  CHECK(log.find("move it away") == std::string::npos);
 }
 
 TEST_CASE("--loss-form newton trains along the spectral form's loss curve (the same loss, computed two ways)") {

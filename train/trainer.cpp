@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "engine/autograd.h"
 #include "engine/error.h"
@@ -160,25 +161,44 @@ TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, 
   TrainPosition pos;
   EpochSums sums;
   if (!config.resume_from.empty()) {
+    // What to do with a checkpoint that cannot be resumed: the one --resume takes once it is moved away.
+    auto older = [&] {
+      const std::vector<std::string> all =
+          checkpoints ? list_checkpoints(config.checkpoint_dir) : std::vector<std::string>{};
+      const auto at = std::find(all.begin(), all.end(), config.resume_from);
+      if (at == all.end()) return std::string("; move it away, or give another checkpoint with --resume-from");
+      return at == all.begin() ? std::string("; move it away and run without --resume to start again (no older "
+                                             "checkpoint)")
+                               : "; move it away and --resume takes '" + *(at - 1) + "'";
+    };
+    // Other options (the training's, or the network's), a difference for the user to settle, not a damaged file.
+    auto refuse_other_options = [&](const CheckpointState& saved) {
+      std::string diff = recipe_differences(saved.recipe, config.recipe);
+      if (diff.empty() && !saved.model.empty() && !config.model_description.empty())  // the recipe names most
+        diff += recipe_differences(saved.model, config.model_description);
+      if (!diff.empty())
+        throw UsageError("cannot resume from '" + config.resume_from + "': it was trained with other options:\n" +
+                         diff + "resume with the same options (or --config), or start a new run in another --out");
+    };
     CheckpointState state;
     try {
       state = load_checkpoint(config.resume_from, *parts.model, parts.optimizer);
     } catch (const Error& e) {
-      // Checkpoints are written atomically, so a damaged one was damaged later: name the one --resume takes
-      // once this one is moved away.
-      const std::vector<std::string> all =
-          checkpoints ? list_checkpoints(config.checkpoint_dir) : std::vector<std::string>{};
-      const auto at = std::find(all.begin(), all.end(), config.resume_from);
-      std::string next = "; move it away, or give another checkpoint with --resume-from";
-      if (at != all.end())
-        next = at == all.begin() ? "; move it away and run without --resume to start again (no older checkpoint)"
-                                 : "; move it away and --resume takes '" + *(at - 1) + "'";
-      throw Error(std::string(e.what()) + next);
+      // Tensors that do not fit may be another network's: its options say so when the file reads.
+      std::optional<CheckpointState> readable;
+      try {
+        readable = read_checkpoint_state(config.resume_from);
+      } catch (const Error&) {
+      }
+      if (readable) refuse_other_options(*readable);
+      // Checkpoints are written atomically, so a damaged one was damaged later.
+      throw Error(std::string(e.what()) + older());
     }
-    const std::string diff = recipe_differences(state.recipe, config.recipe);
-    if (!diff.empty())
-      throw UsageError("cannot resume from '" + config.resume_from + "': it was trained with other options:\n" +
-                       diff + "resume with the same options (or --config), or start a new run in another --out");
+    refuse_other_options(state);
+    const std::string bad = first_nonfinite(*parts.model, true);
+    if (!bad.empty())
+      throw Error("checkpoint '" + config.resume_from + "': parameter '" + bad +
+                  "' holds NaN or inf (the run that wrote it had diverged)" + older());
     pos = state.position;
     progress_from_json(state.progress, "checkpoint '" + config.resume_from + "'", run, sums, parts);
     run.events.push_back({"note", pos.global_step, "resumed from " + config.resume_from, json::object()});
@@ -201,8 +221,10 @@ TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, 
   StopSignals signals(config.handle_signals);
   Progress progress(config.label, config.epochs, steps_per_epoch, total_steps, config.images_per_step,
                     config.log_every_s);
+  // Never a checkpoint of non-finite weights (a finite loss whose gradient held NaN made them): it would
+  // replace a good one. False when nothing was written.
   auto save = [&](const TrainPosition& at) {
-    if (!checkpoints) return;
+    if (!checkpoints || !first_nonfinite(*parts.model, true).empty()) return false;
     CheckpointState state;
     state.position = at;
     state.optimizer_steps = parts.optimizer->steps();
@@ -214,6 +236,7 @@ TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, 
     save_checkpoint(path, *parts.model, parts.optimizer, state);
     prune_checkpoints(config.checkpoint_dir, config.keep);
     outcome.last_checkpoint = path;
+    return true;
   };
   auto finish = [&](TrainStatus status, std::string message) {
     outcome.status = status;
@@ -231,9 +254,9 @@ TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, 
   auto stop_for_signal = [&] {
     const std::string name = signals.received() == SIGINT ? "SIGINT" : "SIGTERM";
     run.events.push_back({"note", pos.global_step, name + ": stopped with a checkpoint", json::object()});
-    save(pos);
+    const bool saved = save(pos);
     progress.line(config.label + ": " + name + " received" +
-                  (outcome.last_checkpoint.empty() ? "" : ", checkpoint written to " + outcome.last_checkpoint));
+                  (saved ? ", checkpoint written to " + outcome.last_checkpoint : ""));
     return finish(TrainStatus::interrupted,
                   "stopped by " + name + " at global step " + std::to_string(pos.global_step) +
                       (checkpoints ? "; continue with the same command and --resume" : ""));
@@ -318,18 +341,22 @@ TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, 
     std::string summary = config.label + " epoch " + std::to_string(pos.epoch + 1) + "/" +
                           std::to_string(config.epochs) + " loss " + std::to_string(sums.loss_sum / sums.count) +
                           " time " + format_duration(sums.seconds);
+    // A step with a finite loss applies its gradients; weights they made non-finite (a NaN in a gradient) are a
+    // divergence here, before a checkpoint would keep them or an evaluation refuse their features.
+    if (const std::string bad = first_nonfinite(*parts.model, true); !bad.empty()) {
+      const std::string failure = "the weights became non-finite (first " + bad + ") in epoch " +
+                                  std::to_string(pos.epoch + 1);
+      const std::string last = checkpoints ? latest_checkpoint(config.checkpoint_dir) : "";
+      run.events.push_back({config.crash_is_result ? "crash" : "divergence", pos.global_step, failure,
+                            json::object()});
+      progress.line(config.label + ": " + failure);
+      return finish(TrainStatus::diverged,
+                    "training diverged: " + failure + "; " +
+                        (last.empty() ? std::string("no checkpoint had been written yet")
+                                      : "the last good checkpoint is " + last) +
+                        ". Lower --lr (or raise --warmup-epochs) and start again");
+    }
     if (parts.evaluate && config.eval_every > 0 && (pos.epoch + 1) % config.eval_every == 0) {
-      // A step with a finite loss applies its gradients; weights they made non-finite are a divergence here,
-      // before an evaluation refuses their features.
-      const std::string bad = first_nonfinite(*parts.model, true);
-      if (!bad.empty()) {
-        const std::string failure = "the weights became non-finite (first " + bad + ") in epoch " +
-                                    std::to_string(pos.epoch + 1);
-        run.events.push_back({config.crash_is_result ? "crash" : "divergence", pos.global_step, failure,
-                              json::object()});
-        progress.line(config.label + ": " + failure);
-        return finish(TrainStatus::diverged, "training diverged: " + failure + ". Lower --lr and start again");
-      }
       for (const auto& [name, value] : parts.evaluate(pos.epoch)) {
         append_point(run, name, x, value);
         summary += " " + name + " " + std::to_string(value);

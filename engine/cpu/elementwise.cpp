@@ -141,7 +141,7 @@ void unary(UnaryOp op, const Tensor& x, const Tensor& y, double s) {
       case UnaryOp::sqrt: map_unary(px, py, n, [](T v) { return std::sqrt(v); }); break;
       case UnaryOp::rsqrt: map_unary(px, py, n, [](T v) { return T(1) / std::sqrt(v); }); break;
       case UnaryOp::abs: map_unary(px, py, n, [](T v) { return std::abs(v); }); break;
-      case UnaryOp::relu: map_unary(px, py, n, [](T v) { return v > T(0) ? v : T(0); }); break;
+      case UnaryOp::relu: map_unary(px, py, n, [](T v) { return v < T(0) ? T(0) : v; }); break;  // NaN passes
       case UnaryOp::square: map_unary(px, py, n, [](T v) { return v * v; }); break;
       case UnaryOp::pow: map_unary(px, py, n, [ts](T v) { return std::pow(v, ts); }); break;
       case UnaryOp::scale: map_unary(px, py, n, [ts](T v) { return ts * v; }); break;

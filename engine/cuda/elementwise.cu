@@ -68,7 +68,7 @@ template <class T, UnaryOp OP> __device__ __forceinline__ T apply_unary(T v, T s
   else if constexpr (OP == UnaryOp::sqrt) return dev_sqrt(v);
   else if constexpr (OP == UnaryOp::rsqrt) return T(1) / dev_sqrt(v);
   else if constexpr (OP == UnaryOp::abs) return dev_abs(v);
-  else if constexpr (OP == UnaryOp::relu) return v > T(0) ? v : T(0);
+  else if constexpr (OP == UnaryOp::relu) return v < T(0) ? T(0) : v;  // NaN passes, as PyTorch's
   else if constexpr (OP == UnaryOp::square) return v * v;
   else if constexpr (OP == UnaryOp::pow) return dev_pow(v, s);
   else if constexpr (OP == UnaryOp::scale) return s * v;
