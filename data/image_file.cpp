@@ -1,6 +1,9 @@
 // stb_image and stb_image_write, compiled here and nowhere else, behind the functions of data/image_file.h.
 #include "data/image_file.h"
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <memory>
 
 #include "engine/error.h"
@@ -19,13 +22,33 @@
 
 namespace intl {
 
+namespace {
+
+// stb_image tries one format after another, so its reason for a damaged JPEG can be the last format's ("Not a
+// PNG"): the file's first bytes say what it was meant to be.
+std::string failure_description(const std::string& path, const char* reason) {
+  const std::string stb = reason ? reason : "unknown decoding error";
+  unsigned char magic[4] = {0, 0, 0, 0};
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return "cannot be opened: " + std::string(std::strerror(errno));
+  const size_t got = std::fread(magic, 1, sizeof magic, f);
+  std::fclose(f);
+  if (got == 0) return "an empty file";
+  if (got >= 3 && magic[0] == 0xFF && magic[1] == 0xD8 && magic[2] == 0xFF)
+    return "a corrupt or truncated JPEG (stb_image: " + stb + ")";
+  if (got == 4 && magic[0] == 0x89 && magic[1] == 'P' && magic[2] == 'N' && magic[3] == 'G')
+    return "a corrupt or truncated PNG (stb_image: " + stb + ")";
+  return "not an image format stb_image reads (JPEG, PNG, BMP, PPM, TGA, GIF; stb_image: " + stb + ")";
+}
+
+}  // namespace
+
 bool decode_image_file(const std::string& path, ImageF& image, std::string& error) {
   int width = 0, height = 0, channels_in_file = 0;
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(stbi_load(path.c_str(), &width, &height, &channels_in_file, 3),
                                                   stbi_image_free);
   if (!pixels) {
-    const char* reason = stbi_failure_reason();
-    error = reason ? reason : "unknown decoding error";
+    error = failure_description(path, stbi_failure_reason());
     return false;
   }
   image.reshape(3, height, width);

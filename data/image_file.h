@@ -9,8 +9,9 @@
 namespace intl {
 
 // Decodes a JPEG or PNG (or another format stb_image reads: BMP, PGM/PPM, TGA, GIF's first frame) to float
-// CHW RGB in [0, 1]. Returns false and sets `error` (stb's reason, e.g. "can't fopen", "bad huffman code")
-// when the file cannot be opened or decoded; never throws for a bad file. Thread-safe.
+// CHW RGB in [0, 1]. Returns false and sets `error` when the file cannot be opened or decoded (what the file
+// is by its first bytes, e.g. "a corrupt or truncated JPEG", with stb's reason); never throws for a bad file.
+// Thread-safe.
 // stb_image is not libjpeg: chroma upsampling differs slightly (a few 8-bit levels at colour edges), and a
 // truncated baseline JPEG may decode with its missing part grey instead of failing.
 bool decode_image_file(const std::string& path, ImageF& image, std::string& error);

@@ -212,6 +212,10 @@ ImageFolder::ImageFolder(const std::string& dir, ImageFolderOptions options)
     }
   }
   check(labels_.size() < size_t(INT32_MAX), dir + ": more than 2^31 images");
+  class_begin_.assign(nclasses + 1, 0);
+  check(std::is_sorted(labels_.begin(), labels_.end()), dir + ": images listed out of class order");
+  for (const int32_t label : labels_) ++class_begin_[size_t(label) + 1];
+  for (size_t k = 0; k < nclasses; ++k) class_begin_[k + 1] += class_begin_[k];
   check(!labels_.empty(), dir + ": max_images " + std::to_string(options_.max_images) + " keeps no image");
   for (const auto& [name, found] : subset)
     if (!found)
@@ -226,18 +230,22 @@ std::string ImageFolder::path(int index) const {
 }
 
 int ImageFolder::decode(int index, ImageF& image) const {
+  check(index >= 0 && index < size(), root_ + ": image index " + std::to_string(index) + " outside 0.." +
+                                          std::to_string(size() - 1));
+  const int32_t k = labels_[size_t(index)];
+  const int begin = class_begin_[size_t(k)], count = class_begin_[size_t(k) + 1] - begin;
   std::string error;
-  for (int attempt = 0; attempt < size(); ++attempt) {
-    const int i = int((int64_t(index) + attempt) % size());
+  for (int attempt = 0; attempt < count; ++attempt) {
+    const int i = begin + (index - begin + attempt) % count;
     const std::string file = path(i);
     if (decode_image_file(file, image, error)) return i;
     if (options_.on_bad_image == BadImagePolicy::fail)
       throw Error(file + ": cannot decode the image (" + error +
-                  "); replace or remove the file, or set on_bad_image to skip");
+                  "); replace or remove the file, or pass --on-bad-image skip");
     record_skip(i, error);
   }
-  throw Error(root_ + ": none of its " + std::to_string(size()) + " images can be decoded (last error: " + error +
-              ")");
+  throw Error(root_ + "/" + classes_[size_t(k)] + ": none of the class's " + std::to_string(count) +
+              " images can be decoded (last error: " + error + "); fix them, or remove the class folder");
 }
 
 void ImageFolder::record_skip(int index, const std::string& reason) const {
@@ -245,7 +253,7 @@ void ImageFolder::record_skip(int index, const std::string& reason) const {
   if (!skipped_->indices.insert(index).second) return;
   skipped_->paths.push_back(path(index));
   if (options_.warn_on_skip)
-    std::fprintf(stderr, "warning: skipping %s (cannot decode: %s); the next image of the folder replaces it\n",
+    std::fprintf(stderr, "warning: skipping %s (cannot decode: %s); the next image of its class replaces it\n",
                  skipped_->paths.back().c_str(), reason.c_str());
 }
 

@@ -12,8 +12,9 @@
 // file that cannot be opened (permissions, a dangling link) are errors naming the path: each means the
 // folder is not what it should be. A file that opens but does not decode is met later, on a worker:
 // `on_bad_image` fail stops with an error naming it; skip (the default) warns once on stderr, counts it,
-// and uses the next image of the folder instead (index + 1, wrapping), with that image's label, so a run
-// stays deterministic. skipped_images() is the count a result file should carry.
+// and uses the next image of its class instead (index + 1, wrapping within the class), so a run stays
+// deterministic and every class keeps its share; a class none of whose images decode is an error naming its
+// folder. skipped_images() is the count a result file should carry.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -80,6 +81,7 @@ class ImageFolder : public ImageSource {
   std::string names_;              // relative paths of all images, concatenated
   std::vector<uint64_t> offsets_;  // (size + 1) image i's relative path is names_[offsets_[i], offsets_[i + 1])
   std::vector<int32_t> labels_;    // (size)
+  std::vector<int> class_begin_;   // (classes + 1) class k's images are [class_begin_[k], class_begin_[k + 1])
   int ignored_files_ = 0;
   std::unique_ptr<SkipLog> skipped_;
 };

@@ -175,28 +175,34 @@ TEST_CASE("image folder: the shipped ImageNet-100 list names 100 distinct synset
   CHECK(classes.back().name == "n02090622");
 }
 
-TEST_CASE("image folder: a corrupt image fails, or is skipped, counted once and replaced by the next") {
+TEST_CASE("image folder: a corrupt image fails, or is skipped, counted once and replaced by the next of its class") {
   TempDir t("corrupt");
   write_png(t.file("a/0.png"), pattern_image(4, 4, 0));
   write_text(t.file("a/1.jpg"), "this is not a JPEG");
   write_png(t.file("b/2.png"), pattern_image(4, 4, 2));
+  write_jpeg(t.file("b/3.jpg"), pattern_image(40, 40, 3), 90);
+  std::filesystem::resize_file(t.file("b/3.jpg"), 100);  // cut inside its tables
   ImageFolderOptions fail;
   fail.on_bad_image = BadImagePolicy::fail;
   const ImageFolder strict(t.str(), fail);  // the scan does not decode
-  REQUIRE(strict.size() == 3);
+  REQUIRE(strict.size() == 4);
   ImageF image;
-  CHECK(message_contains([&] { strict.decode(1, image); }, t.str() + "/a/1.jpg: cannot decode the image"));
+  CHECK(message_contains([&] { strict.decode(1, image); },
+                         t.str() + "/a/1.jpg: cannot decode the image (not an image format stb_image reads"));
+  CHECK(message_contains([&] { strict.decode(3, image); },
+                         t.str() + "/b/3.jpg: cannot decode the image (a corrupt or truncated JPEG (stb_image: "));
+  CHECK(message_contains([&] { strict.decode(3, image); }, "or pass --on-bad-image skip"));
 
   ImageFolderOptions skip;
   skip.warn_on_skip = false;
   const ImageFolder lenient(t.str(), skip);
   CHECK(lenient.decode(0, image) == 0);
   CHECK(lenient.skipped_images() == 0);
-  CHECK(lenient.decode(1, image) == 2);  // replaced by the next image, from class b
-  CHECK(lenient.label(2) == 1);
-  CHECK(lenient.decode(1, image) == 2);
-  CHECK(lenient.skipped_images() == 1);  // counted once
-  CHECK(lenient.skipped_paths() == std::vector<std::string>{t.str() + "/a/1.jpg"});
+  CHECK(lenient.decode(1, image) == 0);  // the next image of class a, wrapping: never another class's
+  CHECK(lenient.decode(1, image) == 0);
+  CHECK(lenient.decode(3, image) == 2);
+  CHECK(lenient.skipped_images() == 2);  // each counted once
+  CHECK(lenient.skipped_paths() == std::vector<std::string>{t.str() + "/a/1.jpg", t.str() + "/b/3.jpg"});
 
   // Through the loader: labels follow the replacement; any number of workers gives the same batches.
   LoaderConfig config = imagenet_eval_loader_config(3, 0);
@@ -206,8 +212,8 @@ TEST_CASE("image folder: a corrupt image fails, or is skipped, counted once and 
   const Batch* b = serial.next();
   REQUIRE(b != nullptr);
   CHECK(b->n == 3);
-  CHECK(std::vector<int32_t>(b->indices, b->indices + 3) == std::vector<int32_t>{0, 2, 2});
-  CHECK(std::vector<int32_t>(b->labels, b->labels + 3) == std::vector<int32_t>{0, 1, 1});
+  CHECK(std::vector<int32_t>(b->indices, b->indices + 3) == std::vector<int32_t>{0, 0, 2});
+  CHECK(std::vector<int32_t>(b->labels, b->labels + 3) == std::vector<int32_t>{0, 0, 1});
   const std::vector<float> serial_view(b->view1, b->view1 + 3 * 3 * 4 * 4);
   config.workers = 2;
   config.chunk = 1;
@@ -220,10 +226,12 @@ TEST_CASE("image folder: a corrupt image fails, or is skipped, counted once and 
   failing.start_epoch(0);
   CHECK(message_contains([&] { failing.next(); }, t.str() + "/a/1.jpg"));
 
+  // A class none of whose images decode is an error naming its folder, not a class silently gone.
   write_text(t.file("a/0.png"), "broken");
-  write_text(t.file("b/2.png"), "broken");
   const ImageFolder hopeless(t.str(), skip);
-  CHECK(message_contains([&] { hopeless.decode(0, image); }, "none of its 3 images can be decoded"));
+  CHECK(hopeless.decode(2, image) == 2);
+  CHECK(message_contains([&] { hopeless.decode(0, image); },
+                         t.str() + "/a: none of the class's 2 images can be decoded"));
 }
 
 TEST_CASE("image folder: two training views of a folder are seeded and in range") {
