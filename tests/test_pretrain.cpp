@@ -168,6 +168,25 @@ TEST_CASE("--resume on a damaged newest checkpoint names it and the checkpoint -
   CHECK(run_intl(args, dir / "resumed.log") == 0);
 }
 
+TEST_CASE("killed during the final evaluation, the result keeps the training's metrics and says what is missing") {
+  TempDir dir;
+  make_synthetic_cifar(dir / "data", CifarKind::cifar10, 64, 10, 1);
+  const std::string out = dir / "run";
+  std::vector<std::string> args = tiny_args(dir / "data", out, 2);
+  *(std::find(args.begin(), args.end(), "--final-eval") + 1) = "linear";
+  args.insert(args.end(), {"--linear-epochs", "1000000"});  // far longer than the second below
+  const int status = interrupt_intl(args, out, out + "/backbone.safetensors", SIGKILL, dir / "log.txt", 1, 1.0);
+  REQUIRE(WIFSIGNALED(status));
+  const results::Result r = results::load_result(out + "/RESULT.json");
+  const results::Run& run = r.runs.at(0);
+  CHECK(run.metrics.count("final_loss") == 1);
+  CHECK(run.metrics.count("images_per_s") == 1);
+  CHECK(run.metrics.count("linear_top1") == 0);
+  const auto* note = run.first_event("note");
+  REQUIRE(note != nullptr);
+  CHECK(note->message.find("stopped during the final evaluation") != std::string::npos);
+}
+
 TEST_CASE("--resume with another network width names the option, not the checkpoint, as the problem") {
   TempDir dir;
   make_synthetic_cifar(dir / "data", CifarKind::cifar10, 64, 10, 1);

@@ -380,6 +380,13 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
   save_safetensors(model.backbone(), (fs::path(o.out) / "backbone.safetensors").string(),
                    {{backbone_metadata_key, description.dump()}});
   if (final_eval) {
+    // The training's metrics are in the result before the evaluation starts, with a note that stays only if the
+    // process stops during it (Ctrl-C, a kill): such a result says what it lacks, and --resume repeats it.
+    run.events.push_back({"note", total_steps,
+                          "stopped during the final evaluation: its metrics are missing; --resume repeats it",
+                          json::object()});
+    publish();
+    run.events.pop_back();
     EvalOptions final_options = eval;
     final_options.knn = wants(o, "knn");
     final_options.linear = wants(o, "linear") && !folder;
