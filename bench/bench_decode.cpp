@@ -95,7 +95,11 @@ void run_bench_decode(const DecodeBenchOptions& opts) {
   std::unique_ptr<TemporaryFolder> temporary;
   if (opts.keep_files.empty()) temporary = std::make_unique<TemporaryFolder>("decode");
   const fs::path root = opts.keep_files.empty() ? temporary->path : fs::path(opts.keep_files);
-  fs::create_directories(root / "synthetic");
+  std::error_code ec;
+  fs::create_directories(root / "synthetic", ec);
+  if (ec)
+    throw UsageError("bench decode: --keep-files: cannot make the folder '" + (root / "synthetic").string() + "' (" +
+                     ec.message() + "); give a folder that can be written");
   uintmax_t bytes = 0;
   for (int i = 0; i < opts.files; ++i) {
     const std::string file = (root / "synthetic" / ("image_" + std::to_string(i) + ".JPEG")).string();

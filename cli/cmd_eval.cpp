@@ -278,6 +278,9 @@ void add_mode(CLI::App& eval, const std::string& mode, const std::string& help) 
   cmd->add_option("--image-size", o->image_size,
                   "images are resized to this side (image folders: crop side, 224 by default, Resize(side x 256 / 224))")
       ->check(positive())
+      ->check(CLI::Validator(
+          [](std::string& v) { return std::stod(v) <= 4096 ? std::string() : "must be at most 4096, found " + v; },
+          "<= 4096"))
       ->capture_default_str();
   cmd->add_option("--train-images", o->train_images,
                   "use N training images (0: all): CIFAR's first N, an image folder's N round-robin over its classes")

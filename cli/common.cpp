@@ -62,7 +62,7 @@ nlohmann::json read_config_object(const std::string& path) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in, no_repeats);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // a syntax error, or a number past double's range (1e400)
     std::string what = e.what();
     if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);  // drop "[json.exception...]"
     throw UsageError("--config: not valid JSON in '" + path + "' (" + what + ")");

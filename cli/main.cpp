@@ -22,10 +22,26 @@
 // parallel region (intl bench iternorm: 25% slower than spinning). A short spin, GOMP_SPINCOUNT=10000 (tens
 // of microseconds), keeps most of the first and avoids the second. libgomp reads these when it loads, before
 // main, so they are set by re-executing once; a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT is left alone.
-static void ensure_short_openmp_spin(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
-  setenv("GOMP_SPINCOUNT", "10000", 1);
-  execv("/proc/self/exe", argv);  // returns only on failure: then run on with the default policy
+// An OMP_NUM_THREADS of more than 16 threads per processor (a typo, 1000000) is lowered to the processor count
+// with a warning: libgomp would crash creating them.
+static void ensure_openmp_settings(char** argv) {
+  bool changed = false;
+  if (!std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT")) {
+    setenv("GOMP_SPINCOUNT", "10000", 1);
+    changed = true;
+  }
+  const long processors = sysconf(_SC_NPROCESSORS_ONLN);
+  if (const char* threads = std::getenv("OMP_NUM_THREADS"); threads && processors > 0) {
+    char* end = nullptr;
+    const long long asked = std::strtoll(threads, &end, 10);
+    if (end != threads && (*end == '\0' || *end == ',') && asked > 16 * processors) {
+      std::fprintf(stderr, "intl: OMP_NUM_THREADS=%s is more than 16 threads per processor; using %ld\n", threads,
+                   processors);
+      setenv("OMP_NUM_THREADS", std::to_string(processors).c_str(), 1);
+      changed = true;
+    }
+  }
+  if (changed) execv("/proc/self/exe", argv);  // returns only on failure: then run on with the defaults
 }
 
 // --verbose: what each allocator holds at the end of the command (system_allocs counts cudaMalloc calls on
@@ -75,7 +91,7 @@ static std::string unknown_command(CLI::App& app) {
 }
 
 int main(int argc, char** argv) {
-  ensure_short_openmp_spin(argv);
+  ensure_openmp_settings(argv);
   intl::configure_process_memory();
   CLI::App app{"intl: Spectral Transformation and INTL (ICLR 2024), reproduced and extended"};
   app.require_subcommand(1);
@@ -114,6 +130,12 @@ int main(int argc, char** argv) {
         return 2;
       }
     }
+    // CLI11 says "--x: At Most 1 required but received 2" for an option given twice.
+    if (const std::string what = e.what(); what.find(": At Most 1 required but received") != std::string::npos) {
+      std::fprintf(stderr, "intl: %s: given more than once; give it once (see '%s --help')\n",
+                   what.substr(0, what.find(": At Most")).c_str(), command_path(app).c_str());
+      return 2;
+    }
     const char* hint = extras ? "; a list is one word: --T 1,3,5" : "";
     std::fprintf(stderr, "intl: %s%s (see '%s --help')\n", e.what(), hint, command_path(app).c_str());
     return 2;
@@ -122,6 +144,10 @@ int main(int argc, char** argv) {
   } catch (const intl::UsageError& e) {
     std::fprintf(stderr, "intl: %s\n", intl::cli::name_config_source(e.what()).c_str());
     return 2;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "intl: out of memory: lower --batch-size, --image-size or --base-width (or run fewer "
+                         "--workers or processes at once)\n");
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "intl: %s\n", e.what());
     return 1;

@@ -104,7 +104,7 @@ Loader::Loader(const ImageSource& data, LoaderConfig config) : data_(data), conf
   normalization_ = c.normalization ? *c.normalization : data.normalization();
   steps_ = c.drop_last ? data.size() / c.batch_size : (data.size() + c.batch_size - 1) / c.batch_size;
   check(steps_ > 0, "loader: " + std::to_string(data.size()) + " images make no full batch of " +
-                        std::to_string(c.batch_size) + " (lower the batch size or keep the last partial batch)");
+                        std::to_string(c.batch_size) + " (lower the batch size, or use more images)");
   order_.resize(data.size());
   slots_.resize(c.workers == 0 ? 1 : c.prefetch + 1);
   for (Slot& slot : slots_) {

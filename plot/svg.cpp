@@ -44,11 +44,15 @@ std::string utf8_truncate(const std::string& s, size_t n) {
   return s.substr(0, i) + "...";
 }
 
+// A value a chart can place: finite, and small enough that a range's width (hi - lo) stays finite. Others are
+// left out as NaN and infinities are.
+bool plottable(double v) { return std::fabs(v) <= 1e300; }
+
 struct Axis {
   double lo = 0, hi = 1;  // data range, or log10 of it
   bool log = false;
   double pixel_lo = 0, pixel_hi = 1;
-  bool usable(double v) const { return std::isfinite(v) && (!log || v > 0); }
+  bool usable(double v) const { return plottable(v) && (!log || v > 0); }
   double to_pixel(double v) const {
     const double t = ((log ? std::log10(v) : v) - lo) / (hi - lo);
     return pixel_lo + t * (pixel_hi - pixel_lo);
@@ -65,7 +69,7 @@ struct Tick {
 std::pair<double, double> data_range(const Chart& c, bool x, bool log_y) {
   double lo = INFINITY, hi = -INFINITY;
   auto add = [&](double xv, double yv) {
-    if (!std::isfinite(xv) || !std::isfinite(yv) || (log_y && yv <= 0)) return;
+    if (!plottable(xv) || !plottable(yv) || (log_y && yv <= 0)) return;
     const double v = x ? xv : yv;
     lo = std::min(lo, v);
     hi = std::max(hi, v);
@@ -269,7 +273,7 @@ bool uses_log_axis(const Chart& chart) {
   if (chart.y_scale != YScale::automatic) return chart.y_scale == YScale::log10;
   double lo = INFINITY, hi = -INFINITY;
   auto add = [&](double v, bool& ok) {
-    if (!std::isfinite(v)) return;
+    if (!plottable(v)) return;
     ok = ok && v > 0;
     lo = std::min(lo, v);
     hi = std::max(hi, v);

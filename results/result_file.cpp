@@ -125,6 +125,10 @@ Result load_result(const std::string& path) {
     if (text.find_first_not_of(" \t\r\n") == std::string::npos) what = "the file is empty";
     else if (e.byte >= text.size()) what += " (the file ends early: was it truncated?)";
     throw Error(path + ": not valid JSON: " + what);
+  } catch (const json::exception& e) {  // a number past double's range (1e400)
+    std::string what = e.what();
+    if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
+    throw Error(path + ": not valid JSON: " + what);
   }
   try {
     return j.get<Result>();

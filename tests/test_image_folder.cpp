@@ -222,6 +222,7 @@ TEST_CASE("image folder: a corrupt image fails, or is skipped, counted once and 
   b = threaded.next();
   CHECK(std::vector<float>(b->view1, b->view1 + 3 * 3 * 4 * 4) == serial_view);
 
+  config.workers = 0;  // in order: a worker prefetching the next batch would meet b/3.jpg first
   Loader failing(strict, config);
   failing.start_epoch(0);
   CHECK(message_contains([&] { failing.next(); }, t.str() + "/a/1.jpg"));

@@ -129,6 +129,15 @@ TEST_CASE("pretrain imagenet100 on a tiny folder: classes file, skipped image co
   CHECK(semi.config.at("schedule") == "cosine");
   CHECK(semi.runs.at(0).metrics.at("semi_top1") >= 0);
   CHECK(semi.runs.at(0).metrics.at("semi_top5") == 100);
+  // Batch 3 over 4 images: the last batch of one has no batch-norm statistics and is left out.
+  REQUIRE(run_intl("eval semi --percent 1 --subset-file " + (t / "subset.txt") + " --epochs 2 --batch-size 3" + common +
+                       " --out " + (t / "semi3"),
+                   log, t / "log.txt") == 0);
+  CHECK(results::load_result(t / "semi3/RESULT.json").config.at("steps_run") == 2);
+  CHECK(run_intl("eval semi --percent 1 --subset-file " + (t / "subset.txt") + " --batch-size 1" + common +
+                     " --out " + (t / "semi4"),
+                 log, t / "log.txt") == 2);
+  CHECK(log.find("--batch-size must be >= 2 to fine-tune") != std::string::npos);
   std::ofstream(t / "subset.txt") << "a_0.png\nb_1.jpg\nc_2.png\nzz_9.png\n";
   CHECK(run_intl("eval semi --percent 1 --subset-file " + (t / "subset.txt") + common + " --out " + (t / "semi2"), log,
                  t / "log.txt") == 1);

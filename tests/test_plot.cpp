@@ -188,6 +188,11 @@ TEST_CASE("a chart of only non-finite values still renders a valid, finite SVG")
   CHECK(tag_balance_problem(svg) == "");
   CHECK(coordinates_finite(svg));
   CHECK(count(svg, "<path") == 0);
+  // Values near double's limit, whose range would overflow, are left out as non-finite ones are.
+  f.panels[0].series.push_back(Series{"extreme", {0, 1, 2, 3}, {1e308, -1e308, 0, 1}});
+  const std::string extreme = render_svg(f);
+  CHECK(coordinates_finite(extreme));
+  CHECK(extreme.find("nan") == std::string::npos);
 }
 
 TEST_CASE("Figure IV: one line per run, crashes marked, a crash table for several seeds") {

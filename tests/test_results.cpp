@@ -180,6 +180,10 @@ TEST_CASE("load errors name the file and the field") {
     CHECK(e.find(file + ": not valid JSON: parse error at line 2, column") == 0);
     CHECK(e.find("truncated") == std::string::npos);
   }
+  SUBCASE("a number past double's range") {
+    write_text(file, R"({"format": "intl-result", "runs": [{"name": "a", "metrics": {"x": 1e400}}]})");
+    CHECK(load_error(file) == file + ": not valid JSON: number overflow parsing '1e400'");
+  }
   SUBCASE("empty file") {
     write_text(file, "");
     CHECK(load_error(file) == file + ": not valid JSON: the file is empty");

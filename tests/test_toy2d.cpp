@@ -330,14 +330,18 @@ TEST_CASE("intl run toy2d: bad input is one line naming the option, exit 2, and 
   const fs::path out = dir / "out";
   std::ofstream(dir / "bad.json") << "{\"T\": [1, 5";
   std::ofstream(dir / "unknown.json") << "{\"Tee\": 3}";
+  std::ofstream(dir / "huge.json") << "{\"p\": 1e400}";
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"--method foo", "--method: unknown method 'foo'; allowed: none, iternorm, intl, st, zca, cholesky"},
       {"--T -1", "--T: -1 is out of range; allowed: integers 0..64"},
       {"--T 5,x", "--T: 'x' is not an integer; allowed: integers 0..64"},
       {"--method st --p 2", "--p: 2 is out of range; allowed: numbers in [0, 1] (0.5 whitens)"},
       {"--init well --init-cond 10", "--init-cond: cannot be combined with --init"},
+      {"--seed 1 --seed 2", "--seed: given more than once; give it once"},
       {"--config '" + (dir / "bad.json").string() + "'", "--config: not valid JSON"},
       {"--config '" + (dir / "unknown.json").string() + "'", "sets 'Tee', which is not an option"},
+      {"--config '" + (dir / "huge.json").string() + "'", "not valid JSON in '" + (dir / "huge.json").string() +
+                                                               "' (number overflow parsing '1e400')"},
   };
   for (const auto& [args, expected] : cases) {
     std::string so, se;

@@ -88,7 +88,8 @@ void validate(const PretrainOptions& o) {
   need(o.final_lr_ratio >= 0, "--final-lr-ratio must be >= 0");
   need(o.train_images >= 0 && o.test_images >= 0, "--train-images and --test-images must be >= 0 (0: all)");
   need(o.log_every > 0, "--log-every must be > 0 seconds, found " + fmt_number(o.log_every));
-  need(o.image_size >= 8, "--image-size must be >= 8, found " + std::to_string(o.image_size));
+  need(o.image_size >= 8 && o.image_size <= 4096,
+       "--image-size must be in 8..4096, found " + std::to_string(o.image_size));
   need(o.workers >= 0, "--workers must be >= 0");
   need(o.eval_every >= 0, "--eval-every must be >= 0 (0: evaluate only at the end)");
   need(o.knn_k >= 1, "--knn-k must be >= 1");
@@ -170,6 +171,10 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
     results::refuse_existing_result(o.out, "choose another --out, or remove it to start a run there");
   results::check_out_dir(o.out);  // made once the data has loaded
   std::string resume_from = o.resume_from;
+  if (!resume_from.empty() && !fs::is_regular_file(resume_from))
+    throw UsageError("--resume-from: '" + resume_from + "' " +
+                     (fs::is_directory(resume_from) ? "is a folder" : "does not exist") +
+                     "; give a checkpoint file, e.g. RUN/checkpoints/ckpt-e0010.safetensors (or --resume for the newest)");
   if (o.resume && resume_from.empty()) {
     resume_from = latest_checkpoint(checkpoint_dir);
     if (resume_from.empty())

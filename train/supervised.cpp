@@ -37,7 +37,9 @@ void validate(const SupervisedOptions& o) {
     if (!ok) throw UsageError(message);
   };
   need(o.epochs >= 1, "--epochs must be >= 1, found " + std::to_string(o.epochs));
-  need(o.batch_size >= 1, "--batch-size must be >= 1");
+  need(o.batch_size >= (o.fine_tune ? 2 : 1),
+       o.fine_tune ? "--batch-size must be >= 2 to fine-tune (batch norm needs two images a batch)"
+                   : "--batch-size must be >= 1");
   need(o.lr > 0 && (!o.fine_tune || o.backbone_lr >= 0), "learning rates must be positive");
   need(o.schedule == "step" || o.schedule == "cosine", "--schedule takes step or cosine, found '" + o.schedule + "'");
   need(o.image_size >= 8, "--image-size must be >= 8");
@@ -61,6 +63,8 @@ double supervised_lr_factor(const SupervisedOptions& o, int64_t step, int steps_
 SupervisedResult train_classifier(ResNet& backbone, const ImageSource& train, const ImageSource& val,
                                   const SupervisedOptions& o) {
   validate(o);
+  check(!o.fine_tune || train.size() >= 2, o.label + ": fine-tuning needs at least two training images (batch norm "
+                                                     "needs two a batch), found " + std::to_string(train.size()));
   const int64_t d = backbone.feature_dim();
   const int classes = std::max(train.num_classes(), val.num_classes());
   Linear classifier(d, classes, true, o.seed, kClassifierStream);
@@ -101,6 +105,7 @@ SupervisedResult train_classifier(ResNet& backbone, const ImageSource& train, co
     const auto start = std::chrono::steady_clock::now();
     while (const Batch* b = loader.next()) {
       if (o.max_steps >= 0 && result.steps >= o.max_steps) break;
+      if (o.fine_tune && b->n == 1) continue;  // a last batch of one image has no batch statistics: left out
       const double f = supervised_lr_factor(o, result.steps, steps_per_epoch);
       Tensor x = Tensor::from_floats(b->view1, {b->n, b->height, b->width, b->channels});  // NHWC
       Tensor y = Tensor::empty({b->n}, DType::i64);
