@@ -212,10 +212,10 @@ ImageFolder::ImageFolder(const std::string& dir, ImageFolderOptions options)
     }
   }
   check(labels_.size() < size_t(INT32_MAX), dir + ": more than 2^31 images");
-  class_begin_.assign(nclasses + 1, 0);
+  class_begin_.assign(size_t(nclasses) + 1, 0);
   check(std::is_sorted(labels_.begin(), labels_.end()), dir + ": images listed out of class order");
   for (const int32_t label : labels_) ++class_begin_[size_t(label) + 1];
-  for (size_t k = 0; k < nclasses; ++k) class_begin_[k + 1] += class_begin_[k];
+  for (int k = 0; k < nclasses; ++k) class_begin_[size_t(k) + 1] += class_begin_[size_t(k)];
   check(!labels_.empty(), dir + ": max_images " + std::to_string(options_.max_images) + " keeps no image");
   for (const auto& [name, found] : subset)
     if (!found)
