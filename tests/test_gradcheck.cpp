@@ -2,6 +2,8 @@
 // central differences. Adding an op adds one line here.
 #include "tests/gradcheck.h"
 
+#include <cmath>
+
 #include "losses/intl_loss.h"
 #include "losses/whitening.h"
 
@@ -35,6 +37,8 @@ std::vector<Case> cases() {
   return {
       {"add broadcast", [](V x) { return add(x[0], x[1]); }, {rnd({3, 4}, 1), rnd({1, 4}, 2)}},
       {"sub broadcast", [](V x) { return sub(x[0], x[1]); }, {rnd({3, 4}, 1), rnd({3, 1}, 2)}},
+      {"sub, first operand broadcast", [](V x) { return sub(x[0], x[1]); }, {rnd({3, 1}, 1), rnd({3, 4}, 2)}},
+      {"div, first operand broadcast", [](V x) { return div(x[0], x[1]); }, {rnd({3, 1}, 1), pos({3, 4}, 2)}},
       {"mul broadcast", [](V x) { return mul(x[0], x[1]); }, {rnd({2, 3, 4}, 1), rnd({4}, 2)}},
       {"div", [](V x) { return div(x[0], x[1]); }, {rnd({3, 4}, 1), pos({3, 4}, 2)}},
       {"add scalar", [](V x) { return add(x[0], 0.75); }, {rnd({3, 4}, 1)}},
@@ -229,6 +233,28 @@ TEST_CASE("linear and batch_norm_1d refuse parameters of another dtype") {
                     "batch_norm_1d: dtypes differ (float64 and float32)");
   CHECK_THROWS_WITH(batch_norm_1d(x, Tensor::ones({4}, DType::f64), Tensor(), Tensor(), Tensor(), true, 0.1, 1e-5),
                     "batch_norm_1d: parameters and statistics must be (3,), got (4,)");
+}
+
+// PyTorch's BatchNorm1d: the running variance takes the batch's unbiased variance; eval divides by
+// sqrt(running variance + eps).
+TEST_CASE("batch_norm_1d: running statistics as PyTorch's, and eval reads them with eps") {
+  for (const DType dtype : {DType::f64, DType::f32}) {
+    CAPTURE(dtype_name(dtype));
+    const Tensor x = Tensor::from_vector({1, 10, 2, 20, 3, 30, 6, 60}, {4, 2}, dtype);  // column 0: mean 3, var 14/3
+    Tensor rm = Tensor::from_vector({0, 1}, {2}, dtype), rv = Tensor::from_vector({1, 2}, {2}, dtype);
+    batch_norm_1d(x, Tensor(), Tensor(), rm, rv, true, 0.1, 1e-5);
+    const std::vector<double> mean = rm.to_vector(), var = rv.to_vector();
+    CHECK(mean[0] == doctest::Approx(0.3));
+    CHECK(mean[1] == doctest::Approx(0.9 + 0.1 * 30));
+    CHECK(var[0] == doctest::Approx(0.9 + 0.1 * 14.0 / 3.0));
+    CHECK(var[1] == doctest::Approx(1.8 + 0.1 * 1400.0 / 3.0));
+    const Tensor gamma = Tensor::from_vector({2, 1}, {2}, dtype), beta = Tensor::from_vector({0, 1}, {2}, dtype);
+    const Tensor stats_m = Tensor::from_vector({1, 0}, {2}, dtype), stats_v = Tensor::from_vector({0, 3}, {2}, dtype);
+    const std::vector<double> y = batch_norm_1d(x, gamma, beta, stats_m, stats_v, false, 0.1, 0.25).to_vector();
+    CHECK(y[0] == doctest::Approx(0.0));                    // (1 - 1) / sqrt(0 + 0.25) x 2
+    CHECK(y[2] == doctest::Approx(4.0));                    // (2 - 1) / 0.5 x 2
+    CHECK(y[1] == doctest::Approx(10.0 / std::sqrt(3.25) + 1));
+  }
 }
 
 // An inner extent of 0: the product of a (m, 0) and a (0, n) matrix is the (m, n) zero matrix.

@@ -12,9 +12,12 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "data/image_file.h"
+#include "engine/autograd.h"
+#include "engine/ops.h"
 #include "models/ema.h"
 #include "models/safetensors.h"
 #include "results/result.h"
@@ -236,4 +239,72 @@ TEST_CASE("SSL model with a momentum target: equal at the start, no gradients, o
   const std::vector<float> after = t.to_floats();
   for (size_t i = 0; i < after.size(); ++i) CHECK(after[i] == doctest::Approx(m * before[i] + (1 - m) * 0.5).epsilon(1e-5));
   CHECK(train::ssl_model_config_from_json(train::ssl_model_config_to_json(c), "test").ema);
+}
+
+namespace {
+
+// A target network that differs from the online one, so that which network saw which crop shows.
+train::SslModel tiny_model_with_target() {
+  train::SslModelConfig c;
+  c.stem = "imagenet";
+  c.base_width = 2;
+  c.projector = {8, 8};
+  c.ema = true;
+  train::SslModel model(c);
+  NoGradGuard no_grad;
+  for (auto& [name, t] : model.target()->named_parameters()) t.copy_(mul(t, 0.5));
+  return model;
+}
+
+}  // namespace
+
+TEST_CASE("pretrain_loss: crop 0 through the target for --ema, the anchor for --multi-crop, two views otherwise") {
+  train::SslModel model = tiny_model_with_target();
+  std::vector<Tensor> crops;
+  for (uint64_t v = 0; v < 3; ++v) crops.push_back(Tensor::randn({6, 16, 16, 3}, 5, v));
+  const double beta = 0.05;
+  const Tensor ema = train::pretrain_loss(model, crops, 4, beta);
+  const Tensor expected =
+      intl_multicrop_loss({model.embed(crops[1]), model.embed(crops[2])}, model.target()->embed(crops[0]), 4, beta);
+  CHECK(ema.item() == doctest::Approx(expected.item()).epsilon(1e-6));
+
+  train::SslModelConfig plain = model.config();
+  plain.ema = false;
+  const train::SslModel online(plain);
+  const Tensor anchored = train::pretrain_loss(online, crops, 4, beta);
+  CHECK(anchored.item() ==
+        doctest::Approx(intl_anchored_crops_loss({online.embed(crops[0]), online.embed(crops[1]),
+                                                  online.embed(crops[2])}, 4, beta).item()).epsilon(1e-6));
+  const Tensor two = train::pretrain_loss(online, {crops[0], crops[1]}, 4, beta, IntlLossForm::newton);
+  CHECK(two.item() == doctest::Approx(intl_loss(online.embed(crops[0]), online.embed(crops[1]), 4, beta).item())
+                          .epsilon(1e-6));
+}
+
+TEST_CASE("TargetUpdater: both networks' parameters move by m(steps done); the target's statistics stay its own") {
+  train::SslModel model = tiny_model_with_target();
+  const train::TargetUpdater updater(model);
+  auto values = [](const Module& m) {
+    std::vector<std::vector<float>> v;
+    for (const auto& [name, t] : m.named_parameters()) v.push_back(t.to_floats());
+    return v;
+  };
+  const auto online = values(model.backbone()), online_p = values(model.projector());
+  const auto before = values(model.target()->backbone()), before_p = values(model.target()->projector());
+  const Tensor stats = model.target()->backbone().named_buffers().front().second;
+  {
+    NoGradGuard no_grad;
+    Tensor online_stats = model.backbone().named_buffers().front().second;
+    online_stats.copy_(add(online_stats, 3.0));
+  }
+  const std::vector<float> stats_before = stats.to_floats();
+  updater.after_step(10, 100, 0.99);
+  const double m = ema_momentum(10, 100, 0.99);
+  const auto after = values(model.target()->backbone()), after_p = values(model.target()->projector());
+  for (const auto& [o, b, a] : {std::tuple{&online, &before, &after}, std::tuple{&online_p, &before_p, &after_p}})
+    for (size_t k = 0; k < a->size(); ++k)
+      for (size_t i = 0; i < (*a)[k].size(); ++i)
+        REQUIRE((*a)[k][i] == doctest::Approx(m * (*b)[k][i] + (1 - m) * (*o)[k][i]).epsilon(1e-5));
+  CHECK(stats.to_floats() == stats_before);
+  updater.copy_online();
+  CHECK(values(model.target()->projector()) == online_p);
 }

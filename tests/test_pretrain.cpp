@@ -62,6 +62,15 @@ TEST_CASE("pretrain killed (SIGKILL) or stopped (SIGINT) and resumed ends bit fo
   const std::string final_name = "/checkpoints/" + train::checkpoint_file_name({epochs, 0, 0});
   REQUIRE(fs::exists(straight + final_name));
   CHECK(read_text(dir / "straight.log").find("epoch 1/8") != std::string::npos);
+  {  // the rate of each epoch's last step: warm-up over 2 epochs of 4 steps, (step + 1) / 8 of the base rate
+    const results::Result r = results::load_result(straight + "/RESULT.json");
+    const double base = r.config.at("base_lr_used").get<double>();
+    CHECK(base == doctest::Approx(0.3 * 16 / 256));
+    const std::vector<double>& lr = r.runs.at(0).curves.at("lr").y;
+    REQUIRE(lr.size() == 8);
+    CHECK(lr[0] == doctest::Approx(base * 4 / 8));
+    CHECK(lr[1] == doctest::Approx(base));
+  }
 
   {  // SIGKILL after the first checkpoint
     const std::string killed = dir / "killed";

@@ -230,6 +230,12 @@ TEST_CASE("multi-crop without EMA: two crops are the two-view loss; the anchor's
   for (double g : z[0].grad().to_vector()) anchor_grad += std::abs(g);
   CHECK(anchor_grad > 1e-3);
   CHECK_THROWS_AS(intl_anchored_crops_loss({z[0]}, T, beta), Error);
+
+  // Both multi-crop losses are means over the crops: a crop repeated leaves them unchanged.
+  CHECK(intl_anchored_crops_loss({z[0], z[1], z[1]}, T, beta).item() ==
+        doctest::Approx(intl_anchored_crops_loss({z[0], z[1]}, T, beta).item()).epsilon(1e-13));
+  CHECK(intl_multicrop_loss({z[1], z[1], z[1]}, z[0], T, beta).item() ==
+        doctest::Approx(intl_multicrop_loss({z[1]}, z[0], T, beta).item()).epsilon(1e-13));
 }
 
 TEST_CASE("--loss-form auto is the spectral form on the CPU and the Newton form on a GPU") {

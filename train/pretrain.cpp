@@ -17,7 +17,6 @@
 #include "engine/error.h"
 #include "engine/optim/schedule.h"
 #include "losses/intl_loss.h"
-#include "models/ema.h"
 #include "models/safetensors.h"
 #include "plot/figures.h"
 #include "results/out_dir.h"
@@ -230,14 +229,11 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
   std::vector<NamedTensor> params;
   for (auto& [name, t] : model.online_parameters()) params.push_back({name, t});
   Sgd sgd(params, SgdOptions{o.momentum, o.weight_decay, false, o.decay_1d});
-  std::unique_ptr<EmaUpdater> ema_backbone, ema_projector;
+  std::unique_ptr<TargetUpdater> target_updater;
   if (o.ema) {
-    ema_backbone = std::make_unique<EmaUpdater>(model.backbone(), model.target()->backbone());
-    ema_projector = std::make_unique<EmaUpdater>(model.projector(), model.target()->projector());
-    if (resume_from.empty()) {  // the target starts as a copy of the online network (resumed: from the checkpoint)
-      ema_backbone->copy_online();
-      ema_projector->copy_online();
-    }
+    target_updater = std::make_unique<TargetUpdater>(model);
+    // The target starts as a copy of the online network (resumed: from the checkpoint).
+    if (resume_from.empty()) target_updater->copy_online();
   }
 
   LoaderConfig loader_config;
@@ -310,23 +306,13 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
     return device != Device::cpu ? x.to(device) : x;
   };
   parts.loss = [&](const Batch& b) {
-    if (!o.ema && !o.multi_crop)
-      return intl_two_view_loss(model, view_tensor(b, 0), view_tensor(b, 1), o.T, beta, o.loss_form);
-    std::vector<Tensor> online;
-    for (size_t v = o.ema ? 1 : 0; v < b.views.size(); ++v) online.push_back(model.embed(view_tensor(b, v)));
-    if (!o.ema) return intl_anchored_crops_loss(online, o.T, beta);  // crop 0 the anchor, with its gradient
-    Tensor target;
-    {
-      NoGradGuard no_grad;
-      target = model.target()->embed(view_tensor(b, 0));
-    }
-    return intl_multicrop_loss(online, target, o.T, beta);
+    std::vector<Tensor> crops;
+    for (size_t v = 0; v < b.views.size(); ++v) crops.push_back(view_tensor(b, v));
+    return pretrain_loss(model, crops, o.T, beta, o.loss_form);
   };
   if (o.ema)
     parts.on_step = [&](int64_t global_step, double, double) {
-      const double m = ema_momentum(global_step, total_steps, o.ema_momentum);
-      ema_backbone->update(m, /*copy_buffers=*/false);  // the target keeps its own BN statistics [code]
-      ema_projector->update(m, false);
+      target_updater->after_step(global_step, total_steps, o.ema_momentum);
     };
   if (o.eval_every > 0)
     parts.evaluate = [&](int epoch) -> std::map<std::string, double> {

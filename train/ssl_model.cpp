@@ -1,6 +1,7 @@
 // The pre-training network and its description.
 #include "train/ssl_model.h"
 
+#include "engine/autograd.h"
 #include "engine/error.h"
 #include "models/projector.h"
 
@@ -67,6 +68,44 @@ Tensor SslModel::embed(const Tensor& x) const { return projector_->forward(backb
 Tensor intl_two_view_loss(const SslModel& model, const Tensor& view1, const Tensor& view2, int T, double beta,
                           IntlLossForm form) {
   return intl_loss(model.embed(view1), model.embed(view2), T, beta, form);
+}
+
+Tensor pretrain_loss(const SslModel& model, const std::vector<Tensor>& crops, int T, double beta, IntlLossForm form) {
+  INTL_CHECK(crops.size() >= 2, "pretrain_loss needs at least two crops, got " + std::to_string(crops.size()));
+  if (!model.target() && crops.size() == 2) return intl_two_view_loss(model, crops[0], crops[1], T, beta, form);
+  std::vector<Tensor> online;
+  for (size_t v = model.target() ? 1 : 0; v < crops.size(); ++v) online.push_back(model.embed(crops[v]));
+  if (!model.target()) return intl_anchored_crops_loss(online, T, beta);
+  Tensor target;
+  {
+    NoGradGuard no_grad;
+    target = model.target()->embed(crops[0]);
+  }
+  return intl_multicrop_loss(online, target, T, beta);
+}
+
+namespace {
+
+SslModel& target_of(SslModel& model) {
+  check(model.target() != nullptr, "TargetUpdater: the model has no target network (config.ema)");
+  return *model.target();
+}
+
+}  // namespace
+
+TargetUpdater::TargetUpdater(SslModel& model)
+    : backbone_(model.backbone(), target_of(model).backbone()),
+      projector_(model.projector(), target_of(model).projector()) {}
+
+void TargetUpdater::copy_online() const {
+  backbone_.copy_online();
+  projector_.copy_online();
+}
+
+void TargetUpdater::after_step(int64_t steps_done, int64_t total_steps, double m0) const {
+  const double m = ema_momentum(steps_done, total_steps, m0);
+  backbone_.update(m, /*copy_buffers=*/false);
+  projector_.update(m, false);
 }
 
 }  // namespace intl::train

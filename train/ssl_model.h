@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "losses/intl_loss.h"
+#include "models/ema.h"
 #include "models/layers.h"
 #include "models/resnet.h"
 
@@ -41,6 +42,7 @@ class SslModel : public Module {
   const SslModelConfig& config() const { return config_; }
   // The momentum target (config().ema), or nullptr.
   SslModel* target() { return target_.get(); }
+  const SslModel* target() const { return target_.get(); }
   // The online parameters: everything but the target's (what the optimizer updates).
   std::vector<std::pair<std::string, Tensor>> online_parameters() const;
   // x (N, 3, H, W) -> embedding (N, projector.back()).
@@ -56,5 +58,30 @@ class SslModel : public Module {
 // The INTL objective of two views' embeddings, in either of its computations (losses/intl_loss.h).
 Tensor intl_two_view_loss(const SslModel& model, const Tensor& view1, const Tensor& view2, int T, double beta,
                           IntlLossForm form = IntlLossForm::automatic);
+
+// The pre-training loss of one batch, crops[0] being crop 0 (of two views, view 1):
+// - a model with a target (--ema): crop 0 through the target network, without gradient, is the target k of
+//   every other crop through the online one (intl_multicrop_loss; the authors' methods/intl_m.py);
+// - otherwise, more than two crops (--multi-crop): every crop online, crop 0 the anchor with its gradient
+//   (intl_anchored_crops_loss; methods/intl.py);
+// - otherwise: intl_two_view_loss in `form`.
+Tensor pretrain_loss(const SslModel& model, const std::vector<Tensor>& crops, int T, double beta,
+                     IntlLossForm form = IntlLossForm::automatic);
+
+// The target network's momentum updates (a model with config().ema): its backbone and projector follow the
+// online ones. The model must outlive the updater.
+class TargetUpdater {
+ public:
+  explicit TargetUpdater(SslModel& model);
+  // The target becomes the online network, parameters and statistics: the start of training.
+  void copy_online() const;
+  // After `steps_done` optimizer steps of `total_steps`: target = m target + (1 - m) online with
+  // m = ema_momentum(steps_done, total_steps, m0), the m the authors' methods/intl_m.py uses before the next
+  // step's forward pass; parameters only, the target keeping its own batch-norm statistics [code].
+  void after_step(int64_t steps_done, int64_t total_steps, double m0) const;
+
+ private:
+  EmaUpdater backbone_, projector_;
+};
 
 }  // namespace intl::train
