@@ -161,7 +161,7 @@ std::map<std::string, double> eval_image_folder(EvalCommandOptions& o, train::Lo
     config["epochs"] = so.epochs;
     config["batch-size"] = so.batch_size;
     config["lr"] = so.lr;
-    config["lr_used"] = so.lr * so.batch_size / 256.0;
+    config["lr_used"] = r.lr_used;
     config["momentum"] = so.momentum;
     config["weight-decay"] = so.weight_decay;
     config["schedule"] = so.schedule;
@@ -171,7 +171,7 @@ std::map<std::string, double> eval_image_folder(EvalCommandOptions& o, train::Lo
       config["percent"] = o.percent;
       config["subset-file"] = o.subset_file;
       config["backbone-lr"] = so.backbone_lr;
-      config["backbone_lr_used"] = so.backbone_lr * so.batch_size / 256.0;
+      config["backbone_lr_used"] = r.backbone_lr_used;
     } else {
       config["milestones"] = so.milestones;
     }

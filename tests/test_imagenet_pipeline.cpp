@@ -129,6 +129,8 @@ TEST_CASE("pretrain imagenet100 on a tiny folder: classes file, skipped image co
   CHECK(semi.config.at("train-images") == 4);
   CHECK(semi.config.at("steps_run") == 4);
   CHECK(semi.config.at("backbone-lr") == 0.006);
+  CHECK(semi.config.at("backbone_lr_used") == doctest::Approx(0.006 * 2 / 256));  // the rates the steps ran at
+  CHECK(semi.config.at("lr_used") == doctest::Approx(0.2 * 2 / 256));
   CHECK(semi.config.at("schedule") == "cosine");
   CHECK(semi.runs.at(0).metrics.at("semi_top1") >= 0);
   CHECK(semi.runs.at(0).metrics.at("semi_top5") == 100);

@@ -398,7 +398,7 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
       run.metrics["linear_top5"] = r.top5;
       // experiments/paper/imagenet.json gives top-1 per pre-training budget: the same key matches it in intl diff.
       if (o.dataset == "imagenet") run.metrics["linear_top1_" + std::to_string(o.epochs) + "ep"] = r.top1;
-      result.config["linear_lr_used"] = so.lr * so.batch_size / 256.0;
+      result.config["linear_lr_used"] = r.lr_used;
     }
     auto& knn_curve = run.curves["knn_top1"];
     const double last_epoch = double(loss_curve.x.empty() ? 0 : loss_curve.x.back());

@@ -93,6 +93,8 @@ SupervisedResult train_classifier(ResNet& backbone, const ImageSource& train, co
               o.fine_tune ? (", backbone lr " + std::to_string(o.backbone_lr * scale)).c_str() : "");
 
   SupervisedResult result;
+  result.lr_used = o.lr * scale;
+  result.backbone_lr_used = o.fine_tune ? o.backbone_lr * scale : 0.0;
   double seconds = 0;
   int64_t images = 0;
   auto last_line = std::chrono::steady_clock::now();
@@ -130,8 +132,8 @@ SupervisedResult train_classifier(ResNet& backbone, const ImageSource& train, co
         throw Error(o.label + ": the loss became " + std::to_string(value) + " at epoch " +
                     std::to_string(epoch + 1) + "; lower the learning rate");
       loss.backward();
-      head.step(o.lr * scale * f);
-      if (o.fine_tune) body.step(o.backbone_lr * scale * f);
+      head.step(result.lr_used * f);
+      if (o.fine_tune) body.step(result.backbone_lr_used * f);
       loss_sum += value;
       ++batches;
       ++result.steps;

@@ -40,6 +40,8 @@ struct SupervisedResult {
   int64_t steps = 0;             // training steps run
   int epochs_run = 0;
   double images_per_s = 0;       // training throughput
+  double lr_used = 0;            // the classifier's peak rate, lr x batch / 256 (what a result records)
+  double backbone_lr_used = 0;   // fine-tuning: the backbone's, backbone_lr x batch / 256
 };
 
 // The learning-rate factor of the schedule at a step (1 at the start).
