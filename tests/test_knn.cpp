@@ -1,12 +1,18 @@
 // kNN and linear evaluation on features whose answers are known by hand: the majority vote with its tie rule
 // (the smallest label wins) and neighbour order (equal distances: the lower training index first), the
-// weighted cosine vote, metric names, and a linear classifier that must separate separable clusters.
+// weighted cosine vote, metric names, the top-k tie rule, a linear classifier that must separate separable
+// clusters, and feature extraction (evaluation mode, the evaluation view's resize).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "engine/error.h"
 #include "engine/random.h"
+#include "models/resnet.h"
+#include "train/features.h"
 #include "train/knn.h"
 #include "train/linear_eval.h"
 
@@ -20,6 +26,26 @@ Tensor rows(const std::vector<std::vector<double>>& values) {
   for (const auto& r : values) flat.insert(flat.end(), r.begin(), r.end());
   return Tensor::from_vector(flat, {int64_t(values.size()), int64_t(values[0].size())});
 }
+
+// n images of 8 x 8 pixels, each its own pattern.
+class PatternSource : public ImageSource {
+ public:
+  explicit PatternSource(int n) : n_(n) {}
+  int size() const override { return n_; }
+  int num_classes() const override { return 2; }
+  int32_t label(int index) const override { return index % 2; }
+  Normalization normalization() const override { return kCifar10Normalization; }
+  int decode(int index, ImageF& image) const override {
+    image.reshape(3, 8, 8);
+    for (int c = 0; c < 3; ++c)
+      for (int y = 0; y < 8; ++y)
+        for (int x = 0; x < 8; ++x) image.at(c, y, x) = float((x * (index + 1) + y * (c + 2) + 3 * index) % 11) / 10;
+    return index;
+  }
+
+ private:
+  int n_;
+};
 
 int32_t predict_one(const Tensor& train, const std::vector<int32_t>& labels, const std::vector<double>& query,
                     int classes, KnnOptions options) {
@@ -80,6 +106,25 @@ TEST_CASE("weighted cosine kNN: votes exp(cos / T) can overrule the majority") {
   CHECK(predict_one(rows({{2, 0}, {0.1, 0.1}}), {0, 1}, {3, 3}, 2, o) == 1);
 }
 
+TEST_CASE("weighted cosine kNN: the query's length does not change the vote") {
+  // The training rows and (1, 0.2) of the test above: weights e^(cos / T). At T = 10 label 1 wins, 1.0198 + 1.0868
+  // against e^0.0981 = 1.1031; at T = 0.1 label 0 wins. The query scaled by 100 or 0.01 must vote the same (scaled
+  // dot products would give e^9.806 = 18138 to label 0 at T = 10, and nearly equal weights at T = 0.1).
+  const Tensor train = rows({{2, 0}, {0, 3}, {1, 1}});
+  const std::vector<int32_t> labels{0, 1, 1};
+  KnnOptions o;
+  o.k = 3;
+  o.distance = KnnDistance::cosine;
+  o.weighted = true;
+  for (const double scale : {1.0, 100.0, 0.01}) {
+    CAPTURE(scale);
+    o.temperature = 10.0;
+    CHECK(predict_one(train, labels, {scale, 0.2 * scale}, 2, o) == 1);
+    o.temperature = 0.1;
+    CHECK(predict_one(train, labels, {scale, 0.2 * scale}, 2, o) == 0);
+  }
+}
+
 TEST_CASE("kNN accuracy, metric names and errors") {
   const Tensor train = rows({{0, 0}, {10, 10}});
   const Tensor test = rows({{1, 1}, {9, 9}, {1, 0}, {10, 9}});
@@ -115,6 +160,16 @@ TEST_CASE("top-k accuracy: a row holding NaN or inf is never right") {
   CHECK(top_k_accuracy(logits, labels, 3, 1) == doctest::Approx(25.0));
   CHECK(top_k_accuracy(logits, labels, 3, 3) == doctest::Approx(25.0));
   CHECK(top_k_accuracy(std::vector<float>(6, float(nan)), {0, 1}, 3, 1) == 0.0);
+}
+
+TEST_CASE("top-k accuracy: a tied logit ranks the lower class first") {
+  // Row 0: classes 0 and 1 tie at the top, label 0 is first. Row 1: classes 1 and 2 tie, label 2 is second.
+  const std::vector<float> logits{2, 2, 1,
+                                  1, 2, 2};
+  CHECK(top_k_accuracy(logits, {0, 2}, 3, 1) == doctest::Approx(50.0));
+  CHECK(top_k_accuracy(logits, {1, 1}, 3, 1) == doctest::Approx(50.0));
+  CHECK(top_k_accuracy(logits, {1, 2}, 3, 2) == doctest::Approx(100.0));
+  CHECK(top_k_accuracy({3, 3, 3}, {2}, 3, 2) == 0.0);
 }
 
 TEST_CASE("linear evaluation stops with an error when the classifier diverges or the features are not finite") {
@@ -162,4 +217,53 @@ TEST_CASE("linear evaluation separates separable clusters (top-1 and top-5)") {
   CHECK(r.top1 == doctest::Approx(100.0));
   CHECK(r.top5 == doctest::Approx(100.0));
   CHECK(r.final_loss < 0.2);
+}
+
+TEST_CASE("evaluation view: Resize(round(side * 256 / 224)) + CenterCrop(side)") {
+  CHECK(center_crop_for(224).resize == 256);
+  CHECK(center_crop_for(224).crop == 224);
+  CHECK(center_crop_for(32).resize == 37);  // 36.57
+  CHECK(center_crop_for(32).crop == 32);
+  CHECK(center_crop_for(64).resize == 73);  // 73.14
+  CHECK(center_crop_for(96).resize == 110);  // 109.71
+}
+
+TEST_CASE("feature extraction runs the backbone in evaluation mode and leaves it as it was") {
+  ResNetConfig config;
+  config.stem = ResNetStem::cifar;
+  config.base_width = 2;
+  ResNet net(config);
+  const PatternSource data(6);
+  auto buffers = [&] {
+    std::vector<std::vector<double>> out;
+    for (const auto& [name, t] : net.named_buffers()) out.push_back(t.to_vector());
+    return out;
+  };
+  const auto before = buffers();
+  FeatureOptions o;
+  o.workers = 0;
+  o.image_size = 8;
+  net.train();
+  o.batch_size = 6;
+  const FeatureSet all = extract_features(net, data, o);
+  CHECK(net.training());
+  CHECK(buffers() == before);
+  o.batch_size = 2;  // each image's features do not depend on the other images of its batch
+  const std::vector<double> pairs = extract_features(net, data, o).features.to_vector();
+  net.eval();
+  const std::vector<double> eval = extract_features(net, data, o).features.to_vector();
+  CHECK(!net.training());
+  CHECK(buffers() == before);
+  const std::vector<double> whole = all.features.to_vector();
+  REQUIRE(whole.size() == size_t(6 * net.feature_dim()));
+  CHECK(all.labels == std::vector<int32_t>{0, 1, 0, 1, 0, 1});
+  double pairs_off = 0, eval_off = 0, largest = 0;
+  for (size_t i = 0; i < whole.size(); ++i) {
+    pairs_off = std::max(pairs_off, std::abs(pairs[i] - whole[i]));
+    eval_off = std::max(eval_off, std::abs(eval[i] - whole[i]));
+    largest = std::max(largest, std::abs(whole[i]));
+  }
+  CHECK(largest > 0.1);
+  CHECK(pairs_off < 1e-5 * largest);
+  CHECK(eval_off < 1e-5 * largest);
 }

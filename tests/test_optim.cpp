@@ -6,6 +6,7 @@
 #include "engine/ops.h"
 #include "engine/optim/optimizer.h"
 #include "engine/optim/schedule.h"
+#include "train/supervised.h"
 
 using namespace intl;
 
@@ -83,6 +84,47 @@ TEST_CASE("Adam and AdamW first steps") {
   CHECK(u.to_vector()[0] == doctest::Approx(1.0 * (1 - 0.001) - 0.01).epsilon(1e-9));
 }
 
+namespace {
+// torch.optim.Adam on one value (lr 0.1, wd 0.5, default betas and eps): weight decay is added to the gradient
+// (L2), or, decoupled (AdamW), shrinks the value by lr * wd before the moment update.
+struct AdamReference {
+  bool decoupled;
+  double p, m = 0, v = 0;
+  int t = 0;
+  void step(double g) {
+    ++t;
+    if (decoupled) p *= 1 - 0.1 * 0.5;
+    else g += 0.5 * p;
+    m = 0.9 * m + 0.1 * g;
+    v = 0.999 * v + 0.001 * g * g;
+    p -= 0.1 * (m / (1 - std::pow(0.9, t))) / (std::sqrt(v / (1 - std::pow(0.999, t))) + 1e-8);
+  }
+};
+}  // namespace
+
+TEST_CASE("Adam's L2 weight decay and AdamW's decoupled decay over three steps match PyTorch") {
+  // Gradients small next to wd * p, so the decay's sign decides the direction of every step.
+  const std::vector<double> grads{0.05, -0.02, 0.01};
+  for (const bool decoupled : {false, true}) {
+    CAPTURE(decoupled);
+    Tensor w = param({2.0, -3.0});
+    Adam adam({{"w", w}}, AdamOptions{0.9, 0.999, 1e-8, 0.5, decoupled});
+    AdamReference r0{decoupled, 2.0}, r1{decoupled, -3.0};
+    for (double g : grads) {
+      set_grad(w, {g, -g});
+      adam.step(0.1);
+      r0.step(g);
+      r1.step(-g);
+      CHECK(w.to_vector()[0] == doctest::Approx(r0.p).epsilon(1e-9));
+      CHECK(w.to_vector()[1] == doctest::Approx(r1.p).epsilon(1e-9));
+    }
+  }
+  // By hand, L2's first step: d = 0.05 + 0.5 * 2 = 1.05, so p moves a full lr against it.
+  AdamReference r{false, 2.0};
+  r.step(0.05);
+  CHECK(r.p == doctest::Approx(1.9));
+}
+
 // The authors' adjust_learning_rate: warm-up base * (step + 1) / warmup, then q = 0.5 (1 + cos(pi (step -
 // warmup + 1) / (total - warmup))), lr = base q + 0.001 base (1 - q).
 TEST_CASE("warm-up then cosine schedule") {
@@ -111,4 +153,28 @@ TEST_CASE("multi-step drops and exponential decay") {
   CHECK(e.at(0) == doctest::Approx(1e-2));
   CHECK(e.at(250) == doctest::Approx(1e-4));
   CHECK(e.at(500) == doctest::Approx(1e-6));
+}
+
+TEST_CASE("supervised step schedule: x gamma from the first step of each milestone epoch") {
+  train::SupervisedOptions o;  // step, milestones 60 and 80, gamma 0.1
+  const int spe = 10;
+  CHECK(train::supervised_lr_factor(o, 0, spe) == 1.0);
+  CHECK(train::supervised_lr_factor(o, 59 * spe + spe - 1, spe) == 1.0);
+  CHECK(train::supervised_lr_factor(o, 60 * spe, spe) == doctest::Approx(0.1));
+  CHECK(train::supervised_lr_factor(o, 79 * spe + spe - 1, spe) == doctest::Approx(0.1));
+  CHECK(train::supervised_lr_factor(o, 80 * spe, spe) == doctest::Approx(0.01));
+  CHECK(train::supervised_lr_factor(o, 99 * spe, spe) == doctest::Approx(0.01));
+}
+
+TEST_CASE("supervised cosine schedule: half a cosine from 1 to 0 over all steps") {
+  train::SupervisedOptions o;
+  o.schedule = "cosine";
+  o.epochs = 10;
+  const int spe = 5;  // 50 steps
+  CHECK(train::supervised_lr_factor(o, 0, spe) == doctest::Approx(1.0));
+  CHECK(train::supervised_lr_factor(o, 25, spe) == doctest::Approx(0.5));
+  CHECK(train::supervised_lr_factor(o, 10, spe) == doctest::Approx(0.5 * (1 + std::cos(M_PI * 0.2))));
+  CHECK(train::supervised_lr_factor(o, 50, spe) == doctest::Approx(0.0));
+  for (int64_t s = 1; s <= 50; ++s)
+    CHECK(train::supervised_lr_factor(o, s, spe) < train::supervised_lr_factor(o, s - 1, spe));
 }
