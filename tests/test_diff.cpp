@@ -70,6 +70,17 @@ TEST_CASE("within_tolerance is |x - r| <= atol + rtol * |r|, with NaN and inf") 
   CHECK(!within_tolerance(1.0, INFINITY, 1e9, 1e9));
 }
 
+TEST_CASE("the relative tolerance scales with the reference (the first file), not the other value") {
+  CHECK(within_tolerance(90.0, 100.0, 0, 0.105));    // 10 <= 10.5
+  CHECK(!within_tolerance(100.0, 90.0, 0, 0.105));   // 10 > 9.45
+  CHECK(within_tolerance(-90.0, -100.0, 0, 0.105));  // magnitudes
+  const Result big = one_run("x", {{"m", 100.0}}), small = one_run("x", {{"m", 90.0}});
+  DiffOptions opts;
+  opts.rtol = 0.105;
+  CHECK(compare_results({big, small}, {"big", "small"}, opts).agree());
+  CHECK(!compare_results({small, big}, {"small", "big"}, opts).agree());
+}
+
 TEST_CASE("a one-run result matches the paper's numbers by metric name") {
   Result paper = load_result(paper_cifar10);
   Result mine = one_run("cifar10", {{"linear_top1", 92.31}, {"knn5_top1", 90.03}, {"final_loss", -0.7}});
@@ -222,6 +233,41 @@ TEST_CASE("curves: summary, crash step and the largest difference where steps ma
   CHECK(row.vs_reference[1]->at_x == 3);
   CHECK(c.agree());  // curves are reported, never judged
   CHECK(format_comparison(c, "text").find("crash at 3") != std::string::npos);
+}
+
+TEST_CASE("curves: the summary's min and max skip non-finite points, wherever they are") {
+  Result a = one_run("r", {});
+  a.runs[0].curves["loss"] = Curve{"iteration", {0, 1, 2, 3, 4}, {NAN, 2, INFINITY, 1, -INFINITY}};
+  a.runs[0].curves["dead"] = Curve{"iteration", {0, 1}, {NAN, INFINITY}};
+  const Comparison c = compare_results({a, a}, {"a", "b"}, DiffOptions{});
+  REQUIRE(c.curves.size() == 2);
+  for (const CurveRow& row : c.curves) {
+    CAPTURE(row.key);
+    const CurveSummary& s = *row.summaries[0];
+    if (row.key == "loss") {
+      CHECK(s.min == 1);
+      CHECK(s.max == 2);
+      CHECK(s.final_value == -INFINITY);  // the last point as it is
+    } else {
+      CHECK(std::isnan(s.min));  // no finite value
+      CHECK(std::isnan(s.max));
+    }
+  }
+}
+
+TEST_CASE("curves: the largest difference is placed at the first of tied maxima") {
+  Result a = one_run("r", {});
+  a.runs[0].curves["loss"] = Curve{"iteration", {0, 1, 2, 3}, {0, 0, 0, 0}};
+  Result b = a;
+  b.runs[0].curves["loss"] = Curve{"iteration", {0, 1, 2, 3}, {0, 1, 0, -1}};
+  Comparison c = compare_results({a, b}, {"a", "b"}, DiffOptions{});
+  REQUIRE(c.curves[0].vs_reference[1].has_value());
+  CHECK(c.curves[0].vs_reference[1]->max_abs == 1);
+  CHECK(c.curves[0].vs_reference[1]->at_x == 1);
+  c = compare_results({a, a}, {"a", "b"}, DiffOptions{});  // all equal: the first matched point
+  REQUIRE(c.curves[0].vs_reference[1].has_value());
+  CHECK(c.curves[0].vs_reference[1]->max_abs == 0);
+  CHECK(c.curves[0].vs_reference[1]->at_x == 0);
 }
 
 TEST_CASE("nothing_compared_reason says why no metric was compared, naming differing studies") {

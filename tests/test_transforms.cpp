@@ -268,6 +268,19 @@ TEST_CASE("normalize with the CIFAR statistics") {
   CHECK(out[2] == doctest::Approx((1.0 - 0.4409) / 0.2762));
 }
 
+TEST_CASE("normalization constants are SPEC 3.4's, every channel in RGB order") {
+  auto same = [](const Normalization& n, std::array<float, 3> mean, std::array<float, 3> std) {
+    for (int c = 0; c < 3; ++c) {
+      CAPTURE(c);
+      CHECK(n.mean[c] == mean[c]);
+      CHECK(n.std[c] == std[c]);
+    }
+  };
+  same(kCifar10Normalization, {0.4914f, 0.4822f, 0.4465f}, {0.2470f, 0.2435f, 0.2616f});
+  same(kCifar100Normalization, {0.5071f, 0.4865f, 0.4409f}, {0.2673f, 0.2564f, 0.2762f});
+  same(kImageNetNormalization, {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f});
+}
+
 TEST_CASE("gaussian blur: kernel values, reflect padding, constant images stay constant") {
   float k[3];
   gaussian_kernel(3, 1.0f, k);  // exp(-1/2) = 0.60653, 1, 0.60653 over 2.21306
@@ -324,6 +337,73 @@ TEST_CASE("color jitter draws: factor ranges and every order") {
   CHECK(img.data[0] == doctest::Approx(1.0));
   CHECK(img.data[1] == doctest::Approx(0.63525));
   CHECK(img.data[2] == doctest::Approx(0.51025));
+}
+
+TEST_CASE("color jitter draws: the hue shifts both ways, as often left as right") {
+  RandomStream rng{10, kStreamAugment, 0};
+  int negative = 0;
+  float lowest = 0, highest = 0;
+  for (int i = 0; i < 2000; ++i) {
+    const float hue = sample_color_jitter(ColorJitter{}, rng).hue;
+    negative += hue < 0;
+    lowest = std::min(lowest, hue);
+    highest = std::max(highest, hue);
+  }
+  CHECK(negative > 900);  // 1000 expected
+  CHECK(negative < 1100);
+  CHECK(lowest < -0.099f);
+  CHECK(highest > 0.099f);
+}
+
+TEST_CASE("resized crop: aspect ratio log-uniform, as many crops wider as taller") {
+  // Area 0.1 of 1000 x 1000 always fits, and sides near 316 make rounding's ties rare. A ratio uniform in
+  // [3/4, 4/3] would be below 1 with probability 0.25 / 0.5833 = 0.43.
+  RandomStream rng{11, kStreamAugment, 0};
+  int taller = 0, wider = 0;
+  for (int i = 0; i < 10000; ++i) {
+    const CropBox b = sample_resized_crop(1000, 1000, 0.1, 0.1, 3.0 / 4.0, 4.0 / 3.0, rng);
+    taller += b.height > b.width;
+    wider += b.width > b.height;
+  }
+  CHECK(taller > 4700);
+  CHECK(wider > 4700);
+}
+
+TEST_CASE("a view: grayscale with its own p 0.2, whatever the jitter's p") {
+  RandomStream fill{12, kStreamData, 0};
+  ImageF src;
+  src.reshape(3, 16, 16);
+  for (float& v : src.data) v = float(fill.next_below(256)) / 255.0f;
+  AugmentConfig config = cifar_two_views().view1;  // jitter p 0.8, grayscale p 0.2
+  config.out_size = 8;
+  const Normalization identity{{0, 0, 0}, {1, 1, 1}};
+  Augmenter aug;
+  RandomStream rng{12, kStreamAugment, 0};
+  std::vector<float> out(3 * 8 * 8);
+  int gray = 0;
+  for (int i = 0; i < 1000; ++i) {
+    aug.augment(src, config, identity, rng, out.data());
+    bool all_equal = true;
+    for (size_t p = 0; p < out.size(); p += 3) all_equal = all_equal && out[p] == out[p + 1] && out[p] == out[p + 2];
+    gray += all_equal;
+  }
+  CHECK(gray > 120);  // 200 expected
+  CHECK(gray < 300);
+}
+
+TEST_CASE("ImageNet two views: 224 crops, blur p 1.0 / 0.1, solarize p 0.0 / 0.2") {
+  const TwoViewConfig views = imagenet_two_views();
+  CHECK(views.view1.out_size == 224);
+  CHECK(views.view2.out_size == 224);
+  CHECK(views.view1.blur_p == 1.0f);
+  CHECK(views.view2.blur_p == 0.1f);
+  CHECK(views.view1.solarize_p == 0.0f);
+  CHECK(views.view2.solarize_p == 0.2f);
+  for (const AugmentConfig* v : {&views.view1, &views.view2}) {
+    CHECK(v->jitter_p == 0.8f);
+    CHECK(v->grayscale_p == 0.2f);
+    CHECK(v->flip_p == 0.5f);
+  }
 }
 
 TEST_CASE("a view: identity settings reproduce Normalize; seeded; flip with p 1") {
