@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
   intl::cli::add_bench_command(app);
   // A default output folder (runs/NAME-TIME) is made when it is named; one the command never wrote to goes.
   struct RemoveUnusedOutDirs {
-    ~RemoveUnusedOutDirs() { intl::results::remove_unused_default_dirs(); }
+    ~RemoveUnusedOutDirs() { intl::results::remove_unused_out_dirs(); }
   } remove_unused_out_dirs;
   try {
     app.parse(argc, argv);

@@ -19,7 +19,7 @@ namespace intl::results {
 namespace fs = std::filesystem;
 
 namespace {
-std::vector<std::string> claimed_dirs;  // made by default_out_dir in this process
+std::vector<std::string> claimed_dirs;  // made by default_out_dir or prepare_out_dir in this process
 bool made_runs_dir = false;
 }  // namespace
 
@@ -42,7 +42,7 @@ std::string default_out_dir(const std::string& name) {
   }
 }
 
-void remove_unused_default_dirs() {
+void remove_unused_out_dirs() {
   std::error_code ec;
   for (const std::string& dir : claimed_dirs)
     if (fs::is_directory(dir, ec) && fs::is_empty(dir, ec)) fs::remove(dir, ec);
@@ -81,6 +81,7 @@ bool prepare_out_dir(const std::string& dir) {
     }
   }
   fs::remove(probe, ec);
+  if (!existed) claimed_dirs.push_back(dir);
   return !existed;
 }
 

@@ -58,15 +58,23 @@ TEST_CASE("default_out_dir claims a fresh folder each call; unused ones are remo
   CHECK(a.rfind("runs/study-", 0) == 0);
   CHECK((fs::is_directory(a) && fs::is_directory(b)));
   std::ofstream(b + "/RESULT.json") << "{}";
-  results::remove_unused_default_dirs();
+  results::remove_unused_out_dirs();
   CHECK_FALSE(fs::exists(a));
   CHECK(fs::exists(b + "/RESULT.json"));
   fs::remove_all("runs");
 
   const std::string c = results::default_out_dir("study");
   CHECK(fs::is_directory(c));
-  results::remove_unused_default_dirs();
+  results::remove_unused_out_dirs();
   CHECK_FALSE(fs::exists("runs"));  // made for c alone
+
+  // An --out folder the command made goes too if nothing was written there; one that existed stays.
+  fs::create_directory("kept");
+  CHECK(results::prepare_out_dir("made"));
+  CHECK_FALSE(results::prepare_out_dir("kept"));
+  results::remove_unused_out_dirs();
+  CHECK_FALSE(fs::exists("made"));
+  CHECK(fs::is_directory("kept"));
 }
 
 TEST_CASE("run toy2d and pretrain refuse a folder holding another run's RESULT.json, before any work") {
