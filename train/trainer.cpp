@@ -238,6 +238,11 @@ TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, 
     outcome.last_checkpoint = path;
     return true;
   };
+  // What a divergence leaves to go back to (checkpoints hold only finite weights).
+  auto last_good = [&] {
+    const std::string last = checkpoints ? latest_checkpoint(config.checkpoint_dir) : "";
+    return last.empty() ? std::string("no checkpoint had been written yet") : "the last good checkpoint is " + last;
+  };
   auto finish = [&](TrainStatus status, std::string message) {
     outcome.status = status;
     outcome.position = pos;
@@ -306,14 +311,10 @@ TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, 
         const std::string where = "epoch " + std::to_string(pos.epoch + 1) + " step " +
                                   std::to_string(pos.step_in_epoch + 1) + " (global step " +
                                   std::to_string(pos.global_step + 1) + ", lr " + std::to_string(lr) + ")";
-        const std::string last = latest_checkpoint(config.checkpoint_dir);
         run.events.push_back({"divergence", pos.global_step + 1, failure + " at " + where, json::object()});
         progress.line(config.label + ": diverged at " + where);
-        return finish(TrainStatus::diverged,
-                      "training diverged: " + failure + " at " + where + "; " +
-                          (last.empty() ? std::string("no checkpoint had been written yet")
-                                        : "the last good checkpoint is " + last) +
-                          ". Lower --lr (or raise --warmup-epochs) and start again");
+        return finish(TrainStatus::diverged, "training diverged: " + failure + " at " + where + "; " + last_good() +
+                                                 ". Lower --lr (or raise --warmup-epochs) and start again");
       }
       parts.optimizer->step(lr);
       ++pos.step_in_epoch;
@@ -346,15 +347,11 @@ TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, 
     if (const std::string bad = first_nonfinite(*parts.model, true); !bad.empty()) {
       const std::string failure = "the weights became non-finite (first " + bad + ") in epoch " +
                                   std::to_string(pos.epoch + 1);
-      const std::string last = checkpoints ? latest_checkpoint(config.checkpoint_dir) : "";
       run.events.push_back({config.crash_is_result ? "crash" : "divergence", pos.global_step, failure,
                             json::object()});
       progress.line(config.label + ": " + failure);
-      return finish(TrainStatus::diverged,
-                    "training diverged: " + failure + "; " +
-                        (last.empty() ? std::string("no checkpoint had been written yet")
-                                      : "the last good checkpoint is " + last) +
-                        ". Lower --lr (or raise --warmup-epochs) and start again");
+      return finish(TrainStatus::diverged, "training diverged: " + failure + "; " + last_good() +
+                                               ". Lower --lr (or raise --warmup-epochs) and start again");
     }
     if (parts.evaluate && config.eval_every > 0 && (pos.epoch + 1) % config.eval_every == 0) {
       for (const auto& [name, value] : parts.evaluate(pos.epoch)) {
