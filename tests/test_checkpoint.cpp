@@ -218,7 +218,8 @@ TEST_CASE("train_loop: weights made NaN by a step whose loss is finite end the r
   CHECK(list_checkpoints(dir.path.string()).empty());  // never a checkpoint of non-finite weights
 }
 
-TEST_CASE("train_loop: NaN weights make the next step's loss NaN (ReLU passes NaN); the last good checkpoint is named") {
+TEST_CASE("train_loop: NaN weights make the next step's loss NaN (ReLU passes NaN), naming the last good "
+          "checkpoint") {
   TempDir dir;
   TrainOutcome outcome;
   tiny_training(dir.path.string(), -1, false, nullptr, &outcome, 6);  // the middle of epoch 2

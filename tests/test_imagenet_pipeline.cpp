@@ -206,7 +206,8 @@ TEST_CASE("pretrain imagenet --multi-crop without --ema: six crops through the o
   const std::string classes = write_tiny_imagenet(t, false);
   std::string log;
   const int rc = run_intl("pretrain imagenet --data-dir " + (t / "data") + " --classes " + classes + kTinyNet +
-                              " --batch-size 8 --epochs 1 --warmup-epochs 0 --eval-every 0 --final-eval none --multi-crop --out " +
+                              " --batch-size 8 --epochs 1 --warmup-epochs 0 --eval-every 0 --final-eval none"
+                              " --multi-crop --out " +
                               (t / "run"),
                           log, t / "log.txt");
   INFO(log);

@@ -173,7 +173,8 @@ PretrainOutcome run_pretrain(const PretrainOptions& options) {
   if (!resume_from.empty() && !fs::is_regular_file(resume_from))
     throw UsageError("--resume-from: '" + resume_from + "' " +
                      (fs::is_directory(resume_from) ? "is a folder" : "does not exist") +
-                     "; give a checkpoint file, e.g. RUN/checkpoints/ckpt-e0010.safetensors (or --resume for the newest)");
+                     "; give a checkpoint file, e.g. RUN/checkpoints/ckpt-e0010.safetensors (or --resume for the "
+                     "newest)");
   if (o.resume && resume_from.empty()) {
     resume_from = latest_checkpoint(checkpoint_dir);
     if (resume_from.empty())
