@@ -26,6 +26,8 @@
 namespace intl {
 namespace {
 
+constexpr double kNormEps = 1e-12;  // l2_normalize_rows' eps, which norm_mse uses
+
 // f_T at every eigenvalue, and the matrices of divided differences of f_T and of phi(x) = x f_T(x)^2:
 // F_ij = (f(x_i) - f(x_j)) / (x_i - x_j) (f'(x_i) on ties), computed by the product rule on the Newton
 // recurrence, so no division and no cancellation near ties.
@@ -191,7 +193,7 @@ Tensor intl_loss_spectral(const Tensor& z1, const Tensor& z2, int T, double beta
   // The forward keeps what the backward needs; the gradient is computed only when backward() asks for it.
   struct Saved {
     Forward fw;
-    Tensor mw, cos, denom;
+    Tensor mw, cos, denom, n1sq, n2sq;
   };
   auto sv = std::make_shared<Saved>();
   Tensor loss;
@@ -201,8 +203,11 @@ Tensor intl_loss_spectral(const Tensor& z1, const Tensor& z2, int T, double beta
     const View &a = sv->fw.view[0], &b = sv->fw.view[1];
     sv->mw = matmul(a.w, sv->fw.c);                                 // W1 C
     Tensor c = sum(mul(sv->mw, b.w), {1});                          // c_i = (W1 C W2)_ii
-    Tensor n1 = sqrt(mul(a.v, double(d - 1))), n2 = sqrt(mul(b.v, double(d - 1)));
-    sv->denom = add(mul(n1, n2), 1e-24);
+    // |zhat_i|^2 + eps^2, the squared norms l2_normalize_rows divides by in the Newton form's norm_mse, so that
+    // a zero row (an embedding constant over its features) has the same finite value and gradient in both.
+    sv->n1sq = add(mul(a.v, double(d - 1)), kNormEps * kNormEps);
+    sv->n2sq = add(mul(b.v, double(d - 1)), kNormEps * kNormEps);
+    sv->denom = sqrt(mul(sv->n1sq, sv->n2sq));
     sv->cos = div(c, sv->denom);
     Tensor trace_terms = add(sum(square(add(a.v, -1.0))), sum(square(add(b.v, -1.0))));
     loss = add(add(mul(sum(sv->cos), -2.0 / double(m)), 2.0), mul(trace_terms, beta));
@@ -212,12 +217,13 @@ Tensor intl_loss_spectral(const Tensor& z1, const Tensor& z2, int T, double beta
     NoGradGuard no_grad;
     const View &a = sv->fw.view[0], &b = sv->fw.view[1];
     const Tensor &cos = sv->cos, &mw = sv->mw;
-    // Gradients of the scalar terms with respect to c, v1, v2. cos = c / (n1 n2) with n = sqrt((d-1) v),
-    // so d cos / d v1 = -cos / (2 v1).
+    // Gradients of the scalar terms with respect to c, v1, v2. cos = c / (n1 n2) with n^2 = (d-1) v + eps^2,
+    // so d cos / d v1 = -cos (d - 1) / (2 n1^2).
     const double gcos = -2.0 / double(m);
     Tensor gc = div(Tensor::full({m}, gcos, cos.dtype(), cos.device()), sv->denom);
-    Tensor gv1 = add(mul(div(cos, a.v), -0.5 * gcos), mul(add(a.v, -1.0), 2.0 * beta));
-    Tensor gv2 = add(mul(div(cos, b.v), -0.5 * gcos), mul(add(b.v, -1.0), 2.0 * beta));
+    const double gn = -0.5 * gcos * double(d - 1);
+    Tensor gv1 = add(mul(div(cos, sv->n1sq), gn), mul(add(a.v, -1.0), 2.0 * beta));
+    Tensor gv2 = add(mul(div(cos, sv->n2sq), gn), mul(add(b.v, -1.0), 2.0 * beta));
     // c_i = sum_k (W1 C)_ik W2_ik: gW2 = diag(gc) W1 C; gW1 = diag(gc) W2 C^T; gC = W1 diag(gc) W2.
     Tensor gc_col = reshape(gc, {m, 1});
     Tensor gc_w2 = mul(b.w, gc_col);

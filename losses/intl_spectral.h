@@ -4,10 +4,9 @@
 // step, by the Daleckii-Krein formula with divided differences of the polynomial f_T) need one eigensolve
 // per view instead of 3T matrix products forward and 6T backward. The loss only reads the whitened rows'
 // inner products, so it is computed from the Gram matrices Zc_a Zc_b^T and never forms Zhat.
-// Same value and gradient as intl_loss (losses/intl_loss.h) up to rounding; tested against it. The one
-// exception is a sample whose embedding is constant over its features (a zero centred row): the cosine's
-// derivative is unbounded there: this form's gradient is NaN (the trainer ends such a step as a divergence),
-// where the Newton form, whose norms carry an epsilon, returns a finite but enormous one (about 1e11 in float64).
+// Same value and gradient as intl_loss (losses/intl_loss.h) up to rounding; tested against it, also for a sample
+// whose embedding is constant over its features (a zero centred row), where both norms carry norm_mse's epsilon
+// and the gradient is finite but enormous (the cosine's derivative is unbounded there).
 #pragma once
 #include "engine/tensor.h"
 

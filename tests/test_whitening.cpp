@@ -238,6 +238,36 @@ TEST_CASE("multi-crop without EMA: two crops are the two-view loss; the anchor's
         doctest::Approx(intl_multicrop_loss({z[1]}, z[0], T, beta).item()).epsilon(1e-13));
 }
 
+TEST_CASE("the spectral and Newton forms agree on a sample whose embedding is constant: finite, the same gradient") {
+  const int64_t m = 6, d = 10;
+  std::vector<double> rows = Tensor::randn({m, d}, 13, 1, DType::f64).to_vector();
+  std::fill(rows.begin(), rows.begin() + d, 0.7);  // row 0 constant over its features: a zero centred row
+  Tensor z1 = Tensor::from_vector(rows, {m, d}, DType::f64), z2 = Tensor::randn({m, d}, 13, 2, DType::f64);
+  z1.requires_grad_(true);
+  z2.requires_grad_(true);
+  std::vector<std::vector<double>> grads;
+  std::vector<double> values;
+  for (const char* form : {"newton", "spectral"}) {
+    Tensor loss = intl_loss(z1, z2, 4, 0.05, parse_intl_loss_form(form));
+    loss.backward();
+    values.push_back(loss.item());
+    grads.push_back(z1.grad().to_vector());
+    const std::vector<double> g2 = z2.grad().to_vector();
+    grads.back().insert(grads.back().end(), g2.begin(), g2.end());
+    z1.zero_grad();
+    z2.zero_grad();
+  }
+  CHECK(values[1] == doctest::Approx(values[0]).epsilon(1e-10));
+  double err = 0, scale = 0;
+  for (size_t i = 0; i < grads[0].size(); ++i) {
+    REQUIRE(std::isfinite(grads[1][i]));
+    err = std::max(err, std::abs(grads[1][i] - grads[0][i]));
+    scale = std::max(scale, std::abs(grads[0][i]));
+  }
+  INFO("largest gradient " << scale << ", largest difference " << err);
+  CHECK(err <= 1e-6 * scale);
+}
+
 TEST_CASE("--loss-form auto is the spectral form on the CPU and the Newton form on a GPU") {
   CHECK(parse_intl_loss_form("auto") == IntlLossForm::automatic);
   CHECK(std::string(intl_loss_form_name(IntlLossForm::automatic)) == "auto");
