@@ -213,6 +213,23 @@ TEST_CASE("load errors name the file and the field") {
   }
 }
 
+TEST_CASE("an event at step 0 keeps its step; save_result refuses repeated run names, adjacent ones too") {
+  TempDir tmp;
+  const fs::path& dir = tmp.path;
+  Result r = sample_result();
+  r.runs[0].events.push_back(Event{"crash", 0, "at the first iteration", json::object()});
+  save_result(r, (dir / "R.json").string());
+  const Result back = load_result((dir / "R.json").string());
+  CHECK(back.runs.at(0).events.back().step == 0);
+  Run other = r.runs[0];
+  other.name = "other";
+  r.runs.push_back(other);
+  r.runs.push_back(other);  // runs[2] repeats runs[1]
+  CHECK_THROWS_WITH(save_result(r, (dir / "dup.json").string()),
+                    doctest::Contains("runs[2].name: \"other\" repeats runs[1]"));
+  CHECK(!fs::exists(dir / "dup.json"));
+}
+
 TEST_CASE("save_result refuses a curve whose x and y differ in length") {
   TempDir tmp;
   const fs::path& dir = tmp.path;

@@ -162,6 +162,8 @@ TEST_CASE("whiten-instability, reduced: d > m crashes at once, d = m - 1 is ill-
   // d > m: crashes within the first iterations; its covariance is singular up to rounding.
   REQUIRE(over->first_event("crash"));
   CHECK(over->first_event("crash")->step <= 2);
+  CHECK(over->metrics.at("crashed") == 1);
+  CHECK(over->metrics.at("crash_iteration") == double(over->first_event("crash")->step));  // the event's iteration
   CHECK(over->metrics.at("initial_log10_inv_cond") < -6);
   // d well below m: trains every iteration with a well-conditioned covariance.
   CHECK(small->first_event("crash") == nullptr);
