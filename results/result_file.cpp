@@ -119,15 +119,12 @@ Result load_result(const std::string& path) {
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // a syntax error, or a number past double's range (1e400)
     std::string what = e.what();
     if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);  // drop "[json.exception...]"
+    const auto* syntax = dynamic_cast<const json::parse_error*>(&e);
     if (text.find_first_not_of(" \t\r\n") == std::string::npos) what = "the file is empty";
-    else if (e.byte >= text.size()) what += " (the file ends early: was it truncated?)";
-    throw Error(path + ": not valid JSON: " + what);
-  } catch (const json::exception& e) {  // a number past double's range (1e400)
-    std::string what = e.what();
-    if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
+    else if (syntax && syntax->byte >= text.size()) what += " (the file ends early: was it truncated?)";
     throw Error(path + ": not valid JSON: " + what);
   }
   try {

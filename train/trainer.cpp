@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <optional>
+#include <utility>
+#include <vector>
 
 #include "engine/autograd.h"
 #include "engine/error.h"
@@ -110,14 +112,21 @@ void progress_from_json(const json& j, const std::string& where, results::Run& r
 std::string dump_value(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
 
 // The name of the first parameter whose gradient (or, with `values`, whose value) holds a NaN or an infinity
-// ("" when all are finite). x * 0 is 0 for every finite x and NaN otherwise, so one sum per tensor decides, on
-// any device.
+// ("" when all are finite). x * 0 is 0 for every finite x and NaN otherwise, so a sum decides, on any device:
+// one sum over every tensor, read back once, and only when it is not finite one read-back per tensor to name it.
 std::string first_nonfinite(const Module& model, bool values = false) {
   NoGradGuard no_grad;
+  std::vector<std::pair<std::string, Tensor>> sums;
+  Tensor total;
   for (const auto& [name, p] : model.named_parameters()) {
     const Tensor t = values ? p : p.grad();
-    if (t.defined() && !std::isfinite(sum(mul(t, 0.0)).item())) return name;
+    if (!t.defined()) continue;
+    sums.emplace_back(name, sum(mul(t, 0.0)));
+    total = total.defined() ? add(total, sums.back().second) : sums.back().second;
   }
+  if (!total.defined() || std::isfinite(total.item())) return "";
+  for (const auto& [name, s] : sums)
+    if (!std::isfinite(s.item())) return name;
   return "";
 }
 
