@@ -253,6 +253,10 @@ double loss_and_gradients(const RunSpec& spec, const Params& params, Workspace& 
   return loss;
 }
 
+std::string collapse_rule() {
+  return "collapsed when the median over the last epoch of lambda_min(cov(Zhat)) is below " + number_text(kCollapseBelow);
+}
+
 std::string RunOutput::verdict() const {
   if (crashed) return "crashed";
   return collapsed ? "collapsed" : "not collapsed";
@@ -326,7 +330,7 @@ RunOutput run_toy2d(const RunSpec& spec, const std::function<void(int, double)>&
   out.final_zhat_eig_min = median_of_tail(out.zhat_eig_min, tail);
   out.final_zhat_eig_max = median_of_tail(out.zhat_eig_max, tail);
   out.final_loss = median_of_tail(out.loss, tail);
-  out.collapsed = !out.crashed && !(out.final_zhat_eig_min >= kCollapseBelow);
+  out.collapsed = is_collapsed(out.final_zhat_eig_min, out.crashed);
   out.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return out;
 }

@@ -24,6 +24,11 @@ inline constexpr double kIllCond = 1000.0;
 // Verdict: a run has collapsed when the median over its last epoch of the smallest eigenvalue of cov(Zhat) is
 // below this. Whitened outputs aim at 1; 0.5 means the weak direction keeps less than half of that.
 inline constexpr double kCollapseBelow = 0.5;
+// The verdict of a run whose last-epoch median is `zhat_eig_min`: a NaN median collapses; a crash is its own
+// verdict, never "collapsed".
+inline bool is_collapsed(double zhat_eig_min, bool crashed) { return !crashed && !(zhat_eig_min >= kCollapseBelow); }
+// The rule in words, for the table's footer, --help and RESULT.json.
+std::string collapse_rule();
 // Default trace-loss weight for intl. SPEC's beta = 0.01 (log2 K - 3) is negative for K = 2 features, so the
 // toy uses the paper's weight for T = 5 (supplement D.2).
 inline constexpr double kDefaultBeta = 0.05;

@@ -185,7 +185,7 @@ void add_run_toy2d(CLI::App& run) {
   auto* cmd = run.add_subcommand("toy2d", "synthetic 2D spectrum study: IterNorm, INTL, ST on a toy Siamese network "
                                           "(supplement D.1, Figures II and III)");
   cmd->footer("Each study option takes a comma list (--T 1,3,5); the grid of all combinations runs and lands in one "
-              "RESULT.json. Collapsed: the median over the last epoch of lambda_min(cov(Zhat)) is below 0.5.");
+              "RESULT.json. A run is " + toy2d::collapse_rule() + ".");
   auto list = [&](const char* name, std::vector<std::string>& target, const char* type, const char* help) {
     return cmd->add_option(name, target, help)->delimiter(',')->type_name(type)->capture_default_str();
   };

@@ -67,7 +67,7 @@ results::Result toy2d_result(const StudyOptions& o, const std::vector<RunOutput>
   c["init_rule"] = "last layer rescaled along the principal axes of the initial embedding of all points so that "
                    "lambda_1/lambda_2 = C, trace unchanged";
   c["tracking"] = "every iteration, view 1, before the update: eigenvalues of cov(Z) and cov(Zhat), and the loss";
-  c["collapse_rule"] = "collapsed when the median over the last epoch of lambda_min(cov(Zhat)) is below 0.5";
+  c["collapse_rule"] = collapse_rule();
   c["collapse_below"] = kCollapseBelow;
   c["implementation"] = "fused double-precision CPU path (studies/toy2d_net.h) on every device";
 

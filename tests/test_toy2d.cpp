@@ -216,6 +216,17 @@ TEST_CASE("toy2d: the grid gives T to iternorm and intl, p to st, beta to intl; 
 
 // The supplement's observations (D.1) over 10 seeds. 50 epochs (800 iterations) instead of the default 200:
 // every verdict below is already the one the 200-epoch run gives for these seeds.
+TEST_CASE("toy2d: the collapse verdict: below half of white, NaN included; a crash is not a collapse") {
+  CHECK(is_collapsed(0.0, false));
+  CHECK(is_collapsed(0.4999, false));
+  CHECK(!is_collapsed(0.5, false));
+  CHECK(!is_collapsed(0.5001, false));
+  CHECK(!is_collapsed(1.0, false));
+  CHECK(is_collapsed(std::nan(""), false));
+  CHECK(!is_collapsed(0.0, true));
+  CHECK(collapse_rule() == "collapsed when the median over the last epoch of lambda_min(cov(Zhat)) is below 0.5");
+}
+
 TEST_CASE("toy2d: IterNorm T=5 whitens from a well-conditioned start and collapses from an ill-conditioned one") {
   for (uint64_t seed = 0; seed < 10; ++seed) {
     RunSpec well = spec_for(Method::iternorm, kWellCond), ill = spec_for(Method::iternorm, kIllCond);
