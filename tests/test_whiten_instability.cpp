@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "data/cifar.h"
 #include "data/image_file.h"
 #include "data/loader.h"
 #include "engine/error.h"
@@ -207,6 +208,42 @@ TEST_CASE("whiten-instability on an ImageNet-style folder (Figure IV(a)'s data p
   REQUIRE(r.runs.size() == 1);
   CHECK(r.runs[0].curves.at("log10_inv_cond").y.size() == 3);
   CHECK(r.runs[0].first_event("crash") == nullptr);
+}
+
+TEST_CASE("whiten-instability: a run is a function of its own seed, not of the study's first seed") {
+  // Run "seed=1" of --seed 0 --seeds 2 is run "seed=1" of --seed 1 --seeds 1: initial weights and data order
+  // both follow the run's seed (the data set, a file here, does not depend on it).
+  TempDir dir;
+  make_synthetic_cifar((dir.path / "data").string(), CifarKind::cifar10, 64, 10, 3);
+  auto study = [&](uint64_t seed, int seeds, const char* out) {
+    studies::WhitenInstabilityOptions o;
+    o.d = {4};
+    o.batch = 16;
+    o.iters = 4;
+    o.warmup = 1;
+    o.width = 2;
+    o.hidden = 16;
+    o.image_size = 8;
+    o.dataset = "cifar10";
+    o.data_dir = (dir.path / "data").string();
+    o.seed = seed;
+    o.seeds = seeds;
+    o.workers = 0;
+    o.device = "cpu";
+    o.log_every = 1e9;
+    o.out = (dir.path / out).string();
+    return studies::run_whiten_instability(o);
+  };
+  const results::Result two = study(0, 2, "two"), one = study(1, 1, "one");
+  REQUIRE(two.runs.size() == 2);
+  REQUIRE(one.runs.size() == 1);
+  const auto& loss0 = two.find_run("d=4 seed=0")->curves.at("step_loss").y;
+  const auto& loss1 = two.find_run("d=4 seed=1")->curves.at("step_loss").y;
+  REQUIRE(loss1.size() == 4);
+  CHECK(loss1 == one.find_run("d=4 seed=1")->curves.at("step_loss").y);
+  CHECK(loss0 != loss1);
+  CHECK(two.find_run("d=4 seed=1")->curves.at("log10_inv_cond").y ==
+        one.find_run("d=4 seed=1")->curves.at("log10_inv_cond").y);
 }
 
 TEST_CASE("whiten-instability: options out of range are usage errors") {
