@@ -131,6 +131,46 @@ TEST_CASE("iternorm-cifar, reduced: the trace loss leaves a flatter whitened spe
   CHECK(fs::exists(dir / "iternorm-cifar.svg"));
 }
 
+TEST_CASE("iternorm-cifar: --drops places each learning-rate drop that many epochs before the end") {
+  TempDir tmp;
+  auto lr_per_epoch = [&](std::vector<int> drops, const char* out) {
+    studies::IternormCifarOptions o;
+    o.T = {1};
+    o.trace_loss = {"off"};
+    o.epochs = 4;
+    o.batch = 32;
+    o.lr = 0.01;
+    o.warmup = 0;
+    o.drops = std::move(drops);
+    o.drop_factor = 0.1;
+    o.width = 2;
+    o.hidden = 16;
+    o.dim = 8;
+    o.image_size = 8;
+    o.dataset = "synthetic";
+    o.train_images = 64;
+    o.test_images = 16;
+    o.knn_every = 0;
+    o.linear_epochs = 0;
+    o.workers = 0;
+    o.checkpoints = false;
+    o.device = "cpu";
+    o.log_every = 1e9;
+    o.out = (tmp.path / out).string();
+    const results::Result r = studies::run_iternorm_cifar(o);
+    REQUIRE(r.runs.size() == 1);
+    return r.runs[0].curves.at("lr").y;  // the rate of each epoch's last step
+  };
+  auto near = [](const std::vector<double>& got, const std::vector<double>& want) {
+    INFO("got " << doctest::toString(got));
+    REQUIRE(got.size() == want.size());
+    for (size_t i = 0; i < got.size(); ++i) CHECK(got[i] == doctest::Approx(want[i]).epsilon(1e-9));
+  };
+  near(lr_per_epoch({2, 1}, "two"), {0.01, 0.01, 0.001, 0.0001});
+  near(lr_per_epoch({}, "none"), {0.01, 0.01, 0.01, 0.01});
+  near(lr_per_epoch({9}, "early"), {0.001, 0.001, 0.001, 0.001});  // at or before the start: from the first step
+}
+
 TEST_CASE("iternorm-cifar: the paper's config file holds the defaults, the reduced one only known options") {
   const nlohmann::json defaults = studies::iternorm_cifar_config(studies::IternormCifarOptions{});
   for (const char* file : {"iternorm-cifar.json", "iternorm-cifar-cpu.json"}) {
