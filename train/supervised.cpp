@@ -75,12 +75,14 @@ SupervisedResult train_classifier(ResNet& backbone, const ImageSource& train, co
   }
   classifier.to(o.device);
   const double scale = o.batch_size / 256.0;
-  Sgd head({{"fc.weight", classifier.weight()}, {"fc.bias", classifier.bias()}},
-           SgdOptions{o.momentum, o.weight_decay, false, true});
+  // --weight-decay (0 unless given) applies to every parameter, biases and batch-norm included, as it does to
+  // a single PyTorch SGD parameter group.
+  const SgdOptions sgd{o.momentum, o.weight_decay};
+  Sgd head({{"fc.weight", classifier.weight()}, {"fc.bias", classifier.bias()}}, sgd);
   std::vector<NamedTensor> body_params;
   if (o.fine_tune)
     for (auto& [name, t] : backbone.named_parameters()) body_params.push_back({name, t});
-  Sgd body(body_params, SgdOptions{o.momentum, o.weight_decay, false, true});
+  Sgd body(body_params, sgd);
 
   LoaderConfig lc = imagenet_train_loader_config(o.batch_size, o.seed, o.workers);
   lc.crops = {train_crop(o.image_size)};
