@@ -22,6 +22,7 @@
 #include "models/safetensors.h"
 #include "results/result.h"
 #include "tests/intl_binary.h"
+#include "train/evaluation.h"
 #include "train/ssl_model.h"
 #include "tests/temp_dir.h"
 
@@ -168,7 +169,7 @@ TEST_CASE("pretrain imagenet --ema --multi-crop: six crops, a checkpointed targe
   std::string log;
   const std::string args = "pretrain imagenet --data-dir " + (t / "data") + " --classes " + classes + kTinyNet +
                            " --batch-size 8 --epochs 2 --eval-every 0 --final-eval linear --linear-epochs 1 --linear-batch-size 8"
-                           " --ema --multi-crop --out " +
+                           " --test-images 6 --ema --multi-crop --out " +
                            (t / "run");
   REQUIRE(run_intl(args + " --max-steps 2", log, t / "log.txt") == 0);
   INFO(log);
@@ -180,6 +181,15 @@ TEST_CASE("pretrain imagenet --ema --multi-crop: six crops, a checkpointed targe
   CHECK(r.config.at("decay-1d") == false);            // E.2: no weight decay on 1-D parameters
   CHECK(r.config.at("epochs") == 2);
   CHECK(r.config.at("base_lr_used") == doctest::Approx(0.5 * 8 / 256));  // <= 100 epochs: base 0.5
+  CHECK(r.config.at("weight-decay") == 1e-5);         // E.2
+  CHECK(r.config.at("val_images_used") == 6);
+  CHECK(r.config.at("linear_lr_used") == doctest::Approx(0.4 * 8 / 256));  // multi-crop + EMA: 0.4
+  // The backbone file says how it was built: E.2's zero-initialised residual BN, multi-crop + EMA.
+  const nlohmann::json description = nlohmann::json::parse(
+      read_safetensors((t / "run/backbone.safetensors")).metadata.at(train::backbone_metadata_key));
+  CHECK(description.at("zero_init_residual") == true);
+  CHECK(description.at("multi_crop") == true);
+  CHECK(description.at("ema") == true);
   CHECK(r.runs.at(0).curves.at("loss").y.size() == 2);
   // The key of experiments/paper/imagenet.json's top-1 after 2 pre-training epochs, equal to linear_top1.
   CHECK(r.runs.at(0).metrics.at("linear_top1_2ep") == r.runs.at(0).metrics.at("linear_top1"));
@@ -199,6 +209,19 @@ TEST_CASE("pretrain imagenet --ema --multi-crop: six crops, a checkpointed targe
   double diff = 0;
   for (size_t i = 0; i < o.size(); ++i) diff += std::abs(o[i] - g[i]);
   CHECK(diff > 0);
+
+  // Evaluating that backbone takes the multi-crop + EMA model's rates: linear 0.4, semi backbone 0.004.
+  const std::string common = " --data-dir " + (t / "data") + " --classes " + classes +
+                             " --image-size 32 --workers 0 --device cpu --epochs 1 --max-steps 1 --checkpoint " +
+                             (t / "run/backbone.safetensors") + " --dataset imagenet";
+  REQUIRE(run_intl("eval linear --batch-size 8" + common + " --out " + (t / "lin"), log, t / "log.txt") == 0);
+  const results::Result lin = results::load_result(t / "lin/RESULT.json");
+  CHECK(lin.config.at("lr") == 0.4);
+  CHECK(lin.config.at("lr_used") == doctest::Approx(0.4 * 8 / 256));
+  REQUIRE(run_intl("eval semi --percent 10 --batch-size 2" + common + " --out " + (t / "semi"), log, t / "log.txt") == 0);
+  const results::Result semi = results::load_result(t / "semi/RESULT.json");
+  CHECK(semi.config.at("backbone-lr") == 0.004);
+  CHECK(semi.config.at("lr") == 0.2);
 }
 
 TEST_CASE("pretrain imagenet --multi-crop without --ema: six crops through the online network") {
@@ -206,7 +229,7 @@ TEST_CASE("pretrain imagenet --multi-crop without --ema: six crops through the o
   const std::string classes = write_tiny_imagenet(t, false);
   std::string log;
   const int rc = run_intl("pretrain imagenet --data-dir " + (t / "data") + " --classes " + classes + kTinyNet +
-                              " --batch-size 8 --epochs 1 --warmup-epochs 0 --eval-every 0 --final-eval none"
+                              " --batch-size 8 --epochs 1 --warmup-epochs 0 --train-images 16 --final-eval none"
                               " --multi-crop --out " +
                               (t / "run"),
                           log, t / "log.txt");
@@ -216,6 +239,14 @@ TEST_CASE("pretrain imagenet --multi-crop without --ema: six crops through the o
   const results::Result r = results::load_result(t / "run/RESULT.json");
   CHECK(r.runs.at(0).name == "intl multicrop");
   for (double loss : r.runs.at(0).curves.at("loss").y) CHECK(std::isfinite(loss));
+  CHECK(r.config.at("train_images_used") == 16);
+  CHECK(r.config.at("eval-every") == 0);  // E.2's recipe: no kNN during training
+  // The rate counts every crop: images/s x the epoch's time is six crops of each of the 16 images (the two
+  // times cover the same steps; a ratio, not a speed).
+  const results::Run& run = r.runs.at(0);
+  const double crops_per_image = run.metrics.at("images_per_s") * run.curves.at("epoch_time_s").y.at(0) / 16;
+  CHECK(crops_per_image > 4);
+  CHECK(crops_per_image < 9);
 }
 
 TEST_CASE("SSL model with a momentum target: equal at the start, no gradients, one EMA step by hand") {

@@ -11,13 +11,19 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "data/cifar.h"
+#include "data/loader.h"
+#include "engine/optim/optimizer.h"
+#include "engine/optim/schedule.h"
+#include "models/ema.h"
 #include "models/safetensors.h"
 #include "results/result.h"
 #include "train/checkpoint.h"
 #include "train/evaluation.h"
 #include "train/pretrain.h"
+#include "train/ssl_model.h"
 #include "tests/intl_process.h"
 #include "tests/temp_dir.h"
 
@@ -267,6 +273,8 @@ TEST_CASE("options come from --config files, the command line winning; the paper
     REQUIRE_MESSAGE(run_intl(args, dir / "log") == 0, read_text(dir / "log"));
     const results::Result r = results::load_result(out + "/RESULT.json");
     CHECK(r.config.at("batch-size") == 16);  // the command line's
+    CHECK(r.header.seed == 3);
+    CHECK(r.config.at("seed") == 3);
     CHECK(r.config.at("loss-form") == (i == 0 ? "newton" : "spectral"));
     CHECK(r.config.at("precision") == "fp32");  // a CPU run, whatever --precision says
     CHECK_FALSE(r.config.contains("conv_algo"));  // cuDNN's algorithms: recorded on a GPU only
@@ -288,6 +296,156 @@ TEST_CASE("options come from --config files, the command line winning; the paper
   args.insert(args.end(), {"--conv-algo", "best"});
   CHECK(run_intl(args, dir / "log") == 2);
   CHECK(read_text(dir / "log").find("--conv-algo") != std::string::npos);
+}
+
+// Every option of the training step reaches it: two steps of `intl pretrain` replayed by hand from the options
+// (the network of --seed, the loader's first batches at --image-size, pretrain_loss with --T and --beta, SGD with
+// --momentum, --weight-decay and --decay-1d, the warm-up cosine rate from --lr x batch / 256, --warmup-epochs and
+// --final-lr-ratio) give the run's recorded losses and rates and its checkpoint's weights, bit for bit.
+TEST_CASE("pretrain: two steps replayed by hand from the options give the run's losses, rates and weights") {
+  TempDir dir;
+  make_synthetic_cifar(dir / "data", CifarKind::cifar10, 32, 10, 5);
+  train::PretrainOptions o;
+  o.data_dir = dir / "data";
+  o.out = dir / "out";
+  o.model.base_width = 4;
+  o.model.projector = {16, 16, 16};
+  o.T = 3;
+  o.loss_form = IntlLossForm::spectral;
+  o.beta = 0.3;
+  o.epochs = 1;
+  o.batch_size = 16;
+  o.train_images = 32;  // two steps
+  o.lr = 0.4;
+  o.momentum = 0.8;
+  o.weight_decay = 0.05;
+  o.decay_1d = false;
+  o.warmup_epochs = 0;
+  o.final_lr_ratio = 0.5;
+  o.image_size = 8;
+  o.workers = 0;
+  o.eval_every = 0;
+  o.final_eval = {"none"};
+  o.seed = 7;
+  o.device = "cpu";
+  o.log_every = 1e9;
+  REQUIRE(train::run_pretrain(o).status == train::PretrainStatus::finished);
+  const results::Result r = results::load_result(o.out + "/RESULT.json");
+  CHECK(r.config.at("beta_used") == 0.3);
+
+  train::SslModelConfig mc = o.model;
+  mc.seed = 7;
+  train::SslModel model(mc);
+  std::vector<NamedTensor> params;
+  for (auto& [name, t] : model.online_parameters()) params.push_back({name, t});
+  Sgd sgd(params, SgdOptions{0.8, 0.05, false, false});
+  const CifarDataset data = train::load_cifar_subset(o.data_dir, CifarKind::cifar10, Split::train, 32);
+  LoaderConfig lc = cifar_train_loader_config(16, 7, 0);
+  lc.views.view1.out_size = lc.views.view2.out_size = 8;
+  Loader loader(data, lc);
+  const WarmupCosine schedule{0.4 * 16 / 256, 0, 2, 0.5};
+  model.train();
+  loader.start_epoch(0);
+  double loss_sum = 0, last_lr = 0;
+  for (int step = 0; step < 2; ++step) {
+    const Batch* b = loader.next();
+    REQUIRE(b);
+    std::vector<Tensor> crops;
+    for (const BatchView& v : b->views) crops.push_back(Tensor::from_floats(v.data, {b->n, v.height, v.width, 3}));
+    sgd.zero_grad();
+    Tensor loss = train::pretrain_loss(model, crops, 3, 0.3, IntlLossForm::spectral);
+    loss.backward();
+    loss_sum += loss.item();
+    last_lr = schedule.at(step);
+    sgd.step(last_lr);
+  }
+  CHECK(last_lr == doctest::Approx(0.4 * 16 / 256 * 0.5));  // the last step: the floor, --final-lr-ratio x base
+  const results::Run& run = r.runs.at(0);
+  CHECK(run.curves.at("loss").y == std::vector<double>{loss_sum / 2});
+  CHECK(run.curves.at("lr").y == std::vector<double>{last_lr});
+  const SafetensorsContents ck = read_safetensors(o.out + "/checkpoints/ckpt-e0001.safetensors");
+  std::map<std::string, Tensor> saved;
+  for (const auto& [name, t] : ck.tensors) saved[name] = t;
+  int compared = 0;
+  for (const auto& [name, t] : model.named_parameters()) {
+    REQUIRE_MESSAGE(saved.count("model." + name), name);
+    CHECK_MESSAGE(t.to_floats() == saved.at("model." + name).to_floats(), name);
+    ++compared;
+  }
+  CHECK(compared == int(params.size()));
+}
+
+TEST_CASE("pretrain --ema: --ema-momentum sets the target's first step; --knn-k the final kNN; --keep 1") {
+  TempDir dir;
+  make_synthetic_cifar(dir / "data", CifarKind::cifar10, 16, 12, 6);
+  train::PretrainOptions o;
+  o.data_dir = dir / "data";
+  o.out = dir / "out";
+  o.model.base_width = 4;
+  o.model.projector = {16, 16, 16};
+  o.epochs = 2;
+  o.batch_size = 16;
+  o.beta = 0.1;
+  o.train_images = 16;  // one step an epoch
+  o.max_steps = 1;
+  o.image_size = 8;
+  o.workers = 0;
+  o.eval_every = 0;
+  o.final_eval = {"knn"};
+  o.knn_k = 3;
+  o.ema = true;
+  o.ema_momentum = 0.5;
+  o.keep = 1;
+  o.seed = 2;
+  o.device = "cpu";
+  o.log_every = 1e9;
+  REQUIRE(train::run_pretrain(o).status == train::PretrainStatus::finished);
+  // After one of two steps the target is m online_0 + (1 - m) online_1, m = ema_momentum(1, 2, 0.5) = 0.75.
+  const double m = ema_momentum(1, 2, 0.5);
+  CHECK(m == doctest::Approx(0.75));
+  train::SslModelConfig mc = o.model;
+  mc.ema = true;
+  mc.seed = 2;
+  const train::SslModel initial(mc);
+  Tensor online0;
+  for (const auto& [name, t] : initial.named_parameters())
+    if (name == "projector.0.weight") online0 = t;
+  const std::string last = train::latest_checkpoint(o.out + "/checkpoints");
+  REQUIRE(!last.empty());
+  Tensor online1, target1;
+  for (const auto& [name, t] : read_safetensors(last).tensors) {
+    if (name == "model.projector.0.weight") online1 = t;
+    if (name == "model.target.projector.0.weight") target1 = t;
+  }
+  REQUIRE(online0.defined());
+  REQUIRE(online1.defined());
+  REQUIRE(target1.defined());
+  const std::vector<float> a = online0.to_floats(), b = online1.to_floats(), g = target1.to_floats();
+  double moved = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    CHECK(g[i] == doctest::Approx(m * a[i] + (1 - m) * b[i]).epsilon(1e-5));
+    moved += std::abs(double(b[i]) - a[i]);
+  }
+  CHECK(moved > 1e-3);  // the online network did move
+  // max-steps stopped the run: no final evaluation. Run it to the end for the kNN of --knn-k 3.
+  o.max_steps = -1;
+  o.resume = true;
+  REQUIRE(train::run_pretrain(o).status == train::PretrainStatus::finished);
+  const results::Result r = results::load_result(o.out + "/RESULT.json");
+  CHECK(r.runs.at(0).metrics.count("knn3_top1") == 1);
+  CHECK(r.runs.at(0).metrics.count("knn5_top1") == 0);
+  int checkpoints = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(o.out + "/checkpoints")) ++checkpoints;
+  CHECK(checkpoints == 1);  // two epochs, the newest kept
+}
+
+TEST_CASE("recipe_base_lr: ImageNet's base rate by epoch budget, at the boundaries") {
+  CHECK(train::recipe_base_lr("imagenet", 100) == 0.5);
+  CHECK(train::recipe_base_lr("imagenet", 101) == 0.4);
+  CHECK(train::recipe_base_lr("imagenet", 400) == 0.4);
+  CHECK(train::recipe_base_lr("imagenet", 401) == 0.3);
+  CHECK(train::recipe_base_lr("imagenet100", 400) == 0.5);
+  CHECK(train::recipe_base_lr("cifar10", 1000) == 0.3);
 }
 
 // The synthetic classes differ in shape and hue, and hue alone already lets a random network's features reach
