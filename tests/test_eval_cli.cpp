@@ -182,3 +182,52 @@ TEST_CASE("eval: --arch, --stem, --base-width that contradict a self-describing 
   CHECK_MESSAGE(f.run(f.args("knn", out, {"--arch", "resnet18", "--base-width", "4"}), log) == 0, log);
   CHECK(fs::exists(out + "/RESULT.json"));
 }
+
+// Every option reaches the evaluation: `intl eval linear` and `eval knn` give what evaluate_backbone gives with
+// the same options, the linear classifier's final training loss to the bit.
+TEST_CASE("eval (CIFAR protocols): the command's options are the evaluation's, checked against evaluate_backbone") {
+  Fixture f;
+  std::string log;
+  REQUIRE_MESSAGE(f.run(f.args("linear", f.dir / "lin", {"--batch-size", "10", "--lr", "0.05",
+                                                           "--final-lr", "0.001", "--weight-decay", "0.01", "--seed",
+                                                           "3"}),
+                        log) == 0,
+                  log);
+  REQUIRE_MESSAGE(f.run(f.args("knn", f.dir / "knn", {"--k", "3", "--weighted", "--temperature", "0.05"}), log) == 0,
+                  log);
+  const auto linear = results::load_result(f.dir / "lin/RESULT.json").runs.at(0).metrics;
+  const auto knn = results::load_result(f.dir / "knn/RESULT.json").runs.at(0).metrics;
+
+  train::LoadedBackbone loaded = train::load_backbone(f.backbone, train::SslModelConfig{});
+  const CifarDataset train_set = load_cifar(f.data, CifarKind::cifar10, Split::train);
+  const CifarDataset test_set = load_cifar(f.data, CifarKind::cifar10, Split::test);
+  train::EvalOptions e;
+  e.knn = false;
+  e.linear_options.epochs = 3;  // the fixture's
+  e.linear_options.batch_size = 10;
+  e.linear_options.lr_start = 0.05;
+  e.linear_options.lr_end = 0.001;
+  e.linear_options.weight_decay = 0.01;
+  e.linear_options.seed = 3;
+  e.features = train::FeatureOptions{256, 0, 8, Device::cpu, std::nullopt};
+  const auto by_hand = train::evaluate_backbone(*loaded.backbone, train_set, test_set, e);
+  for (const char* name : {"linear_final_loss", "linear_top1", "linear_top5"}) {
+    INFO(name);
+    REQUIRE(linear.count(name) == 1);
+    CHECK(linear.at(name) == by_hand.at(name));
+  }
+  // Another classifier setting trains to another loss: the figure tells the options apart.
+  e.linear_options.seed = 4;
+  CHECK(train::evaluate_backbone(*loaded.backbone, train_set, test_set, e).at("linear_final_loss") !=
+        linear.at("linear_final_loss"));
+
+  e.knn = true;
+  e.linear = false;
+  e.knn_options.k = 3;
+  e.knn_options.weighted = true;
+  e.knn_options.distance = train::KnnDistance::euclidean;
+  e.knn_options.temperature = 0.05;
+  const auto knn_by_hand = train::evaluate_backbone(*loaded.backbone, train_set, test_set, e);
+  REQUIRE(knn.count("wknn3_euclidean_top1") == 1);
+  CHECK(knn.at("wknn3_euclidean_top1") == knn_by_hand.at("wknn3_euclidean_top1"));
+}

@@ -113,7 +113,10 @@ TEST_CASE("pretrain imagenet100 on a tiny folder: classes file, skipped image co
                              " --image-size 32 --workers 0 --device cpu --checkpoint " + (t / "run/backbone.safetensors") +
                              " --dataset imagenet100";
   REQUIRE(run_intl("eval knn" + common + " --out " + (t / "knn"), log, t / "log.txt") == 0);
-  CHECK(results::load_result(t / "knn/RESULT.json").runs.at(0).metrics.at("knn5_top1") >= 0);
+  // The same features (Resize + CenterCrop at --image-size) and vote as the pre-training's final 5-NN.
+  CHECK(results::load_result(t / "knn/RESULT.json").runs.at(0).metrics.at("knn5_top1") == m.at("knn5_top1"));
+  REQUIRE(run_intl("eval knn --k 3" + common + " --out " + (t / "knn3"), log, t / "log.txt") == 0);
+  CHECK(results::load_result(t / "knn3/RESULT.json").runs.at(0).metrics.count("knn3_top1") == 1);
   REQUIRE(run_intl("eval linear --protocol imagenet --epochs 3 --batch-size 8" + common + " --out " + (t / "lin"), log,
                    t / "log.txt") == 0);
   const results::Result lin = results::load_result(t / "lin/RESULT.json");
@@ -122,6 +125,28 @@ TEST_CASE("pretrain imagenet100 on a tiny folder: classes file, skipped image co
   CHECK(lin.config.at("steps_run") == 9);             // 24 images, batch 8, 3 epochs
   CHECK(lin.runs.at(0).metrics.at("linear_top1") >= 0);
   CHECK(lin.runs.at(0).metrics.at("skipped_images") == 1);
+  // The protocols' values for what is not given: 100 linear epochs (20 semi) at 224 x 224; given ones are used.
+  const std::string bare = " --data-dir " + (t / "data") + " --classes " + classes + " --workers 0 --device cpu" +
+                           " --checkpoint " + (t / "run/backbone.safetensors") + " --max-steps 1 --batch-size 8 --dataset imagenet100";
+  double seed_loss[2] = {0, 0};
+  for (int seed : {5, 6}) {
+    const std::string out = t / ("lin-seed" + std::to_string(seed));
+    REQUIRE(run_intl("eval linear --momentum 0.5 --seed " + std::to_string(seed) + bare + " --out " + out, log,
+                     t / "log.txt") == 0);
+    const results::Result run = results::load_result(out + "/RESULT.json");
+    CHECK(run.config.at("epochs") == 100);
+    CHECK(run.config.at("image-size") == 224);
+    CHECK(run.config.at("momentum") == 0.5);
+    CHECK(run.config.at("steps_run") == 1);
+    seed_loss[seed - 5] = run.config.at("final_loss").get<double>();
+  }
+  CHECK(seed_loss[0] != seed_loss[1]);  // --seed: the classifier's start and the batches
+  // --percent 1 of 24 images rounds to none: one image of each class instead.
+  REQUIRE(run_intl("eval semi --percent 1" + bare + " --out " + (t / "semi-default"), log, t / "log.txt") == 0);
+  const results::Result semi_default = results::load_result(t / "semi-default/RESULT.json");
+  CHECK(semi_default.config.at("epochs") == 20);
+  CHECK(semi_default.config.at("train-images") == 3);
+
   std::ofstream(t / "subset.txt") << "a_0.png\nb_1.jpg\nc_2.png\nc_3.jpg\n";
   REQUIRE(run_intl("eval semi --percent 1 --subset-file " + (t / "subset.txt") + " --epochs 2 --batch-size 2" + common +
                        " --out " + (t / "semi"),

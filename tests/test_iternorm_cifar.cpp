@@ -10,11 +10,16 @@
 #include <filesystem>
 #include <fstream>
 
+#include "data/cifar.h"
+#include "data/loader.h"
 #include "engine/error.h"
+#include "engine/optim/optimizer.h"
+#include "engine/optim/schedule.h"
 #include "engine/tensor.h"
 #include "losses/whitening.h"
 #include "results/result.h"
 #include "studies/iternorm_cifar.h"
+#include "train/ssl_model.h"
 #include "tests/intl_process.h"
 #include "tests/temp_dir.h"
 
@@ -169,6 +174,74 @@ TEST_CASE("iternorm-cifar: --drops places each learning-rate drop that many epoc
   near(lr_per_epoch({2, 1}, "two"), {0.01, 0.01, 0.001, 0.0001});
   near(lr_per_epoch({}, "none"), {0.01, 0.01, 0.01, 0.01});
   near(lr_per_epoch({9}, "early"), {0.001, 0.001, 0.001, 0.001});  // at or before the start: from the first step
+}
+
+// Every option of the training step reaches it: the epoch of two steps replayed by hand from the options (the
+// network of --width, --hidden, --dim and --seed, crops at --image-size, the INTL loss with --T and --beta, Adam
+// with --lr, --weight-decay and --warmup) gives the run's recorded loss and rate, bit for bit.
+TEST_CASE("iternorm-cifar: an epoch of two steps replayed by hand from the options gives the run's loss") {
+  TempDir tmp;
+  make_synthetic_cifar((tmp.path / "data").string(), CifarKind::cifar10, 32, 10, 8);
+  studies::IternormCifarOptions o;
+  o.T = {3};
+  o.trace_loss = {"on"};
+  o.beta = {0.7};
+  o.loss_form = IntlLossForm::spectral;
+  o.epochs = 1;
+  o.batch = 16;
+  o.lr = 0.01;
+  o.weight_decay = 0.1;
+  o.warmup = 2;
+  o.drops = {};
+  o.width = 2;
+  o.hidden = 16;
+  o.dim = 8;
+  o.image_size = 8;
+  o.dataset = "cifar10";
+  o.data_dir = (tmp.path / "data").string();
+  o.train_images = 32;
+  o.test_images = 10;
+  o.knn_every = 0;
+  o.linear_epochs = 0;
+  o.workers = 0;
+  o.checkpoints = false;
+  o.device = "cpu";
+  o.seed = 4;
+  o.log_every = 1e9;
+  o.out = (tmp.path / "out").string();
+  const results::Result r = studies::run_iternorm_cifar(o);
+  REQUIRE(r.runs.size() == 1);
+
+  train::SslModelConfig mc;
+  mc.base_width = 2;
+  mc.projector = {16, 8};
+  mc.seed = 4;
+  train::SslModel model(mc);
+  model.train();
+  std::vector<NamedTensor> params;
+  for (auto& [name, t] : model.named_parameters()) params.push_back({name, t});
+  Adam adam(params, AdamOptions{0.9, 0.999, 1e-8, 0.1, false});
+  const CifarDataset data = load_cifar(o.data_dir, CifarKind::cifar10, Split::train);
+  LoaderConfig lc = cifar_train_loader_config(16, 4, 0);
+  lc.views.view1.out_size = lc.views.view2.out_size = 8;
+  Loader loader(data, lc);
+  const MultiStep schedule{0.01, 2, {}, 0.2};
+  loader.start_epoch(0);
+  double loss_sum = 0;
+  for (int step = 0; step < 2; ++step) {
+    const Batch* b = loader.next();
+    REQUIRE(b);
+    const Shape shape{b->n, b->height, b->width, b->channels};
+    adam.zero_grad();
+    Tensor loss = intl_loss(model.embed(Tensor::from_floats(b->view1, shape)),
+                            model.embed(Tensor::from_floats(b->view2, shape)), 3, 0.7, IntlLossForm::spectral);
+    loss.backward();
+    loss_sum += loss.item();
+    adam.step(schedule.at(step));
+  }
+  CHECK(schedule.at(0) == doctest::Approx(0.005));  // the warm-up's first step
+  CHECK(r.runs[0].curves.at("loss").y == std::vector<double>{loss_sum / 2});
+  CHECK(r.runs[0].curves.at("lr").y == std::vector<double>{0.01});
 }
 
 TEST_CASE("iternorm-cifar: the paper's config file holds the defaults, the reduced one only known options") {

@@ -86,6 +86,7 @@ std::map<std::string, double> evaluate_backbone(ResNet& backbone, const ImageSou
     const LinearEvalResult r = linear_eval(train_features, test_features, o.linear_options);
     metrics["linear_top1"] = r.top1;
     metrics["linear_top5"] = r.top5;
+    metrics["linear_final_loss"] = r.final_loss;  // the classifier's, mean over its last epoch
   }
   return metrics;
 }

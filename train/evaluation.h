@@ -1,7 +1,7 @@
 // Evaluation of a trained backbone on CIFAR (SPEC 3.4, W-MSE protocol): frozen features of the
 // non-augmented training and test images, then kNN and/or the linear classifier. Shared by `intl eval` and
 // the end of `intl pretrain`. Metric names: knn5_top1 (knn_metric_name), linear_top1, linear_top5, in
-// percent, as in experiments/paper/*.json.
+// percent, as in experiments/paper/*.json, and linear_final_loss (the classifier's mean loss of its last epoch).
 #pragma once
 #include <map>
 #include <memory>
@@ -40,7 +40,8 @@ struct EvalOptions {
   FeatureOptions features;
 };
 
-// Metrics by name (knn_metric_name(options), linear_top1, linear_top5) of the backbone on (train, test).
+// Metrics by name (knn_metric_name(options), linear_top1, linear_top5, linear_final_loss) of the backbone on
+// (train, test).
 std::map<std::string, double> evaluate_backbone(ResNet& backbone, const ImageSource& train,
                                                 const ImageSource& test, const EvalOptions& options);
 
