@@ -125,6 +125,25 @@ TEST_CASE("weighted cosine kNN: the query's length does not change the vote") {
   }
 }
 
+TEST_CASE("weighted kNN: distances far beyond the temperature still vote (no weight underflows or overflows)") {
+  // Squared Euclidean distances from (1000, 0): 100 to label 2's point, 1e6 and 1005^2 to label 1's. exp(-d / T)
+  // is 0 for every neighbour at T = 0.05 (e^-2000), which would hand every query to label 0.
+  const Tensor train = rows({{0, 0}, {990, 0}, {-5, 0}});
+  const std::vector<int32_t> labels{1, 2, 1};
+  KnnOptions o;
+  o.k = 3;
+  o.weighted = true;
+  o.temperature = 0.05;
+  CHECK(predict_one(train, labels, {1000, 0}, 3, o) == 2);  // d = 100 against 1e6: the nearest decides
+  o.temperature = 1e9;                                       // nearly equal weights: the majority
+  CHECK(predict_one(train, labels, {1000, 0}, 3, o) == 1);
+  // Cosine at T = 1e-4: exp(cos / T) would be inf for both labels' nearest (cos 0.9998 and 0.9968), a tie that
+  // goes to label 0; the nearer, label 1's (1, 0), wins.
+  o.distance = KnnDistance::cosine;
+  o.temperature = 1e-4;
+  CHECK(predict_one(rows({{1, 0.1}, {1, 0}, {0, 1}}), {0, 1, 0}, {1, 0.02}, 2, o) == 1);
+}
+
 TEST_CASE("kNN accuracy, metric names and errors") {
   const Tensor train = rows({{0, 0}, {10, 10}});
   const Tensor test = rows({{1, 1}, {9, 9}, {1, 0}, {10, 9}});

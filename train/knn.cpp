@@ -106,9 +106,12 @@ std::vector<int32_t> knn_predict(const Tensor& train_in, const std::vector<int32
         std::nth_element(order.begin(), order.begin() + (o.k - 1), order.end());
         std::sort(order.begin(), order.begin() + o.k);
         std::fill(votes.begin(), votes.end(), 0.0);
+        // Weights exp(-d / T) relative to the nearest, exp(-(d - d_0) / T): the same vote, but squared Euclidean
+        // distances in the hundreds would underflow every weight to 0 (and a small T overflow cosine's to inf).
+        const double nearest = order[0].first;
         for (int i = 0; i < o.k; ++i) {
           const auto& [d, j] = order[i];
-          votes[train_labels[j]] += o.weighted ? std::exp(-d / o.temperature) : 1.0;
+          votes[train_labels[j]] += o.weighted ? std::exp(-(d - nearest) / o.temperature) : 1.0;
         }
         // The first maximum: ties go to the smallest label.
         predicted[r] = int32_t(std::max_element(votes.begin(), votes.end()) - votes.begin());

@@ -17,7 +17,7 @@ KnnDistance parse_knn_distance(const std::string& name);  // "euclidean" | "cosi
 struct KnnOptions {
   int k = 5;
   KnnDistance distance = KnnDistance::euclidean;
-  bool weighted = false;     // false: majority vote; true: votes exp(cos / temperature)
+  bool weighted = false;     // false: majority vote; true: votes exp(cos / T), or exp(-squared distance / T)
   double temperature = 0.1;  // of the weighted vote
 };
 
