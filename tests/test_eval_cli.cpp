@@ -193,8 +193,10 @@ TEST_CASE("eval (CIFAR protocols): the command's options are the evaluation's, c
                                                            "3"}),
                         log) == 0,
                   log);
-  REQUIRE_MESSAGE(f.run(f.args("knn", f.dir / "knn", {"--k", "10", "--weighted", "--distance", "cosine", "--temperature", "0.01"}), log) == 0,
-                  log);
+  REQUIRE_MESSAGE(
+      f.run(f.args("knn", f.dir / "knn", {"--k", "10", "--weighted", "--distance", "cosine", "--temperature", "0.01"}),
+            log) == 0,
+      log);
   const auto linear = results::load_result(f.dir / "lin/RESULT.json").runs.at(0).metrics;
   const auto knn = results::load_result(f.dir / "knn/RESULT.json").runs.at(0).metrics;
 

@@ -102,6 +102,7 @@ TEST_CASE("pretrain imagenet100 on a tiny folder: classes file, skipped image co
     CHECK(m.at(name) <= 100);
   }
   CHECK(m.at("linear_top5") == 100);                  // three classes: the true one is always among the top 5
+  CHECK(m.count("linear_final_loss") == 0);           // the augmented-image protocol, not CIFAR's feature one
   CHECK(r.runs.at(0).curves.at("knn_top1").x.size() == 2);
   bool listed = false;
   for (const auto& e : r.runs.at(0).events) listed |= e.message.find("data/train/b/b_5.jpg") != std::string::npos;

@@ -375,7 +375,8 @@ TEST_CASE("pretrain: two steps replayed by hand from the options give the run's 
   CHECK(compared == int(params.size()));
 }
 
-TEST_CASE("pretrain --ema: --ema-momentum sets the target's first step; --knn-k the final kNN; --keep 1") {
+TEST_CASE("pretrain --ema: --ema-momentum sets the target's first step; --knn-k the final kNN; the final linear "
+          "classifier; --keep 1") {
   TempDir dir;
   make_synthetic_cifar(dir / "data", CifarKind::cifar10, 16, 12, 6);
   train::PretrainOptions o;
@@ -391,7 +392,8 @@ TEST_CASE("pretrain --ema: --ema-momentum sets the target's first step; --knn-k 
   o.image_size = 8;
   o.workers = 0;
   o.eval_every = 0;
-  o.final_eval = {"knn"};
+  o.final_eval = {"knn", "linear"};
+  o.linear_epochs = 2;
   o.knn_k = 3;
   o.ema = true;
   o.ema_momentum = 0.5;
@@ -434,6 +436,21 @@ TEST_CASE("pretrain --ema: --ema-momentum sets the target's first step; --knn-k 
   const results::Result r = results::load_result(o.out + "/RESULT.json");
   CHECK(r.runs.at(0).metrics.count("knn3_top1") == 1);
   CHECK(r.runs.at(0).metrics.count("knn5_top1") == 0);
+  // The final linear classifier: --linear-epochs epochs with the run's --seed on the saved backbone's features.
+  train::LoadedBackbone loaded = train::load_backbone(o.out + "/backbone.safetensors", train::SslModelConfig{});
+  train::EvalOptions e;
+  e.knn = false;
+  e.linear_options.epochs = 2;
+  e.linear_options.seed = 2;
+  e.features = train::FeatureOptions{256, 0, 8, Device::cpu, std::nullopt};
+  const CifarDataset train_set = load_cifar(o.data_dir, CifarKind::cifar10, Split::train);
+  const auto by_hand = train::evaluate_backbone(*loaded.backbone, train_set,
+                                                load_cifar(o.data_dir, CifarKind::cifar10, Split::test), e);
+  for (const char* name : {"linear_final_loss", "linear_top1"}) {
+    INFO(name);
+    REQUIRE(r.runs.at(0).metrics.count(name) == 1);
+    CHECK(r.runs.at(0).metrics.at(name) == by_hand.at(name));
+  }
   int checkpoints = 0;
   for ([[maybe_unused]] const auto& e : fs::directory_iterator(o.out + "/checkpoints")) ++checkpoints;
   CHECK(checkpoints == 1);  // two epochs, the newest kept
