@@ -340,6 +340,27 @@ TEST_CASE("pretrain_loss: crop 0 through the target for --ema, the anchor for --
                           .epsilon(1e-6));
 }
 
+TEST_CASE("pretrain_loss: the first view goes through the network first (the batch norms' running statistics)") {
+  train::SslModelConfig c;
+  c.base_width = 2;
+  c.projector = {8, 8};
+  const Tensor v1 = Tensor::randn({6, 16, 16, 3}, 6, 0), v2 = add(Tensor::randn({6, 16, 16, 3}, 6, 1), 3.0);
+  train::SslModel by_loss(c), first_then_second(c), second_then_first(c);
+  train::pretrain_loss(by_loss, {v1, v2}, 4, 0.05);
+  first_then_second.embed(v1);
+  first_then_second.embed(v2);
+  second_then_first.embed(v2);
+  second_then_first.embed(v1);
+  const auto stat = [](const train::SslModel& m) {
+    for (const auto& [name, t] : m.named_buffers())
+      if (name == "backbone.bn1.running_mean") return t.to_floats();
+    FAIL("no backbone.bn1.running_mean");
+    return std::vector<float>{};
+  };
+  CHECK(stat(by_loss) == stat(first_then_second));
+  CHECK(stat(by_loss) != stat(second_then_first));  // the order is visible: the check above means something
+}
+
 TEST_CASE("TargetUpdater: both networks' parameters move by m(steps done); the target's statistics stay its own") {
   train::SslModel model = tiny_model_with_target();
   const train::TargetUpdater updater(model);

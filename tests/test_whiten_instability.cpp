@@ -66,8 +66,9 @@ CrashRun train_in_crash_mode(const std::function<Tensor(const Tensor&, const Ten
   parts.learning_rate = [](int64_t) { return 1e-3; };
   parts.loss = [&](const Batch& b) {
     const Shape shape{b.n, b.height, b.width, b.channels};  // NHWC
-    return loss(model.embed(Tensor::from_floats(b.view1, shape)), model.embed(Tensor::from_floats(b.view2, shape)),
-                ++step);
+    Tensor z1 = model.embed(Tensor::from_floats(b.view1, shape));
+    Tensor z2 = model.embed(Tensor::from_floats(b.view2, shape));
+    return loss(z1, z2, ++step);
   };
   train::TrainerConfig tc;
   tc.epochs = 3;
@@ -251,62 +252,66 @@ TEST_CASE("whiten-instability: a run is a function of its own seed, not of the s
 // of --width, --hidden, --d and the run's seed, crops at --image-size, hard whitening with --p in --eig-dtype,
 // Adam with --lr, --weight-decay and --warmup) give the run's recorded step losses, bit for bit.
 TEST_CASE("whiten-instability: two iterations replayed by hand from the options give the run's step losses") {
-  TempDir dir;
-  make_synthetic_cifar((dir.path / "data").string(), CifarKind::cifar10, 32, 10, 9);
-  studies::WhitenInstabilityOptions o;
-  o.d = {4};
-  o.batch = 16;
-  o.iters = 2;
-  o.p = 0.4;
-  o.eig_dtype = "float64";
-  o.width = 2;
-  o.hidden = 16;
-  o.image_size = 8;
-  o.dataset = "cifar10";
-  o.data_dir = (dir.path / "data").string();
-  o.train_images = 32;
-  o.lr = 0.01;
-  o.weight_decay = 0.1;
-  o.warmup = 2;
-  o.workers = 0;
-  o.device = "cpu";
-  o.seed = 5;
-  o.log_every = 1e9;
-  o.out = (dir.path / "out").string();
-  const results::Result r = studies::run_whiten_instability(o);
-  REQUIRE(r.runs.size() == 1);
+  // Both eigensolver precisions: --eig-dtype must reach the whitening.
+  for (const DType eig_dtype : {DType::f32, DType::f64}) {
+    CAPTURE(dtype_name(eig_dtype));
+    TempDir dir;
+    make_synthetic_cifar((dir.path / "data").string(), CifarKind::cifar10, 32, 10, 9);
+    studies::WhitenInstabilityOptions o;
+    o.d = {4};
+    o.batch = 16;
+    o.iters = 2;
+    o.p = 0.4;
+    o.eig_dtype = eig_dtype == DType::f64 ? "float64" : "float32";
+    o.width = 2;
+    o.hidden = 16;
+    o.image_size = 8;
+    o.dataset = "cifar10";
+    o.data_dir = (dir.path / "data").string();
+    o.train_images = 32;
+    o.lr = 0.01;
+    o.weight_decay = 0.1;
+    o.warmup = 2;
+    o.workers = 0;
+    o.device = "cpu";
+    o.seed = 5;
+    o.log_every = 1e9;
+    o.out = (dir.path / "out").string();
+    const results::Result r = studies::run_whiten_instability(o);
+    REQUIRE(r.runs.size() == 1);
 
-  train::SslModelConfig mc;
-  mc.base_width = 2;
-  mc.projector = {16, 4};
-  mc.seed = 5;
-  train::SslModel model(mc);
-  model.train();
-  std::vector<NamedTensor> params;
-  for (auto& [name, t] : model.named_parameters()) params.push_back({name, t});
-  Adam adam(params, AdamOptions{0.9, 0.999, 1e-8, 0.1, false});
-  const CifarDataset data = load_cifar(o.data_dir, CifarKind::cifar10, Split::train);
-  LoaderConfig lc = cifar_train_loader_config(16, 5, 0);
-  lc.views.view1.out_size = lc.views.view2.out_size = 8;
-  Loader loader(data, lc);
-  const MultiStep schedule{0.01, 2, {}, 1.0};
-  loader.start_epoch(0);
-  std::vector<double> losses;
-  for (int step = 0; step < 2; ++step) {
-    const Batch* b = loader.next();
-    REQUIRE(b);
-    const Shape shape{b->n, b->height, b->width, b->channels};
-    adam.zero_grad();
-    const studies::HardWhitened w1 = studies::hard_whiten(model.embed(Tensor::from_floats(b->view1, shape)), 0.4,
-                                                          DType::f64);
-    const studies::HardWhitened w2 = studies::hard_whiten(model.embed(Tensor::from_floats(b->view2, shape)), 0.4,
-                                                          DType::f64);
-    Tensor loss = norm_mse(w1.zhat, w2.zhat);
-    loss.backward();
-    losses.push_back(loss.item());
-    adam.step(schedule.at(step));
+    train::SslModelConfig mc;
+    mc.base_width = 2;
+    mc.projector = {16, 4};
+    mc.seed = 5;
+    train::SslModel model(mc);
+    model.train();
+    std::vector<NamedTensor> params;
+    for (auto& [name, t] : model.named_parameters()) params.push_back({name, t});
+    Adam adam(params, AdamOptions{0.9, 0.999, 1e-8, 0.1, false});
+    const CifarDataset data = load_cifar(o.data_dir, CifarKind::cifar10, Split::train);
+    LoaderConfig lc = cifar_train_loader_config(16, 5, 0);
+    lc.views.view1.out_size = lc.views.view2.out_size = 8;
+    Loader loader(data, lc);
+    const MultiStep schedule{0.01, 2, {}, 1.0};
+    loader.start_epoch(0);
+    std::vector<double> losses;
+    for (int step = 0; step < 2; ++step) {
+      const Batch* b = loader.next();
+      REQUIRE(b);
+      const Shape shape{b->n, b->height, b->width, b->channels};
+      adam.zero_grad();
+      const studies::HardWhitened w1 = studies::hard_whiten(model.embed(Tensor::from_floats(b->view1, shape)), 0.4,
+                                                            eig_dtype);
+      const studies::HardWhitened w2 = studies::hard_whiten(model.embed(Tensor::from_floats(b->view2, shape)), 0.4,
+                                                            eig_dtype);
+      Tensor loss = norm_mse(w1.zhat, w2.zhat);
+      loss.backward();
+      losses.push_back(loss.item());
+      adam.step(schedule.at(step));
+    }
+    CHECK(r.runs[0].curves.at("step_loss").y == losses);
   }
-  CHECK(r.runs[0].curves.at("step_loss").y == losses);
 }
 
 TEST_CASE("whiten-instability: options out of range are usage errors") {

@@ -67,7 +67,11 @@ Tensor SslModel::embed(const Tensor& x) const { return projector_->forward(backb
 
 Tensor intl_two_view_loss(const SslModel& model, const Tensor& view1, const Tensor& view2, int T, double beta,
                           IntlLossForm form) {
-  return intl_loss(model.embed(view1), model.embed(view2), T, beta, form);
+  // View 1 through the network first, in statements of their own: a call's arguments are evaluated in an
+  // unspecified order (right to left by GCC), and the order decides the batch norms' running statistics.
+  Tensor z1 = model.embed(view1);
+  Tensor z2 = model.embed(view2);
+  return intl_loss(z1, z2, T, beta, form);
 }
 
 Tensor pretrain_loss(const SslModel& model, const std::vector<Tensor>& crops, int T, double beta, IntlLossForm form) {
