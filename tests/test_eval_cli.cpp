@@ -213,7 +213,7 @@ TEST_CASE("eval (CIFAR protocols): the command's options are the evaluation's, c
   e.linear_options.seed = 3;
   e.features = train::FeatureOptions{256, 0, 8, Device::cpu, std::nullopt};
   const auto by_hand = train::evaluate_backbone(*loaded.backbone, train_set, test_set, e);
-  for (const char* name : {"linear_final_loss", "linear_top1", "linear_top5"}) {
+  for (const std::string name : {"linear_final_loss", "linear_top1", "linear_top5"}) {
     INFO(name);
     REQUIRE(linear.count(name) == 1);
     CHECK(linear.at(name) == by_hand.at(name));

@@ -446,7 +446,7 @@ TEST_CASE("pretrain --ema: --ema-momentum sets the target's first step; --knn-k 
   const CifarDataset train_set = load_cifar(o.data_dir, CifarKind::cifar10, Split::train);
   const auto by_hand = train::evaluate_backbone(*loaded.backbone, train_set,
                                                 load_cifar(o.data_dir, CifarKind::cifar10, Split::test), e);
-  for (const char* name : {"linear_final_loss", "linear_top1"}) {
+  for (const std::string name : {"linear_final_loss", "linear_top1"}) {
     INFO(name);
     REQUIRE(r.runs.at(0).metrics.count(name) == 1);
     CHECK(r.runs.at(0).metrics.at(name) == by_hand.at(name));
