@@ -406,6 +406,30 @@ TEST_CASE("ImageNet two views: 224 crops, blur p 1.0 / 0.1, solarize p 0.0 / 0.2
   }
 }
 
+TEST_CASE("two views, CIFAR and ImageNet: SPEC 3.4's crops (scale 0.08-1, ratio 3/4-4/3) and blur sigma 0.1-2.0") {
+  for (const TwoViewConfig& views : {cifar_two_views(), imagenet_two_views()})
+    for (const AugmentConfig* v : {&views.view1, &views.view2}) {
+      CAPTURE(v->out_size);
+      CHECK(v->blur_sigma_min == 0.1f);
+      CHECK(v->blur_sigma_max == 2.0f);
+      CHECK(v->crop_ratio_min == doctest::Approx(3.0 / 4.0));
+      CHECK(v->crop_ratio_max == doctest::Approx(4.0 / 3.0));
+      // The crops the view draws from a 1000 x 1000 image: areas from 8 % to the whole image.
+      RandomStream rng{3, kStreamAugment, 0};
+      double smallest = 1.0, largest = 0.0;
+      for (int i = 0; i < 2000; ++i) {
+        const CropBox box = sample_resized_crop(1000, 1000, v->crop_scale_min, v->crop_scale_max, v->crop_ratio_min,
+                                                v->crop_ratio_max, rng);
+        const double area = double(box.height) * box.width / 1e6;
+        smallest = std::min(smallest, area);
+        largest = std::max(largest, area);
+      }
+      CHECK(smallest >= 0.0799);
+      CHECK(smallest < 0.09);
+      CHECK(largest > 0.95);
+    }
+}
+
 TEST_CASE("a view: identity settings reproduce Normalize; seeded; flip with p 1") {
   RandomStream fill{7, kStreamData, 0};
   ImageF src;
