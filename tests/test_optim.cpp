@@ -36,6 +36,19 @@ TEST_CASE("SGD with momentum and weight decay follows PyTorch's rule") {
   CHECK(w.to_vector()[0] == doctest::Approx(0.94 - 0.1134));
 }
 
+TEST_CASE("SGD with Nesterov momentum follows PyTorch's rule (g + momentum * buf)") {
+  Tensor w = param({1.0});
+  Sgd sgd({{"w", w}}, SgdOptions{0.9, 0.1, true, true});
+  set_grad(w, {0.5});
+  sgd.step(0.1);
+  // d = 0.5 + 0.1 * 1 = 0.6; buf = 0.6; d + 0.9 buf = 1.14; w = 1 - 0.114
+  CHECK(w.to_vector()[0] == doctest::Approx(0.886).epsilon(1e-12));
+  set_grad(w, {0.5});
+  sgd.step(0.1);
+  // d = 0.5 + 0.0886 = 0.5886; buf = 0.54 + 0.5886 = 1.1286; d + 0.9 buf = 1.60434; w = 0.886 - 0.160434
+  CHECK(w.to_vector()[0] == doctest::Approx(0.725566).epsilon(1e-12));
+}
+
 TEST_CASE("SGD can exclude 1-D parameters from weight decay") {
   Tensor b = param({1.0});
   Tensor m = Tensor::from_vector({1.0, 1.0, 1.0, 1.0}, {2, 2}, DType::f64);
