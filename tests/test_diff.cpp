@@ -264,10 +264,12 @@ TEST_CASE("curves: the largest difference is placed at the first of tied maxima"
   REQUIRE(c.curves[0].vs_reference[1].has_value());
   CHECK(c.curves[0].vs_reference[1]->max_abs == 1);
   CHECK(c.curves[0].vs_reference[1]->at_x == 1);
-  c = compare_results({a, a}, {"a", "b"}, DiffOptions{});  // all equal: the first matched point
+  // All equal: the first matched point (x = 5 here, not the field's initial 0).
+  a.runs[0].curves["loss"] = Curve{"iteration", {5, 6, 7}, {0, 0, 0}};
+  c = compare_results({a, a}, {"a", "b"}, DiffOptions{});
   REQUIRE(c.curves[0].vs_reference[1].has_value());
   CHECK(c.curves[0].vs_reference[1]->max_abs == 0);
-  CHECK(c.curves[0].vs_reference[1]->at_x == 0);
+  CHECK(c.curves[0].vs_reference[1]->at_x == 5);
 }
 
 TEST_CASE("nothing_compared_reason says why no metric was compared, naming differing studies") {
