@@ -100,6 +100,13 @@ TEST_CASE("cifar: the archive's own folder name is found under --data-dir") {
   write_cifar_file(dir.file("cifar-100-binary/test.bin"), CifarKind::cifar100, pixels.data(), &label, 1);
   write_cifar_file(dir.file("cifar-100-binary/train.bin"), CifarKind::cifar100, pixels.data(), &label, 1);
   CHECK(load_cifar(dir.path.string(), CifarKind::cifar100, Split::test).labels[0] == 5);
+
+  // CIFAR-10's archive extracts to cifar-10-batches-bin.
+  fs::create_directories(dir.path / "cifar-10-batches-bin");
+  const int32_t ten_label = 7;
+  write_cifar_file(dir.file("cifar-10-batches-bin/data_batch_1.bin"), CifarKind::cifar10, pixels.data(), &ten_label, 1);
+  write_cifar_file(dir.file("cifar-10-batches-bin/test_batch.bin"), CifarKind::cifar10, pixels.data(), &ten_label, 1);
+  CHECK(load_cifar(dir.path.string(), CifarKind::cifar10, Split::test).labels[0] == 7);
 }
 
 TEST_CASE("cifar: missing, empty, truncated and mislabelled files are errors naming the file") {
@@ -139,6 +146,14 @@ TEST_CASE("cifar: missing, empty, truncated and mislabelled files are errors nam
   msg = error_message([&] { load_cifar(dir.path.string(), CifarKind::cifar100, Split::train); });
   CHECK(msg.find(dir.file("train.bin")) != std::string::npos);
   CHECK(msg.find("expected 0..99") != std::string::npos);
+  // A fine label in range behind a coarse byte past CIFAR-100's 20 superclasses: not a CIFAR-100 record.
+  bytes.assign(3074, 0);
+  bytes[0] = char(50);
+  bytes[1] = char(60);
+  std::ofstream(dir.file("train.bin"), std::ios::binary).write(bytes.data(), 3074);
+  msg = error_message([&] { load_cifar(dir.path.string(), CifarKind::cifar100, Split::train); });
+  CHECK(msg.find(dir.file("train.bin")) != std::string::npos);
+  CHECK(msg.find("coarse label 50, expected 0..19") != std::string::npos);
   CHECK_THROWS_AS(parse_cifar_kind("cifar1000"), UsageError);
 
   fs::remove(dir.file("test.bin"));

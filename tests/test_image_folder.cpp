@@ -160,6 +160,30 @@ TEST_CASE("image folder: a classes file selects classes, labelled in sorted orde
   CHECK(message_contains([&] { read_classes_file(t.str() + "/none.txt"); }, t.str() + "/none.txt: cannot read"));
 }
 
+TEST_CASE("image folder: a subset file keeps the images it names by file name; names found nowhere are errors") {
+  TempDir t("subset"), lists("subset-lists");
+  write_mixed_folder(t);
+  const std::string list = lists.file("subset.txt");
+  // SimCLR's lists hold bare file names; a line with folders is matched by its file name too.
+  write_text(list, "# kept images\n 1.JPG \nsub/0.PNG\n\nelsewhere/a_dog/y.png\r\nz.png\n");
+  ImageFolderOptions options;
+  options.subset_file = list;
+  const ImageFolder folder(t.str(), options);
+  const std::vector<std::string> expected = {"a_dog/y.png", "b_cat/1.JPG", "b_cat/sub/0.PNG", "c_fish/z.png"};
+  REQUIRE(folder.size() == int(expected.size()));
+  for (int i = 0; i < folder.size(); ++i) CHECK(folder.path(i) == t.str() + "/" + expected[size_t(i)]);
+  CHECK(folder.label(0) == 0);
+  CHECK(folder.label(3) == 2);
+
+  write_text(list, "1.JPG\ny.png\nz.png\nmissing.png\n");
+  CHECK(message_contains([&] { ImageFolder(t.str(), options); },
+                         list + ": image missing.png is in no class folder of " + t.str()));
+  write_text(list, "1.JPG\ny.png\n");
+  CHECK(message_contains([&] { ImageFolder(t.str(), options); }, list + ": names no image of class c_fish"));
+  write_text(list, "# none\n\n");
+  CHECK(message_contains([&] { ImageFolder(t.str(), options); }, list + ": the subset file names no image"));
+}
+
 TEST_CASE("image folder: the shipped ImageNet-100 list names 100 distinct synsets") {
   const auto classes = read_classes_file(std::string(INTL_SOURCE_DIR) + "/experiments/imagenet100_classes.txt");
   REQUIRE(classes.size() == 100);
