@@ -6,9 +6,11 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "data/cifar.h"
 #include "engine/error.h"
@@ -107,13 +109,52 @@ TEST_CASE("a checkpoint of another network is refused, naming the tensor, and ch
                        Error);
 }
 
+TEST_CASE("a checkpoint's \"intl\" record: a newer format, text that is not JSON, a missing field are refused by name") {
+  TempDir dir;
+  const MLP mlp({2, 3}, false, 1);
+  NamedTensorList tensors;
+  for (auto& [name, t] : mlp.named_parameters()) tensors.emplace_back("model." + name, t);
+  const auto refusal = [&](const std::string& record) {
+    const std::string path = dir / "ckpt-e0001.safetensors";
+    write_safetensors(path, tensors, {{"intl", record}});
+    try {
+      read_checkpoint_state(path);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(read)");
+  };
+  nlohmann::json record = {{"format", checkpoint_format_name}, {"format_version", checkpoint_format_version},
+                           {"epoch", 1}, {"step_in_epoch", 0}, {"global_step", 4}, {"optimizer_steps", 4}};
+  CHECK(refusal(record.dump()) == "(read)");
+  nlohmann::json newer = record;
+  newer["format_version"] = checkpoint_format_version + 1;
+  CHECK(refusal(newer.dump()).find("format_version " + std::to_string(checkpoint_format_version + 1) +
+                                   " is not one this program reads") != std::string::npos);
+  nlohmann::json other = record;
+  other["format"] = "another-program";
+  CHECK(refusal(other.dump()).find("not an intl-checkpoint record") != std::string::npos);
+  CHECK(refusal("{\"format\": ").find("is not valid JSON") != std::string::npos);
+  nlohmann::json partial = record;
+  partial.erase("global_step");
+  CHECK(refusal(partial.dump()).find("lacks a field or has a wrong type") != std::string::npos);
+
+  // Tensors of the right shapes in float64 where the network holds float32: refused, not converted.
+  NamedTensorList doubles;
+  for (auto& [name, t] : tensors) doubles.emplace_back(name, t.to(DType::f64));
+  write_safetensors(dir / "ckpt-e0002.safetensors", doubles, {{"intl", record.dump()}});
+  MLP target({2, 3}, false, 2);
+  CHECK_THROWS_WITH_AS(load_checkpoint(dir / "ckpt-e0002.safetensors", target, nullptr),
+                       doctest::Contains("'model.0.weight': dtype float64, expected float32"), Error);
+}
+
 TEST_CASE("checkpoint names sort by position; pruning keeps the newest and removes leftovers") {
   CHECK(checkpoint_file_name({5, 0, 50}) == "ckpt-e0005.safetensors");
   CHECK(checkpoint_file_name({5, 12, 62}) == "ckpt-e0005-s000012.safetensors");
   TempDir dir;
   for (const char* name : {"ckpt-e0002.safetensors", "ckpt-e0001-s000003.safetensors", "ckpt-e0010.safetensors",
                            "ckpt-e0001.safetensors", "ckpt-e0002-s000001.safetensors", "ckpt-e0003.safetensors.tmp",
-                           "notes.txt"})
+                           "ckpt-e0003-s000002.safetensors.tmp", "notes.txt"})
     std::ofstream(dir / name) << "x";
   const auto all = list_checkpoints(dir.path.string());
   REQUIRE(all.size() == 5);
@@ -126,6 +167,7 @@ TEST_CASE("checkpoint names sort by position; pruning keeps the newest and remov
   REQUIRE(kept.size() == 2);
   CHECK(fs::path(kept[0]).filename() == "ckpt-e0002-s000001.safetensors");
   CHECK(!fs::exists(dir / "ckpt-e0003.safetensors.tmp"));
+  CHECK(!fs::exists(dir / "ckpt-e0003-s000002.safetensors.tmp"));
   CHECK(fs::exists(dir / "notes.txt"));
   CHECK(latest_checkpoint((dir.path / "missing").string()).empty());
 }
@@ -141,12 +183,29 @@ TEST_CASE("recipe differences name the keys") {
 
 namespace {
 
+// How tiny_training runs.
+struct Tiny {
+  int64_t max_steps = -1;
+  bool resume = false;
+  // The loss of the poison_at-th step (0: none) adds 0 x sum(sqrt(0 x w)) for the first parameter w: the loss
+  // stays finite, its gradient is NaN (0 x inf).
+  int poison_at = 0;
+  // SIGINT, raised once global step sigint_after_step is done (0: never), or during the evaluation after
+  // epoch sigint_in_evaluation (0: never; the run then evaluates after every epoch).
+  int64_t sigint_after_step = 0;
+  int sigint_in_evaluation = 0;
+};
+
+struct TinyResult {
+  TrainOutcome outcome;
+  NamedTensorList tensors;      // the final model and optimizer tensors
+  std::vector<double> losses;   // the per-epoch curve
+  std::vector<results::Event> events;
+};
+
 // A tiny INTL pre-training (width-4 ResNet-18 on 8 x 8 crops of 48 random images, batch 12: 4 steps an
-// epoch) run through train_loop; returns the final model tensors. With `poisoned`, step `poison_at` adds
-// 0 x sum(sqrt(0 x w)) for the first parameter w: the loss stays finite, its gradient is NaN (0 x inf); the
-// outcome goes to *poisoned.
-NamedTensorList tiny_training(const std::string& out, int64_t max_steps, bool resume, std::vector<double>* losses,
-                              TrainOutcome* poisoned = nullptr, int poison_at = 4) {
+// epoch, 3 epochs, checkpoints in `out`) run through train_loop.
+TinyResult tiny_training(const std::string& out, const Tiny& how = {}) {
   static const CifarDataset data = [] {
     CifarDataset d;
     RandomStream rng{3, kStreamData, 0};
@@ -176,57 +235,94 @@ NamedTensorList tiny_training(const std::string& out, int64_t max_steps, bool re
     const Shape shape{b.n, b.height, b.width, 3};  // NHWC
     Tensor loss = intl_two_view_loss(model, Tensor::from_floats(b.view1, shape), Tensor::from_floats(b.view2, shape),
                                      4, 0.05);
-    if (!poisoned || ++steps != poison_at) return loss;
+    if (++steps != how.poison_at) return loss;
     const Tensor w = model.named_parameters().front().second;
     return add(loss, mul(sum(sqrt(mul(w, 0.0))), 0.0));
   };
+  parts.on_step = [&](int64_t global_step, double, double) {
+    if (global_step == how.sigint_after_step) std::raise(SIGINT);
+  };
+  if (how.sigint_in_evaluation > 0)
+    parts.evaluate = [&](int epoch) {
+      if (epoch + 1 == how.sigint_in_evaluation) std::raise(SIGINT);
+      return std::map<std::string, double>{};
+    };
   TrainerConfig tc;
   tc.epochs = 3;
-  tc.max_steps = max_steps;
+  tc.max_steps = how.max_steps;
+  tc.eval_every = how.sigint_in_evaluation > 0 ? 1 : 0;
   tc.checkpoint_dir = out;
   tc.keep = 3;
-  tc.resume_from = resume ? latest_checkpoint(out) : "";
+  tc.resume_from = how.resume ? latest_checkpoint(out) : "";
   tc.recipe = {{"what", "tiny"}};
   tc.log_every_s = 1e9;
-  tc.handle_signals = false;
+  tc.handle_signals = how.sigint_after_step > 0 || how.sigint_in_evaluation > 0;
   results::Run run;
-  const TrainOutcome outcome = train_loop(parts, tc, run, [] {});
-  if (poisoned) {
-    *poisoned = outcome;
-    REQUIRE(!run.events.empty());
-    CHECK(run.events.back().kind == "divergence");
-    return {};
-  }
-  CHECK(outcome.status == TrainStatus::finished);
-  if (losses) *losses = run.curves["loss"].y;
-  NamedTensorList all = model.named_parameters();
-  for (auto& nt : model.named_buffers()) all.push_back(nt);
-  for (auto& nt : sgd.state()) all.emplace_back(nt.name, nt.tensor);
-  return all;
+  TinyResult r;
+  r.outcome = train_loop(parts, tc, run, [] {});
+  r.losses = run.curves["loss"].y;
+  r.events = run.events;
+  r.tensors = model.named_parameters();
+  for (auto& nt : model.named_buffers()) r.tensors.push_back(nt);
+  for (auto& nt : sgd.state()) r.tensors.emplace_back(nt.name, nt.tensor);
+  return r;
+}
+
+std::vector<std::string> checkpoint_names(const TempDir& dir) {
+  std::vector<std::string> names;
+  for (const std::string& path : list_checkpoints(dir.path.string())) names.push_back(fs::path(path).filename().string());
+  return names;
 }
 
 }  // namespace
 
 TEST_CASE("train_loop: weights made NaN by a step whose loss is finite end the run as a divergence at the epoch's end") {
   TempDir dir;
-  TrainOutcome outcome;
-  tiny_training(dir.path.string(), -1, false, nullptr, &outcome);  // the last step of epoch 1
-  CHECK(outcome.status == TrainStatus::diverged);
-  INFO(outcome.message);
-  CHECK(outcome.message.find("the weights became non-finite (first ") != std::string::npos);
-  CHECK(outcome.message.find(") in epoch 1; no checkpoint had been written yet") != std::string::npos);
+  Tiny how;
+  how.poison_at = 4;  // the last step of epoch 1
+  const TinyResult r = tiny_training(dir.path.string(), how);
+  CHECK(r.outcome.status == TrainStatus::diverged);
+  INFO(r.outcome.message);
+  CHECK(r.outcome.message.find("the weights became non-finite (first ") != std::string::npos);
+  CHECK(r.outcome.message.find(") in epoch 1; no checkpoint had been written yet") != std::string::npos);
+  REQUIRE(!r.events.empty());
+  CHECK(r.events.back().kind == "divergence");
   CHECK(list_checkpoints(dir.path.string()).empty());  // never a checkpoint of non-finite weights
+}
+
+TEST_CASE("train_loop: weights made NaN by the last step of a --max-steps run or before a Ctrl-C are a divergence, "
+          "not a checkpoint") {
+  for (const bool by_signal : {false, true}) {
+    INFO((by_signal ? "SIGINT after step 6" : "--max-steps 6"));
+    TempDir dir;
+    Tiny how;
+    how.poison_at = 6;  // the middle of epoch 2
+    if (by_signal)
+      how.sigint_after_step = 6;
+    else
+      how.max_steps = 6;
+    const TinyResult r = tiny_training(dir.path.string(), how);
+    CHECK(r.outcome.status == TrainStatus::diverged);
+    INFO(r.outcome.message);
+    CHECK(r.outcome.message.find("the weights became non-finite (first ") != std::string::npos);
+    CHECK(r.outcome.message.find(") in epoch 2; the last good checkpoint is " +
+                                 (dir.path / "ckpt-e0001.safetensors").string()) != std::string::npos);
+    REQUIRE(!r.events.empty());
+    CHECK(r.events.back().kind == "divergence");
+    CHECK(checkpoint_names(dir) == std::vector<std::string>{"ckpt-e0001.safetensors"});
+  }
 }
 
 TEST_CASE("train_loop: NaN weights make the next step's loss NaN (ReLU passes NaN), naming the last good "
           "checkpoint") {
   TempDir dir;
-  TrainOutcome outcome;
-  tiny_training(dir.path.string(), -1, false, nullptr, &outcome, 6);  // the middle of epoch 2
-  CHECK(outcome.status == TrainStatus::diverged);
-  INFO(outcome.message);
-  CHECK(outcome.message.find(" at epoch 2 step 3 (global step 7") != std::string::npos);  // the next step
-  CHECK(outcome.message.find("the last good checkpoint is " + (dir.path / "ckpt-e0001.safetensors").string()) !=
+  Tiny how;
+  how.poison_at = 6;  // the middle of epoch 2
+  const TinyResult r = tiny_training(dir.path.string(), how);
+  CHECK(r.outcome.status == TrainStatus::diverged);
+  INFO(r.outcome.message);
+  CHECK(r.outcome.message.find(" at epoch 2 step 3 (global step 7") != std::string::npos);  // the next step
+  CHECK(r.outcome.message.find("the last good checkpoint is " + (dir.path / "ckpt-e0001.safetensors").string()) !=
         std::string::npos);
   const Tensor x = Tensor::from_vector({-1.0, std::nan(""), 2.0}, {3}, DType::f64);
   const std::vector<double> y = relu(x).to_vector();
@@ -238,7 +334,9 @@ TEST_CASE("train_loop: NaN weights make the next step's loss NaN (ReLU passes Na
 
 TEST_CASE("train_loop: --resume refuses a checkpoint holding NaN, naming the parameter and the older checkpoint") {
   TempDir dir;
-  tiny_training(dir.path.string(), 8, false, nullptr);  // checkpoints e0001 and e0002
+  Tiny first;
+  first.max_steps = 8;
+  tiny_training(dir.path.string(), first);  // checkpoints e0001 and e0002
   const std::vector<std::string> all = list_checkpoints(dir.path.string());
   REQUIRE(all.size() == 2);
   {
@@ -254,21 +352,59 @@ TEST_CASE("train_loop: --resume refuses a checkpoint holding NaN, naming the par
   }
   const std::string expected =
       "holds NaN or inf (the run that wrote it had diverged); move it away and --resume takes '" + all.front() + "'";
-  CHECK_THROWS_WITH(tiny_training(dir.path.string(), -1, true, nullptr), doctest::Contains(expected.c_str()));
+  Tiny resume;
+  resume.resume = true;
+  CHECK_THROWS_WITH(tiny_training(dir.path.string(), resume), doctest::Contains(expected.c_str()));
 }
 
 TEST_CASE("train_loop: stopped mid-epoch and resumed, it ends bit for bit where the uninterrupted loop does") {
   TempDir straight, stopped;
-  std::vector<double> straight_losses, resumed_losses;
-  const NamedTensorList a = tiny_training(straight.path.string(), -1, false, &straight_losses);
-  tiny_training(stopped.path.string(), 6, false, nullptr);  // 6 of 12 steps: the middle of epoch 2
+  const TinyResult a = tiny_training(straight.path.string());
+  CHECK(a.outcome.status == TrainStatus::finished);
+  Tiny stop;
+  stop.max_steps = 6;  // 6 of 12 steps: the middle of epoch 2
+  CHECK(tiny_training(stopped.path.string(), stop).outcome.status == TrainStatus::finished);
   CHECK(fs::path(latest_checkpoint(stopped.path.string())).filename() == "ckpt-e0001-s000002.safetensors");
-  const NamedTensorList b = tiny_training(stopped.path.string(), -1, true, &resumed_losses);
-  REQUIRE(a.size() == b.size());
-  for (size_t i = 0; i < a.size(); ++i) CHECK_MESSAGE(same_bytes(a[i].second, b[i].second), a[i].first);
+  Tiny resume;
+  resume.resume = true;
+  const TinyResult b = tiny_training(stopped.path.string(), resume);
+  CHECK(b.outcome.status == TrainStatus::finished);
+  REQUIRE(a.tensors.size() == b.tensors.size());
+  for (size_t i = 0; i < a.tensors.size(); ++i)
+    CHECK_MESSAGE(same_bytes(a.tensors[i].second, b.tensors[i].second), a.tensors[i].first);
   // The per-epoch record too: epoch 2's mean loss sums steps of both processes.
-  CHECK(straight_losses.size() == 3);
-  CHECK(resumed_losses == straight_losses);
+  CHECK(a.losses.size() == 3);
+  CHECK(b.losses == a.losses);
   // A fresh run into a folder holding checkpoints is refused.
-  CHECK_THROWS_AS(tiny_training(stopped.path.string(), -1, false, nullptr), UsageError);
+  CHECK_THROWS_AS(tiny_training(stopped.path.string()), UsageError);
+}
+
+TEST_CASE("train_loop: SIGINT stops after the step in progress, mid-epoch, or after the epoch's checkpoint when it "
+          "comes during the evaluation") {
+  {
+    TempDir dir;
+    Tiny how;
+    how.sigint_after_step = 6;  // the middle of epoch 2
+    const TinyResult r = tiny_training(dir.path.string(), how);
+    CHECK(r.outcome.status == TrainStatus::interrupted);
+    CHECK(r.outcome.position.global_step == 6);
+    CHECK(r.outcome.message.find("stopped by SIGINT at global step 6; continue with the same command and --resume") !=
+          std::string::npos);
+    CHECK(checkpoint_names(dir) == std::vector<std::string>{"ckpt-e0001.safetensors", "ckpt-e0001-s000002.safetensors"});
+    REQUIRE(!r.events.empty());
+    CHECK(r.events.back().message == "SIGINT: stopped with a checkpoint");
+  }
+  {
+    TempDir dir;
+    Tiny how;
+    how.sigint_in_evaluation = 2;  // after epoch 2's last step
+    const TinyResult r = tiny_training(dir.path.string(), how);
+    CHECK(r.outcome.status == TrainStatus::interrupted);
+    CHECK(r.outcome.position.global_step == 8);
+    CHECK(r.outcome.position.epoch == 2);
+    CHECK(r.outcome.position.step_in_epoch == 0);
+    CHECK(r.losses.size() == 2);  // epoch 2 recorded
+    // The epoch's own checkpoint, then the stop's at the same position (the same name, written again).
+    CHECK(checkpoint_names(dir) == std::vector<std::string>{"ckpt-e0001.safetensors", "ckpt-e0002.safetensors"});
+  }
 }

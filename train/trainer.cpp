@@ -264,8 +264,25 @@ TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, 
     return outcome;
   };
 
+  // Weights made non-finite by a step whose loss was finite (a NaN in a gradient): a divergence, found where a
+  // checkpoint would otherwise keep them or an evaluation refuse their features (the end of an epoch, of a
+  // --max-steps run, or a stop by signal). "" while the weights are finite.
+  auto nonfinite_weights = [&]() -> std::string {
+    const std::string bad = first_nonfinite(*parts.model, true);
+    return bad.empty() ? "" : "the weights became non-finite (first " + bad + ") in epoch " +
+                                  std::to_string(pos.epoch + 1);
+  };
+  auto diverged_weights = [&](const std::string& failure) {
+    run.events.push_back({config.crash_is_result ? "crash" : "divergence", pos.global_step, failure,
+                          json::object()});
+    progress.line(config.label + ": " + failure);
+    return finish(TrainStatus::diverged, "training diverged: " + failure + "; " + last_good() +
+                                             ". Lower --lr (or raise --warmup-epochs) and start again");
+  };
+
   // After SIGINT / SIGTERM: a checkpoint where the run stands (its history noting the stop), then stop.
   auto stop_for_signal = [&] {
+    if (const std::string failure = nonfinite_weights(); !failure.empty()) return diverged_weights(failure);
     const std::string name = signals.received() == SIGINT ? "SIGINT" : "SIGTERM";
     run.events.push_back({"note", pos.global_step, name + ": stopped with a checkpoint", json::object()});
     const bool saved = save(pos);
@@ -340,6 +357,7 @@ TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, 
     if (pos.step_in_epoch < steps_per_epoch) {
       // max_steps reached inside an epoch: stop there as an interruption would, the partial epoch unrecorded
       // (its sums are in the checkpoint, so a resumed run records the whole epoch).
+      if (const std::string failure = nonfinite_weights(); !failure.empty()) return diverged_weights(failure);
       save(pos);
       return finish(TrainStatus::finished, "");
     }
@@ -351,17 +369,7 @@ TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, 
     std::string summary = config.label + " epoch " + std::to_string(pos.epoch + 1) + "/" +
                           std::to_string(config.epochs) + " loss " + std::to_string(sums.loss_sum / sums.count) +
                           " time " + format_duration(sums.seconds);
-    // A step with a finite loss applies its gradients; weights they made non-finite (a NaN in a gradient) are a
-    // divergence here, before a checkpoint would keep them or an evaluation refuse their features.
-    if (const std::string bad = first_nonfinite(*parts.model, true); !bad.empty()) {
-      const std::string failure = "the weights became non-finite (first " + bad + ") in epoch " +
-                                  std::to_string(pos.epoch + 1);
-      run.events.push_back({config.crash_is_result ? "crash" : "divergence", pos.global_step, failure,
-                            json::object()});
-      progress.line(config.label + ": " + failure);
-      return finish(TrainStatus::diverged, "training diverged: " + failure + "; " + last_good() +
-                                               ". Lower --lr (or raise --warmup-epochs) and start again");
-    }
+    if (const std::string failure = nonfinite_weights(); !failure.empty()) return diverged_weights(failure);
     if (parts.evaluate && config.eval_every > 0 && (pos.epoch + 1) % config.eval_every == 0) {
       for (const auto& [name, value] : parts.evaluate(pos.epoch)) {
         append_point(run, name, x, value);
