@@ -99,6 +99,33 @@ TEST_CASE("loader: a new order every epoch, labels follow the indices, two disti
   CHECK(!(run_epoch(reseeded, 0) == run_epoch(loader, 0)));
 }
 
+TEST_CASE("loader: without shuffling, images come in dataset order and draw new views every epoch") {
+  const CifarDataset ds = random_dataset(16, 7);
+  LoaderConfig config = train_config(1);
+  config.shuffle = false;
+  Loader loader(ds, config);
+  const auto first = run_epoch(loader, 0), second = run_epoch(loader, 1);
+  REQUIRE(first.size() == 2);
+  REQUIRE(second.size() == 2);
+  for (size_t s = 0; s < first.size(); ++s) {
+    for (int k = 0; k < first[s].n; ++k) {
+      CHECK(first[s].indices[size_t(k)] == int32_t(s) * 8 + k);
+      CHECK(second[s].indices[size_t(k)] == first[s].indices[size_t(k)]);
+    }
+    // The same images at the same positions, other crops, flips and colours: the augmentation's random
+    // stream depends on the epoch as well as the position.
+    CHECK(first[s].view1 != second[s].view1);
+    CHECK(first[s].view2 != second[s].view2);
+  }
+}
+
+TEST_CASE("loader: two views of different sizes are refused") {
+  const CifarDataset ds = random_dataset(16, 8);
+  LoaderConfig config = train_config(0);
+  config.views.view2.out_size = 24;
+  CHECK_THROWS_WITH_AS(Loader(ds, config), doctest::Contains("both views must have the same out_size"), Error);
+}
+
 TEST_CASE("loader: the epoch orders of three images are all six permutations, fixed points included") {
   // A shuffle that draws below i instead of i + 1 (Sattolo's) makes only the two cyclic orders, never leaving
   // an image in place; a uniform one makes each of the 6 orders in about 1/6 of 120 epochs.
