@@ -6,11 +6,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <string>
 #include <vector>
 
+#include "engine/autograd.h"
 #include "engine/error.h"
+#include "engine/ops.h"
+#include "engine/optim/optimizer.h"
 #include "engine/random.h"
+#include "models/layers.h"
 #include "models/resnet.h"
 #include "train/features.h"
 #include "train/knn.h"
@@ -236,6 +241,72 @@ TEST_CASE("linear evaluation separates separable clusters (top-1 and top-5)") {
   CHECK(r.top1 == doctest::Approx(100.0));
   CHECK(r.top5 == doctest::Approx(100.0));
   CHECK(r.final_loss < 0.2);
+}
+
+// Every option of the linear evaluation reaches it: three epochs replayed by hand (the classifier of `seed` on
+// its own Philox stream, 7; Adam with `weight_decay`; the rate lr_start (lr_end / lr_start)^(epoch / epochs); a
+// new batch order every epoch from the seed's data stream; a last batch of what is left) give its final loss
+// and accuracy, bit for bit.
+TEST_CASE("linear evaluation: three epochs replayed by hand from the options give its loss and accuracy") {
+  const int classes = 3, d = 4;
+  auto make = [&](int n, uint64_t stream) {
+    FeatureSet set;
+    set.num_classes = classes;
+    std::vector<double> values;
+    RandomStream rng{11, stream, 0};
+    for (int i = 0; i < n; ++i) {
+      set.labels.push_back(i % classes);
+      for (int j = 0; j < d; ++j) values.push_back(rng.next_normal() + (j == i % classes ? 1.5 : 0.0));
+    }
+    set.features = Tensor::from_vector(values, {n, d});
+    return set;
+  };
+  const FeatureSet train = make(10, 1), test = make(9, 2);
+  LinearEvalOptions o;
+  o.epochs = 3;
+  o.batch_size = 4;  // batches of 4, 4 and 2
+  o.lr_start = 0.2;
+  o.lr_end = 0.02;
+  o.weight_decay = 0.05;
+  o.seed = 9;
+  const LinearEvalResult r = linear_eval(train, test, o);
+
+  Linear classifier(d, classes, true, o.seed, 7);
+  Adam adam({{"weight", classifier.weight()}, {"bias", classifier.bias()}}, AdamOptions{0.9, 0.999, 1e-8, 0.05});
+  const std::vector<float> features = train.features.to_floats();
+  double last_epoch_loss = 0;
+  for (int epoch = 0; epoch < 3; ++epoch) {
+    std::vector<int64_t> order(10);
+    std::iota(order.begin(), order.end(), 0);
+    RandomStream rng{9, kStreamData, (uint64_t(3) << 62) | (uint64_t(epoch) << 32)};
+    for (int64_t i = 9; i > 0; --i) std::swap(order[size_t(i)], order[rng.next_below(uint64_t(i) + 1)]);
+    const double lr = 0.2 * std::pow(0.02 / 0.2, double(epoch) / 3.0);
+    double sum = 0;
+    int batches = 0;
+    for (int64_t lo = 0; lo < 10; lo += 4) {
+      const int64_t b = std::min<int64_t>(4, 10 - lo);
+      std::vector<float> x;
+      Tensor y = Tensor::empty({b}, DType::i64);
+      for (int64_t i = 0; i < b; ++i) {
+        const int64_t row = order[size_t(lo + i)];
+        x.insert(x.end(), features.begin() + row * d, features.begin() + (row + 1) * d);
+        y.data<int64_t>()[i] = train.labels[size_t(row)];
+      }
+      adam.zero_grad();
+      Tensor loss = softmax_cross_entropy(classifier.forward(Tensor::from_floats(x.data(), {b, d})), y);
+      loss.backward();
+      sum += loss.item();
+      ++batches;
+      adam.step(lr);
+    }
+    last_epoch_loss = sum / batches;
+  }
+  CHECK(r.final_loss == last_epoch_loss);
+  NoGradGuard no_grad;
+  const std::vector<float> logits = classifier.forward(test.features).to_floats();
+  CHECK(r.top1 == top_k_accuracy(logits, test.labels, classes, 1));
+  CHECK(r.top5 == top_k_accuracy(logits, test.labels, classes, 3));  // top-5 of 3 classes: every class
+  CHECK(r.top5 == 100.0);
 }
 
 TEST_CASE("evaluation view: Resize(round(side * 256 / 224)) + CenterCrop(side)") {

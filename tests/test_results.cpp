@@ -95,6 +95,21 @@ TEST_CASE("a result round-trips through a file, NaN and inf included") {
   CHECK_NOTHROW(json::parse(text));
 }
 
+TEST_CASE("non-finite numbers read in both spellings, and null as NaN") {
+  TempDir tmp;
+  write_text(tmp.path / "r.json", R"({"format": "intl-result", "runs": [{"name": "r", "metrics": {
+    "a": "inf", "b": "Infinity", "c": "-inf", "d": "-Infinity", "e": "nan", "f": "NaN", "g": null, "h": 1e300}}]})");
+  const std::map<std::string, double> m = load_result((tmp.path / "r.json").string()).runs.at(0).metrics;
+  CHECK(m.at("a") == std::numeric_limits<double>::infinity());
+  CHECK(m.at("b") == std::numeric_limits<double>::infinity());
+  CHECK(m.at("c") == -std::numeric_limits<double>::infinity());
+  CHECK(m.at("d") == -std::numeric_limits<double>::infinity());
+  CHECK(std::isnan(m.at("e")));
+  CHECK(std::isnan(m.at("f")));
+  CHECK(std::isnan(m.at("g")));
+  CHECK(m.at("h") == 1e300);
+}
+
 TEST_CASE("save_result writes atomically and leaves no temporary file") {
   TempDir tmp;
   const fs::path& dir = tmp.path;
@@ -159,6 +174,10 @@ TEST_CASE("load errors name the file and the field") {
   SUBCASE("a header field of the wrong type") {
     write_text(file, R"({"format": "intl-result", "header": {"seed": -3}})");
     CHECK(load_error(file) == file + ": header.seed: expected a non-negative integer, found number -3");
+  }
+  SUBCASE("a whole-number field that is not whole") {
+    write_text(file, R"({"format": "intl-result", "header": {"threads": 2.5}})");
+    CHECK(load_error(file) == file + ": header.threads: expected an integer, found number 2.5");
   }
   SUBCASE("ragged 2-D array") {
     write_text(file, R"({"format": "intl-result", "runs": [{"name": "a", "arrays": {"points": [[1,2],[3]]}}]})");
