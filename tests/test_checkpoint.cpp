@@ -194,6 +194,9 @@ struct Tiny {
   // epoch sigint_in_evaluation (0: never; the run then evaluates after every epoch).
   int64_t sigint_after_step = 0;
   int sigint_in_evaluation = 0;
+  // The throw_at-th step's loss throws an intl::Error (0: never).
+  int throw_at = 0;
+  int batch = 12;
 };
 
 struct TinyResult {
@@ -204,7 +207,7 @@ struct TinyResult {
 };
 
 // A tiny INTL pre-training (width-4 ResNet-18 on 8 x 8 crops of 48 random images, batch 12: 4 steps an
-// epoch, 3 epochs, checkpoints in `out`) run through train_loop.
+// epoch, 3 epochs, checkpoints in `out`) run through train_loop. Its recipe does not name the batch size.
 TinyResult tiny_training(const std::string& out, const Tiny& how = {}) {
   static const CifarDataset data = [] {
     CifarDataset d;
@@ -221,7 +224,7 @@ TinyResult tiny_training(const std::string& out, const Tiny& how = {}) {
   mc.seed = 7;
   SslModel model(mc);
   Sgd sgd(named(model), SgdOptions{0.9, 1e-4, false, true});
-  LoaderConfig lc = cifar_train_loader_config(12, 7, 1);
+  LoaderConfig lc = cifar_train_loader_config(how.batch, 7, 1);
   lc.views.view1.out_size = lc.views.view2.out_size = 8;
   Loader loader(data, lc);
   const WarmupCosine schedule{0.05, 4, 12, 0.001};
@@ -235,7 +238,9 @@ TinyResult tiny_training(const std::string& out, const Tiny& how = {}) {
     const Shape shape{b.n, b.height, b.width, 3};  // NHWC
     Tensor loss = intl_two_view_loss(model, Tensor::from_floats(b.view1, shape), Tensor::from_floats(b.view2, shape),
                                      4, 0.05);
-    if (++steps != how.poison_at) return loss;
+    ++steps;
+    if (steps == how.throw_at) throw Error("a failure inside step " + std::to_string(steps));
+    if (steps != how.poison_at) return loss;
     const Tensor w = model.named_parameters().front().second;
     return add(loss, mul(sum(sqrt(mul(w, 0.0))), 0.0));
   };
@@ -407,4 +412,34 @@ TEST_CASE("train_loop: SIGINT stops after the step in progress, mid-epoch, or af
     // The epoch's own checkpoint, then the stop's at the same position (the same name, written again).
     CHECK(checkpoint_names(dir) == std::vector<std::string>{"ckpt-e0001.safetensors", "ckpt-e0002.safetensors"});
   }
+}
+
+TEST_CASE("train_loop: a failure inside the first step is a setup error, inside a later one a divergence") {
+  {
+    TempDir dir;
+    Tiny how;
+    how.throw_at = 1;
+    CHECK_THROWS_WITH_AS(tiny_training(dir.path.string(), how), "a failure inside step 1", Error);
+  }
+  TempDir dir;
+  Tiny how;
+  how.throw_at = 3;
+  const TinyResult r = tiny_training(dir.path.string(), how);
+  CHECK(r.outcome.status == TrainStatus::diverged);
+  CHECK(r.outcome.message.find("training diverged: the step failed (a failure inside step 3) at epoch 1 step 3") !=
+        std::string::npos);
+  REQUIRE(!r.events.empty());
+  CHECK(r.events.back().kind == "divergence");
+}
+
+TEST_CASE("train_loop: a checkpoint further into its epoch than the epoch now has steps is refused by name") {
+  TempDir dir;
+  Tiny first;
+  first.max_steps = 3;  // ckpt-e0000-s000003
+  tiny_training(dir.path.string(), first);
+  Tiny resume;
+  resume.resume = true;
+  resume.batch = 24;  // 2 steps an epoch
+  CHECK_THROWS_WITH_AS(tiny_training(dir.path.string(), resume),
+                       doctest::Contains("the checkpoint is at step 3 of an epoch of only 2 steps"), Error);
 }
