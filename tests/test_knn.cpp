@@ -15,11 +15,14 @@
 #include "engine/ops.h"
 #include "engine/optim/optimizer.h"
 #include "engine/random.h"
+#include "data/loader.h"
+#include "data/transforms.h"
 #include "models/layers.h"
 #include "models/resnet.h"
 #include "train/features.h"
 #include "train/knn.h"
 #include "train/linear_eval.h"
+#include "train/supervised.h"
 
 using namespace intl;
 using namespace intl::train;
@@ -356,4 +359,116 @@ TEST_CASE("feature extraction runs the backbone in evaluation mode and leaves it
   CHECK(largest > 0.1);
   CHECK(pairs_off < 1e-5 * largest);
   CHECK(eval_off < 1e-5 * largest);
+}
+
+// Every option of the supervised protocols reaches them: two epochs of train_classifier replayed by hand, linear
+// (frozen backbone in evaluation mode, running statistics untouched) and fine-tuning (backbone trained at its
+// own rate): the classifier N(0, 0.01) on stream 11 with a zero bias, SGD with momentum and weight decay on both,
+// rates x batch / 256 and x gamma from the milestone epoch, RandomResizedCrop + flip with bilinear resampling and
+// the last partial batch kept; then the centre-crop validation.
+TEST_CASE("supervised training, linear and fine-tuning: two epochs replayed by hand give its loss and accuracy") {
+  const PatternSource data(12);
+  for (const bool fine_tune : {false, true}) {
+    INFO((fine_tune ? "fine-tuning" : "linear"));
+    ResNetConfig config;
+    config.stem = ResNetStem::cifar;
+    config.base_width = 2;
+    config.seed = 3;
+    ResNet run_net(config), hand_net(config);
+    SupervisedOptions o;
+    o.fine_tune = fine_tune;
+    o.epochs = 2;
+    o.batch_size = 5;  // batches of 5, 5 and 2
+    o.lr = 0.4;
+    o.backbone_lr = 0.2;
+    o.momentum = 0.8;
+    o.weight_decay = 0.01;
+    o.milestones = {1};
+    o.gamma = 0.5;
+    o.image_size = 8;
+    o.workers = 0;
+    o.seed = 5;
+    auto buffers = [](const ResNet& net) {
+      std::vector<std::vector<double>> out;
+      for (const auto& [name, t] : net.named_buffers()) out.push_back(t.to_vector());
+      return out;
+    };
+    const auto buffers_before = buffers(run_net);
+    const SupervisedResult r = train_classifier(run_net, data, data, o);
+    CHECK(r.steps == 6);
+    if (!fine_tune) CHECK(buffers(run_net) == buffers_before);
+
+    const int64_t d = hand_net.feature_dim();
+    Linear fc(d, 2, true, 5, 11);
+    {
+      NoGradGuard no_grad;
+      fc.weight().copy_(mul(Tensor::randn({2, d}, 5, 11), 0.01));
+      fc.bias().copy_(Tensor::zeros({2}));
+    }
+    Sgd head({{"fc.weight", fc.weight()}, {"fc.bias", fc.bias()}}, SgdOptions{0.8, 0.01});
+    std::vector<NamedTensor> body_params;
+    if (fine_tune)
+      for (auto& [name, t] : hand_net.named_parameters()) body_params.push_back({name, t});
+    Sgd body(body_params, SgdOptions{0.8, 0.01});
+    AugmentConfig crop;
+    crop.out_size = 8;
+    crop.resample = Resample::bilinear_antialias;
+    crop.jitter_p = crop.grayscale_p = crop.blur_p = crop.solarize_p = 0;
+    LoaderConfig lc = imagenet_train_loader_config(5, 5, 0);
+    lc.crops = {crop};
+    lc.drop_last = false;
+    Loader loader(data, lc);
+    const double scale = 5 / 256.0;
+    double last_epoch_loss = 0;
+    for (int epoch = 0; epoch < 2; ++epoch) {
+      if (fine_tune)
+        hand_net.train();
+      else
+        hand_net.eval();
+      loader.start_epoch(epoch);
+      const double f = epoch >= 1 ? 0.5 : 1.0;
+      double sum = 0;
+      int batches = 0;
+      while (const Batch* b = loader.next()) {
+        const Tensor x = Tensor::from_floats(b->view1, {b->n, b->height, b->width, b->channels});
+        Tensor y = Tensor::empty({b->n}, DType::i64);
+        for (int i = 0; i < b->n; ++i) y.data<int64_t>()[i] = b->labels[i];
+        head.zero_grad();
+        body.zero_grad();
+        Tensor features;
+        if (fine_tune) {
+          features = hand_net.forward(x);
+        } else {
+          NoGradGuard no_grad;
+          features = hand_net.forward(x);
+        }
+        Tensor loss = softmax_cross_entropy(fc.forward(features), y);
+        sum += loss.item();
+        ++batches;
+        loss.backward();
+        head.step(0.4 * scale * f);
+        if (fine_tune) body.step(0.2 * scale * f);
+      }
+      last_epoch_loss = sum / batches;
+    }
+    CHECK(r.final_loss == last_epoch_loss);
+
+    hand_net.eval();
+    NoGradGuard no_grad;
+    LoaderConfig vc = imagenet_eval_loader_config(5, 0);
+    vc.center_crop = center_crop_for(8);
+    vc.views.view1.out_size = 8;
+    Loader val(data, vc);
+    val.start_epoch(0);
+    std::vector<float> logits;
+    std::vector<int32_t> labels;
+    while (const Batch* b = val.next()) {
+      const std::vector<float> l =
+          fc.forward(hand_net.forward(Tensor::from_floats(b->view1, {b->n, b->height, b->width, b->channels})))
+              .to_floats();
+      logits.insert(logits.end(), l.begin(), l.end());
+      labels.insert(labels.end(), b->labels, b->labels + b->n);
+    }
+    CHECK(r.top1 == top_k_accuracy(logits, labels, 2, 1));
+  }
 }
