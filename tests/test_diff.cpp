@@ -455,6 +455,13 @@ TEST_CASE("--config errors name the file and the key") {
   CHECK(run_intl("run toy2d --config '" + unknown + "'", tmp.path, out) == 2);
   CHECK(out == "intl: --config: '" + unknown + "' sets 'zzz', which is not an option of 'intl run toy2d' (see 'intl "
                "run toy2d --help')\n");
+  const std::string list = config("list.json", R"([{"T": 1}])");
+  CHECK(run_intl("run toy2d --config '" + list + "'", tmp.path, out) == 2);
+  CHECK(out == "intl: --config: '" + list + "' must hold one JSON object of options, e.g. {\"T\": [1, 3, 5]}\n");
+  const std::string nested = config("nested.json", R"({"T": {"value": 1}})");
+  CHECK(run_intl("run toy2d --config '" + nested + "'", tmp.path, out) == 2);
+  CHECK(out == "intl: --config: '" + nested + "': key 'T': holds an object; options are flat (a list gives several "
+               "values)\n");
   const std::string twice = config("twice.json", R"({"T": 1, "epochs": 2, "T": 3})");
   CHECK(run_intl("run toy2d --config '" + twice + "'", tmp.path, out) == 2);
   CHECK(out == "intl: --config: '" + twice + "': key 'T' appears twice; keep one\n");

@@ -74,6 +74,7 @@ TEST_CASE("eval: out-of-range options are refused when parsed, naming the option
       {"linear", "--lr", "0", "--lr: must be a finite number > 0, found '0'"},
       {"linear", "--lr", "-0.1", "--lr: must be a finite number > 0, found '-0.1'"},
       {"linear", "--lr", "inf", "--lr: must be a finite number > 0, found 'inf'"},
+      {"linear", "--lr", "0.1x", "--lr: must be a finite number > 0, found '0.1x'"},
       {"linear", "--final-lr", "0", "--final-lr: must be a finite number > 0, found '0'"},
       {"linear", "--final-lr", "nan", "--final-lr: must be a finite number > 0, found 'nan'"},
       {"linear", "--weight-decay", "-1", "--weight-decay: must be a finite number >= 0, found '-1'"},
