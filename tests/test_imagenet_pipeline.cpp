@@ -118,10 +118,24 @@ TEST_CASE("pretrain imagenet100 on a tiny folder: classes file, skipped image co
   CHECK(results::load_result(t / "knn/RESULT.json").runs.at(0).metrics.at("knn5_top1") == m.at("knn5_top1"));
   REQUIRE(run_intl("eval knn --k 3" + common + " --out " + (t / "knn3"), log, t / "log.txt") == 0);
   CHECK(results::load_result(t / "knn3/RESULT.json").runs.at(0).metrics.count("knn3_top1") == 1);
+  // --temperature reaches the weighted vote: near 0 it gives the nearest neighbour's label (1-NN); at the default
+  // 0.1 the fixture's cosine similarities are close enough for the 5 to share the vote, another accuracy.
+  REQUIRE(run_intl("eval knn --k 1 --distance cosine" + common + " --out " + (t / "knn1"), log, t / "log.txt") == 0);
+  const double one_nn = results::load_result(t / "knn1/RESULT.json").runs.at(0).metrics.at("knn1_cosine_top1");
+  double weighted[2] = {0, 0};
+  for (int i = 0; i < 2; ++i) {
+    const std::string out = t / ("wknn" + std::to_string(i));
+    REQUIRE(run_intl("eval knn --weighted --distance cosine" + std::string(i == 0 ? " --temperature 1e-6" : "") +
+                         common + " --out " + out, log, t / "log.txt") == 0);
+    weighted[i] = results::load_result(out + "/RESULT.json").runs.at(0).metrics.at("wknn5_top1");
+  }
+  CHECK(weighted[0] == one_nn);
+  CHECK(weighted[1] != weighted[0]);
   REQUIRE(run_intl("eval linear --protocol imagenet --epochs 3 --batch-size 8" + common + " --out " + (t / "lin"), log,
                    t / "log.txt") == 0);
   const results::Result lin = results::load_result(t / "lin/RESULT.json");
   CHECK(lin.config.at("lr") == 0.2);
+  CHECK(lin.config.at("weight-decay") == 0.0);  // E.2, whatever the CIFAR protocol's default
   CHECK(lin.config.at("lr_used") == doctest::Approx(0.2 * 8 / 256));
   CHECK(lin.config.at("steps_run") == 9);             // 24 images, batch 8, 3 epochs
   CHECK(lin.runs.at(0).metrics.at("linear_top1") >= 0);
