@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 
 #include "data/cifar.h"
 #include "data/loader.h"
@@ -25,6 +26,7 @@
 #include "train/pretrain.h"
 #include "train/ssl_model.h"
 #include "tests/intl_process.h"
+#include "tests/golden.h"
 #include "tests/temp_dir.h"
 
 using namespace intl;
@@ -527,15 +529,9 @@ TEST_CASE("intl pretrain cifar10: the first steps' losses and rates match the go
   std::string command = "intl pretrain cifar10 (synthetic CIFAR-10: 64 training and 10 test images, seed 1)";
   for (const std::string& o : options) command += " " + o;
   const nlohmann::json now = {{"command", command}, {"loss", run.curves.at("loss").y}, {"lr", run.curves.at("lr").y}};
-  const std::string golden_path = std::string(INTL_SOURCE_DIR) + "/tests/golden/pretrain_cifar10_tiny.json";
-  if (std::getenv("INTL_UPDATE_GOLDEN")) {
-    std::ofstream(golden_path) << now.dump(1) << "\n";
-    MESSAGE("rewrote " << golden_path);
-    return;
-  }
-  std::ifstream in(golden_path);
-  REQUIRE_MESSAGE(in, "missing " << golden_path << " (INTL_UPDATE_GOLDEN=1 writes it)");
-  const nlohmann::json golden = nlohmann::json::parse(in);
+  const std::optional<nlohmann::json> file = golden_file("pretrain_cifar10_tiny.json", now);
+  if (!file) return;
+  const nlohmann::json& golden = *file;
   CHECK(now.at("command") == golden.at("command"));
   const std::vector<double> tolerance = {1e-5, 1e-4, 1e-3};
   for (const std::string curve : {"loss", "lr"}) {

@@ -26,6 +26,7 @@
 #include "results/version.h"
 #include "studies/toy2d.h"
 #include "tests/intl_binary.h"
+#include "tests/golden.h"
 #include "tests/temp_dir.h"
 
 using namespace intl;
@@ -520,15 +521,9 @@ TEST_CASE("intl run toy2d --T 5: the main job's numbers match the golden file") 
     }
     now["runs"].push_back(j);
   }
-  const std::string golden_path = std::string(INTL_SOURCE_DIR) + "/tests/golden/toy2d_T5.json";
-  if (std::getenv("INTL_UPDATE_GOLDEN")) {
-    std::ofstream(golden_path) << now.dump(1) << "\n";
-    MESSAGE("rewrote " << golden_path);
-    return;
-  }
-  std::ifstream in(golden_path);
-  REQUIRE_MESSAGE(in, "missing " << golden_path << " (INTL_UPDATE_GOLDEN=1 writes it)");
-  const nlohmann::json golden = nlohmann::json::parse(in);
+  const std::optional<nlohmann::json> file = golden_file("toy2d_T5.json", now);
+  if (!file) return;
+  const nlohmann::json& golden = *file;
   REQUIRE(golden.at("runs").size() == now.at("runs").size());
   auto close = [](double x, double g) { return std::abs(x - g) <= 1e-7 * std::abs(g); };
   for (size_t k = 0; k < now["runs"].size(); ++k) {

@@ -230,10 +230,10 @@ TrainOutcome train_loop(const TrainerParts& parts, const TrainerConfig& config, 
   StopSignals signals(config.handle_signals);
   Progress progress(config.label, config.epochs, steps_per_epoch, total_steps, config.images_per_step,
                     config.log_every_s);
-  // Never a checkpoint of non-finite weights (a finite loss whose gradient held NaN made them): it would
-  // replace a good one. False when nothing was written.
+  // A checkpoint of the weights where the run stands; false when nothing was written. Never one of non-finite
+  // weights, which would replace a good one: every caller has checked them (nonfinite_weights below).
   auto save = [&](const TrainPosition& at) {
-    if (!checkpoints || !first_nonfinite(*parts.model, true).empty()) return false;
+    if (!checkpoints) return false;
     CheckpointState state;
     state.position = at;
     state.optimizer_steps = parts.optimizer->steps();
