@@ -6,6 +6,8 @@
 #include <cmath>
 #include <string>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include "engine/error.h"
 #include "engine/ops.h"
@@ -278,4 +280,79 @@ TEST_CASE("--loss-form auto is the spectral form on the CPU and the Newton form 
   Tensor z1 = Tensor::randn({8, 16}, 5, 0), z2 = Tensor::randn({8, 16}, 5, 1);
   CHECK(intl_loss(z1, z2, 4, 0.05, IntlLossForm::automatic).item() ==
         intl_loss(z1, z2, 4, 0.05, IntlLossForm::spectral).item());  // the same computation, bit for bit
+}
+
+// Sigma = U diag(lambda) U^T and Phi = U diag(lambda^-p) U^T give cov(Zhat) = Phi Sigma Phi = U diag(lambda^(1-2p))
+// U^T: p = 0 leaves the spectrum, 0.5 whitens it, 0.75 inverts its order.
+TEST_CASE("spectral transformation: power p maps each covariance eigenvalue lambda to lambda^(1 - 2p), either axis") {
+  const std::vector<double> lambda = {0.05, 0.2, 0.5, 1.5};
+  const Tensor bw = data_with_spectrum(lambda, 64);                   // 64 samples x 4 features
+  const Tensor cw = transpose(data_with_spectrum(lambda, 40)).contiguous();  // 4 samples x 40 features
+  for (const auto& [z, axis] : {std::pair{bw, WhitenAxis::batch}, std::pair{cw, WhitenAxis::channel}}) {
+    const std::vector<double> in = eigh(center_and_covariance(z, axis).sigma).values.to_vector();
+    for (double p : {0.0, 0.25, 0.5, 0.75, 1.0}) {
+      CAPTURE(p);
+      std::vector<double> want;
+      for (double l : in) want.push_back(std::pow(l, 1 - 2 * p));
+      std::sort(want.begin(), want.end());
+      const std::vector<double> out =
+          eigh(center_and_covariance(spectral_transform(z, p, axis), axis).sigma).values.to_vector();
+      for (size_t i = 0; i < want.size(); ++i) CHECK(out[i] == doctest::Approx(want[i]).epsilon(1e-9));
+    }
+  }
+  CHECK_THROWS_WITH_AS(spectral_transform(bw, 1.5, WhitenAxis::batch), doctest::Contains("[0, 1]"), Error);
+  CHECK_THROWS_WITH_AS(spectral_transform(bw, -0.1, WhitenAxis::batch), doctest::Contains("[0, 1]"), Error);
+}
+
+// W-MSE's whitening, W = L^-1 with Sigma = L L^T: W Sigma W^T = I whichever axis the covariance is taken over.
+TEST_CASE("Cholesky whitening gives the identity covariance in channel whitening as in batch whitening") {
+  const Tensor z = add(matmul(Tensor::randn({5, 7}, 6, 1, DType::f64), Tensor::randn({7, 30}, 6, 2, DType::f64)), 2.0);
+  const std::vector<double> c = center_and_covariance(cholesky_whiten(z, WhitenAxis::channel), WhitenAxis::channel)
+                                    .sigma.to_vector();
+  REQUIRE(c.size() == 25);
+  for (int i = 0; i < 5; ++i)
+    for (int j = 0; j < 5; ++j) CHECK(c[size_t(i * 5 + j)] == doctest::Approx(i == j ? 1.0 : 0.0).epsilon(1e-9));
+}
+
+TEST_CASE("IterNorm and the INTL losses refuse a negative T; the spectral form an embedding of infinite trace") {
+  const Tensor z1 = Tensor::randn({6, 10}, 17, 1), z2 = Tensor::randn({6, 10}, 17, 2);
+  CHECK_THROWS_WITH_AS(iternorm_matrix(center_and_covariance(z1, WhitenAxis::channel).sigma, -1),
+                       doctest::Contains("T must be >= 0"), Error);
+  for (IntlLossForm form : {IntlLossForm::spectral, IntlLossForm::newton})
+    CHECK_THROWS_WITH_AS(intl_loss(z1, z2, -1, 0.05, form), doctest::Contains("T must be >= 0"), Error);
+  // Finite float32 values whose squares overflow: tr S is +inf, which the spectral form names rather than
+  // eigendecomposing a matrix of NaNs.
+  std::vector<double> big = z1.to_vector();
+  big[0] = 3e38;
+  big[1] = -3e38;
+  const Tensor huge = Tensor::from_vector(big, {6, 10}, DType::f32);
+  CHECK_THROWS_WITH_AS(intl_loss(huge, z2, 4, 0.05, IntlLossForm::spectral), doctest::Contains("has trace inf"),
+                       Error);
+}
+
+// The spectral form's backward computes its gradient for an incoming gradient of 1 and scales the product by
+// the one it is given: a loss used inside a larger expression (a weighted sum, a mean over crops) gets its share.
+TEST_CASE("the spectral INTL loss's gradient scales with the incoming gradient, as the Newton form's") {
+  Tensor z1 = Tensor::randn({8, 12}, 19, 1, DType::f64).requires_grad_(true);
+  Tensor z2 = Tensor::randn({8, 12}, 19, 2, DType::f64).requires_grad_(true);
+  std::vector<std::vector<double>> g;
+  for (double scale : {1.0, -2.5}) {
+    mul(intl_loss(z1, z2, 4, 0.05, IntlLossForm::spectral), scale).backward();
+    g.push_back(z1.grad().to_vector());
+    const std::vector<double> g2 = z2.grad().to_vector();
+    g.back().insert(g.back().end(), g2.begin(), g2.end());
+    z1.zero_grad();
+    z2.zero_grad();
+  }
+  for (size_t i = 0; i < g[0].size(); ++i) CHECK(g[1][i] == doctest::Approx(-2.5 * g[0][i]).epsilon(1e-12));
+}
+
+// Figure I(b): the target branch (crop 0 through the momentum network) is a constant of the loss, even when the
+// tensor handed in carries a graph.
+TEST_CASE("multi-crop with EMA: no gradient reaches the target") {
+  Tensor online = Tensor::randn({6, 9}, 23, 1, DType::f64).requires_grad_(true);
+  Tensor target = Tensor::randn({6, 9}, 23, 2, DType::f64).requires_grad_(true);
+  intl_multicrop_loss({online}, target, 4, 0.05).backward();
+  CHECK(online.grad().defined());
+  CHECK_FALSE(target.grad().defined());
 }
