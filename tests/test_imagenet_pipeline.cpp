@@ -403,3 +403,20 @@ TEST_CASE("TargetUpdater: both networks' parameters move by m(steps done); the t
   updater.copy_online();
   CHECK(values(model.target()->projector()) == online_p);
 }
+
+// The recipes an option left unset takes for the image-folder datasets, as --help prints them from the table the
+// run applies (the runs above check that it is applied): ImageNet-100 from Table C and the authors' code,
+// ImageNet from E.2.
+TEST_CASE("pretrain --help: the ImageNet-100 (Table C) and ImageNet (E.2) recipes") {
+  TempDir t;
+  std::string help;
+  REQUIRE(run_intl("pretrain --help", help, t / "help.txt") == 0);
+  for (const char* line : {"--arch resnet18 | resnet50", "--stem imagenet | imagenet",
+                           "--projector 4096,4096,8192 | 8192,8192,8192", "--zero-init-residual false | true",
+                           "--epochs 400 | 100", "--batch-size 128 | 256", "--weight-decay 2.5e-5 | 1e-5",
+                           "--decay-1d false | false", "--image-size 224 | 224", "--linear-epochs 100 | 100",
+                           "--eval-every 20 | 0", "--final-eval knn,linear | linear", "--precision bf16 | bf16"}) {
+    INFO(line);
+    CHECK(help.find(std::string("\n  ") + line + "\n") != std::string::npos);
+  }
+}

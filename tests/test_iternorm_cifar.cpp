@@ -91,6 +91,11 @@ TEST_CASE("iternorm-cifar: the paper's beta, --beta per T, and usage errors") {
   o = {};
   o.dataset = "imagenet";
   CHECK_THROWS_AS(studies::validate(o), UsageError);
+  o = {};
+  o.dim = 2;  // one eigenvalue of cov(Z) after centring over 2 features: no spectrum to flatten
+  CHECK_THROWS_WITH_AS(studies::validate(o), doctest::Contains("--dim must be >= 3"), UsageError);
+  o.dim = 3;
+  CHECK_NOTHROW(studies::validate(o));
 }
 
 TEST_CASE("iternorm-cifar, reduced: the trace loss leaves a flatter whitened spectrum at every T") {
@@ -308,6 +313,10 @@ TEST_CASE("iternorm-cifar stopped by SIGINT inside an epoch and resumed records 
   const results::Result b = results::load_result(stopped + "/RESULT.json");
   REQUIRE(a.runs.size() == 1);
   REQUIRE(b.runs.size() == 1);
+  // --knn-every 1: one 5-NN point per epoch, the last not evaluated twice; --linear-epochs 0: no linear probe.
+  CHECK(a.runs[0].curves.at("knn_top1").x == std::vector<double>{1, 2, 3, 4, 5, 6});
+  CHECK(a.runs[0].metrics.count("knn5_top1") == 1);
+  CHECK(a.runs[0].metrics.count("linear_top1") == 0);
   CHECK(a.runs[0].metrics == b.runs[0].metrics);
   for (const auto& [key, curve] : a.runs[0].curves) {
     if (key == "epoch_time_s") continue;  // wall-clock times, the one thing allowed to differ

@@ -21,6 +21,7 @@
 #include "losses/whitening.h"
 #include "results/result.h"
 #include "studies/whiten_instability.h"
+#include "train/checkpoint.h"
 #include "train/ssl_model.h"
 #include "train/trainer.h"
 #include "tests/intl_process.h"
@@ -174,6 +175,20 @@ TEST_CASE("whiten-instability, reduced: d > m crashes at once, d = m - 1 is ill-
   CHECK(small->metrics.at("min_log10_inv_cond") > -3);
   // d = m - 1 (full rank, as d = m is without centring): far worse conditioned than d << m.
   CHECK(edge->metrics.at("min_log10_inv_cond") < small->metrics.at("min_log10_inv_cond") - 2);
+  // Each run's summary is its curve's first, lowest and last points, and the iterations it trained.
+  for (const results::Run* run : {over, edge, small}) {
+    INFO(run->name);
+    const std::vector<double>& y = run->curves.at("log10_inv_cond").y;
+    REQUIRE(y.size() >= 1);
+    auto same = [](double a, double b) { return a == b || (std::isnan(a) && std::isnan(b)); };
+    double lowest = NAN;  // the lowest point, a NaN (a failed eigensolve) ignored
+    for (double v : y) lowest = std::isnan(lowest) || v < lowest ? v : lowest;
+    CHECK(same(run->metrics.at("initial_log10_inv_cond"), y.front()));
+    CHECK(same(run->metrics.at("final_log10_inv_cond"), y.back()));
+    CHECK(same(run->metrics.at("min_log10_inv_cond"), lowest));
+  }
+  CHECK(small->metrics.at("final_log10_inv_cond") != small->metrics.at("initial_log10_inv_cond"));
+  CHECK(small->metrics.at("iterations") == 24);
   // The file holds every curve and crash, and the figure is drawn.
   const results::Result saved = results::load_result((dir.path / "RESULT.json").string());
   CHECK(saved.header.study == "whiten-instability");
@@ -195,7 +210,7 @@ TEST_CASE("whiten-instability on an ImageNet-style folder (Figure IV(a)'s data p
   studies::WhitenInstabilityOptions o;
   o.d = {4};
   o.batch = 8;
-  o.iters = 3;
+  o.iters = 4;  // an epoch (3 steps) and one step: the last, partial epoch is trained
   o.warmup = 1;
   o.width = 2;
   o.hidden = 16;
@@ -206,10 +221,16 @@ TEST_CASE("whiten-instability on an ImageNet-style folder (Figure IV(a)'s data p
   o.device = "cpu";
   o.log_every = 1e9;
   o.out = (dir.path / "out").string();
+  o.checkpoints = true;
   const results::Result r = studies::run_whiten_instability(o);
   REQUIRE(r.runs.size() == 1);
-  CHECK(r.runs[0].curves.at("log10_inv_cond").y.size() == 3);
+  CHECK(r.runs[0].curves.at("log10_inv_cond").y.size() == 4);
+  CHECK(r.runs[0].metrics.at("iterations") == 4);
   CHECK(r.runs[0].first_event("crash") == nullptr);
+  // The network has the ImageNet stem (7x7 stride-2 convolution and max pool), and each run keeps one checkpoint.
+  const std::vector<std::string> kept = train::list_checkpoints((dir.path / "out/checkpoints/d_4_seed_0").string());
+  REQUIRE(kept.size() == 1);
+  CHECK(train::read_checkpoint_state(kept[0]).model.at("stem") == "imagenet");
 }
 
 TEST_CASE("whiten-instability: a run is a function of its own seed, not of the study's first seed") {
@@ -327,6 +348,11 @@ TEST_CASE("whiten-instability: options out of range are usage errors") {
   o = {};
   o.arch = "vgg";
   CHECK_THROWS_AS(studies::validate(o), UsageError);
+  o = {};
+  o.p = 1.5;
+  CHECK_THROWS_WITH_AS(studies::validate(o), doctest::Contains("--p must be in (0, 1]"), UsageError);
+  o.p = 1;
+  CHECK_NOTHROW(studies::validate(o));
 }
 
 TEST_CASE("whiten-instability: the paper's config file holds the defaults, the reduced one only known options") {
