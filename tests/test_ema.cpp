@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "engine/error.h"
@@ -68,6 +69,18 @@ TEST_CASE("EMA update: target = m target + (1 - m) online; buffers copied; m = 1
   CHECK(values(target.named_parameters()) == before);  // bitwise: m = 1 skips the arithmetic
   CHECK(target.named_buffers()[0].second.to_vector()[0] == 0.25);  // buffers left alone
 
+  // Just below 1 (the schedule's last steps), the target still moves, by (1 - m) (o - t).
+  online.named_parameters()[4].second.fill_(1.0);
+  target.named_parameters()[4].second.fill_(0.0);
+  ema.update(1.0 - 1e-9, false);
+  for (double v : target.named_parameters()[4].second.to_vector()) CHECK(std::abs(v - 1e-9) < 1e-15);
+
+  // Moving a module makes its parameters trainable again; an update leaves the target's untrainable.
+  target.to(Device::cpu);
+  REQUIRE(target.named_parameters()[0].second.requires_grad());
+  ema.update(0.5, false);
+  for (auto& [name, t] : target.named_parameters()) CHECK_FALSE(t.requires_grad());
+
   ema.update(0.0);  // m = 0: a copy
   for (size_t p = 0; p < o.size(); ++p) {
     const auto online_now = online.named_parameters()[p].second.to_vector();
@@ -90,7 +103,21 @@ TEST_CASE("EMA: copy_online starts the target as the online network; float32 upd
   for (size_t i = 0; i < t.size(); ++i) CHECK(t[i] == doctest::Approx(0.996 * before[i] + 0.004).epsilon(1e-6));
 }
 
+namespace {
+// Two parameters of the same shapes under names of its choosing.
+class Pair : public Module {
+ public:
+  Pair(const std::string& a, const std::string& b) {
+    register_parameter(a, Tensor::zeros({2}));
+    register_parameter(b, Tensor::zeros({3}));
+  }
+};
+}  // namespace
+
 TEST_CASE("EMA: modules that differ are refused, naming the tensor") {
+  Pair wu("w", "u"), wv("w", "v"), wu2("w", "u");
+  CHECK_THROWS_WITH_AS(EmaUpdater(wu, wv), doctest::Contains("parameters 1 is u online but v in the target"), Error);
+  CHECK_NOTHROW(EmaUpdater(wu, wu2));
   MLP online({3, 4, 2}, false, 1);
   MLP wider({3, 5, 2}, false, 1);
   MLP deeper({3, 4, 4, 2}, false, 1);

@@ -77,6 +77,17 @@ TEST_CASE("SGD steps every parameter with a gradient at once and leaves the othe
   CHECK(b.version() == vb);
 }
 
+TEST_CASE("Adam marks the parameters it steps changed, and only those") {
+  Tensor a = param({1.0, 2.0}), b = param({3.0});
+  Adam adam({{"a", a}, {"b", b}}, AdamOptions{});
+  set_grad(a, {1.0, -1.0});
+  const uint64_t va = a.version(), vb = b.version();
+  adam.step(0.1);
+  CHECK(a.version() != va);  // a convolution's cached weight layout keyed on the version must be rebuilt
+  CHECK(b.version() == vb);
+  CHECK(b.to_vector() == std::vector<double>{3.0});
+}
+
 TEST_CASE("Adam and AdamW first steps") {
   Tensor w = param({1.0});
   Adam adam({{"w", w}}, AdamOptions{0.9, 0.999, 1e-8, 0.0, false});

@@ -8,6 +8,9 @@
 #include <iomanip>
 #include <map>
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "engine/autograd.h"
 #include "engine/error.h"
@@ -131,6 +134,25 @@ TEST_CASE("ResNet parameter counts without fc match torchvision") {
   CHECK(r50.feature_dim() == 2048);
 }
 
+// torchvision's blocks per stage, read off the parameter names of narrow networks (at full width torchvision's
+// counts without fc are 21284672, 42500160 and 58143808; building those takes seconds).
+TEST_CASE("ResNet-34, -101 and -152 have torchvision's blocks per stage") {
+  const std::map<int, std::vector<int>> blocks = {{34, {3, 4, 6, 3}}, {101, {3, 4, 23, 3}}, {152, {3, 8, 36, 3}}};
+  for (const auto& [depth, per_stage] : blocks) {
+    CAPTURE(depth);
+    ResNetConfig c;
+    c.depth = depth;
+    c.base_width = 2;
+    const auto p = by_name(ResNet(c).named_parameters());
+    const std::string last_conv = depth == 34 ? ".conv2.weight" : ".conv3.weight";
+    for (int stage = 0; stage < 4; ++stage) {
+      const std::string layer = "layer" + std::to_string(stage + 1) + ".";
+      CHECK(p.count(layer + std::to_string(per_stage[size_t(stage)] - 1) + last_conv) == 1);
+      CHECK(p.count(layer + std::to_string(per_stage[size_t(stage)]) + ".conv1.weight") == 0);
+    }
+  }
+}
+
 TEST_CASE("ResNet names follow torchvision") {
   ResNetConfig c;
   c.depth = 50;
@@ -213,6 +235,9 @@ TEST_CASE("ResNet configuration errors name the accepted values") {
   ResNetConfig c;
   c.depth = 20;
   CHECK_THROWS_AS(ResNet{c}, UsageError);
+  c.depth = 18;
+  c.base_width = 0;
+  CHECK_THROWS_WITH_AS(ResNet{c}, doctest::Contains("base_width must be >= 1"), Error);
 }
 
 TEST_CASE("a narrow ResNet-18 fits a fixed tiny batch in a few SGD steps") {
@@ -252,9 +277,19 @@ TEST_CASE("projector: (Linear without bias, BN, ReLU) x 2, then Linear with bias
   CHECK(p.at("6.bias").shape() == Shape{2048});
   CHECK(proj->parameter_count() == 512 * 2048 + 2 * 2048 + 2048 * 2048 + 2 * 2048 + 2048 * 2048 + 2048);
   CHECK(by_name(proj->named_buffers()).count("4.running_var") == 1);
+  // torch.nn.BatchNorm1d's initial statistics: mean 0, variance 1, so a fresh projector in eval mode divides by
+  // sqrt(1 + eps) only.
+  for (const auto& [name, t] : proj->named_buffers()) {
+    INFO(name);
+    const std::vector<double> v = t.to_vector();
+    const double want = name.find("running_var") != std::string::npos ? 1.0 : 0.0;
+    for (double x : v) CHECK(x == want);
+  }
   auto small = make_projector(6, {5, 3}, 2);
   CHECK(small->forward(Tensor::randn({4, 6}, 1, 1)).shape() == Shape{4, 3});
   CHECK_THROWS_AS(make_projector(6, {}, 2), Error);
+  CHECK_THROWS_WITH_AS(make_projector(6, {5, 0}, 2), doctest::Contains("widths must be >= 1"), Error);
+  CHECK_THROWS_WITH_AS(make_projector(0, {5}, 2), doctest::Contains("input width must be >= 1"), Error);
 }
 
 // Seeding is part of the contract (runs must be reproducible across versions): a fixed seed and input give
