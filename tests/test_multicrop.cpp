@@ -180,6 +180,8 @@ TEST_CASE("evaluation view: Resize(256) sizes, CenterCrop with Python rounding")
   CHECK((h == 256 && w == 256));
   resized_shorter_side(100, 399, 256, h, w);
   CHECK(w == 1021);  // int(1021.44)
+  resized_shorter_side(375, 499, 256, h, w);
+  CHECK(w == 340);  // int(340.65): truncated, as torchvision's Resize, not rounded
   const CropBox box = center_crop_box(256, 341, 224);
   CHECK(box.top == 16);
   CHECK(box.left == 58);  // round(58.5) = 58, half to even

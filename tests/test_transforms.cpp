@@ -254,6 +254,10 @@ TEST_CASE("solarize: v >= 0.5 inverts, matching PIL's 8-bit threshold 128") {
   img = make_image(1, 1, 256, levels);
   solarize(img);
   for (int q = 0; q < 256; ++q) CHECK(std::lround(img.data[q] * 255.0f) == (q >= 128 ? 255 - q : q));
+  // torchvision's solarize inverts from the threshold itself (img >= threshold), whatever the threshold.
+  img = make_image(1, 1, 3, {0.2f, 0.25f, 0.3f});
+  solarize(img, 0.25f);
+  CHECK(img.data == std::vector<float>{0.2f, 0.75f, 0.7f});
 }
 
 TEST_CASE("normalize with the CIFAR statistics") {
