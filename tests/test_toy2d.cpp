@@ -213,6 +213,23 @@ TEST_CASE("toy2d: the grid gives T to iternorm and intl, p to st, beta to intl; 
   REQUIRE(g2.size() == 2);
   CHECK(g2[1].name == "iternorm T=5, init C=30, lr=0.05");
   CHECK(g2[1].init_cond == 30.0);
+  // Several betas multiply intl's runs only; every option with several values is named in the label.
+  o = {};
+  o.method = {"iternorm", "intl"};
+  o.T = {3};
+  o.beta = {0.05, 0.5};
+  o.init = {"well"};
+  o.epochs = {10, 20};
+  o.batch = {16, 32};
+  o.noise = {0.1, 0.2};
+  o.blobs = {4, 8};
+  const std::vector<RunSpec> g3 = expand_grid(o);
+  REQUIRE(g3.size() == 16 * (1 + 2));
+  CHECK(g3[0].name == "iternorm T=3, init well (C=2), epochs=10, batch=16, noise=0.1, blobs=4");
+  CHECK(g3[0].beta == 0.0);
+  CHECK(g3[1].name == "intl T=3 beta=0.05, init well (C=2), epochs=10, batch=16, noise=0.1, blobs=4");
+  CHECK(g3[2].name == "intl T=3 beta=0.5, init well (C=2), epochs=10, batch=16, noise=0.1, blobs=4");
+  CHECK(g3[3].name == "iternorm T=3, init well (C=2), epochs=10, batch=16, noise=0.1, blobs=8");
 }
 
 TEST_CASE("toy2d: every option's single value reaches its run (none left at its default)") {
@@ -545,4 +562,37 @@ TEST_CASE("intl run toy2d --T 5: the main job's numbers match the golden file") 
         CHECK(close(x, gv));
       }
   }
+}
+
+// At a tie the divided difference (f(l1) - f(l2)) / (l1 - l2) is 0 / 0; the backward takes f' there, which is
+// what the gradient of Phi = Sigma^-p is at Sigma = s I: dSigma = -p s^(-p-1) sym(dPhi).
+TEST_CASE("toy2d: the spectral transformation's backward at (and near) equal eigenvalues is f'") {
+  const Mat2 dphi{0.3, -0.7, 0.2, 1.1};
+  for (double p : {0.25, 0.5, 1.0}) {
+    CAPTURE(p);
+    const WhitenSpec spec{Method::st, 5, p};
+    for (const Mat2& sigma : {Mat2{2, 0, 0, 2}, Mat2{2, 0, 0, 2 + 1e-13}}) {
+      WhitenCache cache;
+      whiten_matrix_forward(spec, sigma, cache);
+      const Mat2 g = whiten_matrix_backward(spec, cache, dphi);
+      const double k = -p * std::pow(2.0, -p - 1);
+      CHECK(g.a == doctest::Approx(k * 0.3).epsilon(1e-9));
+      CHECK(g.b == doctest::Approx(k * -0.25).epsilon(1e-9));
+      CHECK(g.c == doctest::Approx(k * -0.25).epsilon(1e-9));
+      CHECK(g.d == doctest::Approx(k * 1.1).epsilon(1e-9));
+    }
+  }
+}
+
+TEST_CASE("toy2d: a singular covariance stops the spectral transformation and Cholesky whitening by name") {
+  const Mat2 singular{1, 1, 1, 1};  // rank 1: eigenvalues 2 and exactly 0
+  WhitenCache cache;
+  CHECK_THROWS_WITH_AS(whiten_matrix_forward(WhitenSpec{Method::st, 5, 0.5}, singular, cache),
+                       doctest::Contains("covariance is singular"), Error);
+  CHECK_THROWS_WITH_AS(whiten_matrix_forward(WhitenSpec{Method::zca, 5, 0.5}, singular, cache),
+                       doctest::Contains("covariance is singular"), Error);
+  CHECK_THROWS_WITH_AS(whiten_matrix_forward(WhitenSpec{Method::cholesky, 5, 0.5}, singular, cache),
+                       doctest::Contains("not positive definite"), Error);
+  CHECK_THROWS_WITH_AS(whiten_matrix_forward(WhitenSpec{Method::cholesky, 5, 0.5}, Mat2{0, 0, 0, 1}, cache),
+                       doctest::Contains("not positive definite"), Error);
 }
