@@ -173,6 +173,14 @@ TEST_CASE("configuration differences are flattened dotted keys") {
   CHECK(keys == std::vector<std::string>{"config.lr", "config.optimizer.momentum", "run.config.T"});
   CHECK(!c.config[1].values[0].has_value());
   CHECK(*c.config[1].values[1] == 0.9);
+  // The seed and a one-run file's run name are compared too: runs of other seeds or names say so.
+  b = a;
+  b.header.seed = 7;
+  b.runs[0].name = "s";
+  c = compare_results({a, b}, {"a", "b"}, DiffOptions{});
+  keys.clear();
+  for (const ConfigRow& row : c.config) keys.push_back(row.key);
+  CHECK(keys == std::vector<std::string>{"header.seed", "run.name"});
 }
 
 TEST_CASE("markdown output is a table ready to paste") {
@@ -525,4 +533,34 @@ TEST_CASE("an option marked required may come from --config") {
   CHECK(out == "intl: --data-dir is required (see 'intl pretrain --help')\n");
   CHECK(run_intl("eval knn --help", tmp.path, out) == 0);
   CHECK(out.find("--checkpoint TEXT REQUIRED") != std::string::npos);
+}
+
+// A pre-training's result has one run ("intl multicrop+ema"); the paper's ImageNet file has four. The one-run
+// file keeps its run name there, so its metric meets the paper's row of that run and no other.
+TEST_CASE("a one-run result meets the run of its name in a several-run file; --keys matches bare metric names") {
+  const Result paper = load_result(std::string(INTL_SOURCE_DIR) + "/experiments/paper/imagenet.json");
+  const Result mine = one_run("intl multicrop+ema", {{"linear_top1_100ep", 73.4}, {"knn5_top1", 60.0}});
+  DiffOptions o;
+  o.atol = 0.2;
+  const Comparison c = compare_results({paper, mine}, {"paper", "mine"}, o);
+  const MetricRow* row = find_row(c, "intl multicrop+ema/linear_top1_100ep");
+  REQUIRE(row != nullptr);
+  CHECK(row->compared);
+  CHECK(row->agree);  // |73.4 - 73.5| <= 0.2
+  CHECK(find_row(c, "linear_top1_100ep") == nullptr);
+  CHECK(c.compared == 1);
+  // A glob on the bare name selects that metric in every run of a several-run file.
+  o.key_patterns = {"linear_top1_8*"};
+  const Comparison picked = compare_results({paper, paper}, {"a", "b"}, o);
+  CHECK(picked.compared == 3);  // the three runs with an 800-epoch figure
+  CHECK(find_row(picked, "intl/linear_top1_800ep") != nullptr);
+  CHECK(find_row(picked, "intl/linear_top1_100ep") == nullptr);
+}
+
+// Every run writes RESULT.json: columns are named by the file's stem unless two files share it, then by path.
+TEST_CASE("column names: the file's stem, or its path where stems repeat") {
+  CHECK(column_names({"a/RESULT.json", "b/RESULT.json", "experiments/paper/cifar10.json"}) ==
+        std::vector<std::string>{"a/RESULT.json", "b/RESULT.json", "cifar10"});
+  CHECK(column_names({"runs/mine.json", "experiments/paper/cifar10.json"}) ==
+        std::vector<std::string>{"mine", "cifar10"});
 }
