@@ -564,3 +564,19 @@ TEST_CASE("column names: the file's stem, or its path where stems repeat") {
   CHECK(column_names({"runs/mine.json", "experiments/paper/cifar10.json"}) ==
         std::vector<std::string>{"mine", "cifar10"});
 }
+
+TEST_CASE("text report: signed differences, the relative one against |reference|, and each row's status") {
+  Result a = one_run("r", {{"acc", -50}, {"zero", 0}, {"only", 3}});
+  Result b = one_run("r", {{"acc", -40}, {"zero", 1}});
+  const std::string two = format_comparison(compare_results({a, b}, {"a", "b"}, DiffOptions{}), "text");
+  INFO(two);
+  // Numbers right-aligned, words left; rel = 100 (b - a) / |a|, none against a zero reference.
+  CHECK(two.find("\n  metric   a   b b - a  rel status\n"
+                 "  acc    -50 -40   +10 +20% DIFFERS\n"
+                 "  only     3   -     -    - only in a (not compared)\n"
+                 "  zero     0   1    +1    - DIFFERS\n") != std::string::npos);
+  Result c = one_run("r", {{"zero", 0}});
+  const std::string three = format_comparison(compare_results({a, b, c}, {"a", "b", "c"}, DiffOptions{}), "text");
+  INFO(three);
+  CHECK(three.find("  acc    -50 -40 -   +10     - DIFFERS; missing in c\n") != std::string::npos);
+}
