@@ -295,3 +295,36 @@ TEST_CASE("intl plot refuses an output that is an input or not .svg; --out DIR a
   CHECK(run_intl("plot '" + result + "' --config '" + (dir / "seed.json").string() + "'", dir, out) == 2);
   CHECK(out.find("sets 'seed', which is not an option of 'intl plot'") != std::string::npos);
 }
+
+TEST_CASE("crash markers sit on the last finite point at or before the crash; colours and the crash table") {
+  // Figure III: the marker is on cov(Zhat)'s smaller eigenvalue, the curve that collapses.
+  const Result toy = toy2d_result();
+  const Figure f = study_figure({toy});
+  REQUIRE(f.panels.size() == 2);
+  REQUIRE(f.panels[1].markers.size() == 1);
+  CHECK(f.panels[1].markers[0].x == 6);
+  CHECK(f.panels[1].markers[0].y == toy.runs[1].curves.at("zhat_eig_min").y[6]);
+  // Overlaid files keep their own colours: file 0 the pairs 0 and 1, file 1 the pairs 2 and 3.
+  const Figure both = study_figure({toy, toy}, {"a", "b"});
+  std::vector<int> colors;
+  for (const Series& s : both.panels[0].series) colors.push_back(s.color);
+  CHECK(colors == std::vector<int>{0, 1, 0, 1, 2, 3, 2, 3});
+
+  // Figure IV: points recorded after the crash step do not carry the marker; one run per d, no crash table.
+  Result r;
+  r.header.study = "whiten-instability";
+  for (int d : {64, 1024}) {
+    Run run;
+    run.name = "d=" + std::to_string(d) + " seed=0";
+    run.config = {{"d", d}, {"seed", 0}};
+    run.curves["log10_inv_cond"] = Curve{"iteration", {0, 1, 2, 3, 4}, {-2, -2.5, -3, -3.5, -4}};
+    if (d > 512) run.events.push_back({"crash", 2, "eigensolver failed", intl::results::json::object()});
+    r.runs.push_back(run);
+  }
+  const Figure g = study_figure({r});
+  REQUIRE(g.panels.size() == 1);
+  REQUIRE(g.panels[0].markers.size() == 1);
+  CHECK(g.panels[0].markers[0].x == 2);
+  CHECK(g.panels[0].markers[0].y == -3);
+  CHECK(g.panels[0].notes.empty());
+}
