@@ -291,6 +291,38 @@ TEST_CASE("intl plot refuses an output that is an input or not .svg; --out DIR a
   std::ofstream(dir / "plot.json") << R"({"columns": 1, "out": ")" << (dir / "cfg").string() << "\"}";
   CHECK(run_intl("plot '" + result + "' --config '" + (dir / "plot.json").string() + "'", dir, out) == 0);
   CHECK(fs::exists(dir / "cfg" / "X.svg"));
+  // --columns 1 lays out both figures (two panels each: with the initial outputs the data figure has two)
+  // otherwise than the default of up to 3 a row.
+  Result two_panels = toy2d_result();
+  two_panels.runs[0].arrays["initial_output"] = intl::results::Array::matrix(2, {0.5, 1, -1, 2});
+  const std::string w = (dir / "W.json").string();
+  intl::results::save_result(two_panels, w);
+  CHECK(run_intl("plot '" + w + "' --out '" + (dir / "wide").string() + "'", dir, out) == 0);
+  CHECK(run_intl("plot '" + w + "' --columns 1 --out '" + (dir / "tall").string() + "'", dir, out) == 0);
+  CHECK(read_text(dir / "tall" / "W.svg") != read_text(dir / "wide" / "W.svg"));
+  CHECK(read_text(dir / "tall" / "W-data.svg") != read_text(dir / "wide" / "W-data.svg"));
+  // Without -o or --out the figures go beside the first file, wherever the command runs.
+  fs::create_directories(dir / "beside");
+  const std::string moved = (dir / "beside" / "X.json").string();
+  fs::copy_file(result, moved);
+  CHECK(run_intl("plot '" + moved + "'", dir, out) == 0);
+  CHECK(fs::exists(dir / "beside" / "X.svg"));
+  CHECK(fs::exists(dir / "beside" / "X-data.svg"));
+  // The data figure's path is checked too: -o Y.svg would write Y-data.svg over an input of that name.
+  const std::string data_named = (dir / "Y-data.svg").string();
+  fs::copy_file(result, data_named);
+  CHECK(run_intl("plot '" + data_named + "' -o '" + (dir / "Y.svg").string() + "'", dir, out) == 2);
+  CHECK(out.find("is the input file '" + data_named + "'") != std::string::npos);
+  // The extension's case does not matter.
+  CHECK(run_intl("plot '" + result + "' -o '" + (dir / "upper.SVG").string() + "'", dir, out) == 0);
+  CHECK(fs::exists(dir / "upper.SVG"));
+  // Overlaid files: legend entries start with each file's column name.
+  const std::string second = (dir / "Z.json").string();
+  fs::copy_file(result, second);
+  CHECK(run_intl("plot '" + result + "' '" + second + "' -o '" + (dir / "both.svg").string() + "'", dir, out) == 0);
+  const std::string both = read_text(dir / "both.svg");
+  CHECK(both.find(">X: ") != std::string::npos);
+  CHECK(both.find(">Z: ") != std::string::npos);
   std::ofstream(dir / "seed.json") << R"({"seed": 3})";
   CHECK(run_intl("plot '" + result + "' --config '" + (dir / "seed.json").string() + "'", dir, out) == 2);
   CHECK(out.find("sets 'seed', which is not an option of 'intl plot'") != std::string::npos);
