@@ -175,6 +175,16 @@ TEST_CASE("the y axis is log10 when positive values span more than two decades, 
   CHECK(uses_log_axis(c));
   CHECK(linear_ticks(0, 6000, 6) == std::vector<double>{0, 1000, 2000, 3000, 4000, 5000, 6000});
   CHECK(linear_ticks(-0.3, 0.9, 6) == std::vector<double>{-0.4, -0.2, 0, 0.2, 0.4, 0.6, 0.8, 1.0});
+  // Steps of 1, 2, 5 or 10 times a power of ten: 45 / 6 = 7.5 rounds up to 10; a single value gets a unit range.
+  CHECK(linear_ticks(0, 45, 6) == std::vector<double>{0, 10, 20, 30, 40, 50});
+  CHECK(linear_ticks(3, 3, 6) == std::vector<double>{3, 4});
+  // Exactly two decades stay linear; a marker's value counts as the series' do.
+  c = Chart{};
+  c.series.push_back(Series{"a", {0, 1}, {1, 100}});
+  CHECK(!uses_log_axis(c));
+  c.series[0].y = {1, 10};
+  c.markers.push_back(Marker{1, 1e-4, 0, "crash", ""});
+  CHECK(uses_log_axis(c));
 }
 
 TEST_CASE("a chart of only non-finite values still renders a valid, finite SVG") {
