@@ -41,6 +41,17 @@ Tensor data_with_spectrum(const std::vector<double>& lambda, int64_t m) {
   return matmul(mul(q, reshape(Tensor::from_vector(sq, {d}, DType::f64), {1, d})), rot);
 }
 
+// Backpropagates `loss` and returns dL/dz1 followed by dL/dz2, leaving both gradients cleared for the next loss.
+std::vector<double> view_gradients(const Tensor& loss, Tensor& z1, Tensor& z2) {
+  loss.backward();
+  std::vector<double> g = z1.grad().to_vector();
+  const std::vector<double> g2 = z2.grad().to_vector();
+  g.insert(g.end(), g2.begin(), g2.end());
+  z1.zero_grad();
+  z2.zero_grad();
+  return g;
+}
+
 std::vector<double> cov_eigenvalues(const Tensor& z) {
   return eigh(center_and_covariance(z, WhitenAxis::batch).sigma).values.to_vector();
 }
@@ -251,13 +262,8 @@ TEST_CASE("the spectral and Newton forms agree on a sample whose embedding is co
   std::vector<double> values;
   for (const char* form : {"newton", "spectral"}) {
     Tensor loss = intl_loss(z1, z2, 4, 0.05, parse_intl_loss_form(form));
-    loss.backward();
     values.push_back(loss.item());
-    grads.push_back(z1.grad().to_vector());
-    const std::vector<double> g2 = z2.grad().to_vector();
-    grads.back().insert(grads.back().end(), g2.begin(), g2.end());
-    z1.zero_grad();
-    z2.zero_grad();
+    grads.push_back(view_gradients(loss, z1, z2));
   }
   CHECK(values[1] == doctest::Approx(values[0]).epsilon(1e-10));
   double err = 0, scale = 0;
@@ -336,14 +342,8 @@ TEST_CASE("the spectral INTL loss's gradient scales with the incoming gradient, 
   Tensor z1 = Tensor::randn({8, 12}, 19, 1, DType::f64).requires_grad_(true);
   Tensor z2 = Tensor::randn({8, 12}, 19, 2, DType::f64).requires_grad_(true);
   std::vector<std::vector<double>> g;
-  for (double scale : {1.0, -2.5}) {
-    mul(intl_loss(z1, z2, 4, 0.05, IntlLossForm::spectral), scale).backward();
-    g.push_back(z1.grad().to_vector());
-    const std::vector<double> g2 = z2.grad().to_vector();
-    g.back().insert(g.back().end(), g2.begin(), g2.end());
-    z1.zero_grad();
-    z2.zero_grad();
-  }
+  for (double scale : {1.0, -2.5})
+    g.push_back(view_gradients(mul(intl_loss(z1, z2, 4, 0.05, IntlLossForm::spectral), scale), z1, z2));
   for (size_t i = 0; i < g[0].size(); ++i) CHECK(g[1][i] == doctest::Approx(-2.5 * g[0][i]).epsilon(1e-12));
 }
 
