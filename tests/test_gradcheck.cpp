@@ -268,3 +268,24 @@ TEST_CASE("matmul with an inner extent of 0 is zero in both dtypes") {
     CHECK(z.to_vector() == std::vector<double>(10, 1.0));  // the bias alone
   }
 }
+
+// Finite differences cannot see a constant: batch_norm_1d in training without gamma or beta is checked by value,
+// every column at mean 0 and (biased) variance 1 (eps 0 here).
+TEST_CASE("batch_norm_1d without gamma or beta standardises each column") {
+  const Tensor x = rnd({6, 3}, 1, 3.0, 2.0);
+  const Tensor y = batch_norm_1d(x, Tensor(), Tensor(), Tensor(), Tensor(), true, 0.1, 0.0);
+  const std::vector<double> m = mean(y, {0}).to_vector(), v = mean(square(y), {0}).to_vector();
+  for (size_t j = 0; j < 3; ++j) {
+    CHECK(m[j] == doctest::Approx(0.0).epsilon(1e-12).scale(1.0));
+    CHECK(v[j] == doctest::Approx(1.0).epsilon(1e-12));
+  }
+}
+
+// As PyTorch's: abs has gradient sign(x), and 0 at 0 (no finite difference is taken at the kink).
+TEST_CASE("abs passes gradient sign(x), zero at zero") {
+  Tensor x = Tensor::from_vector({-2.0, 0.0, 3.0}, {3}, DType::f64);
+  x.requires_grad_(true);
+  sum(abs(x)).backward();
+  REQUIRE(x.grad().defined());
+  CHECK(x.grad().to_vector() == std::vector<double>{-1.0, 0.0, 1.0});
+}
