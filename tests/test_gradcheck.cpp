@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "engine/backend.h"
 #include "losses/intl_loss.h"
 #include "losses/whitening.h"
 
@@ -220,6 +221,26 @@ TEST_CASE("softmax cross-entropy names a label outside the classes") {
                       ("softmax_cross_entropy: label " + std::to_string(bad) +
                        " of row 2 is outside the 4 classes of the logits").c_str());
   }
+}
+
+// The row maximum is subtracted before exp: logits a thousand apart give the exact loss, not inf or NaN.
+TEST_CASE("softmax cross-entropy is exact at logits far apart") {
+  const Tensor logits = Tensor::from_vector({1000, 0, -1000, 0, 1000, -1000}, {2, 3}, DType::f64);
+  CHECK(softmax_cross_entropy(logits, Tensor::from_vector({1, 1}, {2}, DType::i64)).item() == doctest::Approx(500.0));
+  CHECK(softmax_cross_entropy(logits, Tensor::from_vector({2, 2}, {2}, DType::i64)).item() == doctest::Approx(2000.0));
+}
+
+// The kernel itself (which the CUDA path reaches without the host-side label check) makes an out-of-range
+// label's row NaN, and reads nothing outside the row.
+TEST_CASE("the softmax cross-entropy kernel gives NaN for a label outside the classes") {
+  const Tensor logits = rnd({3, 4}, 1);
+  const Tensor labels = Tensor::from_vector({4, -1, 2}, {3}, DType::i64);
+  const Tensor loss = Tensor::empty({3}, DType::f64);
+  backend(Device::cpu).softmax_xent(logits, labels, loss, Tensor());
+  const std::vector<double> l = loss.to_vector();
+  CHECK(std::isnan(l[0]));
+  CHECK(std::isnan(l[1]));
+  CHECK(std::isfinite(l[2]));
 }
 
 // Parameters of another dtype were read as raw memory of the input's (a float32 weight read as float64 ran past
