@@ -348,6 +348,72 @@ TEST_CASE("pooling float kernels match double") {
   CHECK(relative_error(gdxf, gdx) <= 1e-6);
 }
 
+// The backward kernels write dx = beta dx + gradient: beta 0 overwrites (even a NaN), other betas scale what is
+// there. Float and double share the template, so the oracle here is the beta = 0 result, not the other dtype.
+TEST_CASE("pooling backward kernels scale what dx holds by beta, and beta 0 overwrites it") {
+  const Pool2dShape s{2, 3, 5, 5, 3, 2, 1};
+  const size_t nx = size_t(s.n) * s.h * s.w * s.c, ny = size_t(s.n) * s.h_out() * s.w_out() * s.c;
+  const auto x = random_values(nx, 61), dy = random_values(ny, 62), acc = random_values(nx, 63);
+  std::vector<double> y(ny);
+  std::vector<int32_t> idx(ny);
+  maxpool2d_forward(s, x.data(), y.data(), idx.data());
+  std::vector<double> fresh(nx, std::nan(""));
+  maxpool2d_backward(s, dy.data(), idx.data(), fresh.data(), 0.0);
+  for (const double v : fresh) REQUIRE(std::isfinite(v));
+  for (const double beta : {0.5, 1.0, -2.0}) {
+    CAPTURE(beta);
+    std::vector<double> dx = acc;
+    maxpool2d_backward(s, dy.data(), idx.data(), dx.data(), beta);
+    for (size_t i = 0; i < nx; ++i) CHECK(dx[i] == doctest::Approx(beta * acc[i] + fresh[i]));
+  }
+
+  const NhwcShape g{2, 3, 4, 5};
+  const size_t gx = size_t(g.rows()) * g.c, gy = size_t(g.n) * g.c;
+  const auto gdy = random_values(gy, 64), gacc = random_values(gx, 65);
+  std::vector<double> gfresh(gx, std::nan(""));
+  avgpool2d_global_backward(g, gdy.data(), gfresh.data(), 0.0);
+  for (size_t i = 0; i < gx; ++i) REQUIRE(gfresh[i] == doctest::Approx(gdy[(i / (12 * 5)) * 5 + i % 5] / 12.0));
+  for (const double beta : {0.5, 1.0, -2.0}) {
+    CAPTURE(beta);
+    std::vector<double> dx = gacc;
+    avgpool2d_global_backward(g, gdy.data(), dx.data(), beta);
+    for (size_t i = 0; i < gx; ++i) CHECK(dx[i] == doctest::Approx(beta * gacc[i] + gfresh[i]));
+  }
+}
+
+// Without an argmax buffer (a forward that will not be differentiated) max pooling gives the same values,
+// a NaN in a window included (it propagates, as in PyTorch).
+TEST_CASE("max pooling without an argmax buffer gives the same values, NaN included") {
+  const Pool2dShape s{1, 2, 4, 4, 2, 2, 0};
+  auto x = random_values(size_t(s.n) * s.h * s.w * s.c, 66);
+  x[2 * 4 * 2 + 1] = std::nan("");  // row 2, column 0, channel 1: the window at output (1, 0)
+  const size_t ny = size_t(s.h_out()) * s.w_out() * s.c;
+  std::vector<double> with(ny), without(ny);
+  std::vector<int32_t> idx(ny);
+  maxpool2d_forward(s, x.data(), with.data(), idx.data());
+  maxpool2d_forward(s, x.data(), without.data(), static_cast<int32_t*>(nullptr));
+  for (size_t i = 0; i < ny; ++i) {
+    CAPTURE(i);
+    if (i == (1 * 2 + 0) * 2 + 1) {
+      CHECK(std::isnan(with[i]));
+      CHECK(std::isnan(without[i]));
+    } else {
+      CHECK(std::isfinite(with[i]));
+      CHECK(without[i] == with[i]);
+    }
+  }
+}
+
+// Padding beyond half the window would make a window of padding only: refused, as PyTorch does.
+TEST_CASE("max pooling refuses padding over half the kernel") {
+  const Pool2dShape s{1, 1, 4, 4, 3, 1, 2};
+  std::vector<double> x(16, 0.0), y(size_t(s.h_out()) * s.w_out());
+  std::vector<int32_t> idx(y.size());
+  CHECK_THROWS_WITH(maxpool2d_forward(s, x.data(), y.data(), idx.data()),
+                    "maxpool2d: invalid shape (n 1, c 1, h 4, w 4, kernel 3, stride 1, pad 2; pad must be at most "
+                    "kernel / 2)");
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Gradient checks of the double references: loss = sum(y * r) for a fixed random r, so dL/dy = r.
 
