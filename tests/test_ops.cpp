@@ -70,3 +70,16 @@ TEST_CASE("batch_norm_1d in training bumps the versions of both running statisti
   CHECK(rm.version() == m1);
   CHECK(rv.version() == v1);
 }
+
+// out = alpha a b + beta out; with an inner extent of 0 the product vanishes and out is scaled by beta.
+TEST_CASE("matmul_out with an empty inner extent scales the output by beta") {
+  for (const double beta : {0.0, 0.5, 1.0}) {
+    CAPTURE(beta);
+    const Tensor out = Tensor::full({2, 3}, 4.0, DType::f64);
+    matmul_out(Tensor::zeros({2, 0}, DType::f64), Tensor::zeros({0, 3}, DType::f64), out, 1.0, beta);
+    CHECK(out.to_vector() == std::vector<double>(6, 4.0 * beta));
+  }
+  const Tensor out = Tensor::full({2, 2}, 1.0, DType::f64);
+  matmul_out(iota({2, 3}), iota({3, 2}), out, 2.0, 0.5);
+  CHECK(out.to_vector() == std::vector<double>{20.5, 26.5, 56.5, 80.5});
+}
