@@ -348,6 +348,38 @@ TEST_CASE("pooling float kernels match double") {
   CHECK(relative_error(gdxf, gdx) <= 1e-6);
 }
 
+// Each output of the backward kernels is optional: asking for dbeta alone (a frozen gamma) still fills it, and
+// leaves the outputs not asked for alone.
+TEST_CASE("batchnorm2d backward kernels fill dbeta when dgamma is not asked for") {
+  const NhwcShape s{2, 3, 3, 4};
+  const size_t n = size_t(s.rows()) * s.c, c = size_t(s.c);
+  const auto x = random_values(n, 71), dy = random_values(n, 72), gamma = random_values(c, 73, 0.5, 2.0);
+  const auto rm = random_values(c, 74), rv = random_values(c, 75, 0.5, 2.0);
+  const auto xf = to_float(x), dyf = to_float(dy), gf = to_float(gamma), rmf = to_float(rm), rvf = to_float(rv);
+  std::vector<double> sums(c, 0.0);
+  for (size_t i = 0; i < n; ++i) sums[i % c] += dy[i];
+  std::vector<float> mean(c), invstd(c), y(n);
+  batchnorm2d_forward_train(s, xf.data(), gf.data(), nullptr, nullptr, false, 1e-5f, 0.1f, y.data(), mean.data(),
+                            invstd.data(), nullptr, nullptr);
+  std::vector<float> dbeta(c, -1.f);
+  batchnorm2d_backward_train(s, xf.data(), nullptr, dyf.data(), gf.data(), mean.data(), invstd.data(), nullptr,
+                             nullptr, dbeta.data(), nullptr, 0.f);
+  CHECK(relative_error(dbeta, sums) <= 1e-6);
+  dbeta.assign(c, -1.f);
+  batchnorm2d_backward_eval(s, xf.data(), nullptr, dyf.data(), gf.data(), rmf.data(), rvf.data(), 1e-5f, nullptr,
+                            nullptr, dbeta.data(), nullptr, 0.f);
+  CHECK(relative_error(dbeta, sums) <= 1e-6);
+  // dresidual alone (the block's shortcut), in evaluation: the gradient reaching the output, as it is.
+  std::vector<float> dres(n, -1.f);
+  batchnorm2d_backward_eval(s, xf.data(), nullptr, dyf.data(), gf.data(), rmf.data(), rvf.data(), 1e-5f, nullptr,
+                            nullptr, nullptr, dres.data(), 0.f);
+  CHECK(relative_error(dres, dy) <= 1e-7);
+  dres.assign(n, -1.f);
+  batchnorm2d_backward_train(s, xf.data(), nullptr, dyf.data(), gf.data(), mean.data(), invstd.data(), nullptr,
+                             nullptr, nullptr, dres.data(), 0.f);
+  CHECK(relative_error(dres, dy) <= 1e-7);
+}
+
 // The backward kernels write dx = beta dx + gradient: beta 0 overwrites (even a NaN), other betas scale what is
 // there. Float and double share the template, so the oracle here is the beta = 0 result, not the other dtype.
 TEST_CASE("pooling backward kernels scale what dx holds by beta, and beta 0 overwrites it") {

@@ -83,3 +83,21 @@ TEST_CASE("matmul_out with an empty inner extent scales the output by beta") {
   matmul_out(iota({2, 3}), iota({3, 2}), out, 2.0, 0.5);
   CHECK(out.to_vector() == std::vector<double>{20.5, 26.5, 56.5, 80.5});
 }
+
+// The solver reads only L's lower triangle, so the upper triangle of a full matrix passed as L gets no gradient.
+TEST_CASE("triangular_solve's gradient reaches only the lower triangle of L") {
+  for (const bool transposed : {false, true}) {
+    CAPTURE(transposed);
+    Tensor l = Tensor::from_vector({2, 7, 7, 1, 3, 7, -1, 2, 4}, {3, 3}, DType::f64);  // 7s: never read
+    l.requires_grad_(true);
+    const Tensor b = iota({3, 2});
+    sum(triangular_solve(l, b, transposed)).backward();
+    REQUIRE(l.grad().defined());
+    const std::vector<double> g = l.grad().to_vector();
+    CHECK(g[1] == 0.0);
+    CHECK(g[2] == 0.0);
+    CHECK(g[5] == 0.0);
+    CHECK(g[0] != 0.0);
+    CHECK(g[3] != 0.0);
+  }
+}
