@@ -35,12 +35,12 @@ size_t utf8_length(const std::string& s) {
   return size_t(std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
 }
 
-// At most n characters, never splitting a multi-byte one; "..." marks a cut.
+// The first n characters, never splitting a multi-byte one, and "..." to mark the cut.
 std::string utf8_truncate(const std::string& s, size_t n) {
   if (utf8_length(s) <= n) return s;
   size_t chars = 0, i = 0;
-  for (; i < s.size(); ++i)
-    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80 && chars++ == n - 1) break;
+  for (; i < s.size(); ++i)  // i stops at the first byte of character n + 1
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80 && chars++ == n) break;
   return s.substr(0, i) + "...";
 }
 

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -369,4 +370,112 @@ TEST_CASE("crash markers sit on the last finite point at or before the crash; co
   CHECK(g.panels[0].markers[0].x == 2);
   CHECK(g.panels[0].markers[0].y == -3);
   CHECK(g.panels[0].notes.empty());
+}
+
+namespace {
+// A one-panel figure of one short line per label (a legend of `labels`).
+Figure legend_figure(const std::vector<std::string>& labels) {
+  Chart c;
+  for (size_t i = 0; i < labels.size(); ++i) c.series.push_back({labels[i], {0, 1}, {double(i), double(i) + 1}});
+  Figure f;
+  f.panels.push_back(c);
+  return f;
+}
+
+// The texts of the <text> elements, in order.
+std::vector<std::string> texts(const std::string& svg) {
+  static const std::regex text(R"re(<text[^>]*>([^<]*)</text>)re");
+  std::vector<std::string> out;
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), text); it != std::sregex_iterator(); ++it)
+    out.push_back((*it)[1]);
+  return out;
+}
+
+bool has(const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
+}  // namespace
+
+TEST_CASE("xml_escape escapes the five XML characters and drops the control characters XML forbids") {
+  CHECK(xml_escape("a<b & 'c' > \"d\"") == "a&lt;b &amp; &apos;c&apos; &gt; &quot;d&quot;");
+  CHECK(xml_escape(std::string("x\x01y\x1f") + "\tz\n") == "xy\tz\n");
+  CHECK(xml_escape("d=1024 \xc3\xa9t\xc3\xa9") == "d=1024 \xc3\xa9t\xc3\xa9");  // UTF-8 passes as it is
+}
+
+// Legend labels keep their first 36 characters, counted as characters (a UTF-8 sequence is one), and "..." marks
+// a cut (the legend's width allows 39). The cut kept 35 before.
+TEST_CASE("legend labels are cut at 36 characters, not bytes") {
+  std::string accents;
+  for (int i = 0; i < 30; ++i) accents += "\xc3\xa9";  // 30 characters, 60 bytes
+  const std::vector<std::string> t =
+      texts(render_svg(legend_figure({accents, std::string(36, 'a'), std::string(40, 'b')})));
+  CHECK(has(t, accents));
+  CHECK(has(t, std::string(36, 'a')));
+  CHECK(has(t, std::string(36, 'b') + "..."));
+  std::string long_accents, cut;
+  for (int i = 0; i < 40; ++i) long_accents += "\xc3\xa9";
+  for (int i = 0; i < 36; ++i) cut += "\xc3\xa9";
+  CHECK(has(texts(render_svg(legend_figure({long_accents}))), cut + "..."));
+}
+
+// The legend lists what fits the plot's height (19 lines of a 340-pixel panel) and counts the rest.
+TEST_CASE("a legend longer than the panel ends with how many entries are left out") {
+  std::vector<std::string> labels;
+  for (int i = 0; i < 25; ++i) labels.push_back("run " + std::to_string(i));
+  const std::vector<std::string> fits = texts(render_svg(legend_figure({labels.begin(), labels.begin() + 19})));
+  CHECK(has(fits, "run 18"));
+  CHECK(std::none_of(fits.begin(), fits.end(), [](const std::string& s) { return s.find("more") != std::string::npos; }));
+  const std::vector<std::string> over = texts(render_svg(legend_figure(labels)));
+  CHECK(has(over, "run 17"));
+  CHECK_FALSE(has(over, "run 18"));
+  CHECK(has(over, "+ 7 more"));
+}
+
+// Panels fill at most three columns by default; rows grow with the panel count and with the notes under a chart.
+TEST_CASE("a figure's size follows its panels, columns and notes") {
+  auto size_of = [](const Figure& f) {
+    const std::string svg = render_svg(f);
+    std::smatch m;
+    REQUIRE(std::regex_search(svg, m, std::regex(R"re(<svg [^>]*width="([0-9.]+)" height="([0-9.]+)")re")));
+    return std::pair<double, double>{std::stod(m[1]), std::stod(m[2])};
+  };
+  Figure f = legend_figure({"a"});
+  f.panels.resize(4, f.panels[0]);
+  CHECK(size_of(f) == std::pair<double, double>{3 * 560.0, 2 * 340.0});
+  f.columns = 4;
+  CHECK(size_of(f) == std::pair<double, double>{4 * 560.0, 340.0});
+  f.columns = 0;
+  f.panels[2].notes = {"crashes:", "d=1024: 2 of 3"};
+  f.title = "Figure";
+  CHECK(size_of(f) == std::pair<double, double>{3 * 560.0, 28 + 2 * (340.0 + 2 * 14)});
+}
+
+// A series' colour index picks its palette colour (negative indices wrap from the end); markers sharing a legend
+// text share one entry.
+TEST_CASE("series and marker colours, and one legend entry per marker legend") {
+  Chart c;
+  c.series.push_back({"red", {0, 1}, {0, 1}});
+  c.series.back().color = 3;
+  c.series.push_back({"blue", {0, 1}, {1, 2}});
+  for (int i = 0; i < 3; ++i) c.markers.push_back({double(i) / 2, 1.0, -1, "crash", "run " + std::to_string(i)});
+  Figure f;
+  f.panels.push_back(c);
+  const std::string svg = render_svg(f);
+  CHECK(count(svg, "<path class=\"series\" d=\"M") == 2);
+  CHECK(svg.find("stroke=\"#d62728\" stroke-width=\"1.6\"") != std::string::npos);  // palette[3]
+  CHECK(svg.find("stroke=\"#ff7f0e\" stroke-width=\"1.6\"") != std::string::npos);  // the second series: palette[1]
+  CHECK(count(svg, "<g class=\"marker\" stroke=\"#17becf\"") == 3);                 // -1: palette[9]
+  const std::vector<std::string> t = texts(svg);
+  CHECK(std::count(t.begin(), t.end(), "crash") == 1);
+}
+
+// On a log axis of at most two decades the 2 and 5 multiples are labelled, none beyond the top decade.
+TEST_CASE("a log axis of two decades labels 2 and 5 times each power inside it only") {
+  Chart c;
+  c.y_scale = YScale::log10;
+  c.series.push_back({"", {0, 1, 2}, {1, 10, 100}});
+  Figure f;
+  f.panels.push_back(c);
+  const std::vector<std::string> t = texts(render_svg(f));
+  for (const char* label : {"2", "5", "20", "50"}) CHECK(has(t, label));
+  CHECK_FALSE(has(t, "200"));
+  CHECK_FALSE(has(t, "500"));
 }
