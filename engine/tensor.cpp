@@ -125,10 +125,9 @@ Tensor Tensor::rand(const Shape& shape, double lo, double hi, uint64_t seed, uin
 }
 
 int64_t Tensor::size(int64_t axis) const {
-  const int64_t d = dim();
-  if (axis < 0) axis += d;
-  INTL_CHECK(axis >= 0 && axis < d, "axis " + std::to_string(axis) + " out of range for shape " + shape_str(shape()));
-  return impl_->shape[size_t(axis)];
+  const int64_t d = dim(), a = axis < 0 ? axis + d : axis;
+  INTL_CHECK(a >= 0 && a < d, "axis " + std::to_string(axis) + " out of range for shape " + shape_str(shape()));
+  return impl_->shape[size_t(a)];
 }
 
 bool Tensor::is_contiguous() const {

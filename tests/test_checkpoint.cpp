@@ -170,6 +170,13 @@ TEST_CASE("checkpoint names sort by position; pruning keeps the newest and remov
   CHECK(!fs::exists(dir / "ckpt-e0003-s000002.safetensors.tmp"));
   CHECK(fs::exists(dir / "notes.txt"));
   CHECK(latest_checkpoint((dir.path / "missing").string()).empty());
+  // A folder that happens to carry a checkpoint's name is not one; keeping none is refused.
+  fs::create_directory(dir / "ckpt-e0099.safetensors");
+  CHECK(fs::path(latest_checkpoint(dir.path.string())).filename() == "ckpt-e0010.safetensors");
+  CHECK(list_checkpoints(dir.path.string()).size() == 2);
+  CHECK_THROWS_WITH(prune_checkpoints(dir.path.string(), 0),
+                    "--keep must be at least 1 (the newest checkpoint is always kept), found 0");
+  CHECK(list_checkpoints(dir.path.string()).size() == 2);
 }
 
 TEST_CASE("recipe differences name the keys") {

@@ -101,3 +101,21 @@ TEST_CASE("triangular_solve's gradient reaches only the lower triangle of L") {
     CHECK(g[3] != 0.0);
   }
 }
+
+TEST_CASE("size takes negative axes and names an axis out of range as given; item needs one element") {
+  const Tensor x = iota({3, 4});
+  CHECK(x.size(-1) == 4);
+  CHECK(x.size(-2) == 3);
+  CHECK_THROWS_WITH(x.size(-3), "axis -3 out of range for shape (3, 4)");
+  CHECK_THROWS_WITH(x.size(2), "axis 2 out of range for shape (3, 4)");
+  CHECK(iota({1, 1}).item() == 0.0);
+  CHECK_THROWS_WITH(x.item(), "item() of a tensor with shape (3, 4)");
+}
+
+// The stride of an axis of extent 1 never matters: such views are contiguous and need no copy.
+TEST_CASE("a view whose only odd strides are on axes of extent 1 is contiguous") {
+  CHECK(transpose(iota({1, 3})).is_contiguous());        // (3, 1) with strides (1, 3)
+  CHECK(slice(iota({4, 3}), 0, 2, 3).is_contiguous());   // one row
+  CHECK_FALSE(slice(iota({4, 3}), 1, 0, 1).is_contiguous());  // one column: rows 3 apart
+  CHECK_FALSE(transpose(iota({2, 3})).is_contiguous());
+}
