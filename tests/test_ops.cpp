@@ -119,3 +119,16 @@ TEST_CASE("a view whose only odd strides are on axes of extent 1 is contiguous")
   CHECK_FALSE(slice(iota({4, 3}), 1, 0, 1).is_contiguous());  // one column: rows 3 apart
   CHECK_FALSE(transpose(iota({2, 3})).is_contiguous());
 }
+
+TEST_CASE("tensor construction and in-place copies refuse what does not fit, by name") {
+  CHECK_THROWS_WITH(Tensor::empty({2, -1}, DType::f32), "tensor shape (2, -1) has a negative extent");
+  CHECK_THROWS_WITH(Tensor::from_vector({1, 2, 3, 4, 5}, {2, 2}, DType::f64), "from_vector: 5 values for shape (2, 2)");
+  CHECK_THROWS_WITH(Tensor::from_vector({1, 2, 3}, {2, 2}, DType::f64), "from_vector: 3 values for shape (2, 2)");
+  Tensor dst = Tensor::zeros({2, 3}, DType::f64);
+  CHECK_THROWS_WITH(dst.copy_(iota({6})), "copy_: shape (6,) into (2, 3)");
+  CHECK(dst.to_vector() == std::vector<double>(6, 0.0));
+  Tensor labels = Tensor::zeros({3}, DType::i64);
+  CHECK_THROWS_WITH(labels.requires_grad_(true), "only floating tensors can require grad, not int64");
+  CHECK_FALSE(labels.requires_grad());
+  labels.requires_grad_(false);  // switching it off is always allowed
+}
