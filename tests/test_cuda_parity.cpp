@@ -411,6 +411,31 @@ std::vector<Primitive> primitive_cases() {
          }
          return out;
        }},
+      // Values in {-1, 0, 1}: most windows hold several equal maxima, and the first in scan order must win on
+      // both devices (the index, and so where the gradient goes).
+      {"max pooling ties go to the first maximum, as on the CPU",
+       [](Device d) {
+         std::vector<double> v = rnd({2, 7, 7, 3}, 1).to_vector();
+         for (double& u : v) u = std::round(std::max(-1.0, std::min(1.0, u)));
+         const Pool2dArgs a{2, 3, 7, 7, 3, 2, 1};
+         Tensor x = on(d, Tensor::from_vector(v, {2, 7, 7, 3})), y = Tensor::empty({2, a.h_out(), a.w_out(), 3},
+                                                                                    DType::f32, d);
+         Tensor idx = Tensor::empty(y.shape(), DType::i32, d), dy = on(d, rnd(y.shape(), 2));
+         Tensor dx = Tensor::empty(x.shape(), DType::f32, d);
+         backend(d).maxpool2d_forward(a, x, y, idx);
+         backend(d).maxpool2d_backward(a, dy, idx, dx);
+         return std::vector<Tensor>{y, idx, dx};
+       },
+       {0, 0}},
+      // The kernel itself, which on CUDA sees labels the host does not check: a label outside the classes makes
+      // its row NaN (and reads nothing past the row), as on the CPU.
+      {"softmax cross-entropy kernel: a label outside the classes gives NaN",
+       [](Device d) {
+         Tensor logits = on(d, rnd({3, 4}, 1)), loss = Tensor::empty({3}, DType::f32, d);
+         backend(d).softmax_xent(logits, on(d, Tensor::from_vector({4, -1, 2}, {3}, DType::i64)), loss, Tensor());
+         return std::vector<Tensor>{loss};
+       },
+       {1e-6, 1e-5, true}},
       {"NaN propagates through max pooling and the fused ReLU as on the CPU",
        [](Device d) {
          std::vector<double> v = rnd({2, 6, 6, 3}, 1).to_vector();
