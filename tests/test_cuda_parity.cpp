@@ -152,6 +152,10 @@ std::vector<Case> op_cases() {
       // the chunk totals, so each lane adds several.
       {"batch norm 2d train, 64 row chunks", [](V x) { return batch_norm_2d(x[0], x[1], x[2], Tensor(), Tensor(), true); },
        {rnd({2, 64, 64, 128}, 1), pos({128}, 2), rnd({128}, 3)}},
+      // Running variances near eps (1e-5): forward and backward must both add it.
+      {"batch norm 2d eval, running variance near eps",
+       [](V x) { return batch_norm_2d(x[0], x[1], x[2], x[3], mul(x[4], 1e-4), false); },
+       {rnd({3, 2, 3, 2}, 1, 0.01), pos({2}, 2), rnd({2}, 3), rnd({2}, 4, 0.01), pos({2}, 5)}},
       {"batch norm 2d eval", [](V x) { return batch_norm_2d(x[0], x[1], x[2], x[3], x[4], false); },
        {rnd({3, 2, 3, 2}, 1), pos({2}, 2), rnd({2}, 3), rnd({2}, 4, 0.3), pos({2}, 5)}},
       // 40 channels (a full and a partial tile of 32) over 144 rows (three chunks of rows in the CUDA sums).
