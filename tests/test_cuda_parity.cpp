@@ -896,6 +896,18 @@ Tensor bf16_exact(const Tensor& t) { return t.to(DType::bf16).to(DType::f32); }
 
 }  // namespace
 
+// cuSOLVER's failure report reaches the caller as LAPACK's does: a matrix that is not positive definite is the
+// same NumericalError, naming the same leading minor, on both devices.
+TEST_CASE("cholesky of a matrix that is not positive definite is the same error on CUDA as on the CPU") {
+  if (!cuda_available()) { MESSAGE("SKIP: no usable GPU"); return; }
+  const Tensor a = Tensor::from_vector({4, 2, 0, 2, 5, 3, 0, 3, 1}, {3, 3});  // leading minors 4, 16, -20
+  CHECK_THROWS_WITH_AS(cholesky(a), "cholesky: matrix is not positive definite (leading minor 3)", NumericalError);
+  CHECK_THROWS_WITH_AS(cholesky(a.to(Device::cuda)), "cholesky: matrix is not positive definite (leading minor 3)",
+                       NumericalError);
+  const Tensor l = cholesky(Tensor::from_vector({4, 2, 2, 5}, {2, 2}).to(Device::cuda));
+  CHECK(l.to_vector() == std::vector<double>{2, 0, 1, 2});
+}
+
 TEST_CASE("bfloat16 tensors copy, fill and add on CUDA as the CPU rounds them") {
   if (!cuda_available()) { MESSAGE("SKIP: no usable GPU"); return; }
   const Tensor a = rnd({5, 40}, 1, 3.0), b = rnd({5, 40}, 2);
