@@ -85,16 +85,18 @@ const char* check_conv(const cudnnTensorStruct* x, const cudnnTensorStruct* w, c
 size_t workspace_of(int algo) { return algo == 1 ? 512 : algo == 2 ? 4096 : 0; }
 
 // INTL_EMULATION_CUDNN_REJECT=workspace: the workspace query of algorithm 1 (ranked first for float32 and
-// bfloat16 when allowed) answers NOT_SUPPORTED_SHAPE; =run: algorithm 1 passes its workspace query but answers
-// NOT_SUPPORTED_LAYOUT when run. cuDNN has done both for an algorithm its heuristics recommended; the caller must
-// fall back to the next one. cuDNN 9 names the reason with a code inside the NOT_SUPPORTED category, as here.
+// bfloat16 when allowed) answers NOT_SUPPORTED_SHAPE; =bad-param: that query answers BAD_PARAM instead (cuDNN's
+// other way of calling a configuration one an algorithm cannot run); =run: algorithm 1 passes its workspace query
+// but answers NOT_SUPPORTED_LAYOUT when run. cuDNN has done all three for an algorithm its heuristics recommended;
+// the caller must fall back to the next one. cuDNN 9 names the reason with a code inside a category, as here.
 bool rejects(const char* when) {
   const char* v = std::getenv("INTL_EMULATION_CUDNN_REJECT");
   return v && std::strcmp(v, when) == 0;
 }
 cudnnStatus_t workspace_status(int algo, size_t* bytes) {
-  static const bool reject = rejects("workspace");
+  static const bool reject = rejects("workspace"), bad_param = rejects("bad-param");
   if (reject && algo == 1) return CUDNN_STATUS_NOT_SUPPORTED_SHAPE;
+  if (bad_param && algo == 1) return CUDNN_STATUS_BAD_PARAM;
   *bytes = workspace_of(algo);
   return CUDNN_STATUS_SUCCESS;
 }
@@ -181,7 +183,7 @@ cudnnStatus_t timed_algorithms(const cudnnTensorStruct* x, const cudnnTensorStru
     const int algo = int(p.algo);
     p.time = algo == 0 ? 2.0f : algo == 1 ? 1.0f : 0.5f;
     if (p.status == CUDNN_STATUS_SUCCESS && (workspace_of(algo) > ws_bytes || refused_at_run(algo) ||
-                                             (algo == 1 && rejects("workspace"))))
+                                             (algo == 1 && (rejects("workspace") || rejects("bad-param")))))
       p.status = CUDNN_STATUS_NOT_SUPPORTED;
     if (p.status != CUDNN_STATUS_SUCCESS) p.time = -1;
   }
