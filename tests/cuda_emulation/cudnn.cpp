@@ -93,10 +93,15 @@ bool rejects(const char* when) {
   const char* v = std::getenv("INTL_EMULATION_CUDNN_REJECT");
   return v && std::strcmp(v, when) == 0;
 }
-cudnnStatus_t workspace_status(int algo, size_t* bytes) {
+// SUCCESS, or how algorithm `algo`'s workspace query refuses it.
+cudnnStatus_t workspace_refusal(int algo) {
   static const bool reject = rejects("workspace"), bad_param = rejects("bad-param");
   if (reject && algo == 1) return CUDNN_STATUS_NOT_SUPPORTED_SHAPE;
   if (bad_param && algo == 1) return CUDNN_STATUS_BAD_PARAM;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t workspace_status(int algo, size_t* bytes) {
+  if (const cudnnStatus_t refusal = workspace_refusal(algo); refusal != CUDNN_STATUS_SUCCESS) return refusal;
   *bytes = workspace_of(algo);
   return CUDNN_STATUS_SUCCESS;
 }
@@ -183,7 +188,7 @@ cudnnStatus_t timed_algorithms(const cudnnTensorStruct* x, const cudnnTensorStru
     const int algo = int(p.algo);
     p.time = algo == 0 ? 2.0f : algo == 1 ? 1.0f : 0.5f;
     if (p.status == CUDNN_STATUS_SUCCESS && (workspace_of(algo) > ws_bytes || refused_at_run(algo) ||
-                                             (algo == 1 && (rejects("workspace") || rejects("bad-param")))))
+                                             workspace_refusal(algo) != CUDNN_STATUS_SUCCESS))
       p.status = CUDNN_STATUS_NOT_SUPPORTED;
     if (p.status != CUDNN_STATUS_SUCCESS) p.time = -1;
   }
